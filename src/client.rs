@@ -1,0 +1,430 @@
+//! The client: one per device, shareable between threads. Every call runs inside one deadline (the request
+//! timeout) that covers its token fetch, its retries and their backoff.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::auth::{Grant, TokenCache};
+use crate::catalog::{self, Command, DesiredAction, Sensor};
+use crate::codes::{self, Class};
+use crate::config::{check_id, Config, Secret};
+use crate::error::{Error, ErrorKind, Result};
+use crate::feed::{self, FeedItem, FeedResult, Prepared};
+use crate::log::{log, Level};
+use crate::retry::{backoff, random_u64};
+use crate::time;
+use crate::transport::{Answer, Auth, Body, Method, Transport};
+
+/// Items per batch request (the contract's limit).
+pub(crate) const MAX_BATCH_ITEMS: usize = 100;
+
+/// The results of a batch post, one per item in order, and the first error that stopped a request.
+#[derive(Clone, Debug)]
+pub struct BatchReport {
+    pub results: Vec<FeedResult>,
+    /// `None` when every request was answered (items may still be rejected one by one).
+    pub error: Option<Error>,
+}
+
+pub struct Client {
+    config: Config,
+    transport: Transport,
+    basic_auth: Secret,
+    tokens: TokenCache,
+    /// The highest `sequence_number` this client reported, per command id.
+    reported_sequence: Mutex<HashMap<String, i64>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.config.base_url)
+            .field("device_id", &self.config.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn base64(input: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// application/x-www-form-urlencoded value encoding.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+enum AttemptError {
+    /// 401 with this token generation.
+    Unauthorized(u64, Error),
+    Failed(Error),
+}
+
+impl From<Error> for AttemptError {
+    fn from(e: Error) -> AttemptError {
+        AttemptError::Failed(e)
+    }
+}
+
+impl Client {
+    /// Copies the configuration; no network I/O.
+    pub fn new(config: &Config) -> Result<Client> {
+        config.check_complete()?;
+        let client_id = config.client_id.as_deref().unwrap_or_default();
+        let basic = format!("Basic {}", base64(format!("{client_id}:{}", config.client_secret.expose()).as_bytes()));
+        Ok(Client {
+            config: config.clone(),
+            transport: Transport::new(config),
+            basic_auth: Secret::new(basic),
+            tokens: TokenCache::default(),
+            reported_sequence: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn device_path(&self, tail: &str) -> String {
+        format!("/iot/v1/devices/{}{tail}", self.config.device_id.as_deref().unwrap_or_default())
+    }
+
+    fn send_logged(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Body<'_>,
+        deadline: Instant,
+    ) -> Result<Answer> {
+        let name = match method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        };
+        let started = Instant::now();
+        let r = self.transport.send(method, path, auth, body, deadline);
+        match &r {
+            Ok(a) => log!(
+                self.config.logger,
+                Level::Debug,
+                "{name} {path} -> HTTP {} in {} ms",
+                a.status,
+                started.elapsed().as_millis()
+            ),
+            Err(e) => log!(
+                self.config.logger,
+                Level::Debug,
+                "{name} {path} failed after {} ms: {e}",
+                started.elapsed().as_millis()
+            ),
+        }
+        r
+    }
+
+    fn fetch_token(&self, deadline: Instant) -> Result<Grant> {
+        let mut form = String::from("grant_type=client_credentials");
+        if let Some(scope) = &self.config.scope {
+            form.push_str("&scope=");
+            form.push_str(&form_encode(scope));
+        }
+        let answer =
+            self.send_logged(Method::Post, "/oauth/token", Auth::Basic(&self.basic_auth), Body::Form(&form), deadline)?;
+        if answer.status == 200 {
+            let json = codes::json_body(&answer).ok_or_else(|| Error::protocol("token answer is not JSON"))?;
+            let grant = Grant::parse(&json, time::now_unix_ms())?;
+            log!(
+                self.config.logger,
+                Level::Info,
+                "access token issued (renew after {:?}, expires in {:?})",
+                grant.renew_after,
+                grant.expires_in
+            );
+            return Ok(grant);
+        }
+        let retryable = codes::classify(answer.status, None) == Class::Retry;
+        let mut err = codes::error_from_answer(&answer, if retryable { ErrorKind::Api } else { ErrorKind::Auth });
+        err.message = format!("token request refused: {}", err.message);
+        Err(err)
+    }
+
+    fn token(&self, deadline: Instant) -> Result<crate::auth::Token> {
+        self.tokens.get(deadline, || self.fetch_token(deadline))
+    }
+
+    fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        deadline: Instant,
+    ) -> std::result::Result<(u16, Value), AttemptError> {
+        let token = self.token(deadline)?;
+        let body = body.map_or(Body::Empty, Body::Json);
+        let answer = self.send_logged(method, path, Auth::Bearer(&token.value), body, deadline)?;
+        let json = codes::json_body(&answer);
+        match codes::classify(answer.status, json.as_ref().and_then(codes::code_of)) {
+            Class::Success => match json {
+                Some(v) => Ok((answer.status, v)),
+                None => Err(Error::protocol(format!("HTTP {} answer is not JSON", answer.status)).into()),
+            },
+            Class::RenewToken => {
+                Err(AttemptError::Unauthorized(token.generation, codes::error_from_answer(&answer, ErrorKind::Auth)))
+            }
+            Class::Retry | Class::Fail => Err(codes::error_from_answer(&answer, ErrorKind::Api).into()),
+        }
+    }
+
+    /// One protected call with the contract's handling: one new token and one retry after a 401, backoff
+    /// retries of transient failures, all before the request deadline.
+    fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<(u16, Value)> {
+        let deadline = Instant::now() + self.config.request_timeout;
+        let policy = self.config.retry;
+        let mut failed = 0u32;
+        let mut renewed = false;
+        loop {
+            let err = match self.attempt(method, path, body, deadline) {
+                Ok(ok) => return Ok(ok),
+                Err(AttemptError::Unauthorized(generation, err)) => {
+                    self.tokens.invalidate(generation);
+                    if renewed {
+                        return Err(err);
+                    }
+                    log!(
+                        self.config.logger,
+                        Level::Info,
+                        "{path}: token refused (401); getting a new one and retrying once"
+                    );
+                    renewed = true;
+                    continue;
+                }
+                Err(AttemptError::Failed(err)) => err,
+            };
+            failed += 1;
+            if !err.retryable || failed >= policy.max_attempts {
+                return Err(err);
+            }
+            let Some(delay) = backoff(&policy, failed, err.retry_after, random_u64()) else {
+                log!(
+                    self.config.logger,
+                    Level::Warn,
+                    "{path}: {err}; Retry-After is longer than max_delay_ms, giving up"
+                );
+                return Err(err);
+            };
+            if Instant::now() + delay >= deadline {
+                return Err(err);
+            }
+            log!(
+                self.config.logger,
+                Level::Warn,
+                "{path}: attempt {failed} failed ({err}); retrying in {} ms",
+                delay.as_millis()
+            );
+            std::thread::sleep(delay);
+        }
+    }
+
+    /// Gets a token now, unless a valid one is cached. Optional: every call fetches one when needed.
+    pub fn authenticate(&self) -> Result<()> {
+        let deadline = Instant::now() + self.config.request_timeout;
+        let policy = self.config.retry;
+        let mut failed = 0;
+        loop {
+            match self.token(deadline) {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    failed += 1;
+                    let delay = backoff(&policy, failed, e.retry_after, random_u64());
+                    match delay {
+                        Some(d) if e.retryable && failed < policy.max_attempts && Instant::now() + d < deadline => {
+                            std::thread::sleep(d)
+                        }
+                        _ => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
+    fn warn_sink(&self) -> impl FnMut(Level, String) + '_ {
+        move |level, m| log!(self.config.logger, level, "{m}")
+    }
+
+    pub fn fetch_commands(&self) -> Result<Vec<Command>> {
+        let (_, body) = self.call(Method::Get, &self.device_path("/commands"), None)?;
+        catalog::parse_commands(&body, &mut self.warn_sink())
+    }
+
+    pub fn fetch_sensors(&self) -> Result<Vec<Sensor>> {
+        let (_, body) = self.call(Method::Get, &self.device_path("/sensors"), None)?;
+        catalog::parse_sensors(&body, &mut self.warn_sink())
+    }
+
+    fn one<T>(items: Vec<T>, what: &str, id: &str) -> Result<T> {
+        items.into_iter().next().ok_or_else(|| Error::protocol(format!("the answer for {what} {id} holds no item")))
+    }
+
+    pub fn fetch_command(&self, id: &str) -> Result<Command> {
+        check_id("command id", id).map_err(Error::invalid)?;
+        let (_, body) = self.call(Method::Get, &self.device_path(&format!("/commands/{id}")), None)?;
+        Self::one(catalog::parse_commands(&body, &mut self.warn_sink())?, "command", id)
+    }
+
+    pub fn fetch_sensor(&self, id: &str) -> Result<Sensor> {
+        check_id("sensor id", id).map_err(Error::invalid)?;
+        let (_, body) = self.call(Method::Get, &self.device_path(&format!("/sensors/{id}")), None)?;
+        Self::one(catalog::parse_sensors(&body, &mut self.warn_sink())?, "sensor", id)
+    }
+
+    /// What to do about a command's pending desired state at `now_unix_ms`, given what this client reported.
+    pub fn desired_action(&self, command: &Command, now_unix_ms: i64) -> DesiredAction {
+        let last = self.lock_reported().get(&command.id).copied();
+        catalog::desired_action(command, last, now_unix_ms)
+    }
+
+    fn lock_reported(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.reported_sequence.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember_reported(&self, prepared: &Prepared, result: &FeedResult) {
+        if let (true, Some(cmd), Some(seq)) = (result.is_accepted(), &prepared.command_id, prepared.sequence_number) {
+            let mut map = self.lock_reported();
+            let e = map.entry(cmd.clone()).or_insert(seq);
+            *e = (*e).max(seq);
+        }
+    }
+
+    /// Posts one item. The result always carries the `message_id` used, so a failed post can be retried with it.
+    pub fn post_feed_data(&self, item: &FeedItem) -> FeedResult {
+        let prepared = match item.prepare(time::now_unix_ms()) {
+            Ok(p) => p,
+            Err(e) => return FeedResult::not_sent(item.message_id.clone().unwrap_or_default(), e),
+        };
+        let body = prepared.json.to_string();
+        let result = match self.call(Method::Post, &self.device_path("/feed-data"), Some(body.as_bytes())) {
+            Ok((status, json)) => feed::parse_single(status, &json, prepared.message_id.clone()),
+            Err(e) => FeedResult::from_error(prepared.message_id.clone(), e),
+        };
+        self.remember_reported(&prepared, &result);
+        result
+    }
+
+    /// Posts items in batch requests of up to 100 (more items make more requests, sent in order; a batch
+    /// answered 413 is split in halves and resent). Stops at the first request that fails as a whole; the
+    /// items it and later requests held are `NotSent` (or `Rejected`, when the failure is final).
+    pub fn post_feed_batch(&self, items: &[FeedItem]) -> BatchReport {
+        let now = time::now_unix_ms();
+        let mut prepared = Vec::with_capacity(items.len());
+        let mut first_bad = None;
+        for (i, item) in items.iter().enumerate() {
+            match item.prepare(now) {
+                Ok(p) => prepared.push(Some(p)),
+                Err(e) => {
+                    first_bad.get_or_insert_with(|| Error::invalid(format!("item {i}: {}", e.message)));
+                    prepared.push(None);
+                }
+            }
+        }
+        if items.is_empty() {
+            first_bad = Some(Error::invalid("a batch needs at least one item"));
+        }
+        if let Some(err) = first_bad {
+            let results = items
+                .iter()
+                .zip(prepared)
+                .map(|(item, p)| {
+                    FeedResult::not_sent(
+                        p.map(|p| p.message_id).or_else(|| item.message_id.clone()).unwrap_or_default(),
+                        err.clone(),
+                    )
+                })
+                .collect();
+            return BatchReport { results, error: Some(err) };
+        }
+        let prepared: Vec<Prepared> = prepared.into_iter().flatten().collect();
+        let mut results = Vec::with_capacity(prepared.len());
+        let mut error = None;
+        for chunk in prepared.chunks(MAX_BATCH_ITEMS) {
+            if let Some(e) = &error {
+                results.extend(chunk.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), Error::clone(e))));
+                continue;
+            }
+            if let Err(e) = self.send_batch(chunk, &mut results) {
+                error = Some(e);
+            }
+        }
+        for (p, r) in prepared.iter().zip(&results) {
+            self.remember_reported(p, r);
+        }
+        BatchReport { results, error }
+    }
+
+    fn send_batch(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>) -> Result<()> {
+        let items: Vec<&Value> = chunk.iter().map(|p| &p.json).collect();
+        let body = serde_json::json!({ "items": items }).to_string();
+        match self.call(Method::Post, &self.device_path("/feed-data/batches"), Some(body.as_bytes())) {
+            Ok((status, json)) => {
+                let ids: Vec<String> = chunk.iter().map(|p| p.message_id.clone()).collect();
+                match feed::parse_batch(status, &json, &ids) {
+                    Ok(results) => {
+                        out.extend(results);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        out.extend(chunk.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) if e.code == 4013 && chunk.len() > 1 => {
+                log!(self.config.logger, Level::Info, "batch of {} items too large (413); splitting it", chunk.len());
+                let (a, b) = chunk.split_at(chunk.len() / 2);
+                match self.send_batch(a, out) {
+                    Ok(()) => self.send_batch(b, out),
+                    Err(e) => {
+                        out.extend(b.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => {
+                out.extend(chunk.iter().map(|p| FeedResult::from_error(p.message_id.clone(), e.clone())));
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_and_form_encoding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"cdv_x:demo-secret"), "Y2R2X3g6ZGVtby1zZWNyZXQ=");
+        assert_eq!(form_encode("iot:catalog:read iot:feed-data:write"), "iot%3Acatalog%3Aread+iot%3Afeed-data%3Awrite");
+    }
+}

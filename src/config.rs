@@ -1,0 +1,421 @@
+//! Client configuration. Every setter checks its value where it is set, so a firmware engineer learns
+//! about a bad URL or an unreadable CA file at that line, not at the first request.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+use crate::error::{Error, Result};
+use crate::log::Logger;
+
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.therealer.com";
+const MAX_CA_BYTES: usize = 4 << 20;
+const MAX_SETTING_LEN: usize = 1024;
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
+const MAX_ATTEMPTS: u32 = 100;
+
+/// A value that must never be printed: `Debug` shows `<redacted>`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Which certificates the client trusts for the server.
+#[derive(Clone, Debug, Default)]
+pub enum Trust {
+    /// The bundled Mozilla root certificates (webpki-roots).
+    #[default]
+    MozillaRoots,
+    /// Only these CA certificates (DER), parsed and checked when they were set.
+    Certificates(Arc<Vec<CertificateDer<'static>>>),
+}
+
+/// Retry policy for transient failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included (1 = never retry).
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) base_url: String,
+    pub(crate) allow_insecure_loopback: bool,
+    pub(crate) device_id: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Secret,
+    pub(crate) scope: Option<String>,
+    pub(crate) trust: Trust,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) user_agent: String,
+    pub(crate) logger: Option<Logger>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            base_url: DEFAULT_BASE_URL.to_string(),
+            allow_insecure_loopback: false,
+            device_id: None,
+            client_id: None,
+            client_secret: Secret::default(),
+            scope: None,
+            trust: Trust::MozillaRoots,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy {
+                max_attempts: 5,
+                base_delay: Duration::from_millis(500),
+                max_delay: Duration::from_secs(30),
+            },
+            user_agent: concat!("librealer/", env!("CARGO_PKG_VERSION")).to_string(),
+            logger: None,
+        }
+    }
+}
+
+fn check_len(what: &str, v: &str) -> Result<()> {
+    if v.len() > MAX_SETTING_LEN {
+        return Err(Error::config(format!("{what} is longer than {MAX_SETTING_LEN} bytes")));
+    }
+    Ok(())
+}
+
+/// Ids travel in URL paths and JSON: keep them to URL-safe ASCII.
+pub(crate) fn check_id(what: &str, id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if id.len() > 128 {
+        return Err(format!("{what} is longer than 128 characters"));
+    }
+    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))) {
+        return Err(format!("{what} contains {c:?}: only letters, digits, '-', '_', '.' and '~' are allowed"));
+    }
+    if id.bytes().all(|b| b.is_ascii_digit()) && id.parse::<u64>().is_err() {
+        return Err(format!("{what} is a number too large for Realer's integer ids"));
+    }
+    Ok(())
+}
+
+impl Config {
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Allows `http://` base URLs, for 127.0.0.1 and ::1 only (a local test server). Call before
+    /// `set_base_url`.
+    pub fn allow_insecure_loopback(&mut self, allow: bool) {
+        self.allow_insecure_loopback = allow;
+    }
+
+    /// The API's origin, `https://host[:port][/prefix]`. A plain `http://` URL is refused unless
+    /// [`Config::allow_insecure_loopback`] was called and the host is 127.0.0.1 or ::1.
+    pub fn set_base_url(&mut self, url: &str) -> Result<()> {
+        check_len("base URL", url)?;
+        let url = url.trim_end_matches('/');
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| Error::config(format!("base URL {url:?} has no scheme: use https://host")))?;
+        let authority = rest.split('/').next().unwrap_or("");
+        if authority.is_empty() {
+            return Err(Error::config(format!("base URL {url:?} has no host")));
+        }
+        if rest.contains(['?', '#', ' ', '@']) || !rest.is_ascii() {
+            return Err(Error::config(format!(
+                "base URL {url:?} must be https://host[:port][/path] without user info, query, fragment or spaces"
+            )));
+        }
+        let host = if let Some(v6) = authority.strip_prefix('[') {
+            v6.split(']').next().unwrap_or("")
+        } else {
+            authority.split(':').next().unwrap_or("")
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "https" => {}
+            "http" => {
+                if !(host == "127.0.0.1" || host == "::1") {
+                    return Err(Error::config(format!(
+                        "base URL {url:?}: plain http is refused for device traffic; only 127.0.0.1 or ::1 may use it, after realer_config_allow_insecure_loopback"
+                    )));
+                }
+                if !self.allow_insecure_loopback {
+                    return Err(Error::config(format!(
+                        "base URL {url:?}: plain http to loopback needs realer_config_allow_insecure_loopback first"
+                    )));
+                }
+            }
+            other => return Err(Error::config(format!("base URL scheme {other:?} is not https"))),
+        }
+        self.base_url = url.to_string();
+        Ok(())
+    }
+
+    pub fn set_device_id(&mut self, device_id: &str) -> Result<()> {
+        check_id("device id", device_id).map_err(Error::config)?;
+        self.device_id = Some(device_id.to_string());
+        Ok(())
+    }
+
+    /// The OAuth client id and secret. Client ids are not checked against Realer's `cdv_` form, since test
+    /// servers use others; the id may not contain ':' (Basic authentication could not carry it).
+    pub fn set_credentials(&mut self, client_id: &str, client_secret: &str) -> Result<()> {
+        check_len("client id", client_id)?;
+        check_len("client secret", client_secret)?;
+        if client_id.is_empty() || client_id.contains(':') || client_id.chars().any(char::is_control) {
+            return Err(Error::config("client id must be non-empty, without ':' or control characters"));
+        }
+        if client_secret.is_empty() || client_secret.chars().any(char::is_control) {
+            return Err(Error::config("client secret must be non-empty, without control characters"));
+        }
+        self.client_id = Some(client_id.to_string());
+        self.client_secret = Secret::new(client_secret);
+        Ok(())
+    }
+
+    /// Space-separated OAuth scopes; an empty string means "send no scope" (Realer grants both defaults).
+    pub fn set_scope(&mut self, scope: &str) -> Result<()> {
+        check_len("scope", scope)?;
+        let scope = scope.trim();
+        // RFC 6749 scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        if scope
+            .split(' ')
+            .any(|t| t.is_empty() || t.bytes().any(|b| !(0x21..=0x7e).contains(&b) || b == b'"' || b == b'\\'))
+            && !scope.is_empty()
+        {
+            return Err(Error::config(format!("scope {scope:?} is not a space-separated list of scope tokens")));
+        }
+        self.scope = (!scope.is_empty()).then(|| scope.to_string());
+        Ok(())
+    }
+
+    /// Trusts only the CA certificates in this PEM file.
+    pub fn set_ca_file(&mut self, path: &str) -> Result<()> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::config(format!("CA file {path:?}: {e}")))?;
+        if meta.len() > MAX_CA_BYTES as u64 {
+            return Err(Error::config(format!("CA file {path:?} is larger than {MAX_CA_BYTES} bytes")));
+        }
+        let pem = std::fs::read(path).map_err(|e| Error::config(format!("CA file {path:?}: {e}")))?;
+        self.set_ca_pem(&pem).map_err(|e| Error::config(format!("CA file {path:?}: {}", e.message)))
+    }
+
+    /// Trusts only the CA certificates in this PEM text. Every certificate must parse; at least one is needed.
+    pub fn set_ca_pem(&mut self, pem: &[u8]) -> Result<()> {
+        if pem.len() > MAX_CA_BYTES {
+            return Err(Error::config(format!("CA PEM is larger than {MAX_CA_BYTES} bytes")));
+        }
+        let mut certs = Vec::new();
+        for item in CertificateDer::pem_slice_iter(pem) {
+            let cert = item.map_err(|e| Error::config(format!("CA PEM is malformed: {e}")))?;
+            certs.push(cert);
+        }
+        if certs.is_empty() {
+            return Err(Error::config("CA PEM holds no CERTIFICATE section"));
+        }
+        // ureq silently skips certificates it cannot use: check each one here instead.
+        for (i, cert) in certs.iter().enumerate() {
+            let mut store = rustls::RootCertStore::empty();
+            let (added, _) = store.add_parsable_certificates([cert.clone()]);
+            if added != 1 {
+                return Err(Error::config(format!(
+                    "CA PEM certificate #{} of {} is not a usable X.509 CA certificate",
+                    i + 1,
+                    certs.len()
+                )));
+            }
+        }
+        self.trust = Trust::Certificates(Arc::new(certs));
+        Ok(())
+    }
+
+    /// `connect` bounds establishing a connection (TCP and TLS); `request` bounds one whole library call,
+    /// token fetches, retries and backoff included.
+    pub fn set_timeouts(&mut self, connect: Duration, request: Duration) -> Result<()> {
+        for (what, d) in [("connect timeout", connect), ("request timeout", request)] {
+            if d.is_zero() || d.as_millis() > u128::from(MAX_TIMEOUT_MS) {
+                return Err(Error::config(format!("{what} must be between 1 ms and {MAX_TIMEOUT_MS} ms")));
+            }
+        }
+        self.connect_timeout = connect;
+        self.request_timeout = request;
+        Ok(())
+    }
+
+    pub fn set_retry(&mut self, max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Result<()> {
+        if max_attempts == 0 || max_attempts > MAX_ATTEMPTS {
+            return Err(Error::config(format!("max_attempts must be between 1 and {MAX_ATTEMPTS}")));
+        }
+        if base_delay > max_delay {
+            return Err(Error::config("base_delay_ms must not exceed max_delay_ms"));
+        }
+        if max_delay.as_millis() > u128::from(MAX_TIMEOUT_MS) {
+            return Err(Error::config(format!("max_delay_ms must be at most {MAX_TIMEOUT_MS}")));
+        }
+        self.retry = RetryPolicy { max_attempts, base_delay, max_delay };
+        Ok(())
+    }
+
+    pub fn set_user_agent(&mut self, user_agent: &str) -> Result<()> {
+        if user_agent.is_empty() || user_agent.len() > 256 || user_agent.bytes().any(|b| !(0x20..=0x7e).contains(&b)) {
+            return Err(Error::config("user agent must be 1 to 256 printable ASCII characters"));
+        }
+        self.user_agent = user_agent.to_string();
+        Ok(())
+    }
+
+    pub fn set_logger(&mut self, logger: Option<Logger>) {
+        self.logger = logger;
+    }
+
+    /// Applies `REALER_BASE_URL`, `REALER_DEVICE_ID`, `REALER_CLIENT_ID`, `REALER_CLIENT_SECRET`,
+    /// `REALER_CA_FILE` and `REALER_SCOPE`, each only when set. `REALER_CLIENT_ID` and
+    /// `REALER_CLIENT_SECRET` go together. The first refused value fails the call, naming the variable.
+    pub fn apply_env(&mut self, mut get: impl FnMut(&str) -> Option<String>) -> Result<()> {
+        let named = |var: &str, r: Result<()>| r.map_err(|e| Error::config(format!("{var}: {}", e.message)));
+        if let Some(v) = get("REALER_BASE_URL") {
+            named("REALER_BASE_URL", self.set_base_url(&v))?;
+        }
+        if let Some(v) = get("REALER_DEVICE_ID") {
+            named("REALER_DEVICE_ID", self.set_device_id(&v))?;
+        }
+        match (get("REALER_CLIENT_ID"), get("REALER_CLIENT_SECRET")) {
+            (Some(id), Some(secret)) => {
+                named("REALER_CLIENT_ID/REALER_CLIENT_SECRET", self.set_credentials(&id, &secret))?
+            }
+            (None, None) => {}
+            _ => return Err(Error::config("REALER_CLIENT_ID and REALER_CLIENT_SECRET must be set together")),
+        }
+        if let Some(v) = get("REALER_CA_FILE") {
+            named("REALER_CA_FILE", self.set_ca_file(&v))?;
+        }
+        if let Some(v) = get("REALER_SCOPE") {
+            named("REALER_SCOPE", self.set_scope(&v))?;
+        }
+        Ok(())
+    }
+
+    /// Applies the process environment (see [`Config::apply_env`]); a variable that is not UTF-8 is refused.
+    pub fn from_env(&mut self) -> Result<()> {
+        let mut bad = None;
+        let r = self.apply_env(|k| match std::env::var(k) {
+            Ok(v) => Some(v),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                bad.get_or_insert_with(|| k.to_string());
+                None
+            }
+        });
+        match bad {
+            Some(k) => Err(Error::config(format!("{k} is not valid UTF-8"))),
+            None => r,
+        }
+    }
+
+    /// The settings a client cannot work without.
+    pub(crate) fn check_complete(&self) -> Result<()> {
+        if self.device_id.is_none() {
+            return Err(Error::config("no device id: call realer_config_set_device_id (or set REALER_DEVICE_ID)"));
+        }
+        if self.client_id.is_none() {
+            return Err(Error::config(
+                "no credentials: call realer_config_set_credentials (or set REALER_CLIENT_ID and REALER_CLIENT_SECRET)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_rules() {
+        let mut c = Config::new();
+        assert!(c.set_base_url("https://api.therealer.com/").is_ok());
+        assert_eq!(c.base_url, "https://api.therealer.com");
+        assert!(c.set_base_url("https://127.0.0.1:8443/prefix").is_ok());
+        assert!(c.set_base_url("https://[::1]:8443").is_ok());
+        assert!(c.set_base_url("http://api.therealer.com").is_err());
+        assert!(c.set_base_url("http://127.0.0.1:80").is_err(), "needs the opt-in");
+        c.allow_insecure_loopback(true);
+        assert!(c.set_base_url("http://127.0.0.1:80").is_ok());
+        assert!(c.set_base_url("http://[::1]:80").is_ok());
+        assert!(c.set_base_url("http://localhost:80").is_err());
+        assert!(c.set_base_url("http://10.0.0.1").is_err());
+        for bad in ["ftp://x", "api.therealer.com", "https://", "https://a?b", "https://u@h", "https://h #"] {
+            assert!(c.set_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_and_scope() {
+        let mut c = Config::new();
+        assert!(c.set_device_id("12345").is_ok());
+        assert!(c.set_device_id("cdv_0123456789abcdefghijklmnop").is_ok());
+        for bad in ["", "12/45", "a b", "99999999999999999999999", "é"] {
+            assert!(c.set_device_id(bad).is_err(), "{bad}");
+        }
+        assert!(c.set_scope("iot:catalog:read iot:feed-data:write").is_ok());
+        assert_eq!(c.scope.as_deref(), Some("iot:catalog:read iot:feed-data:write"));
+        assert!(c.set_scope("").is_ok());
+        assert_eq!(c.scope, None);
+        assert!(c.set_scope("a  b").is_err());
+        assert!(c.set_scope("a\"b").is_err());
+    }
+
+    #[test]
+    fn secret_is_not_in_debug() {
+        let mut c = Config::new();
+        c.set_credentials("cdv_x", "very-secret-value").unwrap();
+        assert!(!format!("{c:?}").contains("very-secret-value"));
+        assert!(c.set_credentials("a:b", "s").is_err());
+    }
+
+    #[test]
+    fn ca_pem_rules() {
+        let mut c = Config::new();
+        assert!(c.set_ca_pem(b"").is_err());
+        assert!(c.set_ca_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        let junk = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let e = c.set_ca_pem(junk).unwrap_err();
+        assert!(e.message.contains("#1"), "{}", e.message);
+        assert!(c.set_ca_file("/nonexistent/ca.pem").is_err());
+    }
+
+    #[test]
+    fn env_is_applied_and_named() {
+        let mut c = Config::new();
+        let env = |k: &str| match k {
+            "REALER_DEVICE_ID" => Some("777".to_string()),
+            "REALER_CLIENT_ID" => Some("cid".to_string()),
+            "REALER_CLIENT_SECRET" => Some("sec".to_string()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.device_id.as_deref(), Some("777"));
+        let e = c.apply_env(|k| (k == "REALER_BASE_URL").then(|| "http://x".to_string())).unwrap_err();
+        assert!(e.message.starts_with("REALER_BASE_URL"));
+        assert!(c.apply_env(|k| (k == "REALER_CLIENT_ID").then(|| "x".to_string())).is_err());
+    }
+}

@@ -1,0 +1,406 @@
+//! Feed data (contract sections 4 and 5): an item is checked against the contract before any I/O, gets its
+//! `message_id` (the idempotency key that stays the same through every retry) and its JSON form.
+
+use serde_json::{Map, Value};
+
+use crate::config::check_id;
+use crate::error::{Error, Result};
+use crate::retry::random_u64;
+use crate::time;
+
+pub(crate) const MAX_MESSAGE_ID_LEN: usize = 128;
+
+/// `report_status` of a command report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReportStatus {
+    /// Omitted: `applied` is implied with a `desired_id`; nothing without.
+    #[default]
+    None,
+    Applied,
+    Rejected,
+    Stale,
+    /// Only for a local physical change (no `desired_id`).
+    Reported,
+}
+
+impl ReportStatus {
+    fn as_str(self) -> Option<&'static str> {
+        match self {
+            ReportStatus::None => None,
+            ReportStatus::Applied => Some("applied"),
+            ReportStatus::Rejected => Some("rejected"),
+            ReportStatus::Stale => Some("stale"),
+            ReportStatus::Reported => Some("reported"),
+        }
+    }
+}
+
+/// One command acknowledgement or sensor reading.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedItem {
+    pub sensor_id: Option<String>,
+    pub command_id: Option<String>,
+    /// The raw value, sent as a JSON string ("21.4").
+    pub value: Option<String>,
+    /// RFC 3339 UTC; `None` = now.
+    pub value_received_at: Option<String>,
+    /// `None` = generated.
+    pub message_id: Option<String>,
+    pub desired_id: Option<String>,
+    pub report_status: ReportStatus,
+    pub sequence_number: Option<i64>,
+}
+
+/// An item that passed the contract's checks, ready for the wire.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Prepared {
+    pub message_id: String,
+    pub json: Value,
+    pub command_id: Option<String>,
+    pub sequence_number: Option<i64>,
+}
+
+/// A fresh `message_id`: time-ordered and random, 33 printable characters.
+pub fn generate_message_id() -> String {
+    format!("rl-{:012x}-{:016x}", time::now_unix_ms().max(0), random_u64())
+}
+
+/// Checks a caller's `message_id`: 1 to 128 printable ASCII characters, no spaces.
+pub fn check_message_id(id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN {
+        return Err(format!("message_id must be 1 to {MAX_MESSAGE_ID_LEN} characters (got {})", id.len()));
+    }
+    if let Some(c) = id.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!("message_id contains {c:?}: only printable ASCII without spaces is allowed"));
+    }
+    Ok(())
+}
+
+/// Ids go out as JSON numbers when they are made only of digits (the v1 API's integers), else as strings.
+fn id_json(id: &str) -> Value {
+    match id.parse::<u64>() {
+        Ok(n) if id.bytes().all(|b| b.is_ascii_digit()) => Value::from(n),
+        _ => Value::from(id),
+    }
+}
+
+impl FeedItem {
+    pub fn sensor(sensor_id: &str, value: &str) -> FeedItem {
+        FeedItem { sensor_id: Some(sensor_id.into()), value: Some(value.into()), ..FeedItem::default() }
+    }
+
+    pub fn command(command_id: &str, value: &str) -> FeedItem {
+        FeedItem { command_id: Some(command_id.into()), value: Some(value.into()), ..FeedItem::default() }
+    }
+
+    /// Checks the item against the contract and builds its wire form. The error names the field.
+    pub(crate) fn prepare(&self, now_unix_ms: i64) -> Result<Prepared> {
+        let bad = |field: &str, why: &str| Error::invalid(format!("feed item {field}: {why}"));
+        let mut m = Map::new();
+        let (key, id) = match (&self.sensor_id, &self.command_id) {
+            (Some(s), None) => ("sensor_id", s),
+            (None, Some(c)) => ("command_id", c),
+            (Some(_), Some(_)) => {
+                return Err(bad("sensor_id/command_id", "exactly one of the two must be set, not both"))
+            }
+            (None, None) => return Err(bad("sensor_id/command_id", "exactly one of the two must be set")),
+        };
+        check_id(key, id).map_err(|e| bad(key, &e))?;
+        m.insert(key.into(), id_json(id));
+        let value = self.value.as_ref().ok_or_else(|| bad("value", "is required"))?;
+        if value.len() > 16 * 1024 {
+            return Err(bad("value", "is longer than 16384 bytes"));
+        }
+        m.insert("value".into(), Value::from(value.as_str()));
+        let at = match &self.value_received_at {
+            Some(at) => {
+                time::parse_rfc3339_utc_ms(at).map_err(|e| bad("value_received_at", e))?;
+                at.clone()
+            }
+            None => time::format_rfc3339_ms(now_unix_ms)
+                .ok_or_else(|| bad("value_received_at", "the clock is outside years 0-9999"))?,
+        };
+        m.insert("value_received_at".into(), Value::from(at));
+        let message_id = match &self.message_id {
+            Some(id) => {
+                check_message_id(id).map_err(|e| bad("message_id", &e))?;
+                id.clone()
+            }
+            None => generate_message_id(),
+        };
+        m.insert("message_id".into(), Value::from(message_id.as_str()));
+        let is_command = key == "command_id";
+        if let Some(d) = &self.desired_id {
+            if !is_command {
+                return Err(bad("desired_id", "is only for command reports"));
+            }
+            if d.is_empty() || d.len() > 128 || !d.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(bad("desired_id", "must be 1 to 128 printable ASCII characters"));
+            }
+            m.insert("desired_id".into(), Value::from(d.as_str()));
+        }
+        match (self.report_status, is_command, self.desired_id.is_some()) {
+            (ReportStatus::None, _, _) => {}
+            (_, false, _) => return Err(bad("report_status", "is never sent with a sensor reading")),
+            (ReportStatus::Reported, true, true) => {
+                return Err(bad("report_status", "with a desired_id must be applied, rejected or stale"))
+            }
+            (ReportStatus::Applied | ReportStatus::Rejected | ReportStatus::Stale, true, false) => {
+                return Err(bad("report_status", "without a desired_id (a local physical change) may only be reported"))
+            }
+            (s, true, _) => {
+                m.insert("report_status".into(), Value::from(s.as_str()));
+            }
+        }
+        if let Some(seq) = self.sequence_number {
+            if !is_command || self.desired_id.is_none() {
+                return Err(bad("sequence_number", "is only echoed on a command report with its desired_id"));
+            }
+            if seq < 0 {
+                return Err(bad("sequence_number", "must not be negative"));
+            }
+            m.insert("sequence_number".into(), Value::from(seq));
+        }
+        Ok(Prepared {
+            message_id,
+            json: Value::Object(m),
+            command_id: self.command_id.clone(),
+            sequence_number: self.sequence_number,
+        })
+    }
+}
+
+/// What became of an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedOutcome {
+    /// Stored now.
+    Created,
+    /// Stored before under the same `message_id` and payload: a replay, counted as success.
+    Idempotent,
+    /// Refused for good (validation, conflict, permission): do not resend unchanged.
+    Rejected,
+    /// Not known to be stored (never sent, or no answer): send again with the same `message_id`.
+    NotSent,
+}
+
+/// The fate of one item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedResult {
+    pub outcome: FeedOutcome,
+    pub feed_data_id: Option<i64>,
+    pub http_status: u16,
+    /// Realer's code (2000 on success), 0 when no answer arrived.
+    pub code: i32,
+    /// The `message_id` used (generated when the item had none): retry with it.
+    pub message_id: String,
+    /// Why it was rejected or not sent.
+    pub error: Option<Error>,
+}
+
+impl FeedResult {
+    pub(crate) fn not_sent(message_id: String, error: Error) -> FeedResult {
+        FeedResult {
+            outcome: FeedOutcome::NotSent,
+            feed_data_id: None,
+            http_status: error.http_status,
+            code: error.code,
+            message_id,
+            error: Some(error),
+        }
+    }
+
+    /// The result an error answer gives this item: rejected when it is final, else not sent.
+    pub(crate) fn from_error(message_id: String, error: Error) -> FeedResult {
+        let outcome =
+            if error.http_status != 0 && !error.retryable { FeedOutcome::Rejected } else { FeedOutcome::NotSent };
+        FeedResult { outcome, ..FeedResult::not_sent(message_id, error) }
+    }
+
+    pub fn is_accepted(&self) -> bool {
+        matches!(self.outcome, FeedOutcome::Created | FeedOutcome::Idempotent)
+    }
+}
+
+pub(crate) fn feed_data_id(v: &Value) -> Option<i64> {
+    match v.get("feed_data_id")? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a single-item answer (HTTP 2xx).
+pub(crate) fn parse_single(http_status: u16, body: &Value, message_id: String) -> FeedResult {
+    let outcome = match body.get("status").and_then(Value::as_str) {
+        Some("idempotent") => FeedOutcome::Idempotent,
+        _ => FeedOutcome::Created,
+    };
+    FeedResult {
+        outcome,
+        feed_data_id: feed_data_id(body),
+        http_status,
+        code: crate::codes::code_of(body).unwrap_or(2000),
+        message_id,
+        error: None,
+    }
+}
+
+/// Reads a batch answer: one result per item, matched by `message_id`, falling back to `index`. An item the
+/// answer does not mention is `NotSent`.
+pub(crate) fn parse_batch(http_status: u16, body: &Value, message_ids: &[String]) -> Result<Vec<FeedResult>> {
+    let results = body
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::protocol("batch answer has no \"results\" array"))?;
+    let mut out: Vec<Option<FeedResult>> = vec![None; message_ids.len()];
+    for (pos, r) in results.iter().enumerate() {
+        let by_id = r.get("message_id").and_then(Value::as_str).and_then(|id| {
+            // Duplicate ids in one batch: take the first slot not yet filled.
+            (0..message_ids.len()).find(|&i| message_ids[i] == id && out[i].is_none())
+        });
+        let index = r.get("index").and_then(Value::as_u64).map(|i| i as usize).unwrap_or(pos);
+        let Some(slot) = by_id.or((index < message_ids.len() && out[index].is_none()).then_some(index)) else {
+            continue;
+        };
+        let message_id = message_ids[slot].clone();
+        let result = match r.get("status").and_then(Value::as_str) {
+            Some("created") => FeedResult {
+                outcome: FeedOutcome::Created,
+                feed_data_id: feed_data_id(r),
+                http_status,
+                code: 2000,
+                message_id,
+                error: None,
+            },
+            Some("idempotent") => FeedResult {
+                outcome: FeedOutcome::Idempotent,
+                feed_data_id: feed_data_id(r),
+                http_status,
+                code: 2000,
+                message_id,
+                error: None,
+            },
+            _ => {
+                // Judge the item by its own code, as a single answer with that code would be judged.
+                let code = crate::codes::code_of(r).unwrap_or(4000);
+                let item_status = u16::try_from(code / 1000 * 100 + code % 100).unwrap_or(400);
+                let answer = crate::transport::Answer {
+                    status: item_status,
+                    retry_after: None,
+                    request_id: None,
+                    is_json: true,
+                    body: r.to_string().into_bytes(),
+                };
+                let mut err = crate::codes::error_from_answer(&answer, crate::error::ErrorKind::Api);
+                err.http_status = http_status;
+                err.request_id = body.get("request_id").and_then(Value::as_str).unwrap_or_default().to_string();
+                let outcome = if err.retryable { FeedOutcome::NotSent } else { FeedOutcome::Rejected };
+                FeedResult { outcome, feed_data_id: None, http_status, code, message_id, error: Some(err) }
+            }
+        };
+        out[slot] = Some(result);
+    }
+    Ok(out
+        .into_iter()
+        .zip(message_ids)
+        .map(|(r, id)| {
+            r.unwrap_or_else(|| {
+                FeedResult::not_sent(id.clone(), Error::protocol("the batch answer has no result for this item"))
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wire_form_follows_the_contract() {
+        let item = FeedItem {
+            value_received_at: Some("2026-04-24T10:15:00Z".into()),
+            message_id: Some("sensor-7-20260424T101500Z".into()),
+            ..FeedItem::sensor("7", "21.4")
+        };
+        let p = item.prepare(0).unwrap();
+        assert_eq!(
+            p.json,
+            json!({"sensor_id":7,"value":"21.4","value_received_at":"2026-04-24T10:15:00Z","message_id":"sensor-7-20260424T101500Z"})
+        );
+        let p = FeedItem {
+            desired_id: Some("des_1".into()),
+            report_status: ReportStatus::Applied,
+            sequence_number: Some(3),
+            ..FeedItem::command("cmd_x", "1.0")
+        }
+        .prepare(1_777_025_700_000)
+        .unwrap();
+        assert_eq!(p.json["command_id"], json!("cmd_x"));
+        assert_eq!(p.json["value_received_at"], json!("2026-04-24T10:15:00.000Z"));
+        assert_eq!(p.json["report_status"], json!("applied"));
+        assert_eq!(p.json["sequence_number"], json!(3));
+        assert!(p.message_id.starts_with("rl-"));
+        check_message_id(&p.message_id).unwrap();
+    }
+
+    #[test]
+    fn refuses_what_the_contract_refuses() {
+        let cases: Vec<(FeedItem, &str)> = vec![
+            (FeedItem { command_id: Some("1".into()), ..FeedItem::sensor("7", "1") }, "sensor_id/command_id"),
+            (FeedItem { value: Some("1".into()), ..FeedItem::default() }, "sensor_id/command_id"),
+            (FeedItem { value: None, ..FeedItem::sensor("7", "1") }, "value"),
+            (
+                FeedItem { value_received_at: Some("yesterday".into()), ..FeedItem::sensor("7", "1") },
+                "value_received_at",
+            ),
+            (
+                FeedItem { value_received_at: Some("2026-04-24T10:15:00+02:00".into()), ..FeedItem::sensor("7", "1") },
+                "value_received_at",
+            ),
+            (FeedItem { message_id: Some("".into()), ..FeedItem::sensor("7", "1") }, "message_id"),
+            (FeedItem { message_id: Some("a b".into()), ..FeedItem::sensor("7", "1") }, "message_id"),
+            (FeedItem { message_id: Some("x".repeat(129)), ..FeedItem::sensor("7", "1") }, "message_id"),
+            (FeedItem { desired_id: Some("d".into()), ..FeedItem::sensor("7", "1") }, "desired_id"),
+            (FeedItem { report_status: ReportStatus::Reported, ..FeedItem::sensor("7", "1") }, "report_status"),
+            (FeedItem { report_status: ReportStatus::Applied, ..FeedItem::command("1", "1") }, "report_status"),
+            (
+                FeedItem {
+                    desired_id: Some("d".into()),
+                    report_status: ReportStatus::Reported,
+                    ..FeedItem::command("1", "1")
+                },
+                "report_status",
+            ),
+            (FeedItem { sequence_number: Some(1), ..FeedItem::command("1", "1") }, "sequence_number"),
+            (
+                FeedItem { desired_id: Some("d".into()), sequence_number: Some(-2), ..FeedItem::command("1", "1") },
+                "sequence_number",
+            ),
+            (FeedItem::sensor("7 8", "1"), "sensor_id"),
+        ];
+        for (item, field) in cases {
+            let e = item.prepare(0).unwrap_err();
+            assert!(e.message.starts_with(&format!("feed item {field}:")), "{field}: {}", e.message);
+        }
+        assert!(FeedItem { message_id: Some("x".repeat(128)), ..FeedItem::sensor("7", "1") }.prepare(0).is_ok());
+        assert!(FeedItem { report_status: ReportStatus::Reported, ..FeedItem::command("1", "1") }.prepare(0).is_ok());
+    }
+
+    #[test]
+    fn batch_answers_match_by_message_id_then_index() {
+        let ids: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let body = json!({"code":2000,"status":"partial","results":[
+            {"index":1,"message_id":"b","status":"idempotent","feed_data_id":5},
+            {"index":0,"message_id":"a","status":"created","feed_data_id":"6"},
+            {"index":2,"status":"rejected","code":4022,"error":{"type":"validation_failed","message":"bad","details":{"value":["x"]}}}
+        ]});
+        let r = parse_batch(200, &body, &ids).unwrap();
+        assert_eq!((r[0].outcome, r[0].feed_data_id), (FeedOutcome::Created, Some(6)));
+        assert_eq!((r[1].outcome, r[1].feed_data_id), (FeedOutcome::Idempotent, Some(5)));
+        assert_eq!((r[2].outcome, r[2].code), (FeedOutcome::Rejected, 4022));
+        assert_eq!(r[2].error.as_ref().unwrap().details_json(), r#"{"value":["x"]}"#);
+        assert_eq!(r[3].outcome, FeedOutcome::NotSent);
+        assert!(parse_batch(200, &json!({"code":2000}), &ids).is_err());
+    }
+}

@@ -1,0 +1,64 @@
+//! `realer_client`: one device's connection to the API, shareable between threads.
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::ffi::config::realer_config;
+use crate::ffi::error::{realer_status, REALER_ERR_INTERNAL};
+use crate::ffi::{free_box, into_raw, ref_arg, status};
+
+/// A client for one device. Thread-safe: any number of threads may call it at once (it serialises token
+/// requests itself). Freed by `realer_client_free`, which must not race with calls on it.
+pub struct realer_client {
+    pub(crate) inner: Client,
+}
+
+/// Makes a client from a copy of `config` (which stays the caller's). No network I/O. On success `*out`
+/// holds the client; free it with `realer_client_free`.
+/// `REALER_ERR_CONFIG`: the device id or the credentials are missing. `REALER_ERR_INVALID_ARGUMENT`: NULL.
+///
+/// # Safety
+/// `config` is NULL or live; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn realer_client_new(
+    config: *const realer_config,
+    out: *mut *mut realer_client,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        status((|| {
+            // SAFETY: the caller passes NULL or a live config.
+            let config = unsafe { ref_arg(config, "config") }?;
+            if out.is_null() {
+                return Err(Error::invalid("out is NULL"));
+            }
+            let client = Client::new(&config.inner)?;
+            // SAFETY: checked non-NULL; the caller promises it is writable.
+            unsafe { *out = into_raw(realer_client { inner: client }) };
+            Ok(())
+        })())
+    })
+}
+
+/// Frees a client and its connections. NULL is accepted. No other thread may be using it.
+///
+/// # Safety
+/// `client` is NULL or from `realer_client_new`, and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn realer_client_free(client: *mut realer_client) {
+    ffi_boundary!((), {
+        // SAFETY: the caller hands back a pointer from realer_client_new, once.
+        unsafe { free_box(client) }
+    })
+}
+
+/// Gets an access token now unless a valid one is cached. Optional: every call gets one when it needs it.
+/// `REALER_ERR_AUTH`: the credentials were refused. Network, timeout and TLS statuses as for any call.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_authenticate(client: *const realer_client) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        // SAFETY: the caller passes NULL or a live client.
+        status(unsafe { ref_arg(client, "client") }.and_then(|c| c.inner.authenticate()))
+    })
+}

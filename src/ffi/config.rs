@@ -1,0 +1,290 @@
+//! `realer_config`: settings collected before a client is made. Each setter checks its value at once.
+
+use std::ffi::{c_char, c_void};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::ffi::error::realer_status;
+use crate::ffi::{free_box, into_raw, mut_arg, status, str_arg};
+use crate::log::{Level, Logger};
+
+/// Settings for a client. Made by `realer_config_new`, freed by `realer_config_free`. Not thread-safe:
+/// configure it on one thread, then make clients from it (they copy it).
+pub struct realer_config {
+    pub(crate) inner: Config,
+}
+
+/// Log severities: a logger receives lines at or below its max level.
+pub type realer_log_level = i32;
+pub const REALER_LOG_ERROR: realer_log_level = 1;
+pub const REALER_LOG_WARN: realer_log_level = 2;
+pub const REALER_LOG_INFO: realer_log_level = 3;
+pub const REALER_LOG_DEBUG: realer_log_level = 4;
+
+/// A log callback. `message` is valid only during the call. It may be called from any thread that uses the
+/// client, never while the library holds a lock; it must not call back into the same client.
+pub type realer_log_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, level: realer_log_level, message: *const c_char)>;
+
+/// A new configuration with the defaults: base URL https://api.therealer.com, the bundled Mozilla root
+/// certificates, no scope sent, timeouts 10 s (connect) and 30 s (request), 5 attempts with backoff from
+/// 500 ms up to 30 s. Device id and credentials must be set. Free it with `realer_config_free`.
+/// Returns NULL only if a panic was caught.
+#[no_mangle]
+pub extern "C" fn realer_config_new() -> *mut realer_config {
+    ffi_boundary!(std::ptr::null_mut(), { into_raw(realer_config { inner: Config::new() }) })
+}
+
+/// Frees a configuration. NULL is accepted. Clients made from it are unaffected.
+///
+/// # Safety
+/// `config` is NULL or from `realer_config_new`, and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_free(config: *mut realer_config) {
+    ffi_boundary!((), {
+        // SAFETY: the caller hands back a pointer from realer_config_new, once.
+        unsafe { free_box(config) }
+    })
+}
+
+/// Runs a setter on a config handle.
+unsafe fn with_config(config: *mut realer_config, f: impl FnOnce(&mut Config) -> Result<()>) -> realer_status {
+    ffi_boundary!(crate::ffi::error::REALER_ERR_INTERNAL, {
+        // SAFETY: the caller passes NULL or a live handle.
+        status(unsafe { mut_arg(config, "config") }.and_then(|c| f(&mut c.inner)))
+    })
+}
+
+/// Sets the API origin, `https://host[:port][/prefix]` (a trailing slash is ignored).
+/// `REALER_ERR_CONFIG`: not https (plain http is accepted only for 127.0.0.1 or ::1, and only after
+/// `realer_config_allow_insecure_loopback`), or malformed. `REALER_ERR_INVALID_ARGUMENT`: NULL or not UTF-8.
+///
+/// # Safety
+/// `config` is NULL or live; `base_url` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_base_url(
+    config: *mut realer_config,
+    base_url: *const c_char,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { with_config(config, |c| c.set_base_url(str_arg(base_url, "base_url")?)) }
+}
+
+/// Allows (`allow` non-zero) plain `http://` base URLs to 127.0.0.1 or ::1, for a local test server only.
+/// Call it before `realer_config_set_base_url`. Device traffic to any other host is always HTTPS.
+///
+/// # Safety
+/// `config` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_allow_insecure_loopback(
+    config: *mut realer_config,
+    allow: i32,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_config(config, |c| {
+            c.allow_insecure_loopback(allow != 0);
+            Ok(())
+        })
+    }
+}
+
+/// Sets the device id (Realer's `device_id`, such as "12345"): letters, digits, '-', '_', '.', '~'.
+///
+/// # Safety
+/// `config` is NULL or live; `device_id` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_device_id(
+    config: *mut realer_config,
+    device_id: *const c_char,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { with_config(config, |c| c.set_device_id(str_arg(device_id, "device_id")?)) }
+}
+
+/// Sets the OAuth client credentials (sent with HTTP Basic authentication to /oauth/token). The secret is
+/// copied and never logged or shown in an error.
+///
+/// # Safety
+/// `config` is NULL or live; the strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_credentials(
+    config: *mut realer_config,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_config(config, |c| {
+            c.set_credentials(str_arg(client_id, "client_id")?, str_arg(client_secret, "client_secret")?)
+        })
+    }
+}
+
+/// Sets the OAuth scope to request, space separated ("iot:catalog:read iot:feed-data:write"). The default,
+/// and an empty string, send no scope: Realer then grants both.
+///
+/// # Safety
+/// `config` is NULL or live; `scope` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_scope(config: *mut realer_config, scope: *const c_char) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { with_config(config, |c| c.set_scope(str_arg(scope, "scope")?)) }
+}
+
+/// Trusts only the CA certificates in this PEM file (instead of the bundled Mozilla roots). The file is read
+/// now. `REALER_ERR_CONFIG`: unreadable, no CERTIFICATE section, or a certificate that does not parse.
+///
+/// # Safety
+/// `config` is NULL or live; `path` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_ca_file(config: *mut realer_config, path: *const c_char) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { with_config(config, |c| c.set_ca_file(str_arg(path, "path")?)) }
+}
+
+/// Trusts only the CA certificates in `len` bytes of PEM text at `pem` (copied). Errors as
+/// `realer_config_set_ca_file`.
+///
+/// # Safety
+/// `config` is NULL or live; `pem` is NULL or points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_ca_pem(
+    config: *mut realer_config,
+    pem: *const u8,
+    len: usize,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_config(config, |c| {
+            if pem.is_null() {
+                return Err(Error::invalid("pem is NULL"));
+            }
+            if len > isize::MAX as usize {
+                return Err(Error::invalid("len is out of range"));
+            }
+            // SAFETY: non-NULL, and the caller promises `len` readable bytes.
+            c.set_ca_pem(std::slice::from_raw_parts(pem, len))
+        })
+    }
+}
+
+/// Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
+/// 3,600,000. The request timeout bounds a whole call: its token request, retries and backoff included.
+///
+/// # Safety
+/// `config` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_timeouts(
+    config: *mut realer_config,
+    connect_ms: u32,
+    request_ms: u32,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_config(config, |c| {
+            c.set_timeouts(Duration::from_millis(u64::from(connect_ms)), Duration::from_millis(u64::from(request_ms)))
+        })
+    }
+}
+
+/// Sets the retry policy for transient failures (network, timeout, 429, 5xx): at most `max_attempts`
+/// attempts (1 to 100, the first included), waiting a random time up to `base_delay_ms` doubled per failure
+/// and capped at `max_delay_ms` (full jitter), and at least the server's Retry-After. A Retry-After longer
+/// than `max_delay_ms` ends the call with a retryable error carrying `retry_after_ms`.
+///
+/// # Safety
+/// `config` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_retry(
+    config: *mut realer_config,
+    max_attempts: u32,
+    base_delay_ms: u32,
+    max_delay_ms: u32,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_config(config, |c| {
+            c.set_retry(
+                max_attempts,
+                Duration::from_millis(u64::from(base_delay_ms)),
+                Duration::from_millis(u64::from(max_delay_ms)),
+            )
+        })
+    }
+}
+
+/// Sets the User-Agent header (1 to 256 printable ASCII characters). Default "librealer/VERSION".
+///
+/// # Safety
+/// `config` is NULL or live; `user_agent` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_user_agent(
+    config: *mut realer_config,
+    user_agent: *const c_char,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { with_config(config, |c| c.set_user_agent(str_arg(user_agent, "user_agent")?)) }
+}
+
+/// A C callback with its user data; C promises the pair may be used from any thread.
+struct CLogger {
+    callback: unsafe extern "C" fn(*mut c_void, realer_log_level, *const c_char),
+    user_data: *mut c_void,
+}
+// SAFETY: the documented contract of realer_config_set_logger: the callback and user_data are thread-safe.
+unsafe impl Send for CLogger {}
+// SAFETY: as above.
+unsafe impl Sync for CLogger {}
+
+impl CLogger {
+    fn call(&self, level: Level, message: &str) {
+        let text = crate::ffi::c_string(message);
+        // SAFETY: the caller of realer_config_set_logger promised a valid callback; `text` outlives the call.
+        unsafe { (self.callback)(self.user_data, level as realer_log_level, text.as_ptr()) }
+    }
+}
+
+/// Installs a log callback receiving lines at or below `max_level` (`REALER_LOG_ERROR` to
+/// `REALER_LOG_DEBUG`). A NULL callback removes the logger. `user_data` is passed back untouched; the
+/// callback and `user_data` must be usable from any thread that uses the client, for as long as any client
+/// made from this config lives. Log lines never contain the client secret or a token.
+///
+/// # Safety
+/// `config` is NULL or live; `callback` is NULL or a valid function.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_logger(
+    config: *mut realer_config,
+    callback: realer_log_callback,
+    user_data: *mut c_void,
+    max_level: realer_log_level,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_config(config, |c| {
+            let Some(callback) = callback else {
+                c.set_logger(None);
+                return Ok(());
+            };
+            let level = Level::from_i32(max_level).ok_or_else(|| {
+                Error::invalid(format!("max_level {max_level} is not REALER_LOG_ERROR..REALER_LOG_DEBUG"))
+            })?;
+            let sink = CLogger { callback, user_data };
+            c.set_logger(Some(Logger::new(level, move |level, message| sink.call(level, message))));
+            Ok(())
+        })
+    }
+}
+
+/// Applies the environment variables that are set: REALER_BASE_URL, REALER_DEVICE_ID, REALER_CLIENT_ID with
+/// REALER_CLIENT_SECRET (together), REALER_CA_FILE, REALER_SCOPE. Each is checked as its setter checks it;
+/// the first refused one fails the call with `REALER_ERR_CONFIG`, naming the variable.
+///
+/// # Safety
+/// `config` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_from_env(config: *mut realer_config) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { with_config(config, Config::from_env) }
+}

@@ -1,0 +1,398 @@
+//! Feed data from C: caller-owned `realer_feed_item`s in, a caller-owned `realer_feed_result` or a library-owned
+//! `realer_batch_result` out.
+
+use std::ffi::c_char;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::feed::{FeedItem, FeedOutcome, FeedResult, ReportStatus};
+use crate::ffi::client::realer_client;
+use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_ERR_INTERNAL, REALER_OK};
+use crate::ffi::{free_box, into_raw, mut_arg, opt_str_arg, ref_arg, status, Strings};
+
+/// `report_status` of a command report.
+pub type realer_report_status = i32;
+/// Omit `report_status` (with a `desired_id`, Realer takes `applied`).
+pub const REALER_REPORT_STATUS_NONE: realer_report_status = 0;
+pub const REALER_REPORT_STATUS_APPLIED: realer_report_status = 1;
+pub const REALER_REPORT_STATUS_REJECTED: realer_report_status = 2;
+pub const REALER_REPORT_STATUS_STALE: realer_report_status = 3;
+/// Only for a local physical change (no `desired_id`).
+pub const REALER_REPORT_STATUS_REPORTED: realer_report_status = 4;
+
+/// What became of an item.
+pub type realer_feed_outcome = i32;
+/// Stored now (HTTP 201).
+pub const REALER_FEED_OUTCOME_CREATED: realer_feed_outcome = 0;
+/// Stored before under the same `message_id` and payload: a replay, a success.
+pub const REALER_FEED_OUTCOME_IDEMPOTENT: realer_feed_outcome = 1;
+/// Refused for good (validation, conflict, permission): do not resend it unchanged.
+pub const REALER_FEED_OUTCOME_REJECTED: realer_feed_outcome = 2;
+/// Not known to be stored (invalid item, network failure, timeout): send it again with the same `message_id`.
+pub const REALER_FEED_OUTCOME_NOT_SENT: realer_feed_outcome = 3;
+
+/// The longest `message_id`, in bytes.
+pub const REALER_MESSAGE_ID_MAX: usize = 128;
+/// Bytes `realer_format_timestamp` needs, its NUL included.
+pub const REALER_TIMESTAMP_SIZE: usize = 25;
+
+/// One command acknowledgement or sensor reading. Caller-owned: fill it with `realer_feed_item_init`, then
+/// set the fields; the library only reads it during the call.
+#[repr(C)]
+pub struct realer_feed_item {
+    /// For a sensor reading; exactly one of `sensor_id` and `command_id` is set.
+    pub sensor_id: *const c_char,
+    /// For a command report.
+    pub command_id: *const c_char,
+    /// The raw value as text ("21.4"). Required.
+    pub value: *const c_char,
+    /// When the device observed the value, RFC 3339 UTC ("2026-04-24T10:15:00Z"); NULL = now.
+    pub value_received_at: *const c_char,
+    /// The idempotency key: 1-128 printable ASCII characters, no spaces; NULL = generated. Keep the same one
+    /// for every retry of the same physical event.
+    pub message_id: *const c_char,
+    /// The desired state this command report answers; NULL for a local physical change.
+    pub desired_id: *const c_char,
+    /// `REALER_REPORT_STATUS_*`.
+    pub report_status: realer_report_status,
+    /// The desired state's sequence number, echoed; -1 = absent.
+    pub sequence_number: i64,
+}
+
+/// The result of `realer_post_feed_data`. Caller-owned; always written once the arguments could be read.
+#[repr(C)]
+pub struct realer_feed_result {
+    /// `REALER_FEED_OUTCOME_*`.
+    pub outcome: realer_feed_outcome,
+    /// Realer's `feed_data_id` for a stored item, -1 otherwise.
+    pub feed_data_id: i64,
+    /// HTTP status of the answer, 0 when none arrived.
+    pub http_status: i32,
+    /// Realer's `code` (2000 on success), 0 when no answer arrived.
+    pub code: i32,
+    /// The `message_id` used (generated when the item had none), NUL-terminated: retry with it.
+    pub message_id: [c_char; 129],
+}
+
+/// One item's fate in a batch. Strings live as long as the batch result; absent ones are NULL.
+#[repr(C)]
+pub struct realer_item_result {
+    pub outcome: realer_feed_outcome,
+    /// -1 unless the item is stored.
+    pub feed_data_id: i64,
+    /// Realer's code for this item (2000 when accepted, such as 4022 when rejected), 0 when no answer arrived.
+    pub code: i32,
+    /// The `message_id` used for this item. Never NULL.
+    pub message_id: *const c_char,
+    pub error_type: *const c_char,
+    pub error_message: *const c_char,
+    /// Realer's `error.details` as JSON.
+    pub details_json: *const c_char,
+}
+
+/// The results of `realer_post_feed_batch`, one per item in order; free with `realer_batch_result_free`.
+pub struct realer_batch_result {
+    items: Vec<realer_item_result>,
+    _strings: Strings,
+}
+
+/// Fills `item` with the defaults: every string NULL, `REALER_REPORT_STATUS_NONE`, `sequence_number` -1.
+///
+/// # Safety
+/// `item` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn realer_feed_item_init(item: *mut realer_feed_item) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        // SAFETY: the caller passes NULL or a writable item.
+        status(unsafe { mut_arg(item, "item") }.map(|item| {
+            *item = realer_feed_item {
+                sensor_id: std::ptr::null(),
+                command_id: std::ptr::null(),
+                value: std::ptr::null(),
+                value_received_at: std::ptr::null(),
+                message_id: std::ptr::null(),
+                desired_id: std::ptr::null(),
+                report_status: REALER_REPORT_STATUS_NONE,
+                sequence_number: -1,
+            }
+        }))
+    })
+}
+
+/// Reads a C item into the core's form; the contract's rules are checked later, by the core.
+///
+/// # Safety
+/// The item's strings are NULL or NUL-terminated.
+unsafe fn read_item(item: &realer_feed_item, index: Option<usize>) -> Result<FeedItem> {
+    let name = |f: &str| match index {
+        Some(i) => format!("items[{i}].{f}"),
+        None => format!("item.{f}"),
+    };
+    let s = |p: *const c_char, f: &str| -> Result<Option<String>> {
+        // SAFETY: forwarded from the caller.
+        Ok(unsafe { opt_str_arg(p, &name(f)) }?.map(str::to_string))
+    };
+    let report_status = match item.report_status {
+        REALER_REPORT_STATUS_NONE => ReportStatus::None,
+        REALER_REPORT_STATUS_APPLIED => ReportStatus::Applied,
+        REALER_REPORT_STATUS_REJECTED => ReportStatus::Rejected,
+        REALER_REPORT_STATUS_STALE => ReportStatus::Stale,
+        REALER_REPORT_STATUS_REPORTED => ReportStatus::Reported,
+        other => {
+            return Err(Error::invalid(format!(
+                "{} {other} is not a REALER_REPORT_STATUS_* value",
+                name("report_status")
+            )))
+        }
+    };
+    let sequence_number = match item.sequence_number {
+        -1 => None,
+        n if n < -1 => {
+            return Err(Error::invalid(format!("{} {n} is negative (use -1 for absent)", name("sequence_number"))))
+        }
+        n => Some(n),
+    };
+    Ok(FeedItem {
+        sensor_id: s(item.sensor_id, "sensor_id")?,
+        command_id: s(item.command_id, "command_id")?,
+        value: s(item.value, "value")?,
+        value_received_at: s(item.value_received_at, "value_received_at")?,
+        message_id: s(item.message_id, "message_id")?,
+        desired_id: s(item.desired_id, "desired_id")?,
+        report_status,
+        sequence_number,
+    })
+}
+
+fn outcome_code(o: FeedOutcome) -> realer_feed_outcome {
+    match o {
+        FeedOutcome::Created => REALER_FEED_OUTCOME_CREATED,
+        FeedOutcome::Idempotent => REALER_FEED_OUTCOME_IDEMPOTENT,
+        FeedOutcome::Rejected => REALER_FEED_OUTCOME_REJECTED,
+        FeedOutcome::NotSent => REALER_FEED_OUTCOME_NOT_SENT,
+    }
+}
+
+fn write_result(out: &mut realer_feed_result, r: &FeedResult) {
+    out.outcome = outcome_code(r.outcome);
+    out.feed_data_id = r.feed_data_id.unwrap_or(-1);
+    out.http_status = i32::from(r.http_status);
+    out.code = r.code;
+    out.message_id = [0; 129];
+    // message_ids are checked to be at most 128 ASCII bytes; a longer caller string was refused, and is
+    // copied only as far as it fits so the result still names it.
+    for (dst, src) in out.message_id.iter_mut().zip(r.message_id.bytes().take(REALER_MESSAGE_ID_MAX)) {
+        *dst = src as c_char;
+    }
+}
+
+/// Posts one item (POST /iot/v1/devices/{device_id}/feed-data), after checking it against the contract.
+/// `*out` is always written (unless `client`, `item` or `out` is NULL) and holds the `message_id` used,
+/// also after a failure, so the caller can retry with it.
+/// `REALER_OK`: `outcome` is CREATED or IDEMPOTENT (a replay of an already stored item).
+/// `REALER_ERR_INVALID_ARGUMENT`: the item breaks the contract (the message names the field); nothing sent.
+/// `REALER_ERR_API`: Realer refused it (outcome REJECTED; code 4009 conflict, 4022 validation with
+/// `details_json`, 4003 forbidden...) or kept failing transiently (outcome NOT_SENT, retryable).
+/// `REALER_ERR_NETWORK`/`_TIMEOUT`/`_TLS`: no answer (outcome NOT_SENT).
+///
+/// # Safety
+/// `client` is NULL or live; `item` is NULL or readable with valid strings; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn realer_post_feed_data(
+    client: *const realer_client,
+    item: *const realer_feed_item,
+    out: *mut realer_feed_result,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        let args = (|| {
+            // SAFETY: the caller passes NULL or live pointers.
+            unsafe { Ok((ref_arg(client, "client")?, ref_arg(item, "item")?, mut_arg(out, "out")?)) }
+        })();
+        let (client, item, out) = match args {
+            Ok(a) => a,
+            Err(e) => return status(Err(e)),
+        };
+        // SAFETY: the caller promises valid strings in the item.
+        let result = match unsafe { read_item(item, None) } {
+            Ok(item) => client.inner.post_feed_data(&item),
+            Err(e) => FeedResult::not_sent(String::new(), e),
+        };
+        write_result(out, &result);
+        match &result.error {
+            None => REALER_OK,
+            Some(e) => {
+                set_last_error(e);
+                status_of(e.kind)
+            }
+        }
+    })
+}
+
+fn batch_list(results: &[FeedResult]) -> realer_batch_result {
+    let mut s = Strings::default();
+    let items = results
+        .iter()
+        .map(|r| {
+            let err = r.error.as_ref();
+            realer_item_result {
+                outcome: outcome_code(r.outcome),
+                feed_data_id: r.feed_data_id.unwrap_or(-1),
+                code: r.code,
+                message_id: s.add(&r.message_id),
+                error_type: s.opt(err.map(|e| e.error_type.as_str())),
+                error_message: s.opt(err.map(|e| e.message.as_str())),
+                details_json: s.opt(err.and_then(|e| e.details.as_ref()).map(|d| d.to_string()).as_deref()),
+            }
+        })
+        .collect();
+    realer_batch_result { items, _strings: s }
+}
+
+/// The most items one `realer_post_feed_batch` call takes.
+pub const REALER_BATCH_MAX_ITEMS: usize = 100_000;
+
+/// Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
+/// 100 items per request: more items make several requests, sent one after the other, each with its own
+/// request timeout. A request answered 413 is split in halves and resent. Every item is checked before
+/// anything is sent: one bad item fails the call with `REALER_ERR_INVALID_ARGUMENT` (the message names it).
+/// `*out` is set to NULL first, then to the per-item results whenever the items could be read, also on
+/// failure; free it with `realer_batch_result_free` (NULL is accepted).
+/// `REALER_OK`: every request was answered; items may still be REJECTED one by one (see each result).
+/// Any other status: the request that failed and the ones after it were not (all) answered: their items are
+/// NOT_SENT (or REJECTED when the whole request was refused for good); earlier requests' results stand.
+///
+/// # Safety
+/// `client` is NULL or live; `items` is NULL or points to `count` readable items with valid strings;
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn realer_post_feed_batch(
+    client: *const realer_client,
+    items: *const realer_feed_item,
+    count: usize,
+    out: *mut *mut realer_batch_result,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        if out.is_null() {
+            return status(Err(Error::invalid("out is NULL")));
+        }
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { *out = std::ptr::null_mut() };
+        let items = (|| {
+            // SAFETY: the caller passes NULL or a live client.
+            let client = unsafe { ref_arg(client, "client") }?;
+            if items.is_null() {
+                return Err(Error::invalid("items is NULL"));
+            }
+            if count == 0 || count > REALER_BATCH_MAX_ITEMS {
+                return Err(Error::invalid(format!("count {count} is not between 1 and {REALER_BATCH_MAX_ITEMS}")));
+            }
+            // SAFETY: non-NULL, and the caller promises `count` readable items.
+            let c_items = unsafe { std::slice::from_raw_parts(items, count) };
+            Ok((client, c_items))
+        })();
+        let (client, c_items) = match items {
+            Ok(x) => x,
+            Err(e) => return status(Err(e)),
+        };
+        let mut read = Vec::with_capacity(count);
+        let mut first_bad: Option<Error> = None;
+        for (i, it) in c_items.iter().enumerate() {
+            // SAFETY: the caller promises valid strings in each item.
+            match unsafe { read_item(it, Some(i)) } {
+                Ok(item) => read.push(item),
+                Err(e) => {
+                    first_bad.get_or_insert(e);
+                    read.push(FeedItem::default());
+                }
+            }
+        }
+        let report = match first_bad {
+            Some(e) => {
+                let results: Vec<FeedResult> = read
+                    .iter()
+                    .map(|it| FeedResult::not_sent(it.message_id.clone().unwrap_or_default(), e.clone()))
+                    .collect();
+                crate::client::BatchReport { results, error: Some(e) }
+            }
+            None => client.inner.post_feed_batch(&read),
+        };
+        // SAFETY: checked non-NULL above.
+        unsafe { *out = into_raw(batch_list(&report.results)) };
+        match report.error {
+            None => REALER_OK,
+            Some(e) => {
+                set_last_error(&e);
+                status_of(e.kind)
+            }
+        }
+    })
+}
+
+/// The number of item results; 0 for NULL.
+///
+/// # Safety
+/// `result` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_batch_result_len(result: *const realer_batch_result) -> usize {
+    // SAFETY: the caller passes NULL or a live result.
+    ffi_boundary!(0, { unsafe { result.as_ref() }.map_or(0, |r| r.items.len()) })
+}
+
+/// The result of the item at `index` (the same index as in the items passed), NULL past the end.
+///
+/// # Safety
+/// `result` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_batch_result_get(
+    result: *const realer_batch_result,
+    index: usize,
+) -> *const realer_item_result {
+    // SAFETY: the caller passes NULL or a live result.
+    ffi_boundary!(std::ptr::null(), {
+        unsafe { result.as_ref() }.and_then(|r| r.items.get(index)).map_or(std::ptr::null(), |x| x as *const _)
+    })
+}
+
+/// Frees a batch result and its strings. NULL is accepted.
+///
+/// # Safety
+/// `result` is NULL or from `realer_post_feed_batch`, and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn realer_batch_result_free(result: *mut realer_batch_result) {
+    // SAFETY: the caller hands back a result from this library, once.
+    ffi_boundary!((), { unsafe { free_box(result) } })
+}
+
+/// Writes `unix_ms` (milliseconds since 1970, 0 = now) as RFC 3339 UTC with milliseconds, such as
+/// "2026-04-24T10:15:00.000Z", NUL-terminated, into `buf` of `len` bytes (`REALER_TIMESTAMP_SIZE` suffice).
+/// `REALER_ERR_BUFFER_TOO_SMALL`: `len` is too small (nothing written). `REALER_ERR_INVALID_ARGUMENT`: NULL
+/// `buf`, or a time before 1970 or after 9999.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn realer_format_timestamp(unix_ms: i64, buf: *mut c_char, len: usize) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        status((|| {
+            if buf.is_null() {
+                return Err(Error::invalid("buf is NULL"));
+            }
+            if unix_ms < 0 {
+                return Err(Error::invalid("unix_ms must not be negative"));
+            }
+            let ms = if unix_ms == 0 { crate::time::now_unix_ms() } else { unix_ms };
+            let text =
+                crate::time::format_rfc3339_ms(ms).ok_or_else(|| Error::invalid("unix_ms is after year 9999"))?;
+            if len < text.len() + 1 {
+                return Err(Error::new(
+                    ErrorKind::BufferTooSmall,
+                    format!("buf needs {} bytes, len is {len}", text.len() + 1),
+                ));
+            }
+            // SAFETY: the caller promises `len` writable bytes, and we write text.len() + 1 <= len.
+            let dst = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), text.len() + 1) };
+            dst[..text.len()].copy_from_slice(text.as_bytes());
+            dst[text.len()] = 0;
+            Ok(())
+        })())
+    })
+}

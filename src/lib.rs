@@ -1,0 +1,21 @@
+//! librealer: a client for Realer's HTTPS device API (iot/v1), with a safe Rust core and a C ABI in `ffi`.
+
+mod auth;
+pub mod catalog;
+pub mod client;
+mod codes;
+pub mod config;
+pub mod error;
+pub mod feed;
+pub mod ffi;
+pub mod log;
+mod retry;
+pub mod time;
+mod transport;
+
+pub use catalog::{Command, DesiredAction, ItemError, Sensor};
+pub use client::{BatchReport, Client};
+pub use config::{Config, RetryPolicy};
+pub use error::{Error, ErrorKind, Result};
+pub use feed::{FeedItem, FeedOutcome, FeedResult, ReportStatus};
+pub use log::{Level, Logger};

@@ -1,0 +1,67 @@
+//! Log lines for the embedding firmware: a callback it installs, filtered by level before any formatting.
+//! Nothing logged here may contain the client secret or a token.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Severity of a log line; a logger receives lines at or below its `max_level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+impl Level {
+    pub fn from_i32(v: i32) -> Option<Level> {
+        match v {
+            1 => Some(Level::Error),
+            2 => Some(Level::Warn),
+            3 => Some(Level::Info),
+            4 => Some(Level::Debug),
+            _ => None,
+        }
+    }
+}
+
+type Sink = dyn Fn(Level, &str) + Send + Sync;
+
+/// A log callback and the most verbose level it wants.
+#[derive(Clone)]
+pub struct Logger {
+    sink: Arc<Sink>,
+    max_level: Level,
+}
+
+impl Logger {
+    pub fn new(max_level: Level, sink: impl Fn(Level, &str) + Send + Sync + 'static) -> Logger {
+        Logger { sink: Arc::new(sink), max_level }
+    }
+
+    pub fn enabled(&self, level: Level) -> bool {
+        level <= self.max_level
+    }
+
+    pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        if self.enabled(level) {
+            (self.sink)(level, &args.to_string());
+        }
+    }
+}
+
+impl fmt::Debug for Logger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Logger(max_level: {:?})", self.max_level)
+    }
+}
+
+/// Logs through an optional logger: `log!(self.logger, Level::Info, "...", args)`.
+macro_rules! log {
+    ($logger:expr, $level:expr, $($arg:tt)+) => {
+        if let Some(l) = $logger.as_ref() {
+            l.log($level, format_args!($($arg)+));
+        }
+    };
+}
+pub(crate) use log;

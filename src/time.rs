@@ -1,0 +1,180 @@
+//! RFC 3339 timestamps in UTC, the only form Realer takes for `value_received_at` and gives for `expires_at`.
+//! Hand-written (civil-from-days arithmetic) because a date crate would be the largest dependency for two
+//! functions.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, from the wall clock.
+pub fn now_unix_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+// Howard Hinnant's days_from_civil / civil_from_days.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// Formats as `YYYY-MM-DDTHH:MM:SS.mmmZ`. Years outside 0..=9999 cannot be written in RFC 3339.
+pub fn format_rfc3339_ms(unix_ms: i64) -> Option<String> {
+    let days = unix_ms.div_euclid(86_400_000);
+    let ms_of_day = unix_ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let secs = ms_of_day / 1000;
+    Some(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms_of_day % 1000
+    ))
+}
+
+/// Parses an RFC 3339 timestamp in UTC (`Z`, `z` or `+00:00`, optional fraction) to Unix milliseconds.
+/// Other offsets are refused: Realer's feed data is UTC only.
+pub fn parse_rfc3339_utc_ms(s: &str) -> Result<i64, &'static str> {
+    parse(s, false)
+}
+
+/// Parses an RFC 3339 timestamp with any offset to Unix milliseconds (for answers the client only reads).
+pub fn parse_rfc3339_any_ms(s: &str) -> Result<i64, &'static str> {
+    parse(s, true)
+}
+
+fn parse(s: &str, any_offset: bool) -> Result<i64, &'static str> {
+    const FORM: &str = "must be an RFC 3339 UTC timestamp like 2026-04-24T10:15:00Z";
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return Err(FORM);
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<u32, &'static str> {
+        let part = &b[r];
+        if part.iter().all(u8::is_ascii_digit) {
+            Ok(part.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0')))
+        } else {
+            Err(FORM)
+        }
+    };
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+        return Err(FORM);
+    }
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(i64::from(y), mo) || h > 23 || mi > 59 || sec > 60 {
+        return Err("is not a valid calendar date and time");
+    }
+    let mut i = 19;
+    let mut frac_ms = 0u32;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start || i - start > 9 {
+            return Err(FORM);
+        }
+        let digits = &b[start..i.min(start + 3)];
+        frac_ms = digits.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
+        for _ in digits.len()..3 {
+            frac_ms *= 10;
+        }
+    }
+    let offset_min: i64 = match &b[i..] {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digits = [*h1, *h2, *m1, *m2];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return Err(FORM);
+            }
+            let v = i64::from((h1 - b'0') * 10 + (h2 - b'0')) * 60 + i64::from((m1 - b'0') * 10 + (m2 - b'0'));
+            let v = if *sign == b'-' { -v } else { v };
+            if v != 0 && !any_offset {
+                return Err("must be in UTC (Z or +00:00)");
+            }
+            v
+        }
+        _ => return Err(FORM),
+    };
+    let days = days_from_civil(i64::from(y), mo, d);
+    // A leap second (:60) is counted as the last millisecond of its minute's 59th second.
+    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec.min(59)) - offset_min * 60;
+    Ok(secs * 1000 + i64::from(frac_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        for ms in [0, 1_777_025_700_000, 951_782_400_123, -1, 253_402_300_799_999] {
+            let s = format_rfc3339_ms(ms).unwrap();
+            assert_eq!(parse_rfc3339_utc_ms(&s).unwrap(), ms, "{s}");
+        }
+        assert_eq!(format_rfc3339_ms(1_777_025_700_000).unwrap(), "2026-04-24T10:15:00.000Z");
+        assert_eq!(format_rfc3339_ms(253_402_300_800_000), None);
+    }
+
+    #[test]
+    fn parses_forms() {
+        assert_eq!(parse_rfc3339_utc_ms("2026-04-24T10:15:00Z"), Ok(1_777_025_700_000));
+        assert_eq!(parse_rfc3339_utc_ms("2026-04-24T10:15:00+00:00"), Ok(1_777_025_700_000));
+        assert_eq!(parse_rfc3339_utc_ms("2026-04-24T10:15:00.5Z"), Ok(1_777_025_700_500));
+        assert_eq!(parse_rfc3339_utc_ms("2026-04-24T10:15:00.123456789Z"), Ok(1_777_025_700_123));
+        assert_eq!(parse_rfc3339_any_ms("2026-04-24T12:15:00+02:00"), Ok(1_777_025_700_000));
+        assert_eq!(parse_rfc3339_utc_ms("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000));
+    }
+
+    #[test]
+    fn refuses_bad_forms() {
+        for bad in [
+            "",
+            "2026-04-24 10:15:00Z",
+            "2026-04-24T10:15:00",
+            "2026-04-24T10:15Z",
+            "2026-13-01T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2026-04-24T24:00:00Z",
+            "2026-04-24T10:15:00.Z",
+            "2026-04-24T10:15:00Zjunk",
+            "2026-04-24T10:15:00+0000",
+            "２026-04-24T10:15:00Z",
+        ] {
+            assert!(parse_rfc3339_utc_ms(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_rfc3339_utc_ms("2026-04-24T12:15:00+02:00"), Err("must be in UTC (Z or +00:00)"));
+    }
+}

@@ -1,0 +1,192 @@
+//! One HTTPS exchange with the API: builds the ureq agent the way an embedded client needs it (no proxy from
+//! the environment, no redirects, statuses as values, bounded bodies) and turns ureq's errors into ours.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::config::{Config, Secret, Trust};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The largest answer body read; a catalog of a few thousand items fits many times over.
+const MAX_BODY_BYTES: u64 = 8 << 20;
+
+#[derive(Clone, Copy)]
+pub(crate) enum Method {
+    Get,
+    Post,
+}
+
+pub(crate) enum Auth<'a> {
+    /// A ready `Basic …` header value.
+    Basic(&'a Secret),
+    Bearer(&'a Secret),
+}
+
+pub(crate) enum Body<'a> {
+    Empty,
+    Form(&'a str),
+    Json(&'a [u8]),
+}
+
+/// An answer with any HTTP status; the body is read to the end so the connection can be reused.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub request_id: Option<String>,
+    pub is_json: bool,
+    pub body: Vec<u8>,
+}
+
+pub(crate) struct Transport {
+    agent: ureq::Agent,
+    base_url: String,
+    connect_timeout: Duration,
+}
+
+impl Transport {
+    pub(crate) fn new(config: &Config) -> Transport {
+        let roots = match &config.trust {
+            Trust::MozillaRoots => RootCerts::WebPki,
+            Trust::Certificates(certs) => RootCerts::new_with_certs(
+                &certs.iter().map(|c| Certificate::from_der(c).to_owned()).collect::<Vec<_>>(),
+            ),
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .https_only(!config.base_url.starts_with("http://"))
+            // ureq reads HTTPS_PROXY and friends by default; a device talks to Realer directly.
+            .proxy(None)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .user_agent(config.user_agent.as_str())
+            .accept("application/json")
+            .max_idle_connections(8)
+            .max_idle_connections_per_host(8)
+            .timeout_connect(Some(config.connect_timeout))
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .new_agent();
+        Transport { agent, base_url: config.base_url.clone(), connect_timeout: config.connect_timeout }
+    }
+
+    /// Sends one request; the whole exchange must end by `deadline`.
+    pub(crate) fn send(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Body<'_>,
+        deadline: Instant,
+    ) -> Result<Answer> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Error::new(ErrorKind::Timeout, "the request timeout ran out before the request was sent"));
+        }
+        let url = format!("{}{}", self.base_url, path);
+        let auth_value = match auth {
+            Auth::Basic(s) => s.expose().to_string(),
+            Auth::Bearer(t) => format!("Bearer {}", t.expose()),
+        };
+        let timeout = Some(remaining);
+        let connect = Some(self.connect_timeout.min(remaining));
+        let result = match (method, body) {
+            (Method::Get, _) => self
+                .agent
+                .get(&url)
+                .header("Authorization", &auth_value)
+                .config()
+                .timeout_global(timeout)
+                .timeout_connect(connect)
+                .build()
+                .call(),
+            (Method::Post, body) => {
+                let (content_type, bytes): (&str, &[u8]) = match body {
+                    Body::Empty => ("application/json", b""),
+                    Body::Form(f) => ("application/x-www-form-urlencoded", f.as_bytes()),
+                    Body::Json(j) => ("application/json", j),
+                };
+                self.agent
+                    .post(&url)
+                    .header("Authorization", &auth_value)
+                    .header("Content-Type", content_type)
+                    .config()
+                    .timeout_global(timeout)
+                    .timeout_connect(connect)
+                    .build()
+                    .send(bytes)
+            }
+        };
+        let mut response = result.map_err(map_ureq_error)?;
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let retry_after = header("retry-after").and_then(parse_retry_after);
+        let request_id = header("x-request-id").map(str::to_string);
+        let is_json = header("content-type").is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+        let mut body = Vec::new();
+        response
+            .body_mut()
+            .as_reader()
+            .take(MAX_BODY_BYTES + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| map_ureq_error(ureq::Error::from(e)))?;
+        if body.len() as u64 > MAX_BODY_BYTES {
+            return Err(Error::protocol(format!("the answer body is larger than {MAX_BODY_BYTES} bytes")));
+        }
+        Ok(Answer { status, retry_after, request_id, is_json, body })
+    }
+}
+
+/// `Retry-After` in seconds (the contract's form); an HTTP date is not honoured.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    v.parse::<u64>().ok().map(|s| Duration::from_secs(s.min(86_400)))
+}
+
+fn rustls_error(e: &rustls::Error) -> Error {
+    use rustls::CertificateError as C;
+    let kind = match e {
+        rustls::Error::InvalidCertificate(
+            C::Expired | C::NotValidYet | C::ExpiredContext { .. } | C::NotValidYetContext { .. },
+        ) => ErrorKind::TlsCertTime,
+        _ => ErrorKind::Tls,
+    };
+    let mut err = Error::new(kind, format!("TLS: {e}"));
+    if kind == ErrorKind::TlsCertTime {
+        err.message.push_str(" (check the device clock)");
+    }
+    err.retryable = false;
+    err
+}
+
+fn io_error(e: &std::io::Error) -> Error {
+    use std::io::ErrorKind as K;
+    if let Some(inner) = e.get_ref() {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return rustls_error(tls);
+        }
+    }
+    match e.kind() {
+        K::TimedOut | K::WouldBlock => Error::new(ErrorKind::Timeout, format!("timed out: {e}")),
+        _ => Error::new(ErrorKind::Network, format!("network: {e}")),
+    }
+}
+
+pub(crate) fn map_ureq_error(e: ureq::Error) -> Error {
+    use ureq::Error as U;
+    match &e {
+        U::Timeout(t) => Error::new(ErrorKind::Timeout, format!("timed out ({t})")),
+        U::Io(io) => io_error(io),
+        U::Rustls(r) => rustls_error(r),
+        U::Tls(_) | U::Pem(_) => {
+            let mut err = Error::new(ErrorKind::Tls, format!("TLS: {e}"));
+            err.retryable = false;
+            err
+        }
+        U::HostNotFound => Error::new(ErrorKind::Network, "host not found (DNS)"),
+        U::ConnectionFailed => Error::new(ErrorKind::Network, "connection failed"),
+        U::BadUri(_) | U::RequireHttpsOnly(_) | U::InvalidProxyUrl => Error::config(e.to_string()),
+        _ => Error::protocol(format!("HTTP: {e}")),
+    }
+}
