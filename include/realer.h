@@ -249,6 +249,11 @@ typedef struct realer_feed_result {
    * The `message_id` used (generated when the item had none), NUL-terminated: retry with it.
    */
   char message_id[129];
+  /**
+   * The `value_received_at` sent (the time of the call when the item had none), NUL-terminated: a retry
+   * must send it too, or Realer sees another payload under the same `message_id` (409 conflict).
+   */
+  char value_received_at[40];
 } realer_feed_result;
 
 /**
@@ -268,6 +273,10 @@ typedef struct realer_item_result {
    * The `message_id` used for this item. Never NULL.
    */
   const char *message_id;
+  /**
+   * The `value_received_at` sent for this item (empty when the item was not read). Never NULL.
+   */
+  const char *value_received_at;
   const char *error_type;
   const char *error_message;
   /**

@@ -320,10 +320,11 @@ impl Client {
             Err(e) => return FeedResult::not_sent(item.message_id.clone().unwrap_or_default(), e),
         };
         let body = prepared.json.to_string();
-        let result = match self.call(Method::Post, &self.device_path("/feed-data"), Some(body.as_bytes())) {
+        let mut result = match self.call(Method::Post, &self.device_path("/feed-data"), Some(body.as_bytes())) {
             Ok((status, json)) => feed::parse_single(status, &json, prepared.message_id.clone()),
             Err(e) => FeedResult::from_error(prepared.message_id.clone(), e),
         };
+        result.value_received_at = prepared.value_received_at.clone();
         self.remember_reported(&prepared, &result);
         result
     }
@@ -372,7 +373,8 @@ impl Client {
                 error = Some(e);
             }
         }
-        for (p, r) in prepared.iter().zip(&results) {
+        for (p, r) in prepared.iter().zip(results.iter_mut()) {
+            r.value_received_at = p.value_received_at.clone();
             self.remember_reported(p, r);
         }
         BatchReport { results, error }

@@ -55,6 +55,7 @@ pub struct FeedItem {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Prepared {
     pub message_id: String,
+    pub value_received_at: String,
     pub json: Value,
     pub command_id: Option<String>,
     pub sequence_number: Option<i64>,
@@ -120,7 +121,7 @@ impl FeedItem {
             None => time::format_rfc3339_ms(now_unix_ms)
                 .ok_or_else(|| bad("value_received_at", "the clock is outside years 0-9999"))?,
         };
-        m.insert("value_received_at".into(), Value::from(at));
+        m.insert("value_received_at".into(), Value::from(at.as_str()));
         let message_id = match &self.message_id {
             Some(id) => {
                 check_message_id(id).map_err(|e| bad("message_id", &e))?;
@@ -163,6 +164,7 @@ impl FeedItem {
         }
         Ok(Prepared {
             message_id,
+            value_received_at: at,
             json: Value::Object(m),
             command_id: self.command_id.clone(),
             sequence_number: self.sequence_number,
@@ -193,6 +195,9 @@ pub struct FeedResult {
     pub code: i32,
     /// The `message_id` used (generated when the item had none): retry with it.
     pub message_id: String,
+    /// The `value_received_at` sent (filled in when the item had none): a retry must send the same one, or
+    /// Realer sees a different payload under the same `message_id` (409).
+    pub value_received_at: String,
     /// Why it was rejected or not sent.
     pub error: Option<Error>,
 }
@@ -205,6 +210,7 @@ impl FeedResult {
             http_status: error.http_status,
             code: error.code,
             message_id,
+            value_received_at: String::new(),
             error: Some(error),
         }
     }
@@ -241,6 +247,7 @@ pub(crate) fn parse_single(http_status: u16, body: &Value, message_id: String) -
         http_status,
         code: crate::codes::code_of(body).unwrap_or(2000),
         message_id,
+        value_received_at: String::new(),
         error: None,
     }
 }
@@ -264,20 +271,13 @@ pub(crate) fn parse_batch(http_status: u16, body: &Value, message_ids: &[String]
         };
         let message_id = message_ids[slot].clone();
         let result = match r.get("status").and_then(Value::as_str) {
-            Some("created") => FeedResult {
-                outcome: FeedOutcome::Created,
+            Some(s @ ("created" | "idempotent")) => FeedResult {
+                outcome: if s == "created" { FeedOutcome::Created } else { FeedOutcome::Idempotent },
                 feed_data_id: feed_data_id(r),
                 http_status,
                 code: 2000,
                 message_id,
-                error: None,
-            },
-            Some("idempotent") => FeedResult {
-                outcome: FeedOutcome::Idempotent,
-                feed_data_id: feed_data_id(r),
-                http_status,
-                code: 2000,
-                message_id,
+                value_received_at: String::new(),
                 error: None,
             },
             _ => {
@@ -294,8 +294,7 @@ pub(crate) fn parse_batch(http_status: u16, body: &Value, message_ids: &[String]
                 let mut err = crate::codes::error_from_answer(&answer, crate::error::ErrorKind::Api);
                 err.http_status = http_status;
                 err.request_id = body.get("request_id").and_then(Value::as_str).unwrap_or_default().to_string();
-                let outcome = if err.retryable { FeedOutcome::NotSent } else { FeedOutcome::Rejected };
-                FeedResult { outcome, feed_data_id: None, http_status, code, message_id, error: Some(err) }
+                FeedResult::from_error(message_id, err)
             }
         };
         out[slot] = Some(result);

@@ -71,6 +71,9 @@ pub struct realer_feed_result {
     pub code: i32,
     /// The `message_id` used (generated when the item had none), NUL-terminated: retry with it.
     pub message_id: [c_char; 129],
+    /// The `value_received_at` sent (the time of the call when the item had none), NUL-terminated: a retry
+    /// must send it too, or Realer sees another payload under the same `message_id` (409 conflict).
+    pub value_received_at: [c_char; 40],
 }
 
 /// One item's fate in a batch. Strings live as long as the batch result; absent ones are NULL.
@@ -83,6 +86,8 @@ pub struct realer_item_result {
     pub code: i32,
     /// The `message_id` used for this item. Never NULL.
     pub message_id: *const c_char,
+    /// The `value_received_at` sent for this item (empty when the item was not read). Never NULL.
+    pub value_received_at: *const c_char,
     pub error_type: *const c_char,
     pub error_message: *const c_char,
     /// Realer's `error.details` as JSON.
@@ -177,11 +182,17 @@ fn write_result(out: &mut realer_feed_result, r: &FeedResult) {
     out.feed_data_id = r.feed_data_id.unwrap_or(-1);
     out.http_status = i32::from(r.http_status);
     out.code = r.code;
-    out.message_id = [0; 129];
-    // message_ids are checked to be at most 128 ASCII bytes; a longer caller string was refused, and is
-    // copied only as far as it fits so the result still names it.
-    for (dst, src) in out.message_id.iter_mut().zip(r.message_id.bytes().take(REALER_MESSAGE_ID_MAX)) {
-        *dst = src as c_char;
+    copy_truncated(&mut out.message_id, &r.message_id);
+    copy_truncated(&mut out.value_received_at, &r.value_received_at);
+}
+
+/// Copies into a fixed C buffer, always NUL-terminated. Values the library sent always fit (a message_id
+/// is at most 128 bytes, a checked timestamp at most 35); only a refused caller string can be cut short.
+fn copy_truncated(dst: &mut [c_char], src: &str) {
+    dst.fill(0);
+    let room = dst.len() - 1;
+    for (d, s) in dst.iter_mut().zip(src.bytes().take(room)) {
+        *d = s as c_char;
     }
 }
 
@@ -238,6 +249,7 @@ fn batch_list(results: &[FeedResult]) -> realer_batch_result {
                 feed_data_id: r.feed_data_id.unwrap_or(-1),
                 code: r.code,
                 message_id: s.add(&r.message_id),
+                value_received_at: s.add(&r.value_received_at),
                 error_type: s.opt(err.map(|e| e.error_type.as_str())),
                 error_message: s.opt(err.map(|e| e.message.as_str())),
                 details_json: s.opt(err.and_then(|e| e.details.as_ref()).map(|d| d.to_string()).as_deref()),
