@@ -1,0 +1,335 @@
+//! The C ABI called as C would call it: NULL and non-UTF-8 arguments to every export give a clear status and
+//! no crash, `_free(NULL)` is accepted, and the last error carries what the server said.
+
+mod common;
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::ptr::{null, null_mut};
+
+use common::*;
+use realer::ffi::catalog::*;
+use realer::ffi::client::*;
+use realer::ffi::config::*;
+use realer::ffi::error::*;
+use realer::ffi::feed::*;
+use realer::ffi::version::*;
+
+const BAD_UTF8: &[u8] = b"\xff\xfe\0";
+
+fn bad() -> *const c_char {
+    BAD_UTF8.as_ptr().cast()
+}
+
+fn s(p: *const c_char) -> String {
+    assert!(!p.is_null());
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string()
+}
+
+fn last() -> (i32, String) {
+    let e = realer_last_error();
+    assert!(!e.is_null());
+    let e = unsafe { &*e };
+    (e.status, s(e.message))
+}
+
+/// Asserts the status and that the last error's message mentions `needle`.
+#[track_caller]
+fn expect(status: realer_status, want: realer_status, needle: &str) {
+    assert_eq!(status, want, "status {:?}", s(realer_status_str(status)));
+    if want != REALER_OK {
+        let (st, msg) = last();
+        assert_eq!(st, want);
+        assert!(msg.contains(needle), "message {msg:?} should mention {needle:?}");
+    }
+}
+
+fn cstr(v: &str) -> CString {
+    CString::new(v).unwrap()
+}
+
+#[test]
+fn version_and_status_names() {
+    assert_eq!(s(realer_version()), env!("CARGO_PKG_VERSION"));
+    let names: Vec<String> = (0..=11).map(|st| s(realer_status_str(st))).collect();
+    assert_eq!(names[0], "REALER_OK");
+    assert_eq!(names[6], "REALER_ERR_TIMEOUT");
+    assert_eq!(names[11], "REALER_ERR_INTERNAL");
+    assert_eq!(s(realer_status_str(-7)), "REALER_ERR_UNKNOWN");
+    assert_eq!(s(realer_status_str(12)), "REALER_ERR_UNKNOWN");
+}
+
+#[test]
+fn last_error_is_never_null_and_starts_empty() {
+    std::thread::spawn(|| {
+        let e = unsafe { &*realer_last_error() };
+        assert_eq!((e.status, e.http_status, e.code, e.retry_after_ms), (REALER_OK, 0, 0, 0.min(e.retry_after_ms)));
+        for p in [e.r#type, e.message, e.request_id, e.details_json] {
+            assert_eq!(s(p), "");
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn config_setters_check_every_argument() {
+    unsafe {
+        let url = cstr("https://example.com");
+        // NULL config.
+        expect(realer_config_set_base_url(null_mut(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config is NULL");
+        expect(realer_config_allow_insecure_loopback(null_mut(), 1), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_set_device_id(null_mut(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_set_credentials(null_mut(), url.as_ptr(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_set_scope(null_mut(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_set_ca_file(null_mut(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_set_ca_pem(null_mut(), b"x".as_ptr(), 1), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_set_timeouts(null_mut(), 1, 1), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_set_retry(null_mut(), 1, 1, 1), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_set_user_agent(null_mut(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_set_logger(null_mut(), None, null_mut(), 1), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(realer_config_from_env(null_mut()), REALER_ERR_INVALID_ARGUMENT, "config");
+        realer_config_free(null_mut());
+
+        let cfg = realer_config_new();
+        assert!(!cfg.is_null());
+        // NULL strings name the argument; non-UTF-8 strings are refused, never truncated.
+        expect(realer_config_set_base_url(cfg, null()), REALER_ERR_INVALID_ARGUMENT, "base_url is NULL");
+        expect(realer_config_set_base_url(cfg, bad()), REALER_ERR_INVALID_ARGUMENT, "base_url is not valid UTF-8");
+        expect(realer_config_set_device_id(cfg, null()), REALER_ERR_INVALID_ARGUMENT, "device_id is NULL");
+        expect(realer_config_set_device_id(cfg, bad()), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        expect(realer_config_set_credentials(cfg, null(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "client_id");
+        expect(realer_config_set_credentials(cfg, url.as_ptr(), null()), REALER_ERR_INVALID_ARGUMENT, "client_secret");
+        expect(realer_config_set_credentials(cfg, bad(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        expect(realer_config_set_credentials(cfg, url.as_ptr(), bad()), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        expect(realer_config_set_scope(cfg, bad()), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        expect(realer_config_set_ca_file(cfg, null()), REALER_ERR_INVALID_ARGUMENT, "path");
+        expect(realer_config_set_ca_file(cfg, bad()), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        expect(realer_config_set_ca_pem(cfg, null(), 5), REALER_ERR_INVALID_ARGUMENT, "pem");
+        expect(realer_config_set_user_agent(cfg, bad()), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        // Values are checked where they are set.
+        expect(realer_config_set_base_url(cfg, cstr("http://127.0.0.1:1").as_ptr()), REALER_ERR_CONFIG, "allow_insecure_loopback");
+        expect(realer_config_allow_insecure_loopback(cfg, 1), REALER_OK, "");
+        expect(realer_config_set_base_url(cfg, cstr("http://127.0.0.1:1").as_ptr()), REALER_OK, "");
+        expect(realer_config_set_base_url(cfg, cstr("http://example.com").as_ptr()), REALER_ERR_CONFIG, "plain http");
+        expect(realer_config_set_ca_file(cfg, cstr("/nonexistent.pem").as_ptr()), REALER_ERR_CONFIG, "/nonexistent.pem");
+        expect(realer_config_set_ca_pem(cfg, b"no pem".as_ptr(), 6), REALER_ERR_CONFIG, "no CERTIFICATE");
+        expect(realer_config_set_timeouts(cfg, 0, 1000), REALER_ERR_CONFIG, "connect timeout");
+        expect(realer_config_set_timeouts(cfg, 1000, 3_600_001), REALER_ERR_CONFIG, "request timeout");
+        expect(realer_config_set_retry(cfg, 0, 1, 1), REALER_ERR_CONFIG, "max_attempts");
+        expect(realer_config_set_retry(cfg, 3, 10, 5), REALER_ERR_CONFIG, "base_delay_ms");
+        expect(realer_config_set_user_agent(cfg, cstr("").as_ptr()), REALER_ERR_CONFIG, "user agent");
+        expect(realer_config_set_logger(cfg, Some(count_lines), null_mut(), 9), REALER_ERR_INVALID_ARGUMENT, "max_level");
+        expect(realer_config_set_logger(cfg, None, null_mut(), 0), REALER_OK, "");
+        // An incomplete configuration cannot make a client.
+        let mut client: *mut realer_client = null_mut();
+        expect(realer_client_new(cfg, &mut client), REALER_ERR_CONFIG, "device id");
+        assert!(client.is_null(), "out is written only on success");
+        expect(realer_client_new(null(), &mut client), REALER_ERR_INVALID_ARGUMENT, "config is NULL");
+        expect(realer_client_new(cfg, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out is NULL");
+        realer_config_free(cfg);
+    }
+}
+
+unsafe extern "C" fn count_lines(user_data: *mut c_void, level: realer_log_level, message: *const c_char) {
+    let lines = unsafe { &*(user_data as *const std::sync::Mutex<Vec<(i32, String)>>) };
+    lines.lock().unwrap().push((level, unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned()));
+}
+
+/// A client for the sim's demo device, through the C API, logging into `lines`.
+unsafe fn c_client(sim: &Sim, lines: Option<&std::sync::Mutex<Vec<(i32, String)>>>) -> *mut realer_client {
+    unsafe {
+        let cfg = realer_config_new();
+        let pem = sim.ca_pem();
+        assert_eq!(realer_config_set_base_url(cfg, cstr(&sim.base_url()).as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_ca_pem(cfg, pem.as_ptr(), pem.len()), REALER_OK);
+        assert_eq!(realer_config_set_device_id(cfg, cstr(builtin::DEVICE_ID).as_ptr()), REALER_OK);
+        let (id, secret) = (cstr(builtin::CLIENT_ID), cstr(builtin::CLIENT_SECRET));
+        assert_eq!(realer_config_set_credentials(cfg, id.as_ptr(), secret.as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_retry(cfg, 3, 10, 100), REALER_OK);
+        if let Some(lines) = lines {
+            let ud = lines as *const _ as *mut c_void;
+            assert_eq!(realer_config_set_logger(cfg, Some(count_lines), ud, REALER_LOG_DEBUG), REALER_OK);
+        }
+        let mut client = null_mut();
+        assert_eq!(realer_client_new(cfg, &mut client), REALER_OK);
+        realer_config_free(cfg); // the client keeps its own copy
+        client
+    }
+}
+
+#[test]
+fn catalog_exports_check_their_arguments_and_lists_are_bounded() {
+    let sim = sim();
+    unsafe {
+        let client = c_client(&sim, None);
+        let mut cmds: *mut realer_commands = null_mut();
+        let mut sensors: *mut realer_sensors = null_mut();
+        let one = cstr("7");
+        expect(realer_authenticate(null()), REALER_ERR_INVALID_ARGUMENT, "client is NULL");
+        expect(realer_fetch_commands(null(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_fetch_commands(client, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        expect(realer_fetch_sensors(null(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_fetch_sensors(client, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        expect(realer_fetch_command(client, null(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "id is NULL");
+        expect(realer_fetch_command(client, bad(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        expect(realer_fetch_command(null(), one.as_ptr(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_fetch_sensor(client, null(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "id is NULL");
+        expect(realer_fetch_sensor(client, bad(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        expect(realer_fetch_sensor(client, one.as_ptr(), null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        expect(realer_fetch_sensor(client, cstr("7/../8").as_ptr(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "sensor id");
+        assert!(cmds.is_null() && sensors.is_null());
+        assert_eq!(sim.request_log().len(), 0, "nothing was sent");
+
+        assert_eq!(realer_commands_len(null()), 0);
+        assert!(realer_commands_get(null(), 0).is_null());
+        assert_eq!(realer_sensors_len(null()), 0);
+        assert!(realer_sensors_get(null(), 0).is_null());
+        realer_commands_free(null_mut());
+        realer_sensors_free(null_mut());
+
+        expect(realer_fetch_commands(client, &mut cmds), REALER_OK, "");
+        assert_eq!(realer_commands_len(cmds), 4);
+        assert!(realer_commands_get(cmds, 4).is_null() && realer_commands_get(cmds, usize::MAX).is_null());
+        let first = &*realer_commands_get(cmds, 0);
+        assert_eq!((s(first.id), s(first.desired_id)), ("1".to_string(), builtin::PENDING_DESIRED_ID.to_string()));
+        assert_eq!(realer_command_desired_action(client, first, 0), REALER_COMMAND_ACTION_APPLY);
+        let unrepresentable = &*realer_commands_get(cmds, 2);
+        assert!(unrepresentable.value.is_null() && !unrepresentable.error_type.is_null());
+        assert_eq!(realer_command_desired_action(client, unrepresentable, 0), REALER_COMMAND_ACTION_NONE);
+        assert_eq!(realer_command_desired_action(null(), first, 0), REALER_COMMAND_ACTION_INVALID);
+        assert_eq!(realer_command_desired_action(client, null(), 0), REALER_COMMAND_ACTION_INVALID);
+        assert_eq!(realer_command_desired_action(client, first, -5), REALER_COMMAND_ACTION_INVALID);
+        let broken = realer_command { id: bad(), ..std::ptr::read(first) };
+        assert_eq!(realer_command_desired_action(client, &broken, 0), REALER_COMMAND_ACTION_INVALID);
+        assert!(last().1.contains("UTF-8"));
+        realer_commands_free(cmds);
+
+        expect(realer_fetch_sensor(client, cstr("404").as_ptr(), &mut sensors), REALER_ERR_API, "not");
+        let e = &*realer_last_error();
+        assert_eq!((e.http_status, e.code, s(e.r#type).as_str()), (404, 4004, "not_found"));
+        assert!(!s(e.request_id).is_empty());
+        realer_client_free(client);
+        realer_client_free(null_mut());
+    }
+}
+
+fn item(sensor: &CString, value: &CString) -> realer_feed_item {
+    let mut it = unsafe { std::mem::zeroed::<realer_feed_item>() };
+    assert_eq!(unsafe { realer_feed_item_init(&mut it) }, REALER_OK);
+    assert_eq!((it.report_status, it.sequence_number), (REALER_REPORT_STATUS_NONE, -1));
+    it.sensor_id = sensor.as_ptr();
+    it.value = value.as_ptr();
+    it
+}
+
+#[test]
+fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
+    let sim = sim();
+    let lines = std::sync::Mutex::new(Vec::new());
+    unsafe {
+        let client = c_client(&sim, Some(&lines));
+        let (seven, v) = (cstr("7"), cstr("21.4"));
+        let mut out = std::mem::zeroed::<realer_feed_result>();
+        expect(realer_feed_item_init(null_mut()), REALER_ERR_INVALID_ARGUMENT, "item is NULL");
+        let good = item(&seven, &v);
+        expect(realer_post_feed_data(null(), &good, &mut out), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_post_feed_data(client, null(), &mut out), REALER_ERR_INVALID_ARGUMENT, "item");
+        expect(realer_post_feed_data(client, &good, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        for (field, patch) in [
+            ("item.sensor_id", Box::new(|it: &mut realer_feed_item| it.sensor_id = bad()) as Box<dyn Fn(&mut realer_feed_item)>),
+            ("item.value", Box::new(|it: &mut realer_feed_item| it.value = bad())),
+            ("item.message_id", Box::new(|it: &mut realer_feed_item| it.message_id = bad())),
+            ("item.value_received_at", Box::new(|it: &mut realer_feed_item| it.value_received_at = bad())),
+            ("item.desired_id", Box::new(|it: &mut realer_feed_item| it.desired_id = bad())),
+            ("item.command_id", Box::new(|it: &mut realer_feed_item| it.command_id = bad())),
+            ("item.report_status", Box::new(|it: &mut realer_feed_item| it.report_status = 42)),
+            ("item.sequence_number", Box::new(|it: &mut realer_feed_item| it.sequence_number = -5)),
+            ("feed item value: is required", Box::new(|it: &mut realer_feed_item| it.value = null())),
+            ("sensor_id/command_id", Box::new(|it: &mut realer_feed_item| it.sensor_id = null())),
+            ("report_status", Box::new(|it: &mut realer_feed_item| it.report_status = REALER_REPORT_STATUS_APPLIED)),
+        ] {
+            let mut it = item(&seven, &v);
+            patch(&mut it);
+            expect(realer_post_feed_data(client, &it, &mut out), REALER_ERR_INVALID_ARGUMENT, field);
+            assert_eq!(out.outcome, REALER_FEED_OUTCOME_NOT_SENT);
+        }
+        assert_eq!(sim.records().len(), 0, "nothing invalid was sent");
+
+        // Created, then a replay of the same event, then a conflict.
+        expect(realer_post_feed_data(client, &good, &mut out), REALER_OK, "");
+        assert_eq!((out.outcome, out.http_status, out.code), (REALER_FEED_OUTCOME_CREATED, 201, 2000));
+        let first_id = out.feed_data_id;
+        let (mid, at) = (CStr::from_ptr(out.message_id.as_ptr()).to_owned(), CStr::from_ptr(out.value_received_at.as_ptr()).to_owned());
+        let mut again = item(&seven, &v);
+        again.message_id = mid.as_ptr();
+        again.value_received_at = at.as_ptr();
+        expect(realer_post_feed_data(client, &again, &mut out), REALER_OK, "");
+        assert_eq!((out.outcome, out.feed_data_id), (REALER_FEED_OUTCOME_IDEMPOTENT, first_id));
+        let other = cstr("22.0");
+        again.value = other.as_ptr();
+        expect(realer_post_feed_data(client, &again, &mut out), REALER_ERR_API, "conflict");
+        assert_eq!((out.outcome, out.code, out.http_status), (REALER_FEED_OUTCOME_REJECTED, 4009, 409));
+        assert_eq!(CStr::from_ptr(out.message_id.as_ptr()), mid.as_c_str());
+
+        // Validation details reach the last error.
+        let unknown = cstr("99");
+        let it = item(&unknown, &v);
+        expect(realer_post_feed_data(client, &it, &mut out), REALER_ERR_API, "validation_failed");
+        let e = &*realer_last_error();
+        assert_eq!((e.http_status, e.code, s(e.r#type).as_str(), e.retryable), (422, 4022, "validation_failed", false));
+        assert_eq!(s(e.details_json), r#"{"sensor_id":["is invalid for this device"]}"#);
+        assert!(!s(e.request_id).is_empty());
+
+        // Batches.
+        let mut res: *mut realer_batch_result = null_mut();
+        let items = [item(&seven, &v), it, again];
+        expect(realer_post_feed_batch(null(), items.as_ptr(), 3, &mut res), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_post_feed_batch(client, null(), 3, &mut res), REALER_ERR_INVALID_ARGUMENT, "items");
+        expect(realer_post_feed_batch(client, items.as_ptr(), 0, &mut res), REALER_ERR_INVALID_ARGUMENT, "count");
+        expect(realer_post_feed_batch(client, items.as_ptr(), 3, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        assert!(res.is_null());
+        let mut broken = [item(&seven, &v), item(&seven, &v)];
+        broken[1].value = bad();
+        expect(realer_post_feed_batch(client, broken.as_ptr(), 2, &mut res), REALER_ERR_INVALID_ARGUMENT, "items[1].value");
+        assert_eq!(realer_batch_result_len(res), 2);
+        assert_eq!((*realer_batch_result_get(res, 0)).outcome, REALER_FEED_OUTCOME_NOT_SENT);
+        realer_batch_result_free(res);
+
+        expect(realer_post_feed_batch(client, items.as_ptr(), 3, &mut res), REALER_OK, "");
+        assert_eq!(realer_batch_result_len(res), 3);
+        assert!(realer_batch_result_get(res, 3).is_null() && realer_batch_result_get(null(), 0).is_null());
+        let r: Vec<&realer_item_result> = (0..3).map(|i| &*realer_batch_result_get(res, i)).collect();
+        assert_eq!(
+            [r[0].outcome, r[1].outcome, r[2].outcome],
+            [REALER_FEED_OUTCOME_CREATED, REALER_FEED_OUTCOME_REJECTED, REALER_FEED_OUTCOME_REJECTED]
+        );
+        assert!(r[0].error_type.is_null() && r[0].feed_data_id > 0 && !s(r[0].value_received_at).is_empty());
+        assert_eq!((r[1].code, s(r[1].error_type).as_str()), (4022, "validation_failed"));
+        assert!(s(r[1].details_json).contains("sensor_id"));
+        assert_eq!((r[2].code, s(r[2].message_id)), (4009, mid.to_str().unwrap().to_string()));
+        assert_eq!(realer_batch_result_len(null()), 0);
+        realer_batch_result_free(res);
+        realer_batch_result_free(null_mut());
+        realer_client_free(client);
+    }
+    let lines = lines.into_inner().unwrap();
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|(lvl, l)| (1..=4).contains(lvl) && !l.contains(builtin::CLIENT_SECRET)));
+}
+
+#[test]
+fn timestamps_format_into_caller_buffers() {
+    let mut buf = [0 as c_char; REALER_TIMESTAMP_SIZE];
+    unsafe {
+        expect(realer_format_timestamp(1_777_025_700_000, buf.as_mut_ptr(), buf.len()), REALER_OK, "");
+        assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "2026-04-24T10:15:00.000Z");
+        expect(realer_format_timestamp(0, buf.as_mut_ptr(), buf.len()), REALER_OK, "");
+        assert!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap().ends_with('Z'));
+        let mut small = [7 as c_char; 10];
+        expect(realer_format_timestamp(1, small.as_mut_ptr(), small.len()), REALER_ERR_BUFFER_TOO_SMALL, "25 bytes");
+        assert!(small.iter().all(|&b| b == 7), "nothing written");
+        expect(realer_format_timestamp(1, null_mut(), 64), REALER_ERR_INVALID_ARGUMENT, "buf is NULL");
+        expect(realer_format_timestamp(-1, buf.as_mut_ptr(), buf.len()), REALER_ERR_INVALID_ARGUMENT, "negative");
+        expect(realer_format_timestamp(i64::MAX, buf.as_mut_ptr(), buf.len()), REALER_ERR_INVALID_ARGUMENT, "9999");
+    }
+}
