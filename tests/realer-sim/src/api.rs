@@ -1,0 +1,122 @@
+//! Dispatch of non-admin requests to the OAuth, catalog and feed-data handlers, bearer authorisation, and
+//! Realer's error shape (section 6 of the contract).
+
+use ring::rand::SystemRandom;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+use crate::encoding::random_hex;
+use crate::http::{Request, Response};
+use crate::routes::Route;
+use crate::state::{State, SCOPE_CATALOG_READ, SCOPE_FEED_DATA_WRITE};
+use crate::{catalog, feed, oauth};
+
+/// What a handler may read and change.
+pub(crate) struct Ctx<'a> {
+    pub state: &'a mut State,
+    pub rng: &'a SystemRandom,
+    pub now: Instant,
+    /// Wall-clock seconds since the epoch (for `value_received_at` and `expires_at`).
+    pub now_unix: i64,
+    pub token_ttl_secs: u64,
+    pub renew_after_secs: u64,
+}
+
+/// A fresh `req_…` id; every error carries its own.
+pub(crate) fn request_id(rng: &SystemRandom) -> String {
+    format!("req_{}", random_hex(rng, 12))
+}
+
+/// The readable label of a Realer code.
+pub(crate) fn error_type(code: u32) -> &'static str {
+    match code {
+        4000 => "bad_request",
+        4001 => "unauthorized",
+        4002 => "payment_required",
+        4003 => "forbidden",
+        4004 => "not_found",
+        4005 => "method_not_allowed",
+        4009 => "conflict",
+        4013 => "payload_too_large",
+        4015 => "unsupported_media_type",
+        4022 => "validation_failed",
+        4029 => "rate_limited",
+        5003 => "service_unavailable",
+        _ => "error",
+    }
+}
+
+/// `{"code":…,"error":{"type":…,"message":…,"details":…},"request_id":"req_…"}` with the same id in `X-Request-Id`.
+pub(crate) fn error(rng: &SystemRandom, status: u16, code: u32, message: &str, details: Option<Value>) -> Response {
+    let rid = request_id(rng);
+    let mut err = json!({"type": error_type(code), "message": message});
+    if let Some(d) = details {
+        err["details"] = d;
+    }
+    Response::json(status, &json!({"code": code, "error": err, "request_id": rid})).with_header("X-Request-Id", rid)
+}
+
+/// A success answer with its own `X-Request-Id`.
+pub(crate) fn ok(rng: &SystemRandom, status: u16, body: &Value) -> Response {
+    Response::json(status, body).with_header("X-Request-Id", request_id(rng))
+}
+
+/// Handles one non-admin request.
+pub(crate) fn handle(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    let Some(route) = Route::parse(&req.path) else {
+        return error(ctx.rng, 404, 4004, &format!("no such path: {}", req.path), None);
+    };
+    if req.method != route.method() {
+        return error(ctx.rng, 405, 4005, &format!("{} is not allowed here; use {}", req.method, route.method()), None)
+            .with_header("Allow", route.method());
+    }
+    match route {
+        Route::Token => oauth::token(ctx, req),
+        Route::Revoke => oauth::revoke(ctx, req),
+        Route::Commands { device, item } => match authorize(ctx, req, device, SCOPE_CATALOG_READ) {
+            Ok(d) => catalog::commands(ctx, d, item),
+            Err(resp) => resp,
+        },
+        Route::Sensors { device, item } => match authorize(ctx, req, device, SCOPE_CATALOG_READ) {
+            Ok(d) => catalog::sensors(ctx, d, item),
+            Err(resp) => resp,
+        },
+        Route::FeedData { device } => match authorize(ctx, req, device, SCOPE_FEED_DATA_WRITE) {
+            Ok(d) => feed::single(ctx, d, req),
+            Err(resp) => resp,
+        },
+        Route::Batches { device } => match authorize(ctx, req, device, SCOPE_FEED_DATA_WRITE) {
+            Ok(d) => feed::batch(ctx, d, req),
+            Err(resp) => resp,
+        },
+    }
+}
+
+fn unauthorized(ctx: &Ctx<'_>, message: &str, invalid_token: bool) -> Response {
+    let challenge =
+        if invalid_token { r#"Bearer realm="realer", error="invalid_token""# } else { r#"Bearer realm="realer""# };
+    error(ctx.rng, 401, 4001, message, None).with_header("WWW-Authenticate", challenge)
+}
+
+/// Checks the bearer token against the path's device and the scope the endpoint needs; the device's index.
+fn authorize(ctx: &Ctx<'_>, req: &Request, device: &str, scope: &str) -> Result<usize, Response> {
+    let Some(token) = req.authorization("Bearer") else {
+        return Err(unauthorized(ctx, "a Bearer access token is required", false));
+    };
+    let Some(t) = ctx.state.tokens.get(token) else {
+        return Err(unauthorized(ctx, "the access token is unknown", true));
+    };
+    if t.revoked {
+        return Err(unauthorized(ctx, "the access token was revoked", true));
+    }
+    if ctx.now >= t.expires {
+        return Err(unauthorized(ctx, "the access token has expired", true));
+    }
+    if ctx.state.devices[t.device].id.to_string() != device {
+        return Err(error(ctx.rng, 403, 4003, "the access token belongs to another device", None));
+    }
+    if !t.scopes.contains(&scope) {
+        return Err(error(ctx.rng, 403, 4003, &format!("the access token lacks the scope {scope}"), None));
+    }
+    Ok(t.device)
+}

@@ -1,0 +1,106 @@
+//! Fault injection: failures a proxy or an overloaded server produces, queued for the next matching requests.
+
+use crate::http::Request;
+use crate::routes::Route;
+
+/// One failure to produce instead of (or around) a normal answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 503 with code 5003 `service_unavailable`.
+    ServiceUnavailable,
+    /// 429 with code 4029 `rate_limited` and a `Retry-After` header.
+    RateLimited { retry_after_secs: u64 },
+    /// 502 with an nginx-like HTML page (`text/html`, no JSON), as a reverse proxy answers.
+    ProxyBadGateway,
+    /// Wait this long, then handle the request normally.
+    Delay { ms: u64 },
+    /// Read the whole request, then close the TCP connection without an answer and without TLS close_notify.
+    CloseBeforeAnswer,
+    /// Handle the request normally (feed data is stored), then close without answering.
+    StoreThenClose,
+    /// Read the request and never answer, until the client closes or the sim stops.
+    Hang,
+}
+
+impl Fault {
+    /// The admin-interface name of the fault.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::ServiceUnavailable => "service_unavailable",
+            Fault::RateLimited { .. } => "rate_limited",
+            Fault::ProxyBadGateway => "proxy_bad_gateway",
+            Fault::Delay { .. } => "delay",
+            Fault::CloseBeforeAnswer => "close_before_answer",
+            Fault::StoreThenClose => "store_then_close",
+            Fault::Hang => "hang",
+        }
+    }
+}
+
+/// Which requests a queued fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every request except the admin interface.
+    Any,
+    /// `/oauth/token`, any method.
+    Token,
+    /// `GET` of a command or sensor collection or item.
+    Catalog,
+    /// `POST …/feed-data` (one item).
+    FeedData,
+    /// `POST …/feed-data/batches`.
+    Batch,
+    /// Exactly this path (without the query string), any method.
+    Path(String),
+}
+
+impl Target {
+    /// Parses the admin-interface name: `any`, `token`, `catalog`, `feed_data`, `batch` or a path starting with `/`.
+    pub fn parse(name: &str) -> Option<Target> {
+        Some(match name {
+            "any" => Target::Any,
+            "token" => Target::Token,
+            "catalog" => Target::Catalog,
+            "feed_data" => Target::FeedData,
+            "batch" => Target::Batch,
+            p if p.starts_with('/') => Target::Path(p.to_string()),
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn matches(&self, req: &Request) -> bool {
+        let route = Route::parse(&req.path);
+        match self {
+            Target::Any => true,
+            Target::Token => matches!(route, Some(Route::Token)),
+            Target::Catalog => {
+                req.method == "GET" && matches!(route, Some(Route::Commands { .. } | Route::Sensors { .. }))
+            }
+            Target::FeedData => req.method == "POST" && matches!(route, Some(Route::FeedData { .. })),
+            Target::Batch => req.method == "POST" && matches!(route, Some(Route::Batches { .. })),
+            Target::Path(p) => req.path == *p,
+        }
+    }
+}
+
+/// A fault with the number of matching requests it still applies to.
+#[derive(Debug, Clone)]
+pub(crate) struct QueuedFault {
+    pub fault: Fault,
+    pub target: Target,
+    pub remaining: u32,
+}
+
+/// Consumes one count of the first queued fault matching `req`.
+pub(crate) fn take(queue: &mut Vec<QueuedFault>, req: &Request) -> Option<Fault> {
+    let pos = queue.iter().position(|q| q.target.matches(req))?;
+    let fault = queue[pos].fault.clone();
+    queue[pos].remaining -= 1;
+    if queue[pos].remaining == 0 {
+        queue.remove(pos);
+    }
+    Some(fault)
+}
+
+/// The page nginx serves when its upstream fails.
+pub(crate) const BAD_GATEWAY_HTML: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";

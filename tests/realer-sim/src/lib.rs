@@ -1,0 +1,23 @@
+//! realer-sim: Realer's iot/v1 device API (OAuth, catalog, feed data) served over HTTPS on loopback, with
+//! fault injection, for the `realer` crate's tests, benchmarks and demo. See README.md.
+
+mod admin;
+mod api;
+pub mod builtin;
+mod catalog;
+pub mod encoding;
+mod faults;
+mod feed;
+mod fixture;
+mod http;
+mod oauth;
+mod routes;
+mod server;
+mod state;
+pub mod time;
+mod tls;
+
+pub use faults::{Fault, Target};
+pub use fixture::{Fixture, FixtureCommand, FixtureDesired, FixtureDevice, FixtureSensor, Id, ItemError, BUILTIN_JSON};
+pub use server::{Sim, SimOptions};
+pub use state::{LogEntry, Record};

@@ -1,0 +1,477 @@
+//! The running simulator: a listener thread, one thread per connection (HTTP/1.1 keep-alive over rustls),
+//! fault handling around the API handlers, the request log, and stopping/restarting on the same port.
+
+use ring::rand::SystemRandom;
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::api::{self, Ctx};
+use crate::encoding::{random_hex, redact};
+use crate::faults::{self, Fault, QueuedFault, Target, BAD_GATEWAY_HTML};
+use crate::fixture::Fixture;
+use crate::http::{self, ReadError, Request, Response};
+use crate::state::{LogEntry, Record, State};
+use crate::{admin, time, tls};
+
+/// How long an idle keep-alive connection stays open.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long stopping waits for each thread before leaving it detached.
+const JOIN_GRACE: Duration = Duration::from_secs(2);
+
+/// How to start a sim.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Where to listen; port 0 picks a free port. Default `127.0.0.1:0`.
+    pub listen: SocketAddr,
+    /// Devices and catalogs; `None` is [`Fixture::builtin`].
+    pub fixture: Option<Fixture>,
+    /// `expires_in` of issued tokens. Default 3600.
+    pub token_ttl_secs: u64,
+    /// `renew_after` of issued tokens. Default 3000.
+    pub renew_after_secs: u64,
+    /// No log lines on stderr.
+    pub quiet: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            fixture: None,
+            token_ttl_secs: 3600,
+            renew_after_secs: 3000,
+            quiet: false,
+        }
+    }
+}
+
+/// A simulator serving on background threads. Dropping it stops the listener and every connection.
+pub struct Sim {
+    inner: Arc<Inner>,
+}
+
+struct Acceptor {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    handle: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Net {
+    /// The sim was dropped: never listen again.
+    stopped: bool,
+    accept: Option<Acceptor>,
+    conns: HashMap<u64, Conn>,
+    next_conn: u64,
+}
+
+pub(crate) struct Inner {
+    start: Instant,
+    token_ttl_secs: u64,
+    renew_after_secs: u64,
+    quiet: bool,
+    pub(crate) admin_token: String,
+    pub(crate) rng: SystemRandom,
+    pub(crate) state: Mutex<State>,
+    tls: Arc<ServerConfig>,
+    ca_pem: String,
+    addr: SocketAddr,
+    net: Mutex<Net>,
+}
+
+/// Locks a mutex, ignoring poisoning: a panicking handler must not take the whole sim down.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a connection does after a request.
+enum Outcome {
+    Answer(Response),
+    /// Close the TCP connection without answering and without close_notify.
+    Drop,
+    /// Never answer; wait for the client to give up.
+    Hang,
+}
+
+fn join_within(handle: JoinHandle<()>, deadline: Instant) {
+    while !handle.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(2));
+    }
+    if handle.is_finished() {
+        let _ = handle.join();
+    }
+}
+
+impl Sim {
+    /// Makes a fresh CA and server certificate, binds `opts.listen` and starts serving.
+    pub fn start(opts: SimOptions) -> io::Result<Sim> {
+        let fixture = opts.fixture.unwrap_or_else(Fixture::builtin);
+        let (tls, ca_pem) = tls::make().map_err(io::Error::other)?;
+        let listener = TcpListener::bind(opts.listen)?;
+        let addr = listener.local_addr()?;
+        let rng = SystemRandom::new();
+        let admin_token = random_hex(&rng, 16);
+        let inner = Arc::new(Inner {
+            start: Instant::now(),
+            token_ttl_secs: opts.token_ttl_secs,
+            renew_after_secs: opts.renew_after_secs,
+            quiet: opts.quiet,
+            admin_token,
+            rng,
+            state: Mutex::new(State::new(&fixture, time::now_unix())),
+            tls,
+            ca_pem,
+            addr,
+            net: Mutex::new(Net::default()),
+        });
+        {
+            let mut net = lock(&inner.net);
+            Inner::spawn_acceptor(&inner, &mut net, listener)?;
+        }
+        Ok(Sim { inner })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// `https://HOST:PORT`, no trailing slash (IPv6 hosts in brackets).
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.inner.addr)
+    }
+
+    /// The throwaway CA certificate (PEM) that signed the server certificate.
+    pub fn ca_pem(&self) -> String {
+        self.inner.ca_pem.clone()
+    }
+
+    /// The bearer token of the `/_sim/` admin interface.
+    pub fn admin_token(&self) -> String {
+        self.inner.admin_token.clone()
+    }
+
+    /// Queues `fault` for the next `count` requests matching `target` (FIFO: a request consumes one count of
+    /// the first queued fault it matches). Admin requests are never faulted.
+    pub fn inject(&self, fault: Fault, target: Target, count: u32) {
+        self.inner.inject(fault, target, count);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.inner.state).faults.clear();
+    }
+
+    /// Expires every token issued so far (later requests with them get 401/4001).
+    pub fn expire_all_tokens(&self) {
+        self.inner.expire_all_tokens();
+    }
+
+    /// Every stored feed-data record, in `feed_data_id` order.
+    pub fn records(&self) -> Vec<Record> {
+        lock(&self.inner.state).records.clone()
+    }
+
+    pub fn tokens_issued(&self) -> u64 {
+        lock(&self.inner.state).tokens_issued
+    }
+
+    /// Every non-admin request read so far, in the order they were decided.
+    pub fn request_log(&self) -> Vec<LogEntry> {
+        lock(&self.inner.state).log.clone()
+    }
+
+    /// `true`: stop listening and drop every open connection. `false`: listen again on the same port. State
+    /// (records, tokens, faults, log) is kept. Panics if the port cannot be bound again.
+    pub fn set_down(&self, down: bool) {
+        if let Err(e) = self.try_set_down(down) {
+            panic!("realer-sim: cannot listen again on {}: {e}", self.inner.addr);
+        }
+    }
+
+    /// [`Sim::set_down`], reporting a failure to bind the port again instead of panicking.
+    pub fn try_set_down(&self, down: bool) -> io::Result<()> {
+        Inner::set_down(&self.inner, down)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        lock(&self.inner.net).stopped = true;
+        self.inner.stop_listening();
+    }
+}
+
+impl Inner {
+    pub(crate) fn inject(&self, fault: Fault, target: Target, count: u32) {
+        if count > 0 {
+            lock(&self.state).faults.push(QueuedFault { fault, target, remaining: count });
+        }
+    }
+
+    pub(crate) fn expire_all_tokens(&self) -> usize {
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        for t in state.tokens.values_mut() {
+            t.expires = t.expires.min(now);
+        }
+        state.tokens.len()
+    }
+
+    pub(crate) fn set_down(this: &Arc<Inner>, down: bool) -> io::Result<()> {
+        if down {
+            this.stop_listening();
+            return Ok(());
+        }
+        let mut net = lock(&this.net);
+        if net.stopped || net.accept.is_some() {
+            return Ok(());
+        }
+        // Connections the sim closed linger in TIME_WAIT; std sets SO_REUSEADDR, and a retry covers the rest.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let listener = loop {
+            match TcpListener::bind(this.addr) {
+                Ok(l) => break l,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        Inner::spawn_acceptor(this, &mut net, listener)
+    }
+
+    fn spawn_acceptor(this: &Arc<Inner>, net: &mut Net, listener: TcpListener) -> io::Result<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (inner, flag) = (Arc::clone(this), Arc::clone(&stop));
+        let handle = thread::Builder::new()
+            .name("realer-sim-accept".into())
+            .spawn(move || Inner::accept_loop(&inner, listener, &flag))?;
+        net.accept = Some(Acceptor { stop, handle });
+        Ok(())
+    }
+
+    fn accept_loop(this: &Arc<Inner>, listener: TcpListener, stop: &AtomicBool) {
+        for stream in listener.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            match stream {
+                Ok(stream) => Inner::register(this, stream, stop),
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    fn register(this: &Arc<Inner>, stream: TcpStream, stop: &AtomicBool) {
+        let mut net = lock(&this.net);
+        if stop.load(Ordering::SeqCst) {
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+        let Ok(clone) = stream.try_clone() else {
+            return;
+        };
+        let id = net.next_conn;
+        net.next_conn += 1;
+        let inner = Arc::clone(this);
+        let spawned = thread::Builder::new().name("realer-sim-conn".into()).spawn(move || {
+            Inner::serve(&inner, stream);
+            lock(&inner.net).conns.remove(&id);
+        });
+        if let Ok(handle) = spawned {
+            net.conns.insert(id, Conn { stream: clone, handle: Some(handle) });
+        }
+    }
+
+    /// Closes the listening socket and every open connection, then waits (briefly) for their threads.
+    fn stop_listening(&self) {
+        let (acceptor, conns) = {
+            let mut net = lock(&self.net);
+            if let Some(a) = &net.accept {
+                a.stop.store(true, Ordering::SeqCst);
+            }
+            let conns: Vec<Conn> = net.conns.drain().map(|(_, c)| c).collect();
+            (net.accept.take(), conns)
+        };
+        let deadline = Instant::now() + JOIN_GRACE;
+        if let Some(a) = acceptor {
+            // Wake the blocking accept() so the thread sees the flag and drops the listener.
+            let wake_ip = match self.addr.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            let _ = TcpStream::connect_timeout(&SocketAddr::new(wake_ip, self.addr.port()), JOIN_GRACE);
+            join_within(a.handle, deadline);
+        }
+        for c in &conns {
+            let _ = c.stream.shutdown(Shutdown::Both);
+        }
+        for c in conns {
+            if let Some(h) = c.handle {
+                join_within(h, deadline);
+            }
+        }
+    }
+
+    fn log_line(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("realer-sim: {line}");
+        }
+    }
+
+    /// Serves one connection until it closes.
+    fn serve(this: &Arc<Inner>, tcp: TcpStream) {
+        let me = this.as_ref();
+        let peer = tcp.peer_addr().ok();
+        let _ = tcp.set_nodelay(true);
+        let _ = tcp.set_read_timeout(Some(IDLE_TIMEOUT));
+        let Ok(conn) = ServerConnection::new(Arc::clone(&me.tls)) else {
+            return;
+        };
+        let mut tls = StreamOwned::new(conn, tcp);
+        let mut buf = Vec::new();
+        loop {
+            let req = match http::read_request(&mut tls, &mut buf) {
+                Ok(Some(req)) => req,
+                Ok(None) | Err(ReadError::Closed) => {
+                    if tls.conn.is_handshaking() {
+                        if let Some(peer) = peer {
+                            me.log_line(&format!("{peer}: connection closed before TLS was established"));
+                        }
+                    }
+                    break;
+                }
+                Err(ReadError::Malformed(status, why)) => {
+                    let code = if status == 413 { 4013 } else { 4000 };
+                    let resp = api::error(&me.rng, status, code, why, None);
+                    me.log_line(&format!("malformed request: {why} -> {status}"));
+                    let _ = tls.write_all(&resp.serialize(true));
+                    let _ = tls.flush();
+                    break;
+                }
+            };
+            let started = Instant::now();
+            let close = !req.keep_alive;
+            match Inner::answer(this, &req, started) {
+                Outcome::Answer(resp) => {
+                    let written = tls.write_all(&resp.serialize(close)).and_then(|()| tls.flush());
+                    if written.is_err() || close {
+                        break;
+                    }
+                }
+                Outcome::Drop => {
+                    let _ = tls.sock.shutdown(Shutdown::Both);
+                    return;
+                }
+                Outcome::Hang => {
+                    let _ = tls.sock.set_read_timeout(None);
+                    let mut sink = [0u8; 4096];
+                    while matches!(tls.read(&mut sink), Ok(n) if n > 0) {}
+                    let _ = tls.sock.shutdown(Shutdown::Both);
+                    return;
+                }
+            }
+        }
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        let _ = tls.sock.shutdown(Shutdown::Both);
+    }
+
+    /// Applies faults, handles the request, and records it.
+    fn answer(this: &Arc<Inner>, req: &Request, started: Instant) -> Outcome {
+        if req.path == "/_sim" || req.path.starts_with("/_sim/") {
+            let resp = admin::handle(this, req);
+            this.log_line(&format!(
+                "{} {} {} {}ms (admin)",
+                req.method,
+                req.path,
+                resp.status,
+                started.elapsed().as_millis()
+            ));
+            return Outcome::Answer(resp);
+        }
+        let at_ms = started.duration_since(this.start).as_millis() as u64;
+        let bearer = req.authorization("Bearer");
+        let (fault, bearer_valid) = {
+            let mut state = lock(&this.state);
+            let valid = bearer.is_some_and(|t| state.token_valid(t, started));
+            (faults::take(&mut state.faults, req), valid)
+        };
+        let outcome = match &fault {
+            None => Outcome::Answer(this.dispatch(req)),
+            Some(Fault::Delay { ms }) => {
+                thread::sleep(Duration::from_millis(*ms));
+                Outcome::Answer(this.dispatch(req))
+            }
+            Some(Fault::ServiceUnavailable) => {
+                Outcome::Answer(api::error(&this.rng, 503, 5003, "the service is temporarily unavailable", None))
+            }
+            Some(Fault::RateLimited { retry_after_secs }) => Outcome::Answer(
+                api::error(&this.rng, 429, 4029, "too many requests", None)
+                    .with_header("Retry-After", retry_after_secs.to_string()),
+            ),
+            Some(Fault::ProxyBadGateway) => Outcome::Answer(
+                Response::new(502, "text/html", BAD_GATEWAY_HTML.as_bytes().to_vec()).with_header("Server", "nginx"),
+            ),
+            Some(Fault::CloseBeforeAnswer) => Outcome::Drop,
+            Some(Fault::StoreThenClose) => {
+                this.dispatch(req);
+                Outcome::Drop
+            }
+            Some(Fault::Hang) => Outcome::Hang,
+        };
+        let status = match &outcome {
+            Outcome::Answer(resp) => resp.status,
+            _ => 0,
+        };
+        lock(&this.state).log.push(LogEntry {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            status,
+            bearer_valid,
+            at_ms,
+        });
+        if !this.quiet {
+            let mut line = format!(
+                "{} {} {} {}ms",
+                req.method,
+                req.path,
+                if status == 0 { "-".to_string() } else { status.to_string() },
+                started.elapsed().as_millis()
+            );
+            if let Some(t) = bearer {
+                line.push_str(&format!(" bearer={}{}", redact(t), if bearer_valid { "" } else { " (invalid)" }));
+            }
+            if let Some(f) = &fault {
+                line.push_str(&format!(" fault={}", f.name()));
+            }
+            this.log_line(&line);
+        }
+        outcome
+    }
+
+    /// The normal answer to a non-admin request.
+    fn dispatch(&self, req: &Request) -> Response {
+        let mut state = lock(&self.state);
+        let mut ctx = Ctx {
+            state: &mut state,
+            rng: &self.rng,
+            now: Instant::now(),
+            now_unix: time::now_unix(),
+            token_ttl_secs: self.token_ttl_secs,
+            renew_after_secs: self.renew_after_secs,
+        };
+        api::handle(&mut ctx, req)
+    }
+}
