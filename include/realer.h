@@ -51,6 +51,11 @@ typedef struct realer_commands realer_commands;
 typedef struct realer_config realer_config;
 
 /**
+ * A list of dead letters; free it with `realer_dead_letters_free`.
+ */
+typedef struct realer_dead_letters realer_dead_letters;
+
+/**
  * A list of sensors; free it with `realer_sensors_free`.
  */
 typedef struct realer_sensors realer_sensors;
@@ -286,6 +291,75 @@ typedef struct realer_item_result {
 } realer_item_result;
 
 /**
+ * What a push does when the outbox is full.
+ */
+typedef int32_t realer_outbox_full_policy;
+
+/**
+ * What `realer_outbox_flush` did.
+ */
+typedef struct realer_flush_report {
+  /**
+   * Items Realer stored now (`created`).
+   */
+  uint64_t sent;
+  /**
+   * Items Realer already had (`idempotent`): resends after a lost answer.
+   */
+  uint64_t replayed;
+  /**
+   * Items refused for good (4xxx other than 4001 and 4029), moved to the dead letters.
+   */
+  uint64_t rejected;
+  /**
+   * Items still pending after the flush.
+   */
+  uint64_t pending;
+} realer_flush_report;
+
+/**
+ * The outbox's state.
+ */
+typedef struct realer_outbox_stats {
+  uint64_t pending;
+  /**
+   * Dead letters kept.
+   */
+  uint64_t dead;
+  /**
+   * Bytes of pending item JSON.
+   */
+  uint64_t bytes;
+  /**
+   * Age of the oldest pending item in milliseconds, -1 when none is pending.
+   */
+  int64_t oldest_age_ms;
+  /**
+   * Items the drop-oldest policy deleted unsent, ever.
+   */
+  uint64_t dropped;
+} realer_outbox_stats;
+
+/**
+ * An item Realer refused for good. Strings live as long as the list; never NULL (empty when absent).
+ */
+typedef struct realer_dead_letter {
+  const char *message_id;
+  /**
+   * The item as it was sent (JSON).
+   */
+  const char *item_json;
+  /**
+   * Realer's code, such as 4022.
+   */
+  int32_t code;
+  const char *error_type;
+  const char *error_message;
+  const char *details_json;
+  int64_t failed_at_unix_ms;
+} realer_dead_letter;
+
+/**
  * The arguments were invalid (see `realer_last_error`).
  */
 #define REALER_COMMAND_ACTION_INVALID -1
@@ -374,6 +448,16 @@ typedef struct realer_item_result {
 #define REALER_ERR_INTERNAL 11
 
 /**
+ * The outbox is full and configured to refuse new items; nothing of this push was stored.
+ */
+#define REALER_ERR_OUTBOX_FULL 12
+
+/**
+ * The outbox file could not be read or written (disk full, permissions, corruption).
+ */
+#define REALER_ERR_STORAGE 13
+
+/**
  * Omit `report_status` (with a `desired_id`, Realer takes `applied`).
  */
 #define REALER_REPORT_STATUS_NONE 0
@@ -408,6 +492,16 @@ typedef struct realer_item_result {
  * Not known to be stored (invalid item, network failure, timeout): send it again with the same `message_id`.
  */
 #define REALER_FEED_OUTCOME_NOT_SENT 3
+
+/**
+ * Refuse the new items with `REALER_ERR_OUTBOX_FULL` (the default): nothing stored is lost.
+ */
+#define REALER_OUTBOX_FULL_REFUSE 0
+
+/**
+ * Delete the oldest pending items to make room; counted in `realer_outbox_stats.dropped` and logged.
+ */
+#define REALER_OUTBOX_FULL_DROP_OLDEST 1
 
 #ifdef __cplusplus
 extern "C" {
@@ -782,6 +876,127 @@ void realer_batch_result_free(struct realer_batch_result *result);
 realer_status realer_format_timestamp(int64_t unix_ms,
                                       char *buf,
                                       size_t len);
+
+/**
+ * Keeps unsent items in the SQLite file at `path` (created when missing; WAL mode, each push synced), with
+ * at most `max_items` items and `max_bytes` bytes of item JSON (0 = no limit). The file is opened by
+ * `realer_client_new`, which fails with `REALER_ERR_CONFIG` or `REALER_ERR_STORAGE` when it cannot be.
+ * Several clients and processes may share one file.
+ *
+ * # Safety
+ * `config` is NULL or live; `path` is NULL or NUL-terminated.
+ */
+realer_status realer_config_set_outbox(struct realer_config *config,
+                                       const char *path,
+                                       uint64_t max_items,
+                                       uint64_t max_bytes);
+
+/**
+ * Chooses what a push does when the outbox is full: `REALER_OUTBOX_FULL_REFUSE` (default) or
+ * `REALER_OUTBOX_FULL_DROP_OLDEST`. Call after `realer_config_set_outbox`.
+ *
+ * # Safety
+ * `config` is NULL or live.
+ */
+realer_status realer_config_set_outbox_when_full(struct realer_config *config,
+                                                 realer_outbox_full_policy policy);
+
+/**
+ * Stores one item in the outbox and returns once it is on disk and synced. Its `message_id` (generated when
+ * the item has none) and `value_received_at` (now, when absent) are fixed at this moment and used for
+ * every send. When `message_id_out` is not NULL, the `message_id` is copied there, NUL-terminated; it
+ * needs `message_id_len` >= `REALER_MESSAGE_ID_MAX` + 1 bytes (checked before anything is stored).
+ * Pushing an item whose `message_id` is already pending for the same source with the same payload is
+ * accepted once more without a second copy.
+ * `REALER_ERR_INVALID_ARGUMENT`: a bad item (the message names the field). `REALER_ERR_OUTBOX_FULL`: full,
+ * with the refuse policy. `REALER_ERR_CONFIG`: the client has no outbox. `REALER_ERR_STORAGE`: disk errors.
+ *
+ * # Safety
+ * `client` is NULL or live; `item` is NULL or readable with valid strings; `message_id_out` is NULL or
+ * points to `message_id_len` writable bytes.
+ */
+realer_status realer_outbox_push(const struct realer_client *client,
+                                 const struct realer_feed_item *item,
+                                 char *message_id_out,
+                                 size_t message_id_len);
+
+/**
+ * Stores `count` items (1 to `REALER_BATCH_MAX_ITEMS`) in one transaction: all of them, synced, or none.
+ * Errors as `realer_outbox_push`; a bad item is named by its index.
+ *
+ * # Safety
+ * `client` is NULL or live; `items` is NULL or points to `count` readable items with valid strings.
+ */
+realer_status realer_outbox_push_many(const struct realer_client *client,
+                                      const struct realer_feed_item *items,
+                                      size_t count);
+
+/**
+ * Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items`
+ * (0 = all) were tried; each request has its own request timeout. Accepted items (created or idempotent)
+ * leave the outbox; items refused for good (4xxx other than 4001 and 4029) move to the dead letters; a
+ * batch answered 413 is split and resent; items that failed transiently stay for the next flush.
+ * When `out` is not NULL it is written, also on failure.
+ * `REALER_OK`: every request was answered. Otherwise the status of the request that failed as a whole
+ * (network, timeout, 5xx after retries...); the flush stopped there and the items left are still pending.
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable.
+ */
+realer_status realer_outbox_flush(const struct realer_client *client,
+                                  size_t max_items,
+                                  struct realer_flush_report *out);
+
+/**
+ * Writes the outbox's state to `*out`.
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable.
+ */
+realer_status realer_outbox_stats_get(const struct realer_client *client,
+                                      struct realer_outbox_stats *out);
+
+/**
+ * Reads every dead letter, oldest first, into `*out`; free it with `realer_dead_letters_free`.
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable.
+ */
+realer_status realer_outbox_dead_letters(const struct realer_client *client,
+                                         struct realer_dead_letters **out);
+
+/**
+ * Deletes every dead letter. When `cleared` is not NULL, it receives how many there were.
+ *
+ * # Safety
+ * `client` is NULL or live; `cleared` is NULL or writable.
+ */
+realer_status realer_outbox_clear_dead(const struct realer_client *client, uint64_t *cleared);
+
+/**
+ * The number of dead letters in the list; 0 for NULL.
+ *
+ * # Safety
+ * `list` is NULL or live.
+ */
+size_t realer_dead_letters_len(const struct realer_dead_letters *list);
+
+/**
+ * The dead letter at `index`, NULL past the end. Valid as long as the list.
+ *
+ * # Safety
+ * `list` is NULL or live.
+ */
+const struct realer_dead_letter *realer_dead_letters_get(const struct realer_dead_letters *list,
+                                                         size_t index);
+
+/**
+ * Frees a dead-letter list. NULL is accepted.
+ *
+ * # Safety
+ * `list` is NULL or from `realer_outbox_dead_letters`, and is not used afterwards.
+ */
+void realer_dead_letters_free(struct realer_dead_letters *list);
 
 /**
  * The library version as a static NUL-terminated string, such as "0.1.0". Compare with the

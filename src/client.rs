@@ -14,6 +14,7 @@ use crate::config::{check_id, Config, Secret};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, FeedItem, FeedResult, Prepared};
 use crate::log::{log, Level};
+use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
 use crate::retry::{backoff, random_u64};
 use crate::time;
 use crate::transport::{Answer, Auth, Body, Method, Transport};
@@ -36,6 +37,7 @@ pub struct Client {
     tokens: TokenCache,
     /// The highest `sequence_number` this client reported, per command id.
     reported_sequence: Mutex<HashMap<String, i64>>,
+    outbox: Option<Outbox>,
 }
 
 impl std::fmt::Debug for Client {
@@ -101,6 +103,7 @@ impl Client {
             basic_auth: Secret::new(basic),
             tokens: TokenCache::default(),
             reported_sequence: Mutex::new(HashMap::new()),
+            outbox: config.outbox.as_ref().map(Outbox::open).transpose()?,
         })
     }
 
@@ -319,7 +322,7 @@ impl Client {
             Ok(p) => p,
             Err(e) => return FeedResult::not_sent(item.message_id.clone().unwrap_or_default(), e),
         };
-        let body = prepared.json.to_string();
+        let body = &prepared.body;
         let mut result = match self.call(Method::Post, &self.device_path("/feed-data"), Some(body.as_bytes())) {
             Ok((status, json)) => feed::parse_single(status, &json, prepared.message_id.clone()),
             Err(e) => FeedResult::from_error(prepared.message_id.clone(), e),
@@ -380,9 +383,112 @@ impl Client {
         BatchReport { results, error }
     }
 
+    fn outbox(&self) -> Result<&Outbox> {
+        self.outbox.as_ref().ok_or_else(|| Error::config("no outbox is configured: call realer_config_set_outbox"))
+    }
+
+    /// Stores one item in the outbox, synced to disk; returns its `message_id` (generated when it had none).
+    pub fn outbox_push(&self, item: &FeedItem) -> Result<String> {
+        self.outbox_push_many(std::slice::from_ref(item)).map(|mut ids| ids.remove(0))
+    }
+
+    /// Stores items in the outbox in one transaction: all of them or, on any error, none.
+    pub fn outbox_push_many(&self, items: &[FeedItem]) -> Result<Vec<String>> {
+        let outbox = self.outbox()?;
+        if items.is_empty() {
+            return Err(Error::invalid("a push needs at least one item"));
+        }
+        let now = time::now_unix_ms();
+        let prepared = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| item.prepare(now).map_err(|e| Error::invalid(format!("item {i}: {}", e.message))))
+            .collect::<Result<Vec<_>>>()?;
+        let dropped = outbox.push(&prepared)?;
+        if dropped > 0 {
+            log!(self.config.logger, Level::Warn, "outbox full: dropped the {dropped} oldest unsent items");
+        }
+        Ok(prepared.into_iter().map(|p| p.message_id).collect())
+    }
+
+    /// Sends pending items, oldest first, in batches of up to 100, until none is left or `max_items` (0 = all)
+    /// were tried. Accepted items leave the outbox; items refused for good become dead letters; the rest
+    /// stay for the next flush. Stops at the first request that fails as a whole, returning its error.
+    pub fn outbox_flush(&self, max_items: usize) -> (FlushReport, Option<Error>) {
+        let outbox = match self.outbox() {
+            Ok(o) => o,
+            Err(e) => return (FlushReport::default(), Some(e)),
+        };
+        let mut report = FlushReport::default();
+        let mut budget = if max_items == 0 { usize::MAX } else { max_items };
+        let mut after = 0i64;
+        let mut error = None;
+        while budget > 0 {
+            let (seqs, items) = match outbox.next_batch(after, budget.min(MAX_BATCH_ITEMS)) {
+                Ok(b) => b,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            let Some(&last) = seqs.last() else { break };
+            after = last;
+            budget -= items.len();
+            let mut results = Vec::with_capacity(items.len());
+            let sent = self.send_batch(&items, &mut results);
+            for (item, r) in items.iter().zip(&results) {
+                match r.outcome {
+                    crate::feed::FeedOutcome::Created => report.sent += 1,
+                    crate::feed::FeedOutcome::Idempotent => report.replayed += 1,
+                    crate::feed::FeedOutcome::Rejected => report.rejected += 1,
+                    crate::feed::FeedOutcome::NotSent => {}
+                }
+                self.remember_reported(item, r);
+            }
+            if let Err(e) = outbox.settle(&seqs, &items, &results) {
+                error = Some(e);
+                break;
+            }
+            if let Err(e) = sent {
+                error = Some(e);
+                break;
+            }
+        }
+        if report.rejected > 0 {
+            log!(self.config.logger, Level::Warn, "outbox: {} items refused for good, moved to dead letters", report.rejected);
+        }
+        match outbox.stats() {
+            Ok(s) => report.pending = s.pending,
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+        (report, error)
+    }
+
+    pub fn outbox_stats(&self) -> Result<OutboxStats> {
+        self.outbox()?.stats()
+    }
+
+    pub fn outbox_dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.outbox()?.dead_letters()
+    }
+
+    /// Deletes every dead letter; returns how many there were.
+    pub fn outbox_clear_dead(&self) -> Result<u64> {
+        self.outbox()?.clear_dead()
+    }
+
     fn send_batch(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>) -> Result<()> {
-        let items: Vec<&Value> = chunk.iter().map(|p| &p.json).collect();
-        let body = serde_json::json!({ "items": items }).to_string();
+        let mut body = String::with_capacity(chunk.iter().map(|p| p.body.len() + 1).sum::<usize>() + 12);
+        body.push_str("{\"items\":[");
+        for (i, p) in chunk.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&p.body);
+        }
+        body.push_str("]}");
         match self.call(Method::Post, &self.device_path("/feed-data/batches"), Some(body.as_bytes())) {
             Ok((status, json)) => {
                 let ids: Vec<String> = chunk.iter().map(|p| p.message_id.clone()).collect();

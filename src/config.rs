@@ -10,6 +10,7 @@ use rustls::pki_types::CertificateDer;
 
 use crate::error::{Error, Result};
 use crate::log::Logger;
+use crate::outbox::{FullPolicy, OutboxSettings};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.therealer.com";
 const MAX_CA_BYTES: usize = 4 << 20;
@@ -69,6 +70,7 @@ pub struct Config {
     pub(crate) retry: RetryPolicy,
     pub(crate) user_agent: String,
     pub(crate) logger: Option<Logger>,
+    pub(crate) outbox: Option<OutboxSettings>,
 }
 
 impl Default for Config {
@@ -90,6 +92,7 @@ impl Default for Config {
             },
             user_agent: concat!("librealer/", env!("CARGO_PKG_VERSION")).to_string(),
             logger: None,
+            outbox: None,
         }
     }
 }
@@ -281,6 +284,29 @@ impl Config {
         }
         self.user_agent = user_agent.to_string();
         Ok(())
+    }
+
+    /// Keeps unsent items in the SQLite file at `path` (made when missing), at most `max_items` items and
+    /// `max_bytes` bytes of item JSON (0 = no limit). The file is opened when a client is made.
+    pub fn set_outbox(&mut self, path: &str, max_items: u64, max_bytes: u64) -> Result<()> {
+        check_len("outbox path", path)?;
+        if path.is_empty() {
+            return Err(Error::config("outbox path is empty"));
+        }
+        let when_full = self.outbox.as_ref().map(|o| o.when_full).unwrap_or_default();
+        self.outbox = Some(OutboxSettings { path: path.to_string(), max_items, max_bytes, when_full });
+        Ok(())
+    }
+
+    /// What a push does when the outbox is full. Call after [`Config::set_outbox`].
+    pub fn set_outbox_when_full(&mut self, policy: FullPolicy) -> Result<()> {
+        match &mut self.outbox {
+            Some(o) => {
+                o.when_full = policy;
+                Ok(())
+            }
+            None => Err(Error::config("no outbox is configured: call realer_config_set_outbox first")),
+        }
     }
 
     pub fn set_logger(&mut self, logger: Option<Logger>) {

@@ -27,8 +27,12 @@ pub enum ErrorKind {
     Protocol,
     /// A caller-provided buffer is too small.
     BufferTooSmall,
-    /// A bug: a panic caught at the C boundary, a poisoned lock.
+    /// A bug: a panic caught at the C boundary.
     Internal,
+    /// The outbox is at its configured limit and its policy is to refuse new items.
+    OutboxFull,
+    /// The outbox file could not be read or written (disk full, permissions, corruption).
+    Storage,
 }
 
 /// A failure, with everything Realer said about it.

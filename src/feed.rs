@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::config::check_id;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::retry::random_u64;
 use crate::time;
 
@@ -54,9 +54,12 @@ pub struct FeedItem {
 /// An item that passed the contract's checks, ready for the wire.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Prepared {
+    /// `sensor:ID` or `command:ID`: Realer scopes a `message_id` to the device and this source.
+    pub source: String,
     pub message_id: String,
     pub value_received_at: String,
-    pub json: Value,
+    /// The item as JSON text, exactly as sent (and as stored in the outbox).
+    pub body: String,
     pub command_id: Option<String>,
     pub sequence_number: Option<i64>,
 }
@@ -163,9 +166,10 @@ impl FeedItem {
             m.insert("sequence_number".into(), Value::from(seq));
         }
         Ok(Prepared {
+            source: format!("{}:{id}", key.trim_end_matches("_id")),
             message_id,
             value_received_at: at,
-            json: Value::Object(m),
+            body: Value::Object(m).to_string(),
             command_id: self.command_id.clone(),
             sequence_number: self.sequence_number,
         })
@@ -217,8 +221,9 @@ impl FeedResult {
 
     /// The result an error answer gives this item: rejected when it is final, else not sent.
     pub(crate) fn from_error(message_id: String, error: Error) -> FeedResult {
-        let outcome =
-            if error.http_status != 0 && !error.retryable { FeedOutcome::Rejected } else { FeedOutcome::NotSent };
+        // A refused token (4001) is about the client, not the item: the item stays sendable.
+        let refused_for_good = error.http_status != 0 && !error.retryable && error.code != 4001 && error.kind == ErrorKind::Api;
+        let outcome = if refused_for_good { FeedOutcome::Rejected } else { FeedOutcome::NotSent };
         FeedResult { outcome, ..FeedResult::not_sent(message_id, error) }
     }
 
@@ -324,7 +329,7 @@ mod tests {
         };
         let p = item.prepare(0).unwrap();
         assert_eq!(
-            p.json,
+            serde_json::from_str::<Value>(&p.body).unwrap(),
             json!({"sensor_id":7,"value":"21.4","value_received_at":"2026-04-24T10:15:00Z","message_id":"sensor-7-20260424T101500Z"})
         );
         let p = FeedItem {
@@ -336,9 +341,9 @@ mod tests {
         .prepare(1_777_025_700_000)
         .unwrap();
         assert_eq!(p.json["command_id"], json!("cmd_x"));
-        assert_eq!(p.json["value_received_at"], json!("2026-04-24T10:15:00.000Z"));
-        assert_eq!(p.json["report_status"], json!("applied"));
-        assert_eq!(p.json["sequence_number"], json!(3));
+        assert_eq!(json["value_received_at"], json!("2026-04-24T10:15:00.000Z"));
+        assert_eq!(json["report_status"], json!("applied"));
+        assert_eq!(json["sequence_number"], json!(3));
         assert!(p.message_id.starts_with("rl-"));
         check_message_id(&p.message_id).unwrap();
     }

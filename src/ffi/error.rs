@@ -33,6 +33,10 @@ pub const REALER_ERR_PROTOCOL: realer_status = 9;
 pub const REALER_ERR_BUFFER_TOO_SMALL: realer_status = 10;
 /// A bug in librealer: a panic was caught at the C boundary.
 pub const REALER_ERR_INTERNAL: realer_status = 11;
+/// The outbox is full and configured to refuse new items; nothing of this push was stored.
+pub const REALER_ERR_OUTBOX_FULL: realer_status = 12;
+/// The outbox file could not be read or written (disk full, permissions, corruption).
+pub const REALER_ERR_STORAGE: realer_status = 13;
 
 pub(crate) fn status_of(kind: ErrorKind) -> realer_status {
     match kind {
@@ -47,6 +51,8 @@ pub(crate) fn status_of(kind: ErrorKind) -> realer_status {
         ErrorKind::Protocol => REALER_ERR_PROTOCOL,
         ErrorKind::BufferTooSmall => REALER_ERR_BUFFER_TOO_SMALL,
         ErrorKind::Internal => REALER_ERR_INTERNAL,
+        ErrorKind::OutboxFull => REALER_ERR_OUTBOX_FULL,
+        ErrorKind::Storage => REALER_ERR_STORAGE,
     }
 }
 
@@ -67,6 +73,8 @@ pub extern "C" fn realer_status_str(status: realer_status) -> *const c_char {
         REALER_ERR_PROTOCOL => "REALER_ERR_PROTOCOL\0",
         REALER_ERR_BUFFER_TOO_SMALL => "REALER_ERR_BUFFER_TOO_SMALL\0",
         REALER_ERR_INTERNAL => "REALER_ERR_INTERNAL\0",
+        REALER_ERR_OUTBOX_FULL => "REALER_ERR_OUTBOX_FULL\0",
+        REALER_ERR_STORAGE => "REALER_ERR_STORAGE\0",
         _ => "REALER_ERR_UNKNOWN\0",
     };
     s.as_ptr().cast()

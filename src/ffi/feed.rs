@@ -127,7 +127,7 @@ pub unsafe extern "C" fn realer_feed_item_init(item: *mut realer_feed_item) -> r
 ///
 /// # Safety
 /// The item's strings are NULL or NUL-terminated.
-unsafe fn read_item(item: &realer_feed_item, index: Option<usize>) -> Result<FeedItem> {
+pub(crate) unsafe fn read_item(item: &realer_feed_item, index: Option<usize>) -> Result<FeedItem> {
     let name = |f: &str| match index {
         Some(i) => format!("items[{i}].{f}"),
         None => format!("item.{f}"),

@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod feed;
+pub mod outbox;
 pub mod version;
 
 pub(crate) use boundary::*;

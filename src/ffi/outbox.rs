@@ -1,0 +1,342 @@
+//! The outbox from C: configure it, push items durably, flush them, read its state and its dead letters.
+
+use std::ffi::c_char;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::ffi::client::realer_client;
+use crate::ffi::config::realer_config;
+use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_ERR_INTERNAL, REALER_OK};
+use crate::ffi::feed::{read_item, realer_feed_item, REALER_BATCH_MAX_ITEMS, REALER_MESSAGE_ID_MAX};
+use crate::ffi::{free_box, into_raw, mut_arg, ref_arg, status, str_arg, Strings};
+use crate::outbox::{DeadLetter, FullPolicy};
+
+/// What a push does when the outbox is full.
+pub type realer_outbox_full_policy = i32;
+/// Refuse the new items with `REALER_ERR_OUTBOX_FULL` (the default): nothing stored is lost.
+pub const REALER_OUTBOX_FULL_REFUSE: realer_outbox_full_policy = 0;
+/// Delete the oldest pending items to make room; counted in `realer_outbox_stats.dropped` and logged.
+pub const REALER_OUTBOX_FULL_DROP_OLDEST: realer_outbox_full_policy = 1;
+
+/// What `realer_outbox_flush` did.
+#[repr(C)]
+pub struct realer_flush_report {
+    /// Items Realer stored now (`created`).
+    pub sent: u64,
+    /// Items Realer already had (`idempotent`): resends after a lost answer.
+    pub replayed: u64,
+    /// Items refused for good (4xxx other than 4001 and 4029), moved to the dead letters.
+    pub rejected: u64,
+    /// Items still pending after the flush.
+    pub pending: u64,
+}
+
+/// The outbox's state.
+#[repr(C)]
+pub struct realer_outbox_stats {
+    pub pending: u64,
+    /// Dead letters kept.
+    pub dead: u64,
+    /// Bytes of pending item JSON.
+    pub bytes: u64,
+    /// Age of the oldest pending item in milliseconds, -1 when none is pending.
+    pub oldest_age_ms: i64,
+    /// Items the drop-oldest policy deleted unsent, ever.
+    pub dropped: u64,
+}
+
+/// An item Realer refused for good. Strings live as long as the list; never NULL (empty when absent).
+#[repr(C)]
+pub struct realer_dead_letter {
+    pub message_id: *const c_char,
+    /// The item as it was sent (JSON).
+    pub item_json: *const c_char,
+    /// Realer's code, such as 4022.
+    pub code: i32,
+    pub error_type: *const c_char,
+    pub error_message: *const c_char,
+    pub details_json: *const c_char,
+    pub failed_at_unix_ms: i64,
+}
+
+/// A list of dead letters; free it with `realer_dead_letters_free`.
+pub struct realer_dead_letters {
+    items: Vec<realer_dead_letter>,
+    _strings: Strings,
+}
+
+/// Keeps unsent items in the SQLite file at `path` (created when missing; WAL mode, each push synced), with
+/// at most `max_items` items and `max_bytes` bytes of item JSON (0 = no limit). The file is opened by
+/// `realer_client_new`, which fails with `REALER_ERR_CONFIG` or `REALER_ERR_STORAGE` when it cannot be.
+/// Several clients and processes may share one file.
+///
+/// # Safety
+/// `config` is NULL or live; `path` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_outbox(
+    config: *mut realer_config,
+    path: *const c_char,
+    max_items: u64,
+    max_bytes: u64,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        // SAFETY: the caller passes NULL or live pointers.
+        status(unsafe { mut_arg(config, "config") }.and_then(|c| {
+            // SAFETY: as above.
+            c.inner.set_outbox(unsafe { str_arg(path, "path") }?, max_items, max_bytes)
+        }))
+    })
+}
+
+/// Chooses what a push does when the outbox is full: `REALER_OUTBOX_FULL_REFUSE` (default) or
+/// `REALER_OUTBOX_FULL_DROP_OLDEST`. Call after `realer_config_set_outbox`.
+///
+/// # Safety
+/// `config` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_outbox_when_full(
+    config: *mut realer_config,
+    policy: realer_outbox_full_policy,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        // SAFETY: the caller passes NULL or a live config.
+        status(unsafe { mut_arg(config, "config") }.and_then(|c| {
+            let policy = match policy {
+                REALER_OUTBOX_FULL_REFUSE => FullPolicy::Refuse,
+                REALER_OUTBOX_FULL_DROP_OLDEST => FullPolicy::DropOldest,
+                other => return Err(Error::invalid(format!("policy {other} is not a REALER_OUTBOX_FULL_* value"))),
+            };
+            c.inner.set_outbox_when_full(policy)
+        }))
+    })
+}
+
+/// Stores one item in the outbox and returns once it is on disk and synced. Its `message_id` (generated when
+/// the item has none) and `value_received_at` (now, when absent) are fixed at this moment and used for
+/// every send. When `message_id_out` is not NULL, the `message_id` is copied there, NUL-terminated; it
+/// needs `message_id_len` >= `REALER_MESSAGE_ID_MAX` + 1 bytes (checked before anything is stored).
+/// Pushing an item whose `message_id` is already pending for the same source with the same payload is
+/// accepted once more without a second copy.
+/// `REALER_ERR_INVALID_ARGUMENT`: a bad item (the message names the field). `REALER_ERR_OUTBOX_FULL`: full,
+/// with the refuse policy. `REALER_ERR_CONFIG`: the client has no outbox. `REALER_ERR_STORAGE`: disk errors.
+///
+/// # Safety
+/// `client` is NULL or live; `item` is NULL or readable with valid strings; `message_id_out` is NULL or
+/// points to `message_id_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn realer_outbox_push(
+    client: *const realer_client,
+    item: *const realer_feed_item,
+    message_id_out: *mut c_char,
+    message_id_len: usize,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        status((|| {
+            // SAFETY: the caller passes NULL or live pointers with valid strings.
+            let (client, item) = unsafe { (ref_arg(client, "client")?, ref_arg(item, "item")?) };
+            if !message_id_out.is_null() && message_id_len < REALER_MESSAGE_ID_MAX + 1 {
+                return Err(Error::new(
+                    ErrorKind::BufferTooSmall,
+                    format!("message_id_out needs {} bytes, message_id_len is {message_id_len}", REALER_MESSAGE_ID_MAX + 1),
+                ));
+            }
+            // SAFETY: as above.
+            let item = unsafe { read_item(item, None) }?;
+            let id = client.inner.outbox_push(&item)?;
+            if !message_id_out.is_null() {
+                // SAFETY: the caller promises message_id_len writable bytes; ids are at most 128 ASCII bytes.
+                let dst = unsafe { std::slice::from_raw_parts_mut(message_id_out.cast::<u8>(), id.len() + 1) };
+                dst[..id.len()].copy_from_slice(id.as_bytes());
+                dst[id.len()] = 0;
+            }
+            Ok(())
+        })())
+    })
+}
+
+/// Stores `count` items (1 to `REALER_BATCH_MAX_ITEMS`) in one transaction: all of them, synced, or none.
+/// Errors as `realer_outbox_push`; a bad item is named by its index.
+///
+/// # Safety
+/// `client` is NULL or live; `items` is NULL or points to `count` readable items with valid strings.
+#[no_mangle]
+pub unsafe extern "C" fn realer_outbox_push_many(
+    client: *const realer_client,
+    items: *const realer_feed_item,
+    count: usize,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        status((|| {
+            // SAFETY: the caller passes NULL or a live client.
+            let client = unsafe { ref_arg(client, "client") }?;
+            if items.is_null() {
+                return Err(Error::invalid("items is NULL"));
+            }
+            if count == 0 || count > REALER_BATCH_MAX_ITEMS {
+                return Err(Error::invalid(format!("count {count} is not between 1 and {REALER_BATCH_MAX_ITEMS}")));
+            }
+            // SAFETY: non-NULL, and the caller promises `count` readable items with valid strings.
+            let c_items = unsafe { std::slice::from_raw_parts(items, count) };
+            let items = c_items
+                .iter()
+                .enumerate()
+                // SAFETY: as above.
+                .map(|(i, it)| unsafe { read_item(it, Some(i)) })
+                .collect::<Result<Vec<_>>>()?;
+            client.inner.outbox_push_many(&items).map(drop)
+        })())
+    })
+}
+
+/// Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items`
+/// (0 = all) were tried; each request has its own request timeout. Accepted items (created or idempotent)
+/// leave the outbox; items refused for good (4xxx other than 4001 and 4029) move to the dead letters; a
+/// batch answered 413 is split and resent; items that failed transiently stay for the next flush.
+/// When `out` is not NULL it is written, also on failure.
+/// `REALER_OK`: every request was answered. Otherwise the status of the request that failed as a whole
+/// (network, timeout, 5xx after retries...); the flush stopped there and the items left are still pending.
+///
+/// # Safety
+/// `client` is NULL or live; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn realer_outbox_flush(
+    client: *const realer_client,
+    max_items: usize,
+    out: *mut realer_flush_report,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        // SAFETY: the caller passes NULL or a live client.
+        let client = match unsafe { ref_arg(client, "client") } {
+            Ok(c) => c,
+            Err(e) => return status(Err(e)),
+        };
+        let (report, error) = client.inner.outbox_flush(max_items);
+        // SAFETY: the caller passes NULL or a writable report.
+        if let Some(out) = unsafe { out.as_mut() } {
+            *out = realer_flush_report {
+                sent: report.sent,
+                replayed: report.replayed,
+                rejected: report.rejected,
+                pending: report.pending,
+            };
+        }
+        match error {
+            None => REALER_OK,
+            Some(e) => {
+                set_last_error(&e);
+                status_of(e.kind)
+            }
+        }
+    })
+}
+
+/// Writes the outbox's state to `*out`.
+///
+/// # Safety
+/// `client` is NULL or live; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn realer_outbox_stats_get(client: *const realer_client, out: *mut realer_outbox_stats) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        status((|| {
+            // SAFETY: the caller passes NULL or live pointers.
+            let (client, out) = unsafe { (ref_arg(client, "client")?, mut_arg(out, "out")?) };
+            let s = client.inner.outbox_stats()?;
+            *out = realer_outbox_stats {
+                pending: s.pending,
+                dead: s.dead,
+                bytes: s.bytes,
+                oldest_age_ms: s.oldest_age_ms.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX)),
+                dropped: s.dropped,
+            };
+            Ok(())
+        })())
+    })
+}
+
+fn dead_list(letters: Vec<DeadLetter>) -> realer_dead_letters {
+    let mut s = Strings::default();
+    let items = letters
+        .iter()
+        .map(|d| realer_dead_letter {
+            message_id: s.add(&d.message_id),
+            item_json: s.add(&d.item_json),
+            code: d.code,
+            error_type: s.add(&d.error_type),
+            error_message: s.add(&d.message),
+            details_json: s.add(&d.details_json),
+            failed_at_unix_ms: d.failed_at_unix_ms,
+        })
+        .collect();
+    realer_dead_letters { items, _strings: s }
+}
+
+/// Reads every dead letter, oldest first, into `*out`; free it with `realer_dead_letters_free`.
+///
+/// # Safety
+/// `client` is NULL or live; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn realer_outbox_dead_letters(client: *const realer_client, out: *mut *mut realer_dead_letters) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        status((|| {
+            // SAFETY: the caller passes NULL or a live client.
+            let client = unsafe { ref_arg(client, "client") }?;
+            if out.is_null() {
+                return Err(Error::invalid("out is NULL"));
+            }
+            let list = dead_list(client.inner.outbox_dead_letters()?);
+            // SAFETY: checked non-NULL; the caller promises it is writable.
+            unsafe { *out = into_raw(list) };
+            Ok(())
+        })())
+    })
+}
+
+/// Deletes every dead letter. When `cleared` is not NULL, it receives how many there were.
+///
+/// # Safety
+/// `client` is NULL or live; `cleared` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn realer_outbox_clear_dead(client: *const realer_client, cleared: *mut u64) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        status((|| {
+            // SAFETY: the caller passes NULL or a live client.
+            let n = unsafe { ref_arg(client, "client") }?.inner.outbox_clear_dead()?;
+            // SAFETY: the caller passes NULL or a writable counter.
+            if let Some(c) = unsafe { cleared.as_mut() } {
+                *c = n;
+            }
+            Ok(())
+        })())
+    })
+}
+
+/// The number of dead letters in the list; 0 for NULL.
+///
+/// # Safety
+/// `list` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_dead_letters_len(list: *const realer_dead_letters) -> usize {
+    // SAFETY: the caller passes NULL or a live list.
+    ffi_boundary!(0, { unsafe { list.as_ref() }.map_or(0, |l| l.items.len()) })
+}
+
+/// The dead letter at `index`, NULL past the end. Valid as long as the list.
+///
+/// # Safety
+/// `list` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_dead_letters_get(list: *const realer_dead_letters, index: usize) -> *const realer_dead_letter {
+    ffi_boundary!(std::ptr::null(), {
+        // SAFETY: the caller passes NULL or a live list.
+        unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |d| d as *const _)
+    })
+}
+
+/// Frees a dead-letter list. NULL is accepted.
+///
+/// # Safety
+/// `list` is NULL or from `realer_outbox_dead_letters`, and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn realer_dead_letters_free(list: *mut realer_dead_letters) {
+    // SAFETY: the caller hands back a list from this library, once.
+    ffi_boundary!((), { unsafe { free_box(list) } })
+}
