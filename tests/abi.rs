@@ -47,6 +47,9 @@ fn soname_is_librealer_so_0() {
 fn the_header_declares_every_export() {
     let header = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/realer.h")).unwrap();
     for name in exported_functions() {
-        assert!(header.contains(&format!(" {name}(")) || header.contains(&format!("*{name}(")), "{name} is not in realer.h");
+        assert!(
+            header.contains(&format!(" {name}(")) || header.contains(&format!("*{name}(")),
+            "{name} is not in realer.h"
+        );
     }
 }

@@ -79,7 +79,11 @@ fn config_setters_check_every_argument() {
         expect(realer_config_set_base_url(null_mut(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config is NULL");
         expect(realer_config_allow_insecure_loopback(null_mut(), 1), REALER_ERR_INVALID_ARGUMENT, "config");
         expect(realer_config_set_device_id(null_mut(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config");
-        expect(realer_config_set_credentials(null_mut(), url.as_ptr(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config");
+        expect(
+            realer_config_set_credentials(null_mut(), url.as_ptr(), url.as_ptr()),
+            REALER_ERR_INVALID_ARGUMENT,
+            "config",
+        );
         expect(realer_config_set_scope(null_mut(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config");
         expect(realer_config_set_ca_file(null_mut(), url.as_ptr()), REALER_ERR_INVALID_ARGUMENT, "config");
         expect(realer_config_set_ca_pem(null_mut(), b"x".as_ptr(), 1), REALER_ERR_INVALID_ARGUMENT, "config");
@@ -107,18 +111,30 @@ fn config_setters_check_every_argument() {
         expect(realer_config_set_ca_pem(cfg, null(), 5), REALER_ERR_INVALID_ARGUMENT, "pem");
         expect(realer_config_set_user_agent(cfg, bad()), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
         // Values are checked where they are set.
-        expect(realer_config_set_base_url(cfg, cstr("http://127.0.0.1:1").as_ptr()), REALER_ERR_CONFIG, "allow_insecure_loopback");
+        expect(
+            realer_config_set_base_url(cfg, cstr("http://127.0.0.1:1").as_ptr()),
+            REALER_ERR_CONFIG,
+            "allow_insecure_loopback",
+        );
         expect(realer_config_allow_insecure_loopback(cfg, 1), REALER_OK, "");
         expect(realer_config_set_base_url(cfg, cstr("http://127.0.0.1:1").as_ptr()), REALER_OK, "");
         expect(realer_config_set_base_url(cfg, cstr("http://example.com").as_ptr()), REALER_ERR_CONFIG, "plain http");
-        expect(realer_config_set_ca_file(cfg, cstr("/nonexistent.pem").as_ptr()), REALER_ERR_CONFIG, "/nonexistent.pem");
+        expect(
+            realer_config_set_ca_file(cfg, cstr("/nonexistent.pem").as_ptr()),
+            REALER_ERR_CONFIG,
+            "/nonexistent.pem",
+        );
         expect(realer_config_set_ca_pem(cfg, b"no pem".as_ptr(), 6), REALER_ERR_CONFIG, "no CERTIFICATE");
         expect(realer_config_set_timeouts(cfg, 0, 1000), REALER_ERR_CONFIG, "connect timeout");
         expect(realer_config_set_timeouts(cfg, 1000, 3_600_001), REALER_ERR_CONFIG, "request timeout");
         expect(realer_config_set_retry(cfg, 0, 1, 1), REALER_ERR_CONFIG, "max_attempts");
         expect(realer_config_set_retry(cfg, 3, 10, 5), REALER_ERR_CONFIG, "base_delay_ms");
         expect(realer_config_set_user_agent(cfg, cstr("").as_ptr()), REALER_ERR_CONFIG, "user agent");
-        expect(realer_config_set_logger(cfg, Some(count_lines), null_mut(), 9), REALER_ERR_INVALID_ARGUMENT, "max_level");
+        expect(
+            realer_config_set_logger(cfg, Some(count_lines), null_mut(), 9),
+            REALER_ERR_INVALID_ARGUMENT,
+            "max_level",
+        );
         expect(realer_config_set_logger(cfg, None, null_mut(), 0), REALER_OK, "");
         // An incomplete configuration cannot make a client.
         let mut client: *mut realer_client = null_mut();
@@ -176,7 +192,11 @@ fn catalog_exports_check_their_arguments_and_lists_are_bounded() {
         expect(realer_fetch_sensor(client, null(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "id is NULL");
         expect(realer_fetch_sensor(client, bad(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
         expect(realer_fetch_sensor(client, one.as_ptr(), null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
-        expect(realer_fetch_sensor(client, cstr("7/../8").as_ptr(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "sensor id");
+        expect(
+            realer_fetch_sensor(client, cstr("7/../8").as_ptr(), &mut sensors),
+            REALER_ERR_INVALID_ARGUMENT,
+            "sensor id",
+        );
         assert!(cmds.is_null() && sensors.is_null());
         assert_eq!(sim.request_log().len(), 0, "nothing was sent");
 
@@ -236,7 +256,10 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
         expect(realer_post_feed_data(client, null(), &mut out), REALER_ERR_INVALID_ARGUMENT, "item");
         expect(realer_post_feed_data(client, &good, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
         for (field, patch) in [
-            ("item.sensor_id", Box::new(|it: &mut realer_feed_item| it.sensor_id = bad()) as Box<dyn Fn(&mut realer_feed_item)>),
+            (
+                "item.sensor_id",
+                Box::new(|it: &mut realer_feed_item| it.sensor_id = bad()) as Box<dyn Fn(&mut realer_feed_item)>,
+            ),
             ("item.value", Box::new(|it: &mut realer_feed_item| it.value = bad())),
             ("item.message_id", Box::new(|it: &mut realer_feed_item| it.message_id = bad())),
             ("item.value_received_at", Box::new(|it: &mut realer_feed_item| it.value_received_at = bad())),
@@ -259,7 +282,10 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
         expect(realer_post_feed_data(client, &good, &mut out), REALER_OK, "");
         assert_eq!((out.outcome, out.http_status, out.code), (REALER_FEED_OUTCOME_CREATED, 201, 2000));
         let first_id = out.feed_data_id;
-        let (mid, at) = (CStr::from_ptr(out.message_id.as_ptr()).to_owned(), CStr::from_ptr(out.value_received_at.as_ptr()).to_owned());
+        let (mid, at) = (
+            CStr::from_ptr(out.message_id.as_ptr()).to_owned(),
+            CStr::from_ptr(out.value_received_at.as_ptr()).to_owned(),
+        );
         let mut again = item(&seven, &v);
         again.message_id = mid.as_ptr();
         again.value_received_at = at.as_ptr();
@@ -290,7 +316,11 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
         assert!(res.is_null());
         let mut broken = [item(&seven, &v), item(&seven, &v)];
         broken[1].value = bad();
-        expect(realer_post_feed_batch(client, broken.as_ptr(), 2, &mut res), REALER_ERR_INVALID_ARGUMENT, "items[1].value");
+        expect(
+            realer_post_feed_batch(client, broken.as_ptr(), 2, &mut res),
+            REALER_ERR_INVALID_ARGUMENT,
+            "items[1].value",
+        );
         assert_eq!(realer_batch_result_len(res), 2);
         assert_eq!((*realer_batch_result_get(res, 0)).outcome, REALER_FEED_OUTCOME_NOT_SENT);
         realer_batch_result_free(res);

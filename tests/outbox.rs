@@ -1,0 +1,395 @@
+//! The outbox through every fault realer-sim can produce: each test ends with the sim holding every pushed
+//! `message_id` exactly once and the outbox empty. The kill test runs a child process that is SIGKILLed at
+//! random instants while it pushes and flushes 10,000 readings.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use realer::{Client, Config, ErrorKind, FeedItem, FullPolicy};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "realer-outbox-{tag}-{}-{}",
+        std::process::id(),
+        realer::time::now_unix_ms()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn outbox_config(sim: &Sim, db: &Path) -> Config {
+    let mut c = config(sim);
+    c.set_outbox(db.to_str().unwrap(), 0, 0).unwrap();
+    c
+}
+
+/// Reading `i` of a run: a fixed identity, so a resend is byte-for-byte the same item.
+fn reading(tag: &str, i: usize) -> FeedItem {
+    FeedItem {
+        message_id: Some(format!("{tag}-{i}")),
+        value_received_at: realer::time::format_rfc3339_ms(1_777_025_700_000 + i as i64 * 1000),
+        ..FeedItem::sensor(if i % 2 == 0 { "7" } else { "8" }, &format!("{}.5", i % 40))
+    }
+}
+
+fn push(c: &Client, tag: &str, n: usize) -> Vec<String> {
+    let items: Vec<FeedItem> = (0..n).map(|i| reading(tag, i)).collect();
+    items.chunks(100).flat_map(|chunk| c.outbox_push_many(chunk).unwrap()).collect()
+}
+
+/// Flushes until the outbox is empty (at most `rounds` flushes), returning the last report.
+fn drain(c: &Client, rounds: usize) -> realer::FlushReport {
+    let mut last = Default::default();
+    for _ in 0..rounds {
+        let (report, err) = c.outbox_flush(0);
+        last = report;
+        if err.is_none() && report.pending == 0 {
+            return report;
+        }
+    }
+    panic!("outbox not drained after {rounds} flushes: {last:?}");
+}
+
+/// The sim holds exactly `ids`, each once, and the outbox is empty.
+#[track_caller]
+fn assert_exactly_once(sim: &Sim, c: &Client, ids: &[String]) {
+    let records = sim.records();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for r in &records {
+        *seen.entry(r.message_id.as_str()).or_default() += 1;
+    }
+    let want: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+    let got: BTreeSet<&str> = seen.keys().copied().collect();
+    assert_eq!(got.len(), want.len(), "stored {} distinct ids, pushed {}", got.len(), want.len());
+    assert!(got == want, "stored ids differ from pushed ids");
+    assert!(seen.values().all(|&n| n == 1), "some message_id is stored twice");
+    let stats = c.outbox_stats().unwrap();
+    assert_eq!((stats.pending, stats.bytes, stats.oldest_age_ms), (0, 0, None), "{stats:?}");
+}
+
+#[test]
+fn push_is_durable_and_flush_sends_in_batches_of_100() {
+    let sim = sim();
+    let dir = temp_dir("basic");
+    let db = dir.join("outbox.db");
+    let ids = {
+        let c = Client::new(&outbox_config(&sim, &db)).unwrap();
+        let one = c.outbox_push(&FeedItem::sensor("7", "20.0")).unwrap();
+        assert!(one.starts_with("rl-"));
+        let mut ids = vec![one];
+        ids.extend(push(&c, "basic", 249));
+        let s = c.outbox_stats().unwrap();
+        assert_eq!(s.pending, 250);
+        assert!(s.bytes > 250 * 80 && s.oldest_age_ms.is_some());
+        ids
+        // The client is dropped: only the file remains, as after a restart.
+    };
+    let c = Client::new(&outbox_config(&sim, &db)).unwrap();
+    let report = c.outbox_flush(120).0;
+    assert_eq!((report.sent, report.pending), (120, 130));
+    let report = drain(&c, 1);
+    assert_eq!((report.sent, report.replayed, report.rejected), (130, 0, 0));
+    assert_eq!(sim.request_log().iter().filter(|e| e.path.ends_with("/batches")).count(), 2 + 2);
+    assert_exactly_once(&sim, &c, &ids);
+    // A repeated push of an already pending item is not a second copy; the same id with another payload is refused.
+    c.outbox_push(&reading("again", 1)).unwrap();
+    c.outbox_push(&reading("again", 1)).unwrap();
+    assert_eq!(c.outbox_stats().unwrap().pending, 1);
+    let e = c.outbox_push(&FeedItem { value: Some("other".into()), ..reading("again", 1) }).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn refused_items_become_dead_letters_and_can_be_cleared() {
+    let sim = sim();
+    let dir = temp_dir("dead");
+    let c = Client::new(&outbox_config(&sim, &dir.join("o.db"))).unwrap();
+    let mut ids = push(&c, "dead", 3);
+    c.outbox_push(&FeedItem { message_id: Some("unknown-sensor".into()), ..FeedItem::sensor("99", "1") }).unwrap();
+    let report = drain(&c, 1);
+    assert_eq!((report.sent, report.rejected, report.pending), (3, 1, 0));
+    let dead = c.outbox_dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].message_id.as_str(), dead[0].code, dead[0].error_type.as_str()),
+        ("unknown-sensor", 4022, "validation_failed")
+    );
+    assert!(dead[0].details_json.contains("sensor_id") && dead[0].item_json.contains("\"sensor_id\":99"));
+    assert_eq!(c.outbox_stats().unwrap().dead, 1);
+    assert_eq!(c.outbox_clear_dead().unwrap(), 1);
+    assert_eq!(c.outbox_stats().unwrap().dead, 0);
+    assert_exactly_once(&sim, &c, &std::mem::take(&mut ids));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_full_outbox_refuses_or_drops_the_oldest_as_configured() {
+    let sim = sim();
+    let dir = temp_dir("full");
+    let mut cfg = config(&sim);
+    cfg.set_outbox(dir.join("refuse.db").to_str().unwrap(), 10, 0).unwrap();
+    let c = Client::new(&cfg).unwrap();
+    push(&c, "full", 10);
+    let e = c.outbox_push(&reading("full", 10)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::OutboxFull);
+    assert_eq!(c.outbox_stats().unwrap().pending, 10);
+    let e = c.outbox_push_many(&[reading("x", 1), reading("x", 2)]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::OutboxFull);
+
+    let mut cfg = config(&sim);
+    cfg.set_outbox(dir.join("drop.db").to_str().unwrap(), 10, 0).unwrap();
+    cfg.set_outbox_when_full(FullPolicy::DropOldest).unwrap();
+    let c = Client::new(&cfg).unwrap();
+    let mut ids = push(&c, "drop", 10);
+    for i in 10..15 {
+        ids.push(c.outbox_push(&reading("drop", i)).unwrap());
+    }
+    let s = c.outbox_stats().unwrap();
+    assert_eq!((s.pending, s.dropped), (10, 5));
+    drain(&c, 1);
+    assert_exactly_once(&sim, &c, &ids[5..]);
+    // A group larger than the whole outbox is refused even with drop-oldest.
+    assert_eq!(
+        c.outbox_push_many(&(0..11).map(|i| reading("big", i)).collect::<Vec<_>>()).unwrap_err().kind,
+        ErrorKind::OutboxFull
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn fault_503_storm() {
+    let sim = sim();
+    let dir = temp_dir("503");
+    let mut cfg = outbox_config(&sim, &dir.join("o.db"));
+    cfg.set_retry(3, Duration::from_millis(5), Duration::from_millis(20)).unwrap();
+    let c = Client::new(&cfg).unwrap();
+    let ids = push(&c, "storm", 150);
+    sim.inject(Fault::ServiceUnavailable, Target::Batch, 7);
+    let (report, err) = c.outbox_flush(0);
+    let err = err.unwrap();
+    assert_eq!((err.kind, err.code, err.retryable, report.pending), (ErrorKind::Api, 5003, true, 150));
+    drain(&c, 3);
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn fault_429_retry_after_is_honoured() {
+    let sim = sim();
+    let dir = temp_dir("429");
+    let mut cfg = outbox_config(&sim, &dir.join("o.db"));
+    cfg.set_retry(3, Duration::from_millis(5), Duration::from_secs(3)).unwrap();
+    let c = Client::new(&cfg).unwrap();
+    let ids = push(&c, "rl", 20);
+    sim.inject(Fault::RateLimited { retry_after_secs: 1 }, Target::Batch, 1);
+    let started = Instant::now();
+    let report = drain(&c, 1);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(1), "Retry-After of 1 s honoured, waited {waited:?}");
+    assert_eq!(report.sent, 20);
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn fault_proxy_502_html_page() {
+    let sim = sim();
+    let dir = temp_dir("502");
+    let c = Client::new(&outbox_config(&sim, &dir.join("o.db"))).unwrap();
+    let ids = push(&c, "proxy", 30);
+    sim.inject(Fault::ProxyBadGateway, Target::Batch, 2);
+    drain(&c, 1);
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn fault_connection_closed_before_and_after_the_server_stored_the_batch() {
+    let sim = sim();
+    let dir = temp_dir("closed");
+    let c = Client::new(&outbox_config(&sim, &dir.join("o.db"))).unwrap();
+    let ids = push(&c, "closed", 40);
+    sim.inject(Fault::CloseBeforeAnswer, Target::Batch, 1);
+    assert_eq!(drain(&c, 1).sent, 40);
+    let more = push(&c, "stored", 40);
+    sim.inject(Fault::StoreThenClose, Target::Batch, 1);
+    let report = drain(&c, 1);
+    assert_eq!((report.sent, report.replayed), (0, 40), "the resend of a stored batch is answered idempotent");
+    assert_exactly_once(&sim, &c, &[ids, more].concat());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn fault_every_token_expires_in_the_middle_of_a_flush() {
+    let sim = sim();
+    let dir = temp_dir("expire");
+    let c = Client::new(&outbox_config(&sim, &dir.join("o.db"))).unwrap();
+    let ids = push(&c, "exp", 300);
+    c.authenticate().unwrap();
+    sim.inject(Fault::Delay { ms: 400 }, Target::Batch, 1);
+    std::thread::scope(|s| {
+        let flush = s.spawn(|| c.outbox_flush(0));
+        std::thread::sleep(Duration::from_millis(150));
+        sim.expire_all_tokens();
+        let (report, err) = flush.join().unwrap();
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(report.sent, 300);
+    });
+    assert_eq!(sim.tokens_issued(), 2);
+    assert!(sim.request_log().iter().any(|e| e.path.ends_with("/batches") && e.status == 401));
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn fault_the_server_stops_and_starts_again_in_the_middle_of_a_flush() {
+    let sim = sim();
+    let dir = temp_dir("restart");
+    let mut cfg = outbox_config(&sim, &dir.join("o.db"));
+    cfg.set_retry(3, Duration::from_millis(10), Duration::from_millis(50)).unwrap();
+    let c = Client::new(&cfg).unwrap();
+    let ids = push(&c, "restart", 400);
+    sim.inject(Fault::Delay { ms: 50 }, Target::Batch, 4);
+    std::thread::scope(|s| {
+        let flush = s.spawn(|| c.outbox_flush(0));
+        std::thread::sleep(Duration::from_millis(120));
+        sim.set_down(true);
+        let (report, err) = flush.join().unwrap();
+        let err = err.expect("the flush fails while the server is down");
+        assert!(matches!(err.kind, ErrorKind::Network | ErrorKind::Timeout), "{err:?}");
+        assert!(report.pending > 0, "{report:?}");
+    });
+    sim.set_down(false);
+    drain(&c, 2);
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn fault_a_server_that_never_answers_costs_one_timeout() {
+    let sim = sim();
+    let dir = temp_dir("hang");
+    let mut cfg = outbox_config(&sim, &dir.join("o.db"));
+    cfg.set_timeouts(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+    let c = Client::new(&cfg).unwrap();
+    c.authenticate().unwrap();
+    let ids = push(&c, "hang", 250);
+    sim.inject(Fault::Hang, Target::Batch, 1000);
+    let started = Instant::now();
+    let (report, err) = c.outbox_flush(0);
+    let took = started.elapsed();
+    assert_eq!(err.unwrap().kind, ErrorKind::Timeout);
+    assert!(took < Duration::from_secs(2), "returned within its timeout: {took:?}");
+    assert_eq!(report.pending, 250);
+    sim.clear_faults();
+    drain(&c, 2);
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn two_clients_share_one_outbox_file() {
+    let sim = sim();
+    let dir = temp_dir("shared");
+    let db = dir.join("o.db");
+    let (a, b) = (Client::new(&outbox_config(&sim, &db)).unwrap(), Client::new(&outbox_config(&sim, &db)).unwrap());
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let pa = s.spawn(|| push(&a, "a", 500));
+        let pb = s.spawn(|| push(&b, "b", 500));
+        let flusher = s.spawn(|| {
+            for _ in 0..5 {
+                let _ = a.outbox_flush(0);
+            }
+        });
+        let ids = [pa.join().unwrap(), pb.join().unwrap()].concat();
+        flusher.join().unwrap();
+        ids
+    });
+    drain(&b, 2);
+    assert_exactly_once(&sim, &a, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+const KILL_TOTAL: usize = 10_000;
+
+/// The child of `killed_at_random_instants_loses_and_duplicates_nothing`: pushes readings in groups of 50
+/// from where its progress file says, flushing every 500, until all 10,000 are pushed and flushed.
+#[test]
+#[ignore = "run as a child process by killed_at_random_instants_loses_and_duplicates_nothing"]
+fn kill_child() {
+    let Ok(db) = std::env::var("KILL_CHILD_DB") else { return };
+    let mut cfg = Config::new();
+    cfg.set_base_url(&std::env::var("KILL_CHILD_URL").unwrap()).unwrap();
+    cfg.set_ca_file(&std::env::var("KILL_CHILD_CA").unwrap()).unwrap();
+    cfg.set_device_id(builtin::DEVICE_ID).unwrap();
+    cfg.set_credentials(builtin::CLIENT_ID, builtin::CLIENT_SECRET).unwrap();
+    cfg.set_retry(5, Duration::from_millis(10), Duration::from_millis(100)).unwrap();
+    cfg.set_outbox(&db, 0, 0).unwrap();
+    let c = Client::new(&cfg).unwrap();
+    let progress = PathBuf::from(format!("{db}.progress"));
+    let mut next: usize = std::fs::read_to_string(&progress).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    while next < KILL_TOTAL {
+        let group: Vec<FeedItem> = (next..(next + 50).min(KILL_TOTAL)).map(|i| reading("kill", i)).collect();
+        c.outbox_push_many(&group).unwrap();
+        next += group.len();
+        // Written after the push: a kill in between only makes the next run push the group again.
+        std::fs::write(&progress, next.to_string()).unwrap();
+        if next % 500 == 0 {
+            let _ = c.outbox_flush(0);
+        }
+    }
+    drain(&c, 10);
+    println!("KILL_CHILD_DONE");
+}
+
+#[test]
+fn killed_at_random_instants_loses_and_duplicates_nothing() {
+    use std::hash::{BuildHasher, Hasher};
+    let sim = sim();
+    let dir = temp_dir("kill");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, sim.ca_pem()).unwrap();
+    let db = dir.join("outbox.db");
+    let spawn = || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "kill_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("KILL_CHILD_DB", &db)
+            .env("KILL_CHILD_URL", sim.base_url())
+            .env("KILL_CHILD_CA", &ca)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let random = |bound: u64| std::collections::hash_map::RandomState::new().build_hasher().finish() % bound;
+    let progress = PathBuf::from(format!("{}.progress", db.display()));
+    let read_progress =
+        || std::fs::read_to_string(&progress).ok().and_then(|s| s.trim().parse::<usize>().ok()).unwrap_or(0);
+    // Kill k lands once the child has pushed a random count in its own band of the run, plus a random few
+    // milliseconds: always mid-run (whatever the machine's speed), anywhere in a push or a flush.
+    for k in 0..5usize {
+        let target = k * 1900 + 300 + random(1500) as usize;
+        let mut child = spawn();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while read_progress() < target {
+            assert!(child.try_wait().unwrap().is_none(), "the child ended before kill {}", k + 1);
+            assert!(Instant::now() < deadline, "the child made no progress");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(random(15)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        eprintln!("kill {} at {} pushed, {} stored", k + 1, read_progress(), sim.records().len());
+    }
+    let out = spawn().wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("KILL_CHILD_DONE"), "the last run completes");
+    let ids: Vec<String> = (0..KILL_TOTAL).map(|i| format!("kill-{i}")).collect();
+    let c = Client::new(&outbox_config(&sim, &db)).unwrap();
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
