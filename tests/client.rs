@@ -330,6 +330,14 @@ fn an_untrusted_certificate_is_a_tls_error() {
 }
 
 #[test]
+fn an_expired_server_certificate_is_a_certificate_time_error() {
+    let sim = sim_with(SimOptions { expired_certificate: true, ..SimOptions::default() });
+    let e = client(&sim).authenticate().unwrap_err();
+    assert_eq!((e.kind, e.retryable), (ErrorKind::TlsCertTime, false), "{e:?}");
+    assert!(e.message.contains("clock"), "{}", e.message);
+}
+
+#[test]
 fn connection_refused_is_a_retryable_network_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let sim = sim();

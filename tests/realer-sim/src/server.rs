@@ -37,6 +37,8 @@ pub struct SimOptions {
     pub renew_after_secs: u64,
     /// No log lines on stderr.
     pub quiet: bool,
+    /// Serve a server certificate that expired in 2021 (for clients' certificate-time errors).
+    pub expired_certificate: bool,
 }
 
 impl Default for SimOptions {
@@ -47,6 +49,7 @@ impl Default for SimOptions {
             token_ttl_secs: 3600,
             renew_after_secs: 3000,
             quiet: false,
+            expired_certificate: false,
         }
     }
 }
@@ -116,7 +119,7 @@ impl Sim {
     /// Makes a fresh CA and server certificate, binds `opts.listen` and starts serving.
     pub fn start(opts: SimOptions) -> io::Result<Sim> {
         let fixture = opts.fixture.unwrap_or_else(Fixture::builtin);
-        let (tls, ca_pem) = tls::make().map_err(io::Error::other)?;
+        let (tls, ca_pem) = tls::make(opts.expired_certificate).map_err(io::Error::other)?;
         let listener = TcpListener::bind(opts.listen)?;
         let addr = listener.local_addr()?;
         let rng = SystemRandom::new();

@@ -8,8 +8,9 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ServerConfig;
 use std::sync::Arc;
 
-/// The server configuration and the CA certificate (PEM).
-pub(crate) fn make() -> Result<(Arc<ServerConfig>, String), String> {
+/// The server configuration and the CA certificate (PEM). With `expired`, the server certificate's validity
+/// ended in 2021, as a device with a wrong clock (or a server with a stale certificate) would see it.
+pub(crate) fn make(expired: bool) -> Result<(Arc<ServerConfig>, String), String> {
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
 
     let ca_key = KeyPair::generate().map_err(|e| fail("CA key", &e))?;
@@ -29,6 +30,10 @@ pub(crate) fn make() -> Result<(Arc<ServerConfig>, String), String> {
     server_params.is_ca = IsCa::ExplicitNoCa;
     server_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    if expired {
+        server_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        server_params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
     let server_cert = server_params.signed_by(&server_key, &issuer).map_err(|e| fail("server certificate", &e))?;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
