@@ -343,7 +343,7 @@ impl Client {
             match item.prepare(now) {
                 Ok(p) => prepared.push(Some(p)),
                 Err(e) => {
-                    first_bad.get_or_insert_with(|| Error::invalid(format!("item {i}: {}", e.message)));
+                    first_bad.get_or_insert_with(|| Error::invalid(format!("items[{i}]: {}", e.message)));
                     prepared.push(None);
                 }
             }
@@ -402,7 +402,7 @@ impl Client {
         let prepared = items
             .iter()
             .enumerate()
-            .map(|(i, item)| item.prepare(now).map_err(|e| Error::invalid(format!("item {i}: {}", e.message))))
+            .map(|(i, item)| item.prepare(now).map_err(|e| Error::invalid(format!("items[{i}]: {}", e.message))))
             .collect::<Result<Vec<_>>>()?;
         let dropped = outbox.push(&prepared)?;
         if dropped > 0 {
@@ -455,7 +455,12 @@ impl Client {
             }
         }
         if report.rejected > 0 {
-            log!(self.config.logger, Level::Warn, "outbox: {} items refused for good, moved to dead letters", report.rejected);
+            log!(
+                self.config.logger,
+                Level::Warn,
+                "outbox: {} items refused for good, moved to dead letters",
+                report.rejected
+            );
         }
         match outbox.stats() {
             Ok(s) => report.pending = s.pending,

@@ -222,7 +222,8 @@ impl FeedResult {
     /// The result an error answer gives this item: rejected when it is final, else not sent.
     pub(crate) fn from_error(message_id: String, error: Error) -> FeedResult {
         // A refused token (4001) is about the client, not the item: the item stays sendable.
-        let refused_for_good = error.http_status != 0 && !error.retryable && error.code != 4001 && error.kind == ErrorKind::Api;
+        let refused_for_good =
+            error.http_status != 0 && !error.retryable && error.code != 4001 && error.kind == ErrorKind::Api;
         let outcome = if refused_for_good { FeedOutcome::Rejected } else { FeedOutcome::NotSent };
         FeedResult { outcome, ..FeedResult::not_sent(message_id, error) }
     }
@@ -340,7 +341,9 @@ mod tests {
         }
         .prepare(1_777_025_700_000)
         .unwrap();
-        assert_eq!(p.json["command_id"], json!("cmd_x"));
+        let json: Value = serde_json::from_str(&p.body).unwrap();
+        assert_eq!(json["command_id"], json!("cmd_x"));
+        assert_eq!(p.source, "command:cmd_x");
         assert_eq!(json["value_received_at"], json!("2026-04-24T10:15:00.000Z"));
         assert_eq!(json["report_status"], json!("applied"));
         assert_eq!(json["sequence_number"], json!(3));

@@ -112,11 +112,15 @@ INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0);
 
 impl Outbox {
     pub(crate) fn open(settings: &OutboxSettings) -> Result<Outbox> {
-        let conn = Connection::open(&settings.path).map_err(|e| Error::config(format!("outbox {:?}: {e}", settings.path)))?;
+        let conn =
+            Connection::open(&settings.path).map_err(|e| Error::config(format!("outbox {:?}: {e}", settings.path)))?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(storage)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(storage)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::new(ErrorKind::Storage, format!("outbox {:?}: WAL journal refused ({mode})", settings.path)));
+            return Err(Error::new(
+                ErrorKind::Storage,
+                format!("outbox {:?}: WAL journal refused ({mode})", settings.path),
+            ));
         }
         conn.execute_batch("PRAGMA synchronous=FULL;").map_err(storage)?;
         conn.execute_batch(SCHEMA).map_err(storage)?;
@@ -138,7 +142,8 @@ impl Outbox {
         let mut added_items = 0u64;
         let mut added_bytes = 0u64;
         {
-            let mut find = tx.prepare_cached("SELECT body FROM pending WHERE source = ?1 AND message_id = ?2").map_err(storage)?;
+            let mut find =
+                tx.prepare_cached("SELECT body FROM pending WHERE source = ?1 AND message_id = ?2").map_err(storage)?;
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO pending (source, message_id, value_received_at, body, command_id, sequence_number, pushed_at_ms)
@@ -146,19 +151,28 @@ impl Outbox {
                 )
                 .map_err(storage)?;
             for (i, p) in items.iter().enumerate() {
-                let existing: Option<String> = find.query_row(params![p.source, p.message_id], |r| r.get(0)).optional().map_err(storage)?;
+                let existing: Option<String> =
+                    find.query_row(params![p.source, p.message_id], |r| r.get(0)).optional().map_err(storage)?;
                 match existing {
                     Some(body) if body == p.body => continue,
                     Some(_) => {
                         return Err(Error::invalid(format!(
-                            "item {i}: message_id {:?} is already pending for this source with a different payload",
+                            "items[{i}]: message_id {:?} is already pending for this source with a different payload",
                             p.message_id
                         )))
                     }
                     None => {}
                 }
                 insert
-                    .execute(params![p.source, p.message_id, p.value_received_at, p.body, p.command_id, p.sequence_number, now])
+                    .execute(params![
+                        p.source,
+                        p.message_id,
+                        p.value_received_at,
+                        p.body,
+                        p.command_id,
+                        p.sequence_number,
+                        now
+                    ])
                     .map_err(storage)?;
                 added_items += 1;
                 added_bytes += p.body.len() as u64;
@@ -176,7 +190,9 @@ impl Outbox {
             return Ok(0);
         }
         let (count, bytes): (i64, i64) = tx
-            .query_row("SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM pending", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM pending", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map_err(storage)?;
         let (count, bytes) = (count as u64, bytes as u64);
         let over = |c: u64, b: u64| (s.max_items != 0 && c > s.max_items) || (s.max_bytes != 0 && b > s.max_bytes);
@@ -211,7 +227,8 @@ impl Outbox {
         for seq in victims {
             del.execute([seq]).map_err(storage)?;
         }
-        tx.execute("UPDATE counters SET value = value + ?1 WHERE name = 'dropped'", [dropped as i64]).map_err(storage)?;
+        tx.execute("UPDATE counters SET value = value + ?1 WHERE name = 'dropped'", [dropped as i64])
+            .map_err(storage)?;
         Ok(dropped)
     }
 
@@ -256,7 +273,8 @@ impl Outbox {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(storage)?;
-            let mut retry = tx.prepare_cached("UPDATE pending SET attempts = attempts + 1 WHERE seq = ?1").map_err(storage)?;
+            let mut retry =
+                tx.prepare_cached("UPDATE pending SET attempts = attempts + 1 WHERE seq = ?1").map_err(storage)?;
             let now = time::now_unix_ms();
             for ((&seq, item), result) in seqs.iter().zip(items).zip(results) {
                 use crate::feed::FeedOutcome::*;
@@ -311,7 +329,9 @@ impl Outbox {
     pub(crate) fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare("SELECT message_id, body, code, error_type, message, details_json, failed_at_ms FROM dead ORDER BY seq")
+            .prepare(
+                "SELECT message_id, body, code, error_type, message, details_json, failed_at_ms FROM dead ORDER BY seq",
+            )
             .map_err(storage)?;
         let rows = stmt
             .query_map([], |r| {

@@ -55,7 +55,9 @@ fn version_and_status_names() {
     assert_eq!(names[6], "REALER_ERR_TIMEOUT");
     assert_eq!(names[11], "REALER_ERR_INTERNAL");
     assert_eq!(s(realer_status_str(-7)), "REALER_ERR_UNKNOWN");
-    assert_eq!(s(realer_status_str(12)), "REALER_ERR_UNKNOWN");
+    assert_eq!(s(realer_status_str(12)), "REALER_ERR_OUTBOX_FULL");
+    assert_eq!(s(realer_status_str(13)), "REALER_ERR_STORAGE");
+    assert_eq!(s(realer_status_str(14)), "REALER_ERR_UNKNOWN");
 }
 
 #[test]

@@ -32,7 +32,7 @@ fn reading(tag: &str, i: usize) -> FeedItem {
     FeedItem {
         message_id: Some(format!("{tag}-{i}")),
         value_received_at: realer::time::format_rfc3339_ms(1_777_025_700_000 + i as i64 * 1000),
-        ..FeedItem::sensor(if i % 2 == 0 { "7" } else { "8" }, &format!("{}.5", i % 40))
+        ..FeedItem::sensor(if i.is_multiple_of(2) { "7" } else { "8" }, &format!("{}.5", i % 40))
     }
 }
 
@@ -339,7 +339,7 @@ fn kill_child() {
         next += group.len();
         // Written after the push: a kill in between only makes the next run push the group again.
         std::fs::write(&progress, next.to_string()).unwrap();
-        if next % 500 == 0 {
+        if next.is_multiple_of(500) {
             let _ = c.outbox_flush(0);
         }
     }

@@ -157,9 +157,10 @@ thread_local! {
 pub(crate) fn set_last_error(e: &Error) {
     let new = LastError::new(status_of(e.kind), Some(e));
     // During thread teardown the slot may be gone; then there is nobody left to read it.
-    let _ = LAST_ERROR.try_with(|slot| match slot.try_borrow_mut() {
-        Ok(mut b) => **b = new,
-        Err(_) => {}
+    let _ = LAST_ERROR.try_with(|slot| {
+        if let Ok(mut b) = slot.try_borrow_mut() {
+            **b = new;
+        }
     });
 }
 

@@ -250,8 +250,8 @@ fn batch_list(results: &[FeedResult]) -> realer_batch_result {
                 code: r.code,
                 message_id: s.add(&r.message_id),
                 value_received_at: s.add(&r.value_received_at),
-                error_type: s.opt(err.map(|e| e.error_type.as_str())),
-                error_message: s.opt(err.map(|e| e.message.as_str())),
+                error_type: s.opt(err.map(|e| e.error_type.as_str()).filter(|t| !t.is_empty())),
+                error_message: s.opt(err.map(|e| e.message.as_str()).filter(|m| !m.is_empty())),
                 details_json: s.opt(err.and_then(|e| e.details.as_ref()).map(|d| d.to_string()).as_deref()),
             }
         })

@@ -136,7 +136,10 @@ pub unsafe extern "C" fn realer_outbox_push(
             if !message_id_out.is_null() && message_id_len < REALER_MESSAGE_ID_MAX + 1 {
                 return Err(Error::new(
                     ErrorKind::BufferTooSmall,
-                    format!("message_id_out needs {} bytes, message_id_len is {message_id_len}", REALER_MESSAGE_ID_MAX + 1),
+                    format!(
+                        "message_id_out needs {} bytes, message_id_len is {message_id_len}",
+                        REALER_MESSAGE_ID_MAX + 1
+                    ),
                 ));
             }
             // SAFETY: as above.
@@ -234,7 +237,10 @@ pub unsafe extern "C" fn realer_outbox_flush(
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_outbox_stats_get(client: *const realer_client, out: *mut realer_outbox_stats) -> realer_status {
+pub unsafe extern "C" fn realer_outbox_stats_get(
+    client: *const realer_client,
+    out: *mut realer_outbox_stats,
+) -> realer_status {
     ffi_boundary!(REALER_ERR_INTERNAL, {
         status((|| {
             // SAFETY: the caller passes NULL or live pointers.
@@ -274,7 +280,10 @@ fn dead_list(letters: Vec<DeadLetter>) -> realer_dead_letters {
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_outbox_dead_letters(client: *const realer_client, out: *mut *mut realer_dead_letters) -> realer_status {
+pub unsafe extern "C" fn realer_outbox_dead_letters(
+    client: *const realer_client,
+    out: *mut *mut realer_dead_letters,
+) -> realer_status {
     ffi_boundary!(REALER_ERR_INTERNAL, {
         status((|| {
             // SAFETY: the caller passes NULL or a live client.
@@ -324,7 +333,10 @@ pub unsafe extern "C" fn realer_dead_letters_len(list: *const realer_dead_letter
 /// # Safety
 /// `list` is NULL or live.
 #[no_mangle]
-pub unsafe extern "C" fn realer_dead_letters_get(list: *const realer_dead_letters, index: usize) -> *const realer_dead_letter {
+pub unsafe extern "C" fn realer_dead_letters_get(
+    list: *const realer_dead_letters,
+    index: usize,
+) -> *const realer_dead_letter {
     ffi_boundary!(std::ptr::null(), {
         // SAFETY: the caller passes NULL or a live list.
         unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |d| d as *const _)

@@ -1,5 +1,5 @@
 //! Shared by the integration tests: a fresh realer-sim per test, and a client configured for it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::time::Duration;
 

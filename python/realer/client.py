@@ -1,0 +1,946 @@
+"""The Pythonic face of librealer: a `Client` for one device, the catalog as dataclasses, feed data posted
+one by one or in batches. Python only converts and type-checks arguments (what C cannot receive safely);
+every rule of Realer's contract is checked by the library, which reports it as a `RealerError`."""
+
+import ctypes
+import datetime
+import decimal
+import enum
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import _native as n
+from .errors import RealerError, check, decode, last_error, parse_details
+
+_U32_MAX = 2**32 - 1
+_U64_MAX = 2**64 - 1
+_SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
+_I64_MAX = 2**63 - 1
+_DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+_DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+
+
+class LogLevel(enum.IntEnum):
+    ERROR = n.REALER_LOG_ERROR
+    WARN = n.REALER_LOG_WARN
+    INFO = n.REALER_LOG_INFO
+    DEBUG = n.REALER_LOG_DEBUG
+
+
+class DesiredAction(str, enum.Enum):
+    """What to do about a command's desired state; compares equal to "none", "apply" and "stale"."""
+
+    NONE = "none"
+    APPLY = "apply"
+    STALE = "stale"
+
+    def __str__(self):
+        return self.value
+
+
+class Outcome(str, enum.Enum):
+    """What became of a posted item; compares equal to its string."""
+
+    CREATED = "created"
+    IDEMPOTENT = "idempotent"
+    REJECTED = "rejected"
+    NOT_SENT = "not_sent"
+
+    def __str__(self):
+        return self.value
+
+
+class ReportStatus(str, enum.Enum):
+    """`report_status` of a command report; `post()` also takes the plain strings."""
+
+    APPLIED = "applied"
+    REJECTED = "rejected"
+    STALE = "stale"
+    REPORTED = "reported"
+
+    def __str__(self):
+        return self.value
+
+
+_ACTIONS = {
+    n.REALER_COMMAND_ACTION_NONE: DesiredAction.NONE,
+    n.REALER_COMMAND_ACTION_APPLY: DesiredAction.APPLY,
+    n.REALER_COMMAND_ACTION_STALE: DesiredAction.STALE,
+}
+_OUTCOMES = {
+    n.REALER_FEED_OUTCOME_CREATED: Outcome.CREATED,
+    n.REALER_FEED_OUTCOME_IDEMPOTENT: Outcome.IDEMPOTENT,
+    n.REALER_FEED_OUTCOME_REJECTED: Outcome.REJECTED,
+    n.REALER_FEED_OUTCOME_NOT_SENT: Outcome.NOT_SENT,
+}
+_FULL_POLICIES = {
+    "refuse": n.REALER_OUTBOX_FULL_REFUSE,
+    "drop_oldest": n.REALER_OUTBOX_FULL_DROP_OLDEST,
+}
+_REPORT_STATUSES = {
+    None: n.REALER_REPORT_STATUS_NONE,
+    ReportStatus.APPLIED: n.REALER_REPORT_STATUS_APPLIED,
+    ReportStatus.REJECTED: n.REALER_REPORT_STATUS_REJECTED,
+    ReportStatus.STALE: n.REALER_REPORT_STATUS_STALE,
+    ReportStatus.REPORTED: n.REALER_REPORT_STATUS_REPORTED,
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command of the catalog. `value` is the desired state set in Realer. For an item Realer cannot
+    represent, only `id`, `error_type` and `error_message` are set."""
+
+    id: str
+    value: Optional[str] = None
+    value_type: Optional[str] = None
+    kind: Optional[str] = None
+    pin_port: Optional[str] = None
+    desired_id: Optional[str] = None
+    sequence_number: Optional[int] = None
+    expires_at: Optional[str] = None
+    expires_at_unix_ms: Optional[int] = None
+    error_type: Optional[str] = None
+    error_message: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Sensor:
+    """A sensor of the catalog: what the device may report."""
+
+    id: str
+    kind: Optional[str] = None
+    qc: Optional[str] = None
+    mu: Optional[str] = None
+    pin_port: Optional[str] = None
+    error_type: Optional[str] = None
+    error_message: Optional[str] = None
+
+
+@dataclass
+class FeedItem:
+    """One sensor reading or command report, for `post_batch` (`post` takes the same names as keywords)."""
+
+    sensor_id: object = None
+    command_id: object = None
+    value: object = None
+    message_id: Optional[str] = None
+    value_received_at: object = None
+    desired_id: Optional[str] = None
+    report_status: object = None
+    sequence_number: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """A stored item: `outcome` is "created" or "idempotent" (a replay; `feed_data_id` is the original).
+    `message_id` and `value_received_at` are what was sent (generated when not given)."""
+
+    outcome: Outcome
+    feed_data_id: Optional[int]
+    message_id: str
+    value_received_at: str
+    http_status: int
+    code: int
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One item's fate in a batch. `details` is Realer's `error.details` as a dict, or None. To resend a
+    "not_sent" item, send it with this `message_id` and `value_received_at`."""
+
+    index: int
+    outcome: Outcome
+    feed_data_id: Optional[int]
+    code: int
+    message_id: str
+    value_received_at: str
+    error_type: Optional[str] = None
+    error_message: Optional[str] = None
+    details: Optional[dict] = field(default=None)
+
+    @property
+    def ok(self):
+        """Stored (now or before)."""
+        return self.outcome in (Outcome.CREATED, Outcome.IDEMPOTENT)
+
+
+# Converting arguments. C strings cannot hold NUL and ctypes integers wrap silently, so both are refused here.
+
+
+def _text(value, name, *, optional=True):
+    if value is None:
+        if optional:
+            return None
+        raise TypeError(f"{name} is required")
+    if isinstance(value, bytes):
+        raise TypeError(f"{name} must be str, not bytes")
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be str, not {type(value).__name__}")
+    if "\0" in value:
+        raise ValueError(f"{name} contains a NUL character")
+    return value.encode("utf-8")
+
+
+def _path(value, name):
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, not {type(value).__name__}")
+    raw = os.fsencode(value)
+    if b"\0" in raw:
+        raise ValueError(f"{name} contains a NUL character")
+    return raw
+
+
+def _id(value, name):
+    """Ids are text in the C API: an int becomes its decimal digits."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{name} must be int or str, not {type(value).__name__}")
+    return _text(str(value), name)
+
+
+def _value(value):
+    if value is None:
+        raise TypeError("value is required")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, decimal.Decimal)):
+        raise TypeError(f"value must be str, int or float, not {type(value).__name__}")
+    return _text(str(value), "value")
+
+
+def _timestamp(value):
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("value_received_at must be a timezone-aware datetime (UTC is assumed by no one)")
+        utc = value.astimezone(datetime.timezone.utc)
+        value = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return _text(value, "value_received_at")
+
+
+def _int(value, name, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be int, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, not {value}")
+    return value
+
+
+def _report_status(value):
+    if value is None:
+        return n.REALER_REPORT_STATUS_NONE
+    if not isinstance(value, str):
+        raise TypeError(f"report_status must be str or ReportStatus, not {type(value).__name__}")
+    try:
+        return _REPORT_STATUSES[ReportStatus(value)]
+    except ValueError:
+        raise ValueError(
+            f"report_status must be one of {', '.join(s.value for s in ReportStatus)} (or None), not {value!r}"
+        ) from None
+
+
+class _CItem:
+    """A `realer_feed_item` and the bytes its pointers point into, kept together for the call's duration."""
+
+    def __init__(self, item, index=None):
+        if isinstance(item, dict):
+            unknown = set(item) - set(FeedItem.__dataclass_fields__)
+            if unknown:
+                where = "" if index is None else f"items[{index}]: "
+                raise TypeError(f"{where}unknown feed item key(s): {', '.join(sorted(unknown))}")
+            item = FeedItem(**item)
+        elif not isinstance(item, FeedItem):
+            raise TypeError(f"a feed item is a dict or a FeedItem, not {type(item).__name__}")
+        self.keep = dict(
+            sensor_id=_id(item.sensor_id, "sensor_id"),
+            command_id=_id(item.command_id, "command_id"),
+            value=_value(item.value),
+            value_received_at=_timestamp(item.value_received_at),
+            message_id=_text(item.message_id, "message_id"),
+            desired_id=_text(item.desired_id, "desired_id"),
+        )
+        self.report_status = _report_status(item.report_status)
+        self.sequence_number = (
+            -1 if item.sequence_number is None else _int(item.sequence_number, "sequence_number", 0, _I64_MAX)
+        )
+
+    def fill(self, c):
+        check(n.lib.realer_feed_item_init(ctypes.byref(c)))
+        for name, raw in self.keep.items():
+            setattr(c, name, raw)
+        c.report_status = self.report_status
+        c.sequence_number = self.sequence_number
+
+
+def _opt_i64(v):
+    return None if v < 0 else v
+
+
+def _command(c):
+    return Command(
+        id=decode(c.id),
+        value=decode(c.value),
+        value_type=decode(c.value_type),
+        kind=decode(c.kind),
+        pin_port=decode(c.pin_port),
+        desired_id=decode(c.desired_id),
+        sequence_number=_opt_i64(c.sequence_number),
+        expires_at=decode(c.expires_at),
+        expires_at_unix_ms=_opt_i64(c.expires_at_unix_ms),
+        error_type=decode(c.error_type),
+        error_message=decode(c.error_message),
+    )
+
+
+def _sensor(s):
+    return Sensor(
+        id=decode(s.id),
+        kind=decode(s.kind),
+        qc=decode(s.qc),
+        mu=decode(s.mu),
+        pin_port=decode(s.pin_port),
+        error_type=decode(s.error_type),
+        error_message=decode(s.error_message),
+    )
+
+
+def _batch_results(ptr):
+    out = []
+    for i in range(n.lib.realer_batch_result_len(ptr)):
+        r = n.lib.realer_batch_result_get(ptr, i).contents
+        out.append(
+            ItemResult(
+                index=i,
+                outcome=_OUTCOMES.get(r.outcome, Outcome.NOT_SENT),
+                feed_data_id=_opt_i64(r.feed_data_id),
+                code=r.code,
+                message_id=decode(r.message_id) or "",
+                value_received_at=decode(r.value_received_at) or "",
+                # Results of items that were never sent carry "" rather than NULL: absent either way.
+                error_type=decode(r.error_type) or None,
+                error_message=decode(r.error_message) or None,
+                details=parse_details(r.details_json),
+            )
+        )
+    return out
+
+
+def version():
+    """The loaded library's version, such as "0.1.0"."""
+    return n.lib.realer_version().decode("ascii", "replace")
+
+
+def format_timestamp(unix_ms=0):
+    """`unix_ms` (milliseconds since 1970; 0 = now) as RFC 3339 UTC, such as "2026-04-24T10:15:00.000Z"."""
+    unix_ms = _int(unix_ms, "unix_ms", -(2**63), _I64_MAX)
+    buf = ctypes.create_string_buffer(n.REALER_TIMESTAMP_SIZE)
+    check(n.lib.realer_format_timestamp(unix_ms, buf, len(buf)))
+    return buf.value.decode("ascii")
+
+
+def _logging_adapter(logger):
+    levels = {
+        LogLevel.ERROR: logging.ERROR,
+        LogLevel.WARN: logging.WARNING,
+        LogLevel.INFO: logging.INFO,
+        LogLevel.DEBUG: logging.DEBUG,
+    }
+    return lambda level, message: logger.log(levels.get(level, logging.DEBUG), "%s", message)
+
+
+_OPTIONS = (
+    "base_url",
+    "device_id",
+    "client_id",
+    "client_secret",
+    "ca_file",
+    "ca_pem",
+    "scope",
+    "connect_timeout_ms",
+    "request_timeout_ms",
+    "retry",
+    "user_agent",
+    "allow_insecure_loopback",
+    "logger",
+    "log_level",
+    "outbox",
+    "outbox_max_items",
+    "outbox_max_bytes",
+    "outbox_when_full",
+)
+
+
+class Client:
+    """A client for one device; see `Client.from_env` to configure it from REALER_* variables.
+
+    No network I/O happens here; calls authenticate as needed. A client may be shared between threads.
+    Close it with `close()` or use it as a context manager. `logger` is a callable `(level, message)` (or a
+    `logging.Logger`); it may be called from any thread using the client, and must not call back into it.
+    `retry` is `(max_attempts, base_delay_ms, max_delay_ms)`. `outbox` is the path of a SQLite file that
+    keeps unsent items (see `Client.outbox`), with at most `outbox_max_items` items and `outbox_max_bytes`
+    bytes (0 = no limit); `outbox_when_full` is "refuse" (the default) or "drop_oldest".
+    Failures raise `RealerError`.
+    """
+
+    def __init__(
+        self,
+        base_url=None,
+        *,
+        device_id=None,
+        client_id=None,
+        client_secret=None,
+        ca_file=None,
+        ca_pem=None,
+        scope=None,
+        connect_timeout_ms=None,
+        request_timeout_ms=None,
+        retry=None,
+        user_agent=None,
+        allow_insecure_loopback=False,
+        logger=None,
+        log_level=LogLevel.INFO,
+        outbox=None,
+        outbox_max_items=0,
+        outbox_max_bytes=0,
+        outbox_when_full=None,
+    ):
+        self._init(
+            False,
+            dict(
+                base_url=base_url,
+                device_id=device_id,
+                client_id=client_id,
+                client_secret=client_secret,
+                ca_file=ca_file,
+                ca_pem=ca_pem,
+                scope=scope,
+                connect_timeout_ms=connect_timeout_ms,
+                request_timeout_ms=request_timeout_ms,
+                retry=retry,
+                user_agent=user_agent,
+                allow_insecure_loopback=allow_insecure_loopback,
+                logger=logger,
+                log_level=log_level,
+                outbox=outbox,
+                outbox_max_items=outbox_max_items,
+                outbox_max_bytes=outbox_max_bytes,
+                outbox_when_full=outbox_when_full,
+            ),
+        )
+
+    @classmethod
+    def from_env(cls, **overrides):
+        """A client configured from REALER_BASE_URL, REALER_DEVICE_ID, REALER_CLIENT_ID with
+        REALER_CLIENT_SECRET, REALER_CA_FILE and REALER_SCOPE (those that are set), then from `overrides`,
+        which take the constructor's keywords."""
+        self = cls.__new__(cls)
+        self._init(True, overrides)
+        return self
+
+    def _init(self, from_env, options):
+        # Set first, so close() and __del__ work whatever fails below.
+        self._handle = None
+        self._free = n.lib.realer_client_free
+        self._cond = threading.Condition()
+        self._busy = 0
+        self._closed = False
+        self._log_callback = None
+
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        o = dict(options)
+        if from_env and (o.get("client_id") is None) != (o.get("client_secret") is None):
+            # The library sets the credentials as a pair: complete a one-sided override from the environment.
+            o.setdefault("client_id", None)
+            o.setdefault("client_secret", None)
+            if o["client_id"] is None:
+                o["client_id"] = os.environ.get("REALER_CLIENT_ID")
+            else:
+                o["client_secret"] = os.environ.get("REALER_CLIENT_SECRET")
+
+        cfg = n.lib.realer_config_new()
+        if not cfg:
+            raise MemoryError("realer_config_new failed")
+        try:
+            if from_env:
+                check(n.lib.realer_config_from_env(cfg))
+            self._configure(cfg, o)
+            handle = ctypes.POINTER(n.realer_client)()
+            check(n.lib.realer_client_new(cfg, ctypes.byref(handle)))
+            self._handle = handle
+        finally:
+            n.lib.realer_config_free(cfg)
+
+    def _configure(self, cfg, o):
+        lib = n.lib
+        if o.get("allow_insecure_loopback"):
+            check(lib.realer_config_allow_insecure_loopback(cfg, 1))
+        if o.get("base_url") is not None:
+            check(lib.realer_config_set_base_url(cfg, _text(o["base_url"], "base_url")))
+        if o.get("device_id") is not None:
+            check(lib.realer_config_set_device_id(cfg, _id(o["device_id"], "device_id")))
+        client_id, client_secret = o.get("client_id"), o.get("client_secret")
+        if client_id is not None or client_secret is not None:
+            if client_id is None or client_secret is None:
+                raise ValueError("client_id and client_secret are set together")
+            check(
+                lib.realer_config_set_credentials(
+                    cfg, _text(client_id, "client_id"), _text(client_secret, "client_secret")
+                )
+            )
+        if o.get("ca_file") is not None:
+            check(lib.realer_config_set_ca_file(cfg, _path(o["ca_file"], "ca_file")))
+        if o.get("ca_pem") is not None:
+            pem = o["ca_pem"]
+            if isinstance(pem, str):
+                pem = pem.encode("utf-8")
+            if not isinstance(pem, (bytes, bytearray)):
+                raise TypeError(f"ca_pem must be str or bytes, not {type(pem).__name__}")
+            buf = (ctypes.c_uint8 * len(pem)).from_buffer_copy(pem)
+            check(lib.realer_config_set_ca_pem(cfg, buf, len(pem)))
+        if o.get("scope") is not None:
+            check(lib.realer_config_set_scope(cfg, _text(o["scope"], "scope")))
+        connect_ms, request_ms = o.get("connect_timeout_ms"), o.get("request_timeout_ms")
+        if connect_ms is not None or request_ms is not None:
+            connect_ms = _DEFAULT_CONNECT_TIMEOUT_MS if connect_ms is None else connect_ms
+            request_ms = _DEFAULT_REQUEST_TIMEOUT_MS if request_ms is None else request_ms
+            check(
+                lib.realer_config_set_timeouts(
+                    cfg,
+                    _int(connect_ms, "connect_timeout_ms", 0, _U32_MAX),
+                    _int(request_ms, "request_timeout_ms", 0, _U32_MAX),
+                )
+            )
+        if o.get("retry") is not None:
+            retry = o["retry"]
+            if not isinstance(retry, (tuple, list)) or len(retry) != 3:
+                raise TypeError("retry is a tuple (max_attempts, base_delay_ms, max_delay_ms)")
+            names = ("max_attempts", "base_delay_ms", "max_delay_ms")
+            check(lib.realer_config_set_retry(cfg, *(_int(v, f"retry {k}", 0, _U32_MAX) for k, v in zip(names, retry))))
+        if o.get("user_agent") is not None:
+            check(lib.realer_config_set_user_agent(cfg, _text(o["user_agent"], "user_agent")))
+        logger = o.get("logger")
+        if logger is not None:
+            if isinstance(logger, logging.Logger):
+                logger = _logging_adapter(logger)
+            if not callable(logger):
+                raise TypeError("logger must be a callable (level, message) or a logging.Logger")
+            level = _int(int(o.get("log_level", LogLevel.INFO)), "log_level", LogLevel.ERROR, LogLevel.DEBUG)
+
+            def on_log(_user_data, level, message, logger=logger):
+                # An exception here cannot cross into C: ctypes reports it as unraisable and returns.
+                logger(level, message.decode("utf-8", "replace") if message is not None else "")
+
+            # The C library keeps this pointer for the client's life: so must we.
+            self._log_callback = n.realer_log_callback(on_log)
+            check(lib.realer_config_set_logger(cfg, self._log_callback, None, level))
+        if o.get("outbox") is not None:
+            check(
+                lib.realer_config_set_outbox(
+                    cfg,
+                    _path(o["outbox"], "outbox"),
+                    _int(o.get("outbox_max_items") or 0, "outbox_max_items", 0, _U64_MAX),
+                    _int(o.get("outbox_max_bytes") or 0, "outbox_max_bytes", 0, _U64_MAX),
+                )
+            )
+            when_full = o.get("outbox_when_full")
+            if when_full is not None:
+                if when_full not in _FULL_POLICIES:
+                    raise ValueError(f"outbox_when_full must be 'refuse' or 'drop_oldest', not {when_full!r}")
+                check(lib.realer_config_set_outbox_when_full(cfg, _FULL_POLICIES[when_full]))
+        elif o.get("outbox_when_full") is not None or o.get("outbox_max_items") or o.get("outbox_max_bytes"):
+            raise ValueError("outbox_max_items, outbox_max_bytes and outbox_when_full need outbox (a path)")
+
+    # Lifetime. realer_client_free must not race with calls, so close() waits for calls in flight.
+
+    def _enter(self):
+        with self._cond:
+            if self._closed or not self._handle:
+                raise ValueError("the realer.Client is closed")
+            self._busy += 1
+            return self._handle
+
+    def _leave(self):
+        with self._cond:
+            self._busy -= 1
+            if self._busy == 0:
+                self._cond.notify_all()
+
+    def close(self):
+        """Frees the client (idempotent). Waits for calls in flight on other threads."""
+        cond = getattr(self, "_cond", None)
+        if cond is None:
+            return
+        with cond:
+            if self._closed:
+                return
+            self._closed = True
+            while self._busy:
+                cond.wait()
+            handle, self._handle = self._handle, None
+        if handle:
+            self._free(handle)
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def __enter__(self):
+        self._enter()
+        self._leave()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # Calls.
+
+    def authenticate(self):
+        """Gets an access token now unless a valid one is cached (optional: calls authenticate as needed)."""
+        h = self._enter()
+        try:
+            check(n.lib.realer_authenticate(h))
+        finally:
+            self._leave()
+
+    def _commands(self, fetch, *args):
+        h = self._enter()
+        try:
+            ptr = ctypes.POINTER(n.realer_commands)()
+            check(fetch(h, *args, ctypes.byref(ptr)))
+        finally:
+            self._leave()
+        try:
+            return [_command(n.lib.realer_commands_get(ptr, i).contents) for i in range(n.lib.realer_commands_len(ptr))]
+        finally:
+            n.lib.realer_commands_free(ptr)
+
+    def _sensors(self, fetch, *args):
+        h = self._enter()
+        try:
+            ptr = ctypes.POINTER(n.realer_sensors)()
+            check(fetch(h, *args, ctypes.byref(ptr)))
+        finally:
+            self._leave()
+        try:
+            return [_sensor(n.lib.realer_sensors_get(ptr, i).contents) for i in range(n.lib.realer_sensors_len(ptr))]
+        finally:
+            n.lib.realer_sensors_free(ptr)
+
+    def commands(self):
+        """The device's commands (a list of `Command`)."""
+        return self._commands(n.lib.realer_fetch_commands)
+
+    def command(self, id):
+        """One command by id; an unknown id raises `ApiError` with code 4004."""
+        found = self._commands(n.lib.realer_fetch_command, _id(id, "id"))
+        return found[0] if found else None
+
+    def sensors(self):
+        """The device's sensors (a list of `Sensor`)."""
+        return self._sensors(n.lib.realer_fetch_sensors)
+
+    def sensor(self, id):
+        """One sensor by id; an unknown id raises `ApiError` with code 4004."""
+        found = self._sensors(n.lib.realer_fetch_sensor, _id(id, "id"))
+        return found[0] if found else None
+
+    def desired_action(self, command, now_unix_ms=0):
+        """What to do about `command`'s desired state at `now_unix_ms` (0 = now): `DesiredAction.NONE`,
+        `.APPLY`, or `.STALE` (expired, or not newer than a sequence number this client already reported)."""
+        if not isinstance(command, Command):
+            raise TypeError(f"command must be a realer.Command, not {type(command).__name__}")
+        now_unix_ms = _int(now_unix_ms, "now_unix_ms", 0, _I64_MAX)
+        c = n.realer_command(
+            id=_text(command.id, "command.id", optional=False),
+            value=_text(command.value, "command.value"),
+            value_type=_text(command.value_type, "command.value_type"),
+            kind=_text(command.kind, "command.kind"),
+            pin_port=_text(command.pin_port, "command.pin_port"),
+            desired_id=_text(command.desired_id, "command.desired_id"),
+            sequence_number=-1
+            if command.sequence_number is None
+            else _int(command.sequence_number, "command.sequence_number", 0, _I64_MAX),
+            expires_at=_text(command.expires_at, "command.expires_at"),
+            expires_at_unix_ms=-1
+            if command.expires_at_unix_ms is None
+            else _int(command.expires_at_unix_ms, "command.expires_at_unix_ms", 0, _I64_MAX),
+            error_type=_text(command.error_type, "command.error_type"),
+            error_message=_text(command.error_message, "command.error_message"),
+        )
+        h = self._enter()
+        try:
+            action = n.lib.realer_command_desired_action(h, ctypes.byref(c), now_unix_ms)
+            if action == n.REALER_COMMAND_ACTION_INVALID:
+                raise last_error(n.REALER_ERR_INVALID_ARGUMENT)
+        finally:
+            self._leave()
+        if action not in _ACTIONS:
+            raise RealerError(n.REALER_ERR_INTERNAL, f"realer_command_desired_action returned {action}")
+        return _ACTIONS[action]
+
+    def post(
+        self,
+        sensor_id=None,
+        command_id=None,
+        value=None,
+        message_id=None,
+        value_received_at=None,
+        desired_id=None,
+        report_status=None,
+        sequence_number=None,
+    ):
+        """Posts one sensor reading (`sensor_id`) or command report (`command_id`) and returns a
+        `PostResult` ("created", or "idempotent" for a replay). On failure the `RealerError` carries the
+        `outcome` ("rejected": do not resend; "not_sent": resend) and the `message_id` and
+        `value_received_at` to resend with (a different payload under the same `message_id` is a conflict)."""
+        item = _CItem(
+            FeedItem(
+                sensor_id=sensor_id,
+                command_id=command_id,
+                value=value,
+                message_id=message_id,
+                value_received_at=value_received_at,
+                desired_id=desired_id,
+                report_status=report_status,
+                sequence_number=sequence_number,
+            )
+        )
+        c = n.realer_feed_item()
+        item.fill(c)
+        out = n.realer_feed_result()
+        out.outcome = n.REALER_FEED_OUTCOME_NOT_SENT
+        out.feed_data_id = -1
+        if item.keep["message_id"] is not None:
+            out.message_id = item.keep["message_id"][: n.REALER_MESSAGE_ID_MAX]
+        h = self._enter()
+        try:
+            status = n.lib.realer_post_feed_data(h, ctypes.byref(c), ctypes.byref(out))
+            err = None if status == n.REALER_OK else last_error(status)
+        finally:
+            self._leave()
+        message_id = out.message_id.decode("ascii", "replace")
+        value_received_at = out.value_received_at.decode("utf-8", "replace")
+        outcome = _OUTCOMES.get(out.outcome, Outcome.NOT_SENT)
+        if err is not None:
+            err.message_id = message_id
+            err.value_received_at = value_received_at
+            err.outcome = outcome
+            raise err
+        return PostResult(
+            outcome=outcome,
+            feed_data_id=_opt_i64(out.feed_data_id),
+            message_id=message_id,
+            value_received_at=value_received_at,
+            http_status=out.http_status,
+            code=out.code,
+        )
+
+    def post_batch(self, items):
+        """Posts items (dicts with `post`'s keywords, or `FeedItem`s) and returns one `ItemResult` per item,
+        in order. Items are judged one by one: check each result's `outcome`. If a request fails as a whole,
+        raises `RealerError` with the per-item results in `err.results`."""
+        if isinstance(items, (dict, FeedItem, str, bytes)):
+            raise TypeError("post_batch takes a sequence of items; use post() for one")
+        converted = [_CItem(item, i) for i, item in enumerate(items)]
+        array = (n.realer_feed_item * max(len(converted), 1))()
+        for c, item in zip(array, converted):
+            item.fill(c)
+        out = ctypes.POINTER(n.realer_batch_result)()
+        h = self._enter()
+        try:
+            status = n.lib.realer_post_feed_batch(h, array, len(converted), ctypes.byref(out))
+            err = None if status == n.REALER_OK else last_error(status)
+        finally:
+            self._leave()
+        try:
+            results = _batch_results(out) if out else []
+        finally:
+            n.lib.realer_batch_result_free(out)
+        if err is not None:
+            err.results = results
+            raise err
+        return results
+
+    @property
+    def outbox(self):
+        """The durable store-and-forward queue of this client (configured with `outbox=path`)."""
+        return Outbox(self)
+
+    def __repr__(self):
+        return f"<realer.Client {'closed' if self._closed else 'open'}>"
+
+
+@dataclass(frozen=True)
+class FlushReport:
+    """What `Outbox.flush` did: items stored now (`sent`), already stored (`replayed`), refused for good and
+    moved to the dead letters (`rejected`), and still `pending` after it."""
+
+    sent: int
+    replayed: int
+    rejected: int
+    pending: int
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """The outbox's state. `oldest_age_ms` is None when nothing is pending; `dropped` counts items the
+    drop-oldest policy deleted unsent, ever."""
+
+    pending: int
+    dead: int
+    bytes: int
+    oldest_age_ms: Optional[int]
+    dropped: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An item Realer refused for good. `item` is the item as sent (a dict), `details` Realer's
+    `error.details` (a dict or None)."""
+
+    message_id: str
+    item: Optional[dict]
+    code: int
+    error_type: Optional[str]
+    error_message: Optional[str]
+    details: Optional[dict]
+    failed_at_unix_ms: int
+
+
+class Outbox:
+    """Items kept on disk until Realer has them: `push` stores (synced) and returns at once, `flush` sends
+    what is pending. Obtained as `client.outbox`; a client made without `outbox=path` raises `ConfigError`."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def push(
+        self,
+        sensor_id=None,
+        command_id=None,
+        value=None,
+        message_id=None,
+        value_received_at=None,
+        desired_id=None,
+        report_status=None,
+        sequence_number=None,
+    ):
+        """Stores one item (the keywords of `Client.post`) and returns its `message_id`."""
+        item = _CItem(
+            FeedItem(
+                sensor_id=sensor_id,
+                command_id=command_id,
+                value=value,
+                message_id=message_id,
+                value_received_at=value_received_at,
+                desired_id=desired_id,
+                report_status=report_status,
+                sequence_number=sequence_number,
+            )
+        )
+        c = n.realer_feed_item()
+        item.fill(c)
+        buf = ctypes.create_string_buffer(n.REALER_MESSAGE_ID_MAX + 1)
+        h = self._client._enter()
+        try:
+            check(n.lib.realer_outbox_push(h, ctypes.byref(c), buf, len(buf)))
+        finally:
+            self._client._leave()
+        return buf.value.decode("ascii", "replace")
+
+    def push_many(self, items):
+        """Stores items (dicts or `FeedItem`s) in one transaction: all of them or none."""
+        if isinstance(items, (dict, FeedItem, str, bytes)):
+            raise TypeError("push_many takes a sequence of items; use push() for one")
+        converted = [_CItem(item, i) for i, item in enumerate(items)]
+        array = (n.realer_feed_item * max(len(converted), 1))()
+        for c, item in zip(array, converted):
+            item.fill(c)
+        h = self._client._enter()
+        try:
+            check(n.lib.realer_outbox_push_many(h, array, len(converted)))
+        finally:
+            self._client._leave()
+
+    def flush(self, max_items=0):
+        """Sends pending items, oldest first (at most `max_items`, 0 = all), and returns a `FlushReport`. If
+        a request fails as a whole, raises `RealerError` with the report so far in `err.report`."""
+        max_items = _int(max_items, "max_items", 0, _SIZE_MAX)
+        out = n.realer_flush_report()
+        h = self._client._enter()
+        try:
+            status = n.lib.realer_outbox_flush(h, max_items, ctypes.byref(out))
+            err = None if status == n.REALER_OK else last_error(status)
+        finally:
+            self._client._leave()
+        report = FlushReport(sent=out.sent, replayed=out.replayed, rejected=out.rejected, pending=out.pending)
+        if err is not None:
+            err.report = report
+            raise err
+        return report
+
+    def stats(self):
+        """The outbox's state (`OutboxStats`)."""
+        out = n.realer_outbox_stats()
+        h = self._client._enter()
+        try:
+            check(n.lib.realer_outbox_stats_get(h, ctypes.byref(out)))
+        finally:
+            self._client._leave()
+        return OutboxStats(
+            pending=out.pending,
+            dead=out.dead,
+            bytes=out.bytes,
+            oldest_age_ms=_opt_i64(out.oldest_age_ms),
+            dropped=out.dropped,
+        )
+
+    def dead_letters(self):
+        """Every dead letter, oldest first (a list of `DeadLetter`)."""
+        ptr = ctypes.POINTER(n.realer_dead_letters)()
+        h = self._client._enter()
+        try:
+            check(n.lib.realer_outbox_dead_letters(h, ctypes.byref(ptr)))
+        finally:
+            self._client._leave()
+        try:
+            out = []
+            for i in range(n.lib.realer_dead_letters_len(ptr)):
+                d = n.lib.realer_dead_letters_get(ptr, i).contents
+                out.append(
+                    DeadLetter(
+                        message_id=decode(d.message_id) or "",
+                        item=parse_details(d.item_json),
+                        code=d.code,
+                        error_type=decode(d.error_type) or None,
+                        error_message=decode(d.error_message) or None,
+                        details=parse_details(d.details_json),
+                        failed_at_unix_ms=d.failed_at_unix_ms,
+                    )
+                )
+            return out
+        finally:
+            n.lib.realer_dead_letters_free(ptr)
+
+    def clear_dead_letters(self):
+        """Deletes every dead letter; returns how many there were."""
+        cleared = ctypes.c_uint64()
+        h = self._client._enter()
+        try:
+            check(n.lib.realer_outbox_clear_dead(h, ctypes.byref(cleared)))
+        finally:
+            self._client._leave()
+        return cleared.value

@@ -1,0 +1,1336 @@
+/* harness.c: calls every function of include/realer.h against a running realer-sim, success and failure
+ * paths, as a C program would. Run by tests/c_harness.rs (and under valgrind by .ci/run).
+ *
+ * Environment (the sim's coordinates, with its built-in fixture):
+ *   REALER_BASE_URL, REALER_DEVICE_ID, REALER_CLIENT_ID, REALER_CLIENT_SECRET, REALER_CA_FILE  the demo device
+ *   REALER_OTHER_DEVICE_ID, REALER_OTHER_CLIENT_ID, REALER_OTHER_CLIENT_SECRET                 a second device
+ *   REALER_WRONG_CA_FILE  optional: a CA that did not sign the sim's certificate (for REALER_ERR_TLS)
+ *
+ * Prints each failed check with file:line, then "N passed, M failed"; exits 0 only when M is 0. */
+
+#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv, mkstemp, getpid */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "realer.h"
+
+/* ---- checks ---------------------------------------------------------------------------------------- */
+
+static int n_passed;
+static int n_failed;
+
+static void fail_at(const char *file, int line, const char *what)
+{
+    const realer_error *e = realer_last_error();
+
+    n_failed++;
+    printf("FAIL %s:%d: %s\n", file, line, what);
+    if (e != NULL && e->message != NULL && e->message[0] != '\0') {
+        printf("     last error: %s: %s\n", realer_status_str(e->status), e->message);
+    }
+}
+
+static void check_at(int ok, const char *file, int line, const char *what)
+{
+    if (ok) {
+        n_passed++;
+    } else {
+        fail_at(file, line, what);
+    }
+}
+
+#define CHECK(cond) check_at((cond) != 0, __FILE__, __LINE__, #cond)
+
+/* The last error is never NULL and none of its strings are. */
+static int last_error_sane(void)
+{
+    const realer_error *e = realer_last_error();
+
+    return e != NULL && e->type != NULL && e->message != NULL && e->request_id != NULL && e->details_json != NULL;
+}
+
+/* A call returned `want`; a failure also left a sane last error with that status. */
+static void check_status_at(realer_status got, realer_status want, const char *file, int line, const char *call)
+{
+    char what[512];
+
+    if (got == want && last_error_sane() && (want == REALER_OK || realer_last_error()->status == want)) {
+        n_passed++;
+        return;
+    }
+    snprintf(what, sizeof what, "%s returned %s, expected %s", call, realer_status_str(got), realer_status_str(want));
+    fail_at(file, line, what);
+}
+
+#define CHECK_STATUS(call, want) check_status_at((call), (want), __FILE__, __LINE__, #call)
+
+/* Some out-of-range values may fairly be called a refused configuration value or an out-of-range argument:
+ * the header allows both. Either is accepted, as long as the call failed cleanly. */
+static void check_refused_at(realer_status got, const char *file, int line, const char *call)
+{
+    char what[512];
+
+    if ((got == REALER_ERR_CONFIG || got == REALER_ERR_INVALID_ARGUMENT) && last_error_sane() &&
+        realer_last_error()->status == got && realer_last_error()->message[0] != '\0') {
+        n_passed++;
+        return;
+    }
+    snprintf(what, sizeof what, "%s returned %s, expected REALER_ERR_CONFIG or REALER_ERR_INVALID_ARGUMENT", call,
+             realer_status_str(got));
+    fail_at(file, line, what);
+}
+
+#define CHECK_REFUSED(call) check_refused_at((call), __FILE__, __LINE__, #call)
+
+static int contains(const char *haystack, const char *needle)
+{
+    return haystack != NULL && needle != NULL && strstr(haystack, needle) != NULL;
+}
+
+/* The last error's message names `word` (a field, a variable, an argument). */
+#define CHECK_MESSAGE_HAS(word) check_at(contains(realer_last_error()->message, (word)), __FILE__, __LINE__, \
+                                         "last error message contains \"" word "\"")
+
+/* ---- environment ------------------------------------------------------------------------------------ */
+
+static const char *base_url;
+static const char *device_id;
+static const char *client_id;
+static const char *client_secret;
+static const char *ca_file;
+static const char *other_device_id;
+static const char *other_client_id;
+static const char *other_client_secret;
+static const char *wrong_ca_file;
+
+/* A unique prefix for this run's message_ids, so the harness may run twice against one sim. */
+static char run_id[64];
+
+static const char *need_env(const char *name)
+{
+    const char *v = getenv(name);
+
+    if (v == NULL || v[0] == '\0') {
+        fprintf(stderr, "harness: %s is not set (see the top of tests/c/harness.c)\n", name);
+        exit(2);
+    }
+    return v;
+}
+
+static const char *const NOT_UTF8 = "\xff\xfe";
+
+/* A configuration for the demo device, set with explicit setters (not the environment). */
+static realer_config *demo_config(void)
+{
+    realer_config *c = realer_config_new();
+
+    if (c == NULL) {
+        return NULL;
+    }
+    if (realer_config_set_base_url(c, base_url) != REALER_OK || realer_config_set_ca_file(c, ca_file) != REALER_OK ||
+        realer_config_set_device_id(c, device_id) != REALER_OK ||
+        realer_config_set_credentials(c, client_id, client_secret) != REALER_OK ||
+        realer_config_set_timeouts(c, 5000, 20000) != REALER_OK ||
+        realer_config_set_retry(c, 3, 20, 200) != REALER_OK) {
+        realer_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static realer_client *client_from(const realer_config *config)
+{
+    realer_client *client = NULL;
+
+    if (config == NULL || realer_client_new(config, &client) != REALER_OK) {
+        return NULL;
+    }
+    return client;
+}
+
+/* ---- version, status names, the last error ---------------------------------------------------------- */
+
+static void test_version_and_status(void)
+{
+    static const struct {
+        realer_status status;
+        const char *name;
+    } names[] = {
+        {REALER_OK, "REALER_OK"},
+        {REALER_ERR_INVALID_ARGUMENT, "REALER_ERR_INVALID_ARGUMENT"},
+        {REALER_ERR_CONFIG, "REALER_ERR_CONFIG"},
+        {REALER_ERR_TLS, "REALER_ERR_TLS"},
+        {REALER_ERR_TLS_CERT_TIME, "REALER_ERR_TLS_CERT_TIME"},
+        {REALER_ERR_NETWORK, "REALER_ERR_NETWORK"},
+        {REALER_ERR_TIMEOUT, "REALER_ERR_TIMEOUT"},
+        {REALER_ERR_AUTH, "REALER_ERR_AUTH"},
+        {REALER_ERR_API, "REALER_ERR_API"},
+        {REALER_ERR_PROTOCOL, "REALER_ERR_PROTOCOL"},
+        {REALER_ERR_BUFFER_TOO_SMALL, "REALER_ERR_BUFFER_TOO_SMALL"},
+        {REALER_ERR_INTERNAL, "REALER_ERR_INTERNAL"},
+    };
+    char built[32];
+    size_t i;
+
+    CHECK(realer_version() != NULL);
+    CHECK(strcmp(realer_version(), REALER_VERSION_STRING) == 0);
+    snprintf(built, sizeof built, "%d.%d.%d", REALER_VERSION_MAJOR, REALER_VERSION_MINOR, REALER_VERSION_PATCH);
+    CHECK(strcmp(built, REALER_VERSION_STRING) == 0);
+
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *s = realer_status_str(names[i].status);
+
+        check_at(s != NULL && strcmp(s, names[i].name) == 0, __FILE__, __LINE__, names[i].name);
+    }
+    /* Every status from 0 up has a distinct REALER_ name, up to the first value that is not a status. */
+    for (i = 0; i < 1000 && strcmp(realer_status_str((realer_status)i), "REALER_ERR_UNKNOWN") != 0; i++) {
+        CHECK(strncmp(realer_status_str((realer_status)i), "REALER_", 7) == 0);
+        CHECK(i == 0 || strcmp(realer_status_str((realer_status)i), realer_status_str((realer_status)i - 1)) != 0);
+    }
+    CHECK(i > (size_t)REALER_ERR_INTERNAL && i < 1000);
+    CHECK(strcmp(realer_status_str(-1), "REALER_ERR_UNKNOWN") == 0);
+    CHECK(strcmp(realer_status_str(1000), "REALER_ERR_UNKNOWN") == 0);
+    CHECK(strcmp(realer_status_str(INT32_MAX), "REALER_ERR_UNKNOWN") == 0);
+    CHECK(strcmp(realer_status_str(INT32_MIN), "REALER_ERR_UNKNOWN") == 0);
+}
+
+/* Runs first: before any failure the last error is REALER_OK with empty strings. */
+static void test_last_error_initial(void)
+{
+    const realer_error *e = realer_last_error();
+
+    CHECK(e != NULL);
+    CHECK(last_error_sane());
+    CHECK(e->status == REALER_OK);
+    CHECK(e->message[0] == '\0' && e->type[0] == '\0' && e->request_id[0] == '\0' && e->details_json[0] == '\0');
+    CHECK(e->http_status == 0 && e->code == 0);
+}
+
+/* ---- configuration ---------------------------------------------------------------------------------- */
+
+/* Writes `text` to a fresh temporary file; the caller removes it. */
+static int write_temp_file(const char *text, char *path, size_t len)
+{
+    const char *tmp = getenv("TMPDIR");
+    FILE *f;
+    int fd;
+
+    snprintf(path, len, "%s/realer-harness-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    fd = mkstemp(path);
+    if (fd < 0) {
+        return -1;
+    }
+    f = fdopen(fd, "w");
+    if (f == NULL) {
+        close(fd);
+        remove(path);
+        return -1;
+    }
+    fputs(text, f);
+    fclose(f);
+    return 0;
+}
+
+/* Reads a whole (small) file into a malloc'd buffer. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (f == NULL) {
+        return NULL;
+    }
+    buf = malloc(1 << 20);
+    if (buf == NULL) {
+        fclose(f);
+        return NULL;
+    }
+    n = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void test_config_setters(void)
+{
+    realer_config *c = realer_config_new();
+    char not_a_cert[512];
+    char *pem;
+    size_t pem_len = 0;
+    static const char key_only[] = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIOk=\n-----END PRIVATE KEY-----\n";
+
+    CHECK(c != NULL);
+    if (c == NULL) {
+        return;
+    }
+    realer_config_free(NULL);
+
+    /* base URL */
+    CHECK_STATUS(realer_config_set_base_url(c, base_url), REALER_OK);
+    CHECK_STATUS(realer_config_set_base_url(c, "https://api.therealer.com/"), REALER_OK);
+    CHECK_STATUS(realer_config_set_base_url(c, "https://[::1]:8443/prefix"), REALER_OK);
+    CHECK_STATUS(realer_config_set_base_url(NULL, base_url), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("config");
+    CHECK_STATUS(realer_config_set_base_url(c, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("base_url");
+    CHECK_STATUS(realer_config_set_base_url(c, NOT_UTF8), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("UTF-8");
+    CHECK_STATUS(realer_config_set_base_url(c, ""), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_base_url(c, "api.therealer.com"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_base_url(c, "ftp://api.therealer.com"), REALER_ERR_CONFIG);
+    /* Plain HTTP: refused, then allowed for loopback only after the explicit opt-in. */
+    CHECK_STATUS(realer_config_set_base_url(c, "http://127.0.0.1:8080"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_base_url(c, "http://api.therealer.com"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_allow_insecure_loopback(NULL, 1), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_allow_insecure_loopback(c, 1), REALER_OK);
+    CHECK_STATUS(realer_config_set_base_url(c, "http://127.0.0.1:8080"), REALER_OK);
+    CHECK_STATUS(realer_config_set_base_url(c, "http://[::1]:8080"), REALER_OK);
+    CHECK_STATUS(realer_config_set_base_url(c, "http://api.therealer.com"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_base_url(c, "http://10.0.0.1:8080"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_base_url(c, "http://localhost.example.com"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_allow_insecure_loopback(c, 0), REALER_OK);
+    CHECK_STATUS(realer_config_set_base_url(c, "http://127.0.0.1:8080"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_base_url(c, base_url), REALER_OK);
+
+    /* device id */
+    CHECK_STATUS(realer_config_set_device_id(c, device_id), REALER_OK);
+    CHECK_STATUS(realer_config_set_device_id(c, "cdv_0123456789abcdefghijklmnop"), REALER_OK);
+    CHECK_STATUS(realer_config_set_device_id(NULL, device_id), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_device_id(c, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("device_id");
+    CHECK_STATUS(realer_config_set_device_id(c, NOT_UTF8), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_device_id(c, ""), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_device_id(c, "12/345"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_device_id(c, "12345?x=1"), REALER_ERR_CONFIG);
+
+    /* credentials */
+    CHECK_STATUS(realer_config_set_credentials(c, client_id, client_secret), REALER_OK);
+    CHECK_STATUS(realer_config_set_credentials(NULL, client_id, client_secret), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_credentials(c, NULL, client_secret), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("client_id");
+    CHECK_STATUS(realer_config_set_credentials(c, client_id, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("client_secret");
+    CHECK_STATUS(realer_config_set_credentials(c, NOT_UTF8, client_secret), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_credentials(c, client_id, NOT_UTF8), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_credentials(c, "", client_secret), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_credentials(c, "cdv:colon", client_secret), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_credentials(c, client_id, ""), REALER_ERR_CONFIG);
+    /* No refusal may repeat the secret back. */
+    CHECK_STATUS(realer_config_set_credentials(c, client_id, "secret-with\ncontrol"), REALER_ERR_CONFIG);
+    CHECK(!contains(realer_last_error()->message, "secret-with"));
+
+    /* scope */
+    CHECK_STATUS(realer_config_set_scope(c, "iot:catalog:read iot:feed-data:write"), REALER_OK);
+    CHECK_STATUS(realer_config_set_scope(c, ""), REALER_OK);
+    CHECK_STATUS(realer_config_set_scope(NULL, "iot:catalog:read"), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_scope(c, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_scope(c, NOT_UTF8), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_scope(c, "iot:catalog:read\"x"), REALER_ERR_CONFIG);
+
+    /* CA from a file */
+    CHECK_STATUS(realer_config_set_ca_file(c, ca_file), REALER_OK);
+    CHECK_STATUS(realer_config_set_ca_file(NULL, ca_file), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_ca_file(c, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_ca_file(c, NOT_UTF8), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_ca_file(c, "/nonexistent/realer-harness-ca.pem"), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("/nonexistent/realer-harness-ca.pem");
+    CHECK(write_temp_file("this is not a certificate\n", not_a_cert, sizeof not_a_cert) == 0);
+    CHECK_STATUS(realer_config_set_ca_file(c, not_a_cert), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("CERTIFICATE");
+    remove(not_a_cert);
+    CHECK(write_temp_file(key_only, not_a_cert, sizeof not_a_cert) == 0);
+    CHECK_STATUS(realer_config_set_ca_file(c, not_a_cert), REALER_ERR_CONFIG);
+    remove(not_a_cert);
+
+    /* CA from memory */
+    pem = read_file(ca_file, &pem_len);
+    CHECK(pem != NULL && pem_len > 0);
+    if (pem != NULL) {
+        CHECK_STATUS(realer_config_set_ca_pem(c, (const uint8_t *)pem, pem_len), REALER_OK);
+        CHECK_STATUS(realer_config_set_ca_pem(NULL, (const uint8_t *)pem, pem_len), REALER_ERR_INVALID_ARGUMENT);
+        /* A certificate cut in half does not parse. */
+        CHECK_STATUS(realer_config_set_ca_pem(c, (const uint8_t *)pem, pem_len / 2), REALER_ERR_CONFIG);
+        free(pem);
+    }
+    CHECK_STATUS(realer_config_set_ca_pem(c, NULL, 10), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_ca_pem(c, (const uint8_t *)"", 0), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_set_ca_pem(c, (const uint8_t *)key_only, sizeof key_only - 1), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("CERTIFICATE");
+
+    /* timeouts */
+    CHECK_STATUS(realer_config_set_timeouts(c, 5000, 20000), REALER_OK);
+    CHECK_STATUS(realer_config_set_timeouts(c, 1, 3600000), REALER_OK);
+    CHECK_STATUS(realer_config_set_timeouts(NULL, 5000, 20000), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_REFUSED(realer_config_set_timeouts(c, 0, 20000));
+    CHECK_REFUSED(realer_config_set_timeouts(c, 5000, 0));
+    CHECK_REFUSED(realer_config_set_timeouts(c, 3600001, 20000));
+    CHECK_REFUSED(realer_config_set_timeouts(c, 5000, 3600001));
+
+    /* retry */
+    CHECK_STATUS(realer_config_set_retry(c, 5, 500, 30000), REALER_OK);
+    CHECK_STATUS(realer_config_set_retry(c, 1, 0, 0), REALER_OK);
+    CHECK_STATUS(realer_config_set_retry(NULL, 5, 500, 30000), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_REFUSED(realer_config_set_retry(c, 0, 500, 30000));
+    CHECK_REFUSED(realer_config_set_retry(c, 101, 500, 30000));
+    CHECK_REFUSED(realer_config_set_retry(c, 5, 30001, 30000));
+
+    /* user agent */
+    CHECK_STATUS(realer_config_set_user_agent(c, "realer-harness/1.0 (C)"), REALER_OK);
+    CHECK_STATUS(realer_config_set_user_agent(NULL, "x"), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_user_agent(c, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_user_agent(c, NOT_UTF8), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_REFUSED(realer_config_set_user_agent(c, ""));
+    CHECK_REFUSED(realer_config_set_user_agent(c, "line\nbreak"));
+
+    /* logger arguments (the logger itself: test_logger) */
+    CHECK_STATUS(realer_config_set_logger(NULL, NULL, NULL, REALER_LOG_INFO), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_logger(c, NULL, NULL, REALER_LOG_INFO), REALER_OK);
+    CHECK_STATUS(realer_config_set_logger(c, NULL, NULL, 99), REALER_OK); /* removing ignores the level */
+
+    realer_config_free(c);
+}
+
+/* Sets or unsets (value NULL) an environment variable. */
+static void put_env(const char *name, const char *value)
+{
+    if (value != NULL) {
+        setenv(name, value, 1);
+    } else {
+        unsetenv(name);
+    }
+}
+
+static void test_config_from_env(void)
+{
+    realer_config *c = realer_config_new();
+    realer_client *client = NULL;
+
+    CHECK_STATUS(realer_config_from_env(NULL), REALER_ERR_INVALID_ARGUMENT);
+    /* The harness's own environment holds the demo device's coordinates. */
+    CHECK_STATUS(realer_config_from_env(c), REALER_OK);
+    CHECK_STATUS(realer_client_new(c, &client), REALER_OK);
+    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    realer_client_free(client);
+
+    /* A refused value fails the call and names its variable. */
+    put_env("REALER_BASE_URL", "http://api.therealer.com");
+    CHECK_STATUS(realer_config_from_env(c), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("REALER_BASE_URL");
+    put_env("REALER_BASE_URL", base_url);
+
+    put_env("REALER_CA_FILE", "/nonexistent/realer-harness-ca.pem");
+    CHECK_STATUS(realer_config_from_env(c), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("REALER_CA_FILE");
+    put_env("REALER_CA_FILE", ca_file);
+
+    put_env("REALER_DEVICE_ID", "not/an/id");
+    CHECK_STATUS(realer_config_from_env(c), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("REALER_DEVICE_ID");
+    put_env("REALER_DEVICE_ID", device_id);
+
+    put_env("REALER_SCOPE", "iot:catalog:read");
+    CHECK_STATUS(realer_config_from_env(c), REALER_OK);
+    put_env("REALER_SCOPE", NULL);
+
+    /* The client id and secret go together. */
+    put_env("REALER_CLIENT_SECRET", NULL);
+    CHECK_STATUS(realer_config_from_env(c), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("REALER_CLIENT_SECRET");
+    put_env("REALER_CLIENT_SECRET", client_secret);
+
+    CHECK_STATUS(realer_config_from_env(c), REALER_OK);
+    realer_config_free(c);
+}
+
+/* ---- clients and authentication --------------------------------------------------------------------- */
+
+static void test_client_new_and_auth(void)
+{
+    realer_config *c = realer_config_new();
+    realer_client *client = NULL;
+
+    realer_client_free(NULL);
+    CHECK_STATUS(realer_authenticate(NULL), REALER_ERR_INVALID_ARGUMENT);
+
+    /* Incomplete: no device id, then no credentials. */
+    CHECK_STATUS(realer_config_set_base_url(c, base_url), REALER_OK);
+    CHECK_STATUS(realer_config_set_ca_file(c, ca_file), REALER_OK);
+    CHECK_STATUS(realer_client_new(c, &client), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("device id");
+    CHECK(client == NULL);
+    CHECK_STATUS(realer_config_set_device_id(c, device_id), REALER_OK);
+    CHECK_STATUS(realer_client_new(c, &client), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("credentials");
+    CHECK(client == NULL);
+    CHECK_STATUS(realer_config_set_credentials(c, client_id, client_secret), REALER_OK);
+
+    CHECK_STATUS(realer_client_new(NULL, &client), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_client_new(c, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("out");
+
+    /* The client copies the configuration: freeing it right away is fine. */
+    CHECK_STATUS(realer_client_new(c, &client), REALER_OK);
+    CHECK(client != NULL);
+    realer_config_free(c);
+    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    CHECK_STATUS(realer_authenticate(client), REALER_OK); /* cached token */
+    realer_client_free(client);
+
+    /* Wrong secret: REALER_ERR_AUTH from authenticate, and from any call that needs a token. */
+    c = demo_config();
+    CHECK(c != NULL);
+    CHECK_STATUS(realer_config_set_credentials(c, client_id, "not-the-secret"), REALER_OK);
+    client = client_from(c);
+    CHECK(client != NULL);
+    CHECK_STATUS(realer_authenticate(client), REALER_ERR_AUTH);
+    CHECK(realer_last_error()->http_status == 401);
+    CHECK(strcmp(realer_last_error()->type, "invalid_client") == 0);
+    CHECK(!contains(realer_last_error()->message, "not-the-secret"));
+    CHECK(!realer_last_error()->retryable);
+    {
+        realer_commands *commands = NULL;
+
+        CHECK_STATUS(realer_fetch_commands(client, &commands), REALER_ERR_AUTH);
+        CHECK(commands == NULL);
+    }
+    realer_client_free(client);
+    realer_config_free(c);
+
+    /* Unknown client id. */
+    c = demo_config();
+    CHECK_STATUS(realer_config_set_credentials(c, "cdv_nobody00000000000000000000", client_secret), REALER_OK);
+    client = client_from(c);
+    CHECK_STATUS(realer_authenticate(client), REALER_ERR_AUTH);
+    realer_client_free(client);
+    realer_config_free(c);
+
+    /* A CA that did not sign the server's certificate: REALER_ERR_TLS, not retried into a timeout. */
+    if (wrong_ca_file != NULL) {
+        c = demo_config();
+        CHECK_STATUS(realer_config_set_ca_file(c, wrong_ca_file), REALER_OK);
+        client = client_from(c);
+        CHECK_STATUS(realer_authenticate(client), REALER_ERR_TLS);
+        realer_client_free(client);
+        realer_config_free(c);
+    }
+}
+
+/* ---- logger ----------------------------------------------------------------------------------------- */
+
+struct log_sink {
+    int lines;
+    int bad_level;
+    int leaked_secret;
+    int leaked_token;
+};
+
+static void count_log_line(void *user_data, realer_log_level level, const char *message)
+{
+    struct log_sink *sink = user_data;
+
+    sink->lines++;
+    if (level < REALER_LOG_ERROR || level > REALER_LOG_DEBUG) {
+        sink->bad_level++;
+    }
+    if (message == NULL || strstr(message, client_secret) != NULL) {
+        sink->leaked_secret++;
+    }
+    if (message != NULL && (strstr(message, "Bearer ") != NULL || strstr(message, "Basic ") != NULL)) {
+        sink->leaked_token++;
+    }
+}
+
+static void test_logger(void)
+{
+    struct log_sink sink = {0, 0, 0, 0};
+    realer_config *c = demo_config();
+    realer_client *client;
+    realer_sensors *sensors = NULL;
+    realer_feed_item item;
+    realer_feed_result result;
+
+    CHECK_STATUS(realer_config_set_logger(c, count_log_line, &sink, 0), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_logger(c, count_log_line, &sink, 5), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_logger(c, count_log_line, &sink, -1), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_logger(c, count_log_line, &sink, REALER_LOG_DEBUG), REALER_OK);
+    client = client_from(c);
+    CHECK(client != NULL);
+    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    CHECK_STATUS(realer_fetch_sensors(client, &sensors), REALER_OK);
+    realer_feed_item_init(&item);
+    item.sensor_id = realer_sensors_len(sensors) > 0 ? realer_sensors_get(sensors, 0)->id : "0";
+    item.value = "19.5";
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    realer_sensors_free(sensors);
+    realer_client_free(client);
+    realer_config_free(c);
+
+    CHECK(sink.lines > 0);
+    CHECK(sink.bad_level == 0);
+    CHECK(sink.leaked_secret == 0);
+    CHECK(sink.leaked_token == 0);
+
+    /* A refused secret: the failure may be logged, the secret never. */
+    sink.lines = 0;
+    c = demo_config();
+    CHECK_STATUS(realer_config_set_credentials(c, client_id, "wrong-secret-in-log"), REALER_OK);
+    CHECK_STATUS(realer_config_set_logger(c, count_log_line, &sink, REALER_LOG_DEBUG), REALER_OK);
+    client = client_from(c);
+    CHECK_STATUS(realer_authenticate(client), REALER_ERR_AUTH);
+    realer_client_free(client);
+    realer_config_free(c);
+    CHECK(sink.leaked_secret == 0);
+    CHECK(sink.leaked_token == 0);
+}
+
+/* ---- catalog ---------------------------------------------------------------------------------------- */
+
+static void test_catalog(const realer_client *client)
+{
+    realer_commands *commands = NULL;
+    realer_commands *one_command = NULL;
+    realer_sensors *sensors = NULL;
+    realer_sensors *one_sensor = NULL;
+    realer_commands *untouched = (realer_commands *)&n_passed; /* must stay as is after a failure */
+    size_t i;
+
+    CHECK_STATUS(realer_fetch_commands(client, &commands), REALER_OK);
+    CHECK(commands != NULL);
+    CHECK(realer_commands_len(commands) >= 1);
+    for (i = 0; i < realer_commands_len(commands); i++) {
+        const realer_command *c = realer_commands_get(commands, i);
+
+        CHECK(c != NULL && c->id != NULL && c->id[0] != '\0');
+        if (c == NULL) {
+            continue;
+        }
+        if (c->error_type != NULL) {
+            /* Realer cannot represent it: only id and error. */
+            CHECK(c->error_message != NULL);
+            CHECK(c->value == NULL && c->desired_id == NULL);
+        } else {
+            CHECK(c->value != NULL && c->value_type != NULL && c->kind != NULL && c->pin_port != NULL);
+            CHECK(c->error_message == NULL);
+            if (c->desired_id != NULL) {
+                CHECK(c->sequence_number >= 0);
+                CHECK(c->expires_at != NULL && c->expires_at_unix_ms > 0);
+            } else {
+                CHECK(c->sequence_number == -1 && c->expires_at == NULL && c->expires_at_unix_ms == -1);
+            }
+        }
+    }
+    CHECK(realer_commands_get(commands, realer_commands_len(commands)) == NULL);
+    CHECK(realer_commands_get(commands, (size_t)-1) == NULL);
+    CHECK(realer_commands_len(NULL) == 0);
+    CHECK(realer_commands_get(NULL, 0) == NULL);
+
+    /* One command by id: a list of exactly that one. */
+    if (realer_commands_len(commands) > 0) {
+        const char *id = realer_commands_get(commands, 0)->id;
+
+        CHECK_STATUS(realer_fetch_command(client, id, &one_command), REALER_OK);
+        CHECK(realer_commands_len(one_command) == 1);
+        CHECK(realer_commands_len(one_command) == 1 && strcmp(realer_commands_get(one_command, 0)->id, id) == 0);
+        CHECK(realer_commands_get(one_command, 1) == NULL);
+        realer_commands_free(one_command);
+    }
+    one_command = untouched;
+    CHECK_STATUS(realer_fetch_command(client, "987654321", &one_command), REALER_ERR_API);
+    CHECK(realer_last_error()->code == 4004);
+    CHECK(realer_last_error()->http_status == 404);
+    CHECK(strcmp(realer_last_error()->type, "not_found") == 0);
+    CHECK(!realer_last_error()->retryable);
+    CHECK(one_command == untouched); /* out-parameters are written only on success */
+    CHECK_STATUS(realer_fetch_command(client, "cmd_unknown0000000000000000000", &one_command), REALER_ERR_API);
+    CHECK(realer_last_error()->code == 4004);
+    CHECK_STATUS(realer_fetch_command(client, NULL, &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_command(client, NOT_UTF8, &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_command(client, "1/../../x", &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_command(client, "", &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_command(NULL, "1", &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_command(client, "1", NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_commands(NULL, &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_commands(client, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK(one_command == untouched);
+
+    CHECK_STATUS(realer_fetch_sensors(client, &sensors), REALER_OK);
+    CHECK(realer_sensors_len(sensors) >= 1);
+    for (i = 0; i < realer_sensors_len(sensors); i++) {
+        const realer_sensor *s = realer_sensors_get(sensors, i);
+
+        CHECK(s != NULL && s->id != NULL && s->id[0] != '\0');
+        if (s != NULL && s->error_type == NULL) {
+            CHECK(s->kind != NULL && s->qc != NULL && s->mu != NULL && s->pin_port != NULL);
+            CHECK(s->error_message == NULL);
+        }
+    }
+    CHECK(realer_sensors_get(sensors, realer_sensors_len(sensors)) == NULL);
+    CHECK(realer_sensors_len(NULL) == 0);
+    CHECK(realer_sensors_get(NULL, 0) == NULL);
+    if (realer_sensors_len(sensors) > 0) {
+        const char *id = realer_sensors_get(sensors, 0)->id;
+
+        CHECK_STATUS(realer_fetch_sensor(client, id, &one_sensor), REALER_OK);
+        CHECK(realer_sensors_len(one_sensor) == 1 && strcmp(realer_sensors_get(one_sensor, 0)->id, id) == 0);
+        CHECK(realer_sensors_get(one_sensor, 1) == NULL);
+        realer_sensors_free(one_sensor);
+        one_sensor = NULL;
+    }
+    CHECK_STATUS(realer_fetch_sensor(client, "987654321", &one_sensor), REALER_ERR_API);
+    CHECK(realer_last_error()->code == 4004);
+    CHECK(realer_last_error()->request_id[0] != '\0');
+    CHECK(one_sensor == NULL);
+    CHECK_STATUS(realer_fetch_sensor(client, NULL, &one_sensor), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_sensor(client, NOT_UTF8, &one_sensor), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_sensor(NULL, "7", &one_sensor), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_sensor(client, "7", NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_sensors(NULL, &sensors), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_fetch_sensors(client, NULL), REALER_ERR_INVALID_ARGUMENT);
+
+    realer_commands_free(commands);
+    realer_sensors_free(sensors);
+    realer_commands_free(NULL);
+    realer_sensors_free(NULL);
+}
+
+/* ---- feed data -------------------------------------------------------------------------------------- */
+
+/* The current time as RFC 3339, for items that are replayed (a replay must carry the same payload). */
+static void now_timestamp(char buf[REALER_TIMESTAMP_SIZE])
+{
+    if (realer_format_timestamp(0, buf, REALER_TIMESTAMP_SIZE) != REALER_OK) {
+        snprintf(buf, REALER_TIMESTAMP_SIZE, "2026-01-01T00:00:00Z");
+    }
+}
+
+static void make_message_id(char *buf, size_t len, const char *what)
+{
+    snprintf(buf, len, "%s-%s", run_id, what);
+}
+
+static void test_feed_item_init(void)
+{
+    realer_feed_item item;
+
+    memset(&item, 0x5a, sizeof item);
+    CHECK_STATUS(realer_feed_item_init(&item), REALER_OK);
+    CHECK(item.sensor_id == NULL && item.command_id == NULL && item.value == NULL);
+    CHECK(item.value_received_at == NULL && item.message_id == NULL && item.desired_id == NULL);
+    CHECK(item.report_status == REALER_REPORT_STATUS_NONE);
+    CHECK(item.sequence_number == -1);
+    CHECK_STATUS(realer_feed_item_init(NULL), REALER_ERR_INVALID_ARGUMENT);
+}
+
+/* An item the library must refuse before any I/O: REALER_ERR_INVALID_ARGUMENT naming `field`, NOT_SENT. */
+static void check_invalid_item_at(const realer_client *client, const realer_feed_item *item, const char *field,
+                                  const char *file, int line)
+{
+    realer_feed_result result;
+    realer_status status;
+    char what[256];
+
+    memset(&result, 0x5a, sizeof result);
+    status = realer_post_feed_data(client, item, &result);
+    snprintf(what, sizeof what, "invalid item (%s): status %s, outcome %d, message \"%s\"", field,
+             realer_status_str(status), (int)result.outcome, realer_last_error()->message);
+    check_at(status == REALER_ERR_INVALID_ARGUMENT && realer_last_error()->status == REALER_ERR_INVALID_ARGUMENT &&
+                 contains(realer_last_error()->message, field) && result.outcome == REALER_FEED_OUTCOME_NOT_SENT &&
+                 result.feed_data_id == -1 && result.http_status == 0 && result.code == 0 &&
+                 memchr(result.message_id, '\0', sizeof result.message_id) != NULL,
+             file, line, what);
+}
+
+#define CHECK_INVALID_ITEM(item, field) check_invalid_item_at(client, (item), (field), __FILE__, __LINE__)
+
+/* The catalog entries the feed tests use, found by their properties, not their ids. */
+struct catalog_picks {
+    realer_commands *commands;
+    realer_sensors *sensors;
+    const realer_command *apply;    /* a pending desired state that is not expired */
+    const realer_command *stale;    /* an expired desired state */
+    const realer_command *plain;    /* no desired state */
+    const realer_command *broken;   /* Realer cannot represent it */
+    const realer_sensor *sensor;    /* a usable sensor */
+    const realer_sensor *sensor2;   /* another one, if any */
+};
+
+static void pick_catalog(const realer_client *client, struct catalog_picks *p)
+{
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+    size_t i;
+
+    memset(p, 0, sizeof *p);
+    CHECK_STATUS(realer_fetch_commands(client, &p->commands), REALER_OK);
+    CHECK_STATUS(realer_fetch_sensors(client, &p->sensors), REALER_OK);
+    for (i = 0; i < realer_commands_len(p->commands); i++) {
+        const realer_command *c = realer_commands_get(p->commands, i);
+
+        if (c->error_type != NULL) {
+            p->broken = p->broken ? p->broken : c;
+        } else if (c->desired_id == NULL) {
+            p->plain = p->plain ? p->plain : c;
+        } else if (c->expires_at_unix_ms >= 0 && c->expires_at_unix_ms <= now_ms) {
+            p->stale = p->stale ? p->stale : c;
+        } else {
+            p->apply = p->apply ? p->apply : c;
+        }
+    }
+    for (i = 0; i < realer_sensors_len(p->sensors); i++) {
+        const realer_sensor *s = realer_sensors_get(p->sensors, i);
+
+        if (s->error_type != NULL) {
+            continue;
+        }
+        if (p->sensor == NULL) {
+            p->sensor = s;
+        } else if (p->sensor2 == NULL) {
+            p->sensor2 = s;
+        }
+    }
+    /* The built-in fixture has one of each. */
+    CHECK(p->apply != NULL);
+    CHECK(p->stale != NULL);
+    CHECK(p->plain != NULL);
+    CHECK(p->broken != NULL);
+    CHECK(p->sensor != NULL);
+    CHECK(p->sensor2 != NULL);
+}
+
+static void test_desired_action(const realer_client *client, const struct catalog_picks *p)
+{
+    realer_command synthetic;
+
+    if (p->apply == NULL || p->stale == NULL || p->plain == NULL || p->broken == NULL) {
+        return;
+    }
+    CHECK(realer_command_desired_action(client, p->apply, 0) == REALER_COMMAND_ACTION_APPLY);
+    CHECK(realer_command_desired_action(client, p->stale, 0) == REALER_COMMAND_ACTION_STALE);
+    CHECK(realer_command_desired_action(client, p->plain, 0) == REALER_COMMAND_ACTION_NONE);
+    CHECK(realer_command_desired_action(client, p->broken, 0) == REALER_COMMAND_ACTION_NONE);
+    /* The pending one, judged after it expired. */
+    CHECK(realer_command_desired_action(client, p->apply, p->apply->expires_at_unix_ms + 1) ==
+          REALER_COMMAND_ACTION_STALE);
+    CHECK(realer_command_desired_action(client, p->apply, p->apply->expires_at_unix_ms - 1000) ==
+          REALER_COMMAND_ACTION_APPLY);
+
+    CHECK(realer_command_desired_action(NULL, p->apply, 0) == REALER_COMMAND_ACTION_INVALID);
+    CHECK(realer_last_error()->status == REALER_ERR_INVALID_ARGUMENT);
+    CHECK(realer_command_desired_action(client, NULL, 0) == REALER_COMMAND_ACTION_INVALID);
+    CHECK(realer_last_error()->status == REALER_ERR_INVALID_ARGUMENT);
+    CHECK(realer_command_desired_action(client, p->apply, -5) == REALER_COMMAND_ACTION_INVALID);
+
+    /* A command the caller built itself (from its own storage, say). */
+    memset(&synthetic, 0, sizeof synthetic);
+    synthetic.id = "harness-synthetic";
+    synthetic.value = "1";
+    synthetic.desired_id = "des_synthetic";
+    synthetic.sequence_number = 7;
+    synthetic.expires_at_unix_ms = -1; /* no expiry */
+    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_APPLY);
+    synthetic.expires_at_unix_ms = 1000;
+    CHECK(realer_command_desired_action(client, &synthetic, 2000) == REALER_COMMAND_ACTION_STALE);
+    synthetic.desired_id = NULL;
+    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_NONE);
+    synthetic.desired_id = NOT_UTF8;
+    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_INVALID);
+    CHECK(realer_last_error()->status == REALER_ERR_INVALID_ARGUMENT);
+    synthetic.desired_id = "des_synthetic";
+    synthetic.id = NULL;
+    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_INVALID);
+    synthetic.id = NOT_UTF8;
+    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_INVALID);
+}
+
+/* Stored by test_feed_single, replayed by test_feed_batch. */
+static char stored_message_id[REALER_MESSAGE_ID_MAX + 1];
+static char stored_at[REALER_TIMESTAMP_SIZE];
+static int64_t stored_feed_data_id = -1;
+
+static void test_feed_single(const realer_client *client, const struct catalog_picks *p)
+{
+    realer_feed_item item;
+    realer_feed_result result;
+    realer_feed_result replay;
+    char message_id[REALER_MESSAGE_ID_MAX + 1];
+    char long_id[REALER_MESSAGE_ID_MAX + 2];
+    char at[REALER_TIMESTAMP_SIZE];
+
+    if (p->sensor == NULL || p->apply == NULL || p->stale == NULL || p->plain == NULL) {
+        return;
+    }
+
+    /* Created, then the same message_id and payload again: idempotent, the same feed_data_id. */
+    now_timestamp(stored_at);
+    make_message_id(stored_message_id, sizeof stored_message_id, "reading-1");
+    realer_feed_item_init(&item);
+    item.sensor_id = p->sensor->id;
+    item.value = "21.4";
+    item.value_received_at = stored_at;
+    item.message_id = stored_message_id;
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
+    CHECK(result.feed_data_id > 0);
+    CHECK(result.http_status == 201);
+    CHECK(result.code == 2000);
+    CHECK(strcmp(result.message_id, stored_message_id) == 0);
+    stored_feed_data_id = result.feed_data_id;
+
+    CHECK_STATUS(realer_post_feed_data(client, &item, &replay), REALER_OK);
+    CHECK(replay.outcome == REALER_FEED_OUTCOME_IDEMPOTENT);
+    CHECK(replay.feed_data_id == stored_feed_data_id);
+    CHECK(replay.http_status == 200);
+    CHECK(strcmp(replay.message_id, stored_message_id) == 0);
+
+    /* Same message_id, different value: a conflict, refused for good. */
+    item.value = "99.9";
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
+    CHECK(result.code == 4009);
+    CHECK(result.http_status == 409);
+    CHECK(result.feed_data_id == -1);
+    CHECK(strcmp(result.message_id, stored_message_id) == 0);
+    CHECK(realer_last_error()->code == 4009);
+    CHECK(realer_last_error()->http_status == 409);
+    CHECK(strcmp(realer_last_error()->type, "conflict") == 0);
+    CHECK(!realer_last_error()->retryable);
+
+    /* No message_id: the library makes one and says which. */
+    realer_feed_item_init(&item);
+    item.sensor_id = p->sensor->id;
+    item.value = "21.5";
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
+    CHECK(result.message_id[0] != '\0' && strlen(result.message_id) <= REALER_MESSAGE_ID_MAX);
+    CHECK(result.feed_data_id > stored_feed_data_id);
+
+    /* An unknown sensor: validation, with details naming sensor_id. */
+    make_message_id(message_id, sizeof message_id, "unknown-sensor");
+    item.sensor_id = "987654321";
+    item.message_id = message_id;
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
+    CHECK(result.code == 4022 && result.http_status == 422);
+    CHECK(strcmp(result.message_id, message_id) == 0);
+    CHECK(realer_last_error()->status == REALER_ERR_API);
+    CHECK(realer_last_error()->http_status == 422);
+    CHECK(realer_last_error()->code == 4022);
+    CHECK(strcmp(realer_last_error()->type, "validation_failed") == 0);
+    CHECK(realer_last_error()->request_id[0] != '\0');
+    CHECK(contains(realer_last_error()->details_json, "sensor_id"));
+    CHECK(realer_last_error()->message[0] != '\0');
+    CHECK(!realer_last_error()->retryable);
+    CHECK(realer_last_error()->retry_after_ms == -1);
+
+    /* A command id as a sensor id is unknown too. */
+    item.sensor_id = p->plain->id;
+    make_message_id(message_id, sizeof message_id, "command-as-sensor");
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK(result.code == 4022);
+
+    /* Answer the pending desired state: applied, with its desired_id and sequence_number. */
+    realer_feed_item_init(&item);
+    item.command_id = p->apply->id;
+    item.value = p->apply->value;
+    item.desired_id = p->apply->desired_id;
+    item.sequence_number = p->apply->sequence_number;
+    item.report_status = REALER_REPORT_STATUS_APPLIED;
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
+    /* The client remembers it: the same sequence number is now stale. */
+    CHECK(realer_command_desired_action(client, p->apply, 0) == REALER_COMMAND_ACTION_STALE);
+
+    /* The expired one: stale. */
+    realer_feed_item_init(&item);
+    item.command_id = p->stale->id;
+    item.value = p->stale->value;
+    item.desired_id = p->stale->desired_id;
+    item.sequence_number = p->stale->sequence_number;
+    item.report_status = REALER_REPORT_STATUS_STALE;
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
+
+    /* A local physical change: no desired_id; report_status omitted, then explicitly "reported". */
+    realer_feed_item_init(&item);
+    item.command_id = p->plain->id;
+    item.value = p->plain->value;
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
+    item.report_status = REALER_REPORT_STATUS_REPORTED;
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
+
+    /* A desired_id the server does not know for this command: validation. */
+    item.report_status = REALER_REPORT_STATUS_APPLIED;
+    item.desired_id = "des_unknown";
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK(result.code == 4022);
+    CHECK(contains(realer_last_error()->details_json, "desired_id"));
+
+    /* Another device's sensor, reported by this device: refused as invalid for this device. */
+    if (other_device_id != NULL) {
+        realer_config *oc = realer_config_new();
+        realer_client *other = NULL;
+        realer_sensors *other_sensors = NULL;
+
+        realer_config_set_base_url(oc, base_url);
+        realer_config_set_ca_file(oc, ca_file);
+        realer_config_set_device_id(oc, other_device_id);
+        realer_config_set_credentials(oc, other_client_id, other_client_secret);
+        CHECK_STATUS(realer_client_new(oc, &other), REALER_OK);
+        CHECK_STATUS(realer_fetch_sensors(other, &other_sensors), REALER_OK);
+        CHECK(realer_sensors_len(other_sensors) >= 1);
+        if (realer_sensors_len(other_sensors) >= 1) {
+            realer_feed_item_init(&item);
+            item.sensor_id = realer_sensors_get(other_sensors, 0)->id;
+            item.value = "1.0";
+            CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+            CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
+            CHECK(result.code == 4022);
+            CHECK(contains(realer_last_error()->details_json, "sensor_id"));
+            /* ...and by its own device, accepted. */
+            CHECK_STATUS(realer_post_feed_data(other, &item, &result), REALER_OK);
+        }
+        realer_sensors_free(other_sensors);
+        realer_client_free(other);
+        realer_config_free(oc);
+    }
+
+    /* Items that break the contract: refused before any I/O, naming the field. */
+    now_timestamp(at);
+    realer_feed_item_init(&item);
+    item.sensor_id = p->sensor->id;
+    item.command_id = p->plain->id;
+    item.value = "1";
+    CHECK_INVALID_ITEM(&item, "sensor_id");
+    item.sensor_id = NULL;
+    item.command_id = NULL;
+    CHECK_INVALID_ITEM(&item, "sensor_id");
+    item.sensor_id = p->sensor->id;
+    item.value = NULL;
+    CHECK_INVALID_ITEM(&item, "value");
+    item.value = NOT_UTF8;
+    CHECK_INVALID_ITEM(&item, "value");
+    item.value = "1";
+    item.value_received_at = "yesterday";
+    CHECK_INVALID_ITEM(&item, "value_received_at");
+    item.value_received_at = "2026-04-24 10:15:00";
+    CHECK_INVALID_ITEM(&item, "value_received_at");
+    item.value_received_at = "2026-04-24T10:15:00+02:00";
+    CHECK_INVALID_ITEM(&item, "value_received_at");
+    item.value_received_at = at;
+    item.message_id = "has space";
+    CHECK_INVALID_ITEM(&item, "message_id");
+    item.message_id = "";
+    CHECK_INVALID_ITEM(&item, "message_id");
+    memset(long_id, 'm', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0'; /* 129 characters */
+    item.message_id = long_id;
+    CHECK_INVALID_ITEM(&item, "message_id");
+    item.message_id = "tab\there";
+    CHECK_INVALID_ITEM(&item, "message_id");
+    item.message_id = NOT_UTF8;
+    CHECK_INVALID_ITEM(&item, "message_id");
+    item.message_id = NULL;
+    item.report_status = REALER_REPORT_STATUS_REPORTED; /* never on a sensor */
+    CHECK_INVALID_ITEM(&item, "report_status");
+    item.report_status = REALER_REPORT_STATUS_NONE;
+    item.desired_id = "des_x"; /* only on command reports */
+    CHECK_INVALID_ITEM(&item, "desired_id");
+    item.desired_id = NULL;
+    item.sequence_number = 3; /* only with a desired_id */
+    CHECK_INVALID_ITEM(&item, "sequence_number");
+    item.sequence_number = -1;
+    item.sensor_id = "bad/id";
+    CHECK_INVALID_ITEM(&item, "sensor_id");
+    item.sensor_id = NOT_UTF8;
+    CHECK_INVALID_ITEM(&item, "sensor_id");
+
+    realer_feed_item_init(&item);
+    item.command_id = p->apply->id;
+    item.value = "1";
+    item.desired_id = p->apply->desired_id;
+    item.report_status = 42;
+    CHECK_INVALID_ITEM(&item, "report_status");
+    item.report_status = -1;
+    CHECK_INVALID_ITEM(&item, "report_status");
+    item.report_status = REALER_REPORT_STATUS_REPORTED; /* with a desired_id: applied, rejected or stale */
+    CHECK_INVALID_ITEM(&item, "report_status");
+    item.report_status = REALER_REPORT_STATUS_APPLIED;
+    item.sequence_number = -5;
+    CHECK_INVALID_ITEM(&item, "sequence_number");
+    item.sequence_number = -1;
+    item.desired_id = "";
+    CHECK_INVALID_ITEM(&item, "desired_id");
+    item.desired_id = NOT_UTF8;
+    CHECK_INVALID_ITEM(&item, "desired_id");
+    item.desired_id = NULL; /* applied without desired_id: only "reported" is valid */
+    CHECK_INVALID_ITEM(&item, "report_status");
+    item.report_status = REALER_REPORT_STATUS_STALE;
+    CHECK_INVALID_ITEM(&item, "report_status");
+
+    /* The invalid item's own message_id is echoed, so the caller sees which event it was. */
+    realer_feed_item_init(&item);
+    item.sensor_id = p->sensor->id;
+    item.message_id = "echo-me";
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_INVALID_ARGUMENT);
+    CHECK(strcmp(result.message_id, "echo-me") == 0);
+
+    /* NULL arguments. */
+    item.value = "1";
+    CHECK_STATUS(realer_post_feed_data(NULL, &item, &result), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_post_feed_data(client, NULL, &result), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_post_feed_data(client, &item, NULL), REALER_ERR_INVALID_ARGUMENT);
+}
+
+static void test_feed_batch(const realer_client *client, const struct catalog_picks *p)
+{
+    realer_feed_item items[4];
+    realer_batch_result *results = NULL;
+    const realer_item_result *r;
+    char new_id[REALER_MESSAGE_ID_MAX + 1];
+    char at[REALER_TIMESTAMP_SIZE];
+
+    if (p->sensor == NULL || p->sensor2 == NULL || p->plain == NULL || stored_feed_data_id < 0) {
+        return;
+    }
+    now_timestamp(at);
+    make_message_id(new_id, sizeof new_id, "batch-new");
+
+    /* [0] new reading: created; [1] unknown sensor: rejected; [2] replay of test_feed_single's reading:
+     * idempotent; [3] a local command change without message_id: created. */
+    realer_feed_item_init(&items[0]);
+    items[0].sensor_id = p->sensor2->id;
+    items[0].value = "48.2";
+    items[0].value_received_at = at;
+    items[0].message_id = new_id;
+    realer_feed_item_init(&items[1]);
+    items[1].sensor_id = "987654321";
+    items[1].value = "1";
+    realer_feed_item_init(&items[2]);
+    items[2].sensor_id = p->sensor->id;
+    items[2].value = "21.4";
+    items[2].value_received_at = stored_at;
+    items[2].message_id = stored_message_id;
+    realer_feed_item_init(&items[3]);
+    items[3].command_id = p->plain->id;
+    items[3].value = p->plain->value;
+    items[3].report_status = REALER_REPORT_STATUS_REPORTED;
+
+    CHECK_STATUS(realer_post_feed_batch(client, items, 4, &results), REALER_OK);
+    CHECK(results != NULL);
+    CHECK(realer_batch_result_len(results) == 4);
+    if (realer_batch_result_len(results) == 4) {
+        r = realer_batch_result_get(results, 0);
+        CHECK(r->outcome == REALER_FEED_OUTCOME_CREATED);
+        CHECK(r->feed_data_id > 0 && r->code == 2000);
+        CHECK(strcmp(r->message_id, new_id) == 0);
+        CHECK(r->error_type == NULL && r->error_message == NULL && r->details_json == NULL);
+
+        r = realer_batch_result_get(results, 1);
+        CHECK(r->outcome == REALER_FEED_OUTCOME_REJECTED);
+        CHECK(r->feed_data_id == -1);
+        CHECK(r->code == 4022);
+        CHECK(r->message_id != NULL && r->message_id[0] != '\0'); /* generated */
+        CHECK(r->error_type != NULL && strcmp(r->error_type, "validation_failed") == 0);
+        CHECK(r->error_message != NULL);
+        CHECK(contains(r->details_json, "sensor_id"));
+
+        r = realer_batch_result_get(results, 2);
+        CHECK(r->outcome == REALER_FEED_OUTCOME_IDEMPOTENT);
+        CHECK(r->feed_data_id == stored_feed_data_id);
+        CHECK(strcmp(r->message_id, stored_message_id) == 0);
+
+        r = realer_batch_result_get(results, 3);
+        CHECK(r->outcome == REALER_FEED_OUTCOME_CREATED);
+        CHECK(r->feed_data_id > 0);
+        CHECK(r->message_id != NULL && r->message_id[0] != '\0');
+    }
+    CHECK(realer_batch_result_get(results, 4) == NULL);
+    CHECK(realer_batch_result_get(results, (size_t)-1) == NULL);
+    realer_batch_result_free(results);
+    results = NULL;
+
+    /* The same message_id with different data, inside a batch: that item is rejected as a conflict. */
+    items[0].value = "48.3";
+    CHECK_STATUS(realer_post_feed_batch(client, items, 1, &results), REALER_OK);
+    CHECK(realer_batch_result_len(results) == 1);
+    r = realer_batch_result_get(results, 0);
+    CHECK(r != NULL && r->outcome == REALER_FEED_OUTCOME_REJECTED && r->code == 4009);
+    realer_batch_result_free(results);
+    results = NULL;
+
+    /* One bad item fails the whole call before anything is sent; every item is NOT_SENT. */
+    items[0].value = "48.2";
+    items[1].sensor_id = p->sensor->id;
+    items[1].command_id = p->plain->id;
+    CHECK_STATUS(realer_post_feed_batch(client, items, 2, &results), REALER_ERR_INVALID_ARGUMENT);
+    /* The message names the item (the library says "item 1" or "items[1]") and the field. */
+    CHECK(contains(realer_last_error()->message, "item 1") || contains(realer_last_error()->message, "items[1]"));
+    CHECK_MESSAGE_HAS("sensor_id");
+    CHECK(results != NULL);
+    CHECK(realer_batch_result_len(results) == 2);
+    if (realer_batch_result_len(results) == 2) {
+        CHECK(realer_batch_result_get(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
+        CHECK(realer_batch_result_get(results, 1)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
+        CHECK(strcmp(realer_batch_result_get(results, 0)->message_id, new_id) == 0);
+    }
+    realer_batch_result_free(results);
+    results = NULL;
+    items[1].command_id = NULL;
+    items[1].report_status = 42;
+    CHECK_STATUS(realer_post_feed_batch(client, items, 2, &results), REALER_ERR_INVALID_ARGUMENT);
+    CHECK(contains(realer_last_error()->message, "item 1") || contains(realer_last_error()->message, "items[1]"));
+    CHECK_MESSAGE_HAS("report_status");
+    realer_batch_result_free(results);
+    results = NULL;
+
+    /* Argument errors: *out is NULL afterwards (set before anything else). */
+    results = (realer_batch_result *)&n_passed;
+    CHECK_STATUS(realer_post_feed_batch(client, items, 0, &results), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("count");
+    CHECK(results == NULL);
+    results = (realer_batch_result *)&n_passed;
+    CHECK_STATUS(realer_post_feed_batch(client, NULL, 2, &results), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("items");
+    CHECK(results == NULL);
+    results = (realer_batch_result *)&n_passed;
+    CHECK_STATUS(realer_post_feed_batch(NULL, items, 1, &results), REALER_ERR_INVALID_ARGUMENT);
+    CHECK(results == NULL);
+    CHECK_STATUS(realer_post_feed_batch(client, items, 1, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE_HAS("out");
+
+    CHECK(realer_batch_result_len(NULL) == 0);
+    CHECK(realer_batch_result_get(NULL, 0) == NULL);
+    realer_batch_result_free(NULL);
+}
+
+/* A token for the demo device used on another device's paths: 403 / 4003. The library always puts its own
+ * device id in the path, so the mismatch is made with a config whose device id is not the credentials'. */
+static void test_forbidden(void)
+{
+    realer_config *c = demo_config();
+    realer_client *client;
+    realer_commands *commands = NULL;
+    realer_batch_result *results = NULL;
+    realer_feed_item item;
+    realer_feed_result result;
+
+    if (other_device_id == NULL) {
+        realer_config_free(c);
+        return;
+    }
+    CHECK_STATUS(realer_config_set_device_id(c, other_device_id), REALER_OK);
+    client = client_from(c);
+    CHECK(client != NULL);
+    CHECK_STATUS(realer_authenticate(client), REALER_OK); /* the credentials themselves are fine */
+    CHECK_STATUS(realer_fetch_commands(client, &commands), REALER_ERR_API);
+    CHECK(realer_last_error()->code == 4003);
+    CHECK(realer_last_error()->http_status == 403);
+    CHECK(strcmp(realer_last_error()->type, "forbidden") == 0);
+    CHECK(!realer_last_error()->retryable);
+    CHECK(commands == NULL);
+
+    realer_feed_item_init(&item);
+    item.sensor_id = "1";
+    item.value = "1";
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
+    CHECK(result.code == 4003 && result.http_status == 403);
+    CHECK(realer_last_error()->code == 4003);
+
+    /* A batch refused as a whole: its items are rejected, with the status of the refusal. */
+    CHECK_STATUS(realer_post_feed_batch(client, &item, 1, &results), REALER_ERR_API);
+    CHECK(realer_last_error()->code == 4003);
+    CHECK(realer_batch_result_len(results) == 1);
+    CHECK(realer_batch_result_len(results) == 1 &&
+          realer_batch_result_get(results, 0)->outcome == REALER_FEED_OUTCOME_REJECTED);
+    realer_batch_result_free(results);
+    realer_client_free(client);
+    realer_config_free(c);
+}
+
+/* ---- timestamps ------------------------------------------------------------------------------------- */
+
+static void test_format_timestamp(void)
+{
+    char buf[REALER_TIMESTAMP_SIZE];
+    char big[64];
+
+    CHECK_STATUS(realer_format_timestamp(1777025700000LL, buf, sizeof buf), REALER_OK);
+    CHECK(strcmp(buf, "2026-04-24T10:15:00.000Z") == 0);
+    CHECK_STATUS(realer_format_timestamp(1777025700123LL, big, sizeof big), REALER_OK);
+    CHECK(strcmp(big, "2026-04-24T10:15:00.123Z") == 0);
+    CHECK_STATUS(realer_format_timestamp(1, buf, sizeof buf), REALER_OK);
+    CHECK(strcmp(buf, "1970-01-01T00:00:00.001Z") == 0);
+    CHECK_STATUS(realer_format_timestamp(0, buf, sizeof buf), REALER_OK); /* now */
+    CHECK(strlen(buf) == REALER_TIMESTAMP_SIZE - 1 && buf[4] == '-' && buf[10] == 'T' && buf[23] == 'Z');
+    CHECK(strncmp(buf, "20", 2) == 0);
+
+    memset(buf, 'x', sizeof buf);
+    CHECK_STATUS(realer_format_timestamp(1777025700000LL, buf, sizeof buf - 1), REALER_ERR_BUFFER_TOO_SMALL);
+    CHECK(buf[0] == 'x'); /* nothing written */
+    CHECK_STATUS(realer_format_timestamp(1777025700000LL, buf, 0), REALER_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(realer_format_timestamp(1777025700000LL, NULL, sizeof buf), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_format_timestamp(-1, buf, sizeof buf), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_format_timestamp(253402300800000LL, buf, sizeof buf), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_format_timestamp(253402300799999LL, buf, sizeof buf), REALER_OK);
+    CHECK(strcmp(buf, "9999-12-31T23:59:59.999Z") == 0);
+}
+
+/* ---- main ------------------------------------------------------------------------------------------- */
+
+int main(void)
+{
+    realer_config *config;
+    realer_client *client;
+    struct catalog_picks picks;
+
+    /* Before anything can fail. */
+    test_last_error_initial();
+
+    base_url = need_env("REALER_BASE_URL");
+    device_id = need_env("REALER_DEVICE_ID");
+    client_id = need_env("REALER_CLIENT_ID");
+    client_secret = need_env("REALER_CLIENT_SECRET");
+    ca_file = need_env("REALER_CA_FILE");
+    other_device_id = need_env("REALER_OTHER_DEVICE_ID");
+    other_client_id = need_env("REALER_OTHER_CLIENT_ID");
+    other_client_secret = need_env("REALER_OTHER_CLIENT_SECRET");
+    wrong_ca_file = getenv("REALER_WRONG_CA_FILE");
+    snprintf(run_id, sizeof run_id, "harness-%ld-%ld", (long)time(NULL), (long)getpid());
+
+    test_version_and_status();
+    test_config_setters();
+    test_config_from_env();
+    test_client_new_and_auth();
+    test_logger();
+    test_feed_item_init();
+    test_format_timestamp();
+
+    config = demo_config();
+    CHECK(config != NULL);
+    client = client_from(config);
+    CHECK(client != NULL);
+    if (client != NULL) {
+        test_catalog(client);
+        pick_catalog(client, &picks);
+        test_desired_action(client, &picks);
+        test_feed_single(client, &picks);
+        test_feed_batch(client, &picks);
+        realer_commands_free(picks.commands);
+        realer_sensors_free(picks.sensors);
+    }
+    test_forbidden();
+    realer_client_free(client);
+    realer_config_free(config);
+
+    CHECK(last_error_sane());
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed == 0 ? 0 : 1;
+}

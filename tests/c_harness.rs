@@ -1,0 +1,90 @@
+//! Builds the C test harness (tests/c/harness.c) against the librealer that `cargo build --workspace` made,
+//! shared and static, and runs it against a fresh realer-sim with the built-in fixture. With
+//! `REALER_VALGRIND=1` the harness runs under valgrind (tests/c/valgrind.supp lists the known false positives).
+
+#[path = "c/support.rs"]
+mod support;
+
+use std::fs;
+
+use realer_sim::{builtin, Sim, SimOptions};
+use support::{compile_c, repo, run_program, scratch_dir, sim_env};
+
+/// Exported functions harness.c does not call yet: the outbox (a later issue) landed while it was written.
+const NOT_YET_COVERED: &[&str] = &[
+    "realer_config_set_outbox",
+    "realer_config_set_outbox_when_full",
+    "realer_outbox_push",
+    "realer_outbox_push_many",
+    "realer_outbox_flush",
+    "realer_outbox_stats_get",
+    "realer_outbox_dead_letters",
+    "realer_outbox_clear_dead",
+    "realer_dead_letters_len",
+    "realer_dead_letters_get",
+    "realer_dead_letters_free",
+];
+
+fn run_harness(name: &str, static_link: bool) {
+    let dir = scratch_dir(name);
+    let exe = compile_c("tests/c/harness.c", &dir, "harness", static_link);
+    let sim = Sim::start(SimOptions { quiet: true, ..Default::default() }).expect("realer-sim starts");
+    // Only its CA matters: one that did not sign the first sim's certificate.
+    let stranger = Sim::start(SimOptions { quiet: true, ..Default::default() }).expect("realer-sim starts");
+    let wrong_ca = dir.join("wrong-ca.pem");
+    fs::write(&wrong_ca, stranger.ca_pem()).expect("write the wrong CA");
+
+    let mut env = sim_env(&sim, &dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+    env.extend([
+        ("REALER_OTHER_DEVICE_ID".to_string(), builtin::OTHER_DEVICE_ID.to_string()),
+        ("REALER_OTHER_CLIENT_ID".to_string(), builtin::OTHER_CLIENT_ID.to_string()),
+        ("REALER_OTHER_CLIENT_SECRET".to_string(), builtin::OTHER_CLIENT_SECRET.to_string()),
+        ("REALER_WRONG_CA_FILE".to_string(), wrong_ca.display().to_string()),
+    ]);
+    let run = run_program(&exe, &env, &dir);
+    println!("{}", run.output());
+
+    let summary = run.stdout.lines().rev().find(|l| l.contains(" passed, ")).unwrap_or("");
+    let counts: Vec<u32> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    assert!(
+        counts.len() == 2 && counts[0] > 0 && counts[1] == 0 && summary == format!("{} passed, 0 failed", counts[0]),
+        "the harness's summary is {summary:?}, expected \"N passed, 0 failed\"\n{}",
+        run.output()
+    );
+    assert_eq!(run.code, Some(0), "the harness exited with {:?}\n{}", run.code, run.output());
+}
+
+#[test]
+fn c_harness_with_shared_library() {
+    run_harness("c-harness-shared", false);
+}
+
+#[test]
+fn c_harness_with_static_library() {
+    run_harness("c-harness-static", true);
+}
+
+/// Every function the header exports is called by harness.c (or listed in NOT_YET_COVERED).
+#[test]
+fn c_harness_calls_every_exported_function() {
+    let header = fs::read_to_string(repo().join("include/realer.h")).expect("include/realer.h");
+    let harness = fs::read_to_string(repo().join("tests/c/harness.c")).expect("tests/c/harness.c");
+    // Declarations are the lines that start a prototype: `type realer_name(` at the start of a line.
+    let exported: Vec<&str> = header
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.starts_with('#') && !l.starts_with("typedef"))
+        .filter_map(|l| {
+            // The identifier right before the first '(' (the type before it may be a realer_ type too).
+            let before = &l[..l.find('(')?];
+            let name = &before[before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1)..];
+            name.starts_with("realer_").then_some(name)
+        })
+        .collect();
+    assert!(exported.len() > 30, "found only {} exported functions in realer.h", exported.len());
+    let missing: Vec<&str> = exported
+        .iter()
+        .copied()
+        .filter(|f| !NOT_YET_COVERED.contains(f) && !harness.contains(&format!("{f}(")))
+        .collect();
+    assert!(missing.is_empty(), "tests/c/harness.c never calls {missing:?}");
+}

@@ -1,0 +1,586 @@
+"""The Python binding against a running realer-sim (built-in fixture), as `cargo test --test python` runs it.
+
+The sim's coordinates come from REALER_BASE_URL, REALER_CA_FILE, REALER_DEVICE_ID, REALER_CLIENT_ID,
+REALER_CLIENT_SECRET and REALER_OTHER_DEVICE_ID; the CA is always passed explicitly, never through
+SSL_CERT_FILE or REQUESTS_CA_BUNDLE. The catalog test answers the fixture's desired states, so the suite
+expects a fresh sim."""
+
+import base64
+import datetime
+import gc
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+import realer
+
+# Built-in fixture facts (tests/realer-sim/src/builtin.rs).
+TEMPERATURE_SENSOR_ID = "7"
+HUMIDITY_SENSOR_ID = "8"
+PENDING_COMMAND_ID = "1"
+PENDING_DESIRED_ID = "des_0123456789abcdefghijklmnop"
+PENDING_SEQUENCE_NUMBER = 3
+EXPIRED_COMMAND_ID = "2"
+UNREPRESENTABLE_COMMAND_ID = "3"
+PLAIN_COMMAND_ID = "4"
+UNKNOWN_SENSOR_ID = "99"
+
+ENV = ("REALER_BASE_URL", "REALER_CA_FILE", "REALER_DEVICE_ID", "REALER_CLIENT_ID", "REALER_CLIENT_SECRET")
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def message_id():
+    return f"py-{uuid.uuid4().hex}"
+
+
+def closed_port():
+    """A loopback port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def offline_client(**overrides):
+    """A client for a server that is not there: any I/O fails with a network error."""
+    options = dict(
+        base_url=f"https://127.0.0.1:{closed_port()}",
+        device_id="12345",
+        client_id="cdv_offline",
+        client_secret="offline-secret",
+        retry=(1, 1, 1),
+        connect_timeout_ms=2000,
+        request_timeout_ms=2000,
+    )
+    options.update(overrides)
+    return realer.Client(**options)
+
+
+class WithoutServer(unittest.TestCase):
+    def test_version(self):
+        self.assertRegex(realer.version(), r"^\d+\.\d+\.\d+")
+
+    def test_library_comes_from_realer_lib(self):
+        if os.environ.get("REALER_LIB"):
+            self.assertEqual(realer.LIBRARY_PATH, os.environ["REALER_LIB"])
+        self.assertTrue(realer.LIBRARY_PATH)
+
+    def test_library_lookup(self):
+        def import_realer(**env):
+            full = {k: v for k, v in os.environ.items() if k != "REALER_LIB"}
+            full.update(env)
+            code = "import realer; print(realer.LIBRARY_PATH)"
+            return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60)
+
+        missing = import_realer(REALER_LIB="/nonexistent/librealer.so")
+        self.assertNotEqual(missing.returncode, 0)
+        self.assertIn("ImportError", missing.stderr)
+        self.assertIn("/nonexistent/librealer.so", missing.stderr)
+        self.assertIn("REALER_LIB", missing.stderr)
+        # Without REALER_LIB: the workspace's build, the release or the debug one, whichever is newer.
+        found = import_realer()
+        self.assertEqual(found.returncode, 0, found.stderr)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(realer.__file__))))
+        profiles = [os.path.join(root, "target", p, "librealer.so") for p in ("release", "debug")]
+        self.assertIn(found.stdout.strip(), profiles)
+
+    def test_format_timestamp(self):
+        self.assertEqual(realer.format_timestamp(1), "1970-01-01T00:00:00.001Z")
+        self.assertEqual(realer.format_timestamp(1_777_025_700_000), "2026-04-24T10:15:00.000Z")
+        now = realer.format_timestamp()
+        self.assertRegex(now, TIMESTAMP)
+        parsed = datetime.datetime.strptime(now, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+        self.assertLess(abs(parsed.timestamp() - time.time()), 60)
+        with self.assertRaises(realer.RealerError) as cm:
+            realer.format_timestamp(-5)
+        self.assertEqual(cm.exception.status, realer.Status.INVALID_ARGUMENT)
+        self.assertEqual(cm.exception.status_name, "REALER_ERR_INVALID_ARGUMENT")
+        with self.assertRaises(TypeError):
+            realer.format_timestamp("now")
+        with self.assertRaises(ValueError):
+            realer.format_timestamp(2**70)
+
+    def test_configuration_refused(self):
+        with self.assertRaises(realer.ConfigError) as cm:
+            offline_client(base_url="http://example.com")
+        self.assertEqual(cm.exception.status, realer.Status.CONFIG)
+        self.assertIn("http", cm.exception.message)
+        with self.assertRaises(realer.ConfigError):
+            offline_client(ca_file="/nonexistent/ca.pem")
+        with self.assertRaises(realer.ConfigError):
+            offline_client(request_timeout_ms=0)
+        with self.assertRaises(realer.ConfigError):
+            realer.Client(base_url="https://127.0.0.1:1")  # no device id, no credentials
+        with self.assertRaises(ValueError):
+            offline_client(connect_timeout_ms=2**32)
+        with self.assertRaises(TypeError):
+            offline_client(retry=3)
+        with self.assertRaises(ValueError):
+            offline_client(client_secret=None)
+        with self.assertRaises(TypeError):
+            realer.Client.from_env(no_such_option=1)
+
+    def test_arguments_refused_before_c(self):
+        with offline_client() as client:
+            with self.assertRaises(ValueError):
+                client.post(sensor_id=7, value="21\x004")
+            with self.assertRaises(TypeError):
+                client.post(sensor_id=7, value=b"21.4")
+            with self.assertRaises(TypeError):
+                client.post(sensor_id=True, value="1")
+            with self.assertRaises(TypeError):
+                client.post(sensor_id=7.5, value="1")
+            with self.assertRaises(TypeError):
+                client.post(sensor_id=7)
+            with self.assertRaises(ValueError):
+                client.post(command_id=1, value="1", report_status="done")
+            with self.assertRaises(ValueError):
+                client.post(sensor_id=7, value="1", sequence_number=-1)
+            with self.assertRaises(ValueError):
+                client.post(sensor_id=7, value="1", value_received_at=datetime.datetime(2026, 4, 24))
+            with self.assertRaises(TypeError):
+                client.post_batch([{"sensor": 7, "value": "1"}])
+            with self.assertRaises(TypeError):
+                client.post_batch({"sensor_id": 7, "value": "1"})
+            with self.assertRaises(TypeError):
+                client.desired_action("1")
+
+    def test_invalid_item_fails_before_any_io(self):
+        # The server is not there: had anything been sent, this would be a network error.
+        with offline_client() as client:
+            with self.assertRaises(realer.RealerError) as cm:
+                client.post(sensor_id=7, command_id=1, value="1")
+            err = cm.exception
+            self.assertIsInstance(err, realer.InvalidArgumentError)
+            self.assertEqual(err.status, realer.Status.INVALID_ARGUMENT)
+            self.assertEqual(err.http_status, 0)
+            self.assertEqual(err.outcome, "not_sent")
+            self.assertIn("sensor_id", err.message)
+            with self.assertRaises(realer.InvalidArgumentError) as cm:
+                client.post_batch([{"sensor_id": 7, "value": "1"}, {"command_id": 1, "value": "1", "message_id": "a b"}])
+            self.assertEqual(len(cm.exception.results), 2)
+            self.assertTrue(all(r.outcome == "not_sent" for r in cm.exception.results))
+            with self.assertRaises(realer.InvalidArgumentError):
+                client.post_batch([])
+            # The same items, valid, do reach for the network.
+            with self.assertRaises(realer.NetworkError) as cm:
+                client.post(sensor_id=7, value="1")
+            self.assertTrue(cm.exception.retryable)
+            self.assertEqual(cm.exception.outcome, "not_sent")
+            self.assertTrue(cm.exception.message_id)
+
+    def test_dropped_without_close(self):
+        client = offline_client(logger=lambda level, message: None)
+        del client
+        gc.collect()
+
+    def test_outbox_offline(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "outbox.sqlite")
+            with offline_client(outbox=path, outbox_max_items=2) as client:
+                outbox = client.outbox
+                self.assertEqual(outbox.stats(), realer.OutboxStats(0, 0, 0, None, 0))
+                mid = outbox.push(sensor_id=7, value=1.5)
+                self.assertTrue(mid)
+                self.assertEqual(outbox.push(sensor_id=7, value="2", message_id="py-fixed-id"), "py-fixed-id")
+                with self.assertRaises(realer.OutboxFullError) as cm:
+                    outbox.push(sensor_id=7, value="3")
+                self.assertEqual(cm.exception.status, realer.Status.OUTBOX_FULL)
+                with self.assertRaises(realer.InvalidArgumentError):
+                    outbox.push(sensor_id=7, command_id=1, value="3")
+                stats = outbox.stats()
+                self.assertEqual((stats.pending, stats.dead, stats.dropped), (2, 0, 0))
+                self.assertGreater(stats.bytes, 0)
+                self.assertGreaterEqual(stats.oldest_age_ms, 0)
+                # Nobody to send to: the flush fails, the items stay.
+                with self.assertRaises(realer.NetworkError) as cm:
+                    outbox.flush()
+                self.assertEqual(cm.exception.report.pending, 2)
+                self.assertEqual(outbox.stats().pending, 2)
+            # The items survive the client.
+            with offline_client(outbox=path, outbox_max_items=2, outbox_when_full="drop_oldest") as client:
+                self.assertEqual(client.outbox.stats().pending, 2)
+                client.outbox.push_many([{"sensor_id": 7, "value": "4"}, realer.FeedItem(sensor_id=8, value="5")])
+                stats = client.outbox.stats()
+                self.assertEqual((stats.pending, stats.dropped), (2, 2))
+        with offline_client() as client:
+            with self.assertRaises(realer.ConfigError):
+                client.outbox.push(sensor_id=7, value="1")
+        with self.assertRaises(ValueError):
+            offline_client(outbox="x.sqlite", outbox_when_full="sometimes")
+
+    def test_close(self):
+        client = offline_client()
+        self.assertFalse(client.closed)
+        client.close()
+        client.close()
+        self.assertTrue(client.closed)
+        with self.assertRaises(ValueError):
+            client.sensors()
+        with self.assertRaises(ValueError):
+            with client:
+                pass
+
+
+class AgainstSim(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        missing = [name for name in ENV if not os.environ.get(name)]
+        if missing:
+            raise unittest.SkipTest(f"no realer-sim: set {', '.join(missing)} (cargo test --test python does)")
+        cls.base_url = os.environ["REALER_BASE_URL"]
+        cls.ca_file = os.environ["REALER_CA_FILE"]
+        cls.device_id = os.environ["REALER_DEVICE_ID"]
+        cls.client_id = os.environ["REALER_CLIENT_ID"]
+        cls.client_secret = os.environ["REALER_CLIENT_SECRET"]
+        cls.other_device_id = os.environ.get("REALER_OTHER_DEVICE_ID", "12346")
+
+    def client(self, **overrides):
+        options = dict(
+            base_url=self.base_url,
+            ca_file=self.ca_file,
+            device_id=self.device_id,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            retry=(3, 20, 200),
+            connect_timeout_ms=5000,
+            request_timeout_ms=10000,
+        )
+        options.update(overrides)
+        client = realer.Client(**options)
+        self.addCleanup(client.close)
+        return client
+
+    def test_from_env(self):
+        with realer.Client.from_env() as client:
+            client.authenticate()
+            self.assertEqual([s.id for s in client.sensors()], [TEMPERATURE_SENSOR_ID, HUMIDITY_SENSOR_ID])
+        with realer.Client.from_env(client_secret="not-the-secret") as client:
+            with self.assertRaises(realer.AuthError):
+                client.authenticate()
+
+    def test_explicit_construction(self):
+        with open(self.ca_file, encoding="ascii") as f:
+            pem = f.read()
+        client = self.client(ca_file=None, ca_pem=pem, device_id=int(self.device_id), user_agent="realer-py-test/1")
+        client.authenticate()
+        self.assertEqual(len(client.sensors()), 2)
+        # Without the sim's CA (the bundled Mozilla roots): the handshake fails. The library never reads
+        # SSL_CERT_FILE and the like, so this holds whatever the environment says.
+        with self.assertRaises(realer.TLSError) as cm:
+            self.client(ca_file=None).authenticate()
+        self.assertEqual(cm.exception.status, realer.Status.TLS)
+
+    def test_context_manager(self):
+        with self.client() as client:
+            self.assertIsInstance(client, realer.Client)
+            self.assertEqual(len(client.commands()), 4)
+        self.assertTrue(client.closed)
+        with self.assertRaises(ValueError):
+            client.commands()
+
+    def test_catalog_and_desired_states(self):
+        client = self.client()
+        commands = {c.id: c for c in client.commands()}
+        self.assertEqual(
+            sorted(commands),
+            sorted([PENDING_COMMAND_ID, EXPIRED_COMMAND_ID, UNREPRESENTABLE_COMMAND_ID, PLAIN_COMMAND_ID]),
+        )
+        for c in commands.values():
+            self.assertIsInstance(c, realer.Command)
+
+        pending = commands[PENDING_COMMAND_ID]
+        self.assertEqual((pending.value, pending.kind, pending.pin_port), ("1.0", "relay", "6"))
+        self.assertEqual(pending.desired_id, PENDING_DESIRED_ID)
+        self.assertEqual(pending.sequence_number, PENDING_SEQUENCE_NUMBER)
+        self.assertRegex(pending.expires_at, r"^\d{4}-\d\d-\d\dT")
+        self.assertGreater(pending.expires_at_unix_ms, time.time() * 1000)
+        self.assertIsNone(pending.error_type)
+
+        unrepresentable = commands[UNREPRESENTABLE_COMMAND_ID]
+        self.assertEqual(unrepresentable.error_type, "unsupported_value_type")
+        self.assertIn("ColorWheel", unrepresentable.error_message)
+        self.assertIsNone(unrepresentable.value)
+        self.assertIsNone(unrepresentable.sequence_number)
+
+        plain = commands[PLAIN_COMMAND_ID]
+        self.assertEqual(plain.value, "20.5")
+        self.assertIsNone(plain.desired_id)
+        self.assertIsNone(plain.sequence_number)
+        self.assertIsNone(plain.expires_at_unix_ms)
+
+        self.assertEqual(client.desired_action(pending), "apply")
+        self.assertIs(client.desired_action(pending), realer.DesiredAction.APPLY)
+        self.assertEqual(client.desired_action(commands[EXPIRED_COMMAND_ID]), "stale")
+        self.assertEqual(client.desired_action(unrepresentable), "none")
+        self.assertEqual(client.desired_action(plain), "none")
+        self.assertEqual(client.desired_action(pending, now_unix_ms=pending.expires_at_unix_ms + 1), "stale")
+
+        # Answer both desired states, as the firmware loop does.
+        applied = client.post(
+            command_id=pending.id,
+            value=pending.value,
+            desired_id=pending.desired_id,
+            report_status="applied",
+            sequence_number=pending.sequence_number,
+        )
+        self.assertEqual(applied.outcome, "created")
+        expired = commands[EXPIRED_COMMAND_ID]
+        stale = client.post(
+            command_id=expired.id,
+            value=expired.value,
+            desired_id=expired.desired_id,
+            report_status=realer.ReportStatus.STALE,
+            sequence_number=expired.sequence_number,
+        )
+        self.assertEqual(stale.outcome, "created")
+        # The client remembers what it reported; the sim has cleared the answered desired state.
+        self.assertEqual(client.desired_action(pending), "stale")
+        now = client.command(PENDING_COMMAND_ID)
+        self.assertIsNone(now.desired_id)
+        self.assertEqual(now.value, "1.0")
+        self.assertEqual(client.desired_action(now), "none")
+
+    def test_single_item_lookups(self):
+        client = self.client()
+        sensor = client.sensor(int(TEMPERATURE_SENSOR_ID))
+        self.assertEqual(
+            (sensor.id, sensor.kind, sensor.qc, sensor.mu, sensor.pin_port),
+            (TEMPERATURE_SENSOR_ID, "thermistor", "celsius_temperature", "degree_celsius:0", "5"),
+        )
+        self.assertIsNone(sensor.error_type)
+        self.assertEqual(client.command(PLAIN_COMMAND_ID).value, "20.5")
+        with self.assertRaises(realer.ApiError) as cm:
+            client.sensor(UNKNOWN_SENSOR_ID)
+        self.assertEqual((cm.exception.code, cm.exception.http_status), (4004, 404))
+        self.assertEqual(cm.exception.type, "not_found")
+        self.assertFalse(cm.exception.retryable)
+
+    def test_post_created_then_idempotent(self):
+        client = self.client()
+        mid = message_id()
+        first = client.post(sensor_id=int(TEMPERATURE_SENSOR_ID), value=21.4, message_id=mid)
+        self.assertIsInstance(first, realer.PostResult)
+        self.assertEqual(first.outcome, "created")
+        self.assertIs(first.outcome, realer.Outcome.CREATED)
+        self.assertIsInstance(first.feed_data_id, int)
+        self.assertEqual((first.message_id, first.http_status, first.code), (mid, 201, 2000))
+        self.assertRegex(first.value_received_at, r"^\d{4}-\d\d-\d\dT")
+        # A retry of the same physical event: same message_id, same payload (value_received_at included).
+        again = client.post(
+            sensor_id=TEMPERATURE_SENSOR_ID, value="21.4", message_id=mid, value_received_at=first.value_received_at
+        )
+        self.assertEqual(again.outcome, "idempotent")
+        self.assertEqual(again.feed_data_id, first.feed_data_id)
+        self.assertEqual(again.message_id, mid)
+
+        # Without a message_id the library makes one, and reports it.
+        generated = client.post(sensor_id=HUMIDITY_SENSOR_ID, value=55)
+        self.assertEqual(generated.outcome, "created")
+        self.assertTrue(0 < len(generated.message_id) <= realer.REALER_MESSAGE_ID_MAX)
+        # A datetime is sent as RFC 3339 UTC.
+        at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+        dated = client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="20.0", value_received_at=at)
+        self.assertEqual(dated.outcome, "created")
+        self.assertTrue(dated.value_received_at.startswith(at.strftime("%Y-%m-%dT%H:%M:%S")))
+
+    def test_conflict(self):
+        client = self.client()
+        mid = message_id()
+        at = realer.format_timestamp()
+        client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="1", message_id=mid, value_received_at=at)
+        with self.assertRaises(realer.ApiError) as cm:
+            client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="2", message_id=mid, value_received_at=at)
+        err = cm.exception
+        self.assertEqual((err.code, err.http_status, err.type), (4009, 409, "conflict"))
+        self.assertEqual(err.status, realer.Status.API)
+        self.assertEqual(err.outcome, "rejected")
+        self.assertEqual(err.message_id, mid)
+        self.assertFalse(err.retryable)
+        self.assertTrue(err.request_id)
+
+    def test_unknown_sensor(self):
+        client = self.client()
+        with self.assertRaises(realer.RealerError) as cm:
+            client.post(sensor_id=UNKNOWN_SENSOR_ID, value="1")
+        err = cm.exception
+        self.assertIsInstance(err, realer.ApiError)
+        self.assertEqual((err.code, err.http_status, err.type), (4022, 422, "validation_failed"))
+        self.assertIsInstance(err.details, dict)
+        self.assertIn("sensor_id", err.details)
+        self.assertEqual(err.outcome, "rejected")
+        self.assertTrue(err.message_id)
+        self.assertIsNone(err.retry_after_ms)
+
+    def test_invalid_item_is_not_sent(self):
+        lines = []
+        client = self.client(logger=lambda level, message: lines.append(message), log_level=realer.LogLevel.DEBUG)
+        client.authenticate()
+        lines.clear()
+        with self.assertRaises(realer.InvalidArgumentError) as cm:
+            client.post(sensor_id=TEMPERATURE_SENSOR_ID, command_id=PLAIN_COMMAND_ID, value="1")
+        self.assertEqual(cm.exception.status, realer.Status.INVALID_ARGUMENT)
+        self.assertEqual(cm.exception.http_status, 0)
+        self.assertFalse([line for line in lines if "feed-data" in line], lines)
+
+    def test_batch_mixed_outcomes(self):
+        client = self.client()
+        earlier = client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="19.5", message_id=message_id())
+        items = [
+            {"sensor_id": TEMPERATURE_SENSOR_ID, "value": 21.5},
+            realer.FeedItem(
+                sensor_id=TEMPERATURE_SENSOR_ID,
+                value="19.5",
+                message_id=earlier.message_id,
+                value_received_at=earlier.value_received_at,
+            ),
+            {"sensor_id": UNKNOWN_SENSOR_ID, "value": "3"},
+            {"command_id": int(PLAIN_COMMAND_ID), "value": "21.0", "report_status": "reported"},
+        ]
+        results = client.post_batch(items)
+        self.assertEqual([r.outcome for r in results], ["created", "idempotent", "rejected", "created"])
+        self.assertEqual([r.index for r in results], [0, 1, 2, 3])
+        self.assertTrue(results[0].ok)
+        self.assertIsInstance(results[0].feed_data_id, int)
+        self.assertEqual(results[1].feed_data_id, earlier.feed_data_id)
+        self.assertEqual(results[1].message_id, earlier.message_id)
+        rejected = results[2]
+        self.assertFalse(rejected.ok)
+        self.assertIsNone(rejected.feed_data_id)
+        self.assertEqual((rejected.code, rejected.error_type), (4022, "validation_failed"))
+        self.assertIn("sensor_id", rejected.details)
+        self.assertTrue(all(r.message_id for r in results))
+        self.assertIsNone(results[0].details)
+
+    def test_batch_larger_than_one_request(self):
+        # The library sends at most 100 items per request; the results still come back one per item, in order.
+        items = [realer.FeedItem(sensor_id=HUMIDITY_SENSOR_ID, value=i, message_id=message_id()) for i in range(230)]
+        results = self.client().post_batch(iter(items))
+        self.assertEqual(len(results), 230)
+        self.assertEqual([r.message_id for r in results], [i.message_id for i in items])
+        self.assertTrue(all(r.outcome == "created" for r in results))
+        self.assertEqual(len({r.feed_data_id for r in results}), 230)
+
+    def test_outbox_flush(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            client = self.client(outbox=os.path.join(tmp, "outbox.sqlite"))
+            outbox = client.outbox
+            earlier = client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="18.0", message_id=message_id())
+            outbox.push(sensor_id=TEMPERATURE_SENSOR_ID, value=22.5)
+            outbox.push(
+                sensor_id=TEMPERATURE_SENSOR_ID,
+                value="18.0",
+                message_id=earlier.message_id,
+                value_received_at=earlier.value_received_at,
+            )
+            refused = outbox.push(sensor_id=UNKNOWN_SENSOR_ID, value="1")
+            self.assertEqual(outbox.stats().pending, 3)
+            report = outbox.flush()
+            self.assertEqual(report, realer.FlushReport(sent=1, replayed=1, rejected=1, pending=0))
+            stats = outbox.stats()
+            self.assertEqual((stats.pending, stats.dead, stats.oldest_age_ms), (0, 1, None))
+            (dead,) = outbox.dead_letters()
+            self.assertEqual(dead.message_id, refused)
+            self.assertEqual((dead.code, dead.error_type), (4022, "validation_failed"))
+            self.assertIn("sensor_id", dead.details)
+            self.assertEqual(str(dead.item["sensor_id"]), UNKNOWN_SENSOR_ID)
+            self.assertGreater(dead.failed_at_unix_ms, 0)
+            self.assertEqual(outbox.clear_dead_letters(), 1)
+            self.assertEqual(outbox.dead_letters(), [])
+            self.assertEqual(outbox.flush(), realer.FlushReport(0, 0, 0, 0))
+
+    def test_batch_failure_carries_results(self):
+        client = self.client(client_secret="not-the-secret")
+        items = [{"sensor_id": TEMPERATURE_SENSOR_ID, "value": "1"}, {"sensor_id": HUMIDITY_SENSOR_ID, "value": "2"}]
+        with self.assertRaises(realer.AuthError) as cm:
+            client.post_batch(items)
+        results = cm.exception.results
+        self.assertEqual(len(results), 2)
+        self.assertTrue(all(r.outcome == "not_sent" and r.message_id for r in results))
+
+    def test_wrong_credentials(self):
+        secret = "definitely-wrong-secret"
+        client = self.client(client_secret=secret)
+        with self.assertRaises(realer.AuthError) as cm:
+            client.authenticate()
+        err = cm.exception
+        self.assertEqual(err.status, realer.Status.AUTH)
+        self.assertEqual(err.status_name, "REALER_ERR_AUTH")
+        self.assertEqual(err.http_status, 401)
+        self.assertFalse(err.retryable)
+        self.assertNotIn(secret, str(err))
+        with self.assertRaises(realer.AuthError):
+            client.commands()
+
+    def test_other_device_is_forbidden(self):
+        client = self.client(device_id=self.other_device_id)
+        with self.assertRaises(realer.ApiError) as cm:
+            client.commands()
+        self.assertEqual((cm.exception.code, cm.exception.http_status, cm.exception.type), (4003, 403, "forbidden"))
+
+    def test_logger(self):
+        lines = []
+        client = self.client(
+            logger=lambda level, message: lines.append((level, message)), log_level=realer.LogLevel.DEBUG
+        )
+        client.authenticate()
+        client.commands()
+        client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="22.0")
+        with self.assertRaises(realer.ApiError):
+            client.post(sensor_id=UNKNOWN_SENSOR_ID, value="22.0")
+        self.assertTrue(lines)
+        basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        for level, message in lines:
+            self.assertIn(level, list(realer.LogLevel))
+            self.assertIsInstance(message, str)
+            self.assertNotIn(self.client_secret, message)
+            self.assertNotIn(basic, message)
+
+        # At ERROR, the debug lines of a successful call are filtered out by the library.
+        quiet = []
+        client = self.client(logger=lambda level, message: quiet.append(level), log_level=realer.LogLevel.ERROR)
+        client.commands()
+        self.assertTrue(all(level == realer.LogLevel.ERROR for level in quiet), quiet)
+
+        # A logging.Logger is accepted as is.
+        logger = logging.getLogger("realer.test")
+        with self.assertLogs(logger, level="DEBUG") as logs:
+            self.client(logger=logger, log_level=realer.LogLevel.DEBUG).authenticate()
+        self.assertTrue(logs.output)
+        self.assertFalse([line for line in logs.output if self.client_secret in line])
+
+    def test_shared_between_threads(self):
+        client = self.client(logger=lambda level, message: None, log_level=realer.LogLevel.DEBUG)
+        failures = []
+
+        def work():
+            try:
+                for _ in range(5):
+                    self.assertEqual(client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="1").outcome, "created")
+                    # The last error is per thread: each thread sees its own 4022.
+                    try:
+                        client.post(sensor_id=UNKNOWN_SENSOR_ID, value="1")
+                    except realer.ApiError as e:
+                        self.assertEqual(e.code, 4022)
+                    else:
+                        self.fail("unknown sensor accepted")
+            except Exception as e:  # collected: an exception in a thread would not fail the test
+                failures.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(failures, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
