@@ -4,7 +4,18 @@
  *   2. read the catalog: commands (desired states) and sensors (what may be reported);
  *   3. answer every pending desired state: apply it and report "applied", or report "stale";
  *   4. report one local physical command change (no desired_id);
- *   5. post one reading per sensor, one by one, then the same sensors again as one batch.
+ *   5. post one reading per sensor, one by one;
+ *   6. post a new reading of the same sensors as one batch;
+ *   7. with --outbox only: send the outbox.
+ *
+ * Usage: firmware_loop [--outbox PATH]
+ *
+ * With --outbox PATH, step 5 stores the readings in a durable outbox (an SQLite file at PATH) instead of
+ * posting them, and a step 7 sends the outbox. A reading is then never lost: when the network or Realer is
+ * away, it waits in the file for the next run (or the next pass of a real loop), under the message_id it got
+ * when it was stored, so a resend is never a duplicate. Command acknowledgements stay direct posts: they
+ * answer the catalog just read, and one that cannot be sent is answered again when the next pass reads the
+ * catalog (the desired state stays pending until then).
  *
  * Everything comes from the environment and the catalog; nothing about the device is hard-coded:
  *   REALER_BASE_URL       https://api.therealer.com (the default) or a test server
@@ -14,8 +25,10 @@
  *   REALER_CA_FILE        optional: trust only these CA certificates (PEM) instead of the bundled roots
  *   REALER_SCOPE          optional: the OAuth scope to request
  *
- * Exit status 0 when every step succeeded, 1 otherwise (the reason is printed on stderr).
- * A real firmware runs steps 2-5 periodically; where it would talk to hardware, this example says so. */
+ * Exit status 0 when every step succeeded, or when the only failure was a transient one while sending the
+ * outbox (the readings wait in it for the next run); 1 otherwise (the reason is printed on stderr); 2 for
+ * bad arguments.
+ * A real firmware runs steps 2-7 periodically; where it would talk to hardware, this example says so. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,8 +110,25 @@ static int post_item(const realer_client *client, const realer_feed_item *item, 
     return 0;
 }
 
-/* Step 1: a client configured from the environment, with a token already fetched. NULL on failure. */
-static realer_client *connect_from_env(void)
+/* Stores one item in the outbox and says so. Returns 0 when it is on disk. */
+static int store_item(const realer_client *client, const realer_feed_item *item, const char *what)
+{
+    /* The message_id the item will carry through every resend, fixed now (generated: item->message_id is NULL). */
+    char message_id[REALER_MESSAGE_ID_MAX + 1];
+    realer_status status = realer_outbox_push(client, item, message_id, sizeof message_id);
+
+    if (status != REALER_OK) {
+        /* REALER_ERR_OUTBOX_FULL: the outbox refuses new items until a flush makes room. */
+        print_failure(what, status);
+        return -1;
+    }
+    printf("  %s: stored in the outbox, message_id %s\n", what, message_id);
+    return 0;
+}
+
+/* Step 1: a client configured from the environment (and with an outbox at `outbox_path` unless it is NULL),
+ * with a token already fetched. NULL on failure. */
+static realer_client *connect_from_env(const char *outbox_path)
 {
     realer_config *config = realer_config_new();
     realer_client *client = NULL;
@@ -114,6 +144,21 @@ static realer_client *connect_from_env(void)
         realer_config_free(config);
         return NULL;
     }
+    if (outbox_path != NULL) {
+        /* At most 10000 readings (0 = no byte limit): days of readings for a device that reports a few
+         * sensors every minute. When it is full, the oldest readings make room for new ones; the default,
+         * REALER_OUTBOX_FULL_REFUSE, would keep the old ones and refuse the new instead. */
+        status = realer_config_set_outbox(config, outbox_path, 10000, 0);
+        if (status == REALER_OK) {
+            status = realer_config_set_outbox_when_full(config, REALER_OUTBOX_FULL_DROP_OLDEST);
+        }
+        if (status != REALER_OK) {
+            print_failure("configuring the outbox", status);
+            realer_config_free(config);
+            return NULL;
+        }
+    }
+    /* With an outbox, this opens (or creates) its file: REALER_ERR_CONFIG or REALER_ERR_STORAGE when it cannot. */
     status = realer_client_new(config, &client);
     realer_config_free(config); /* the client keeps its own copy */
     if (status != REALER_OK) {
@@ -259,13 +304,18 @@ static int report_local_change(const realer_client *client, const realer_command
     return post_item(client, &item, what);
 }
 
-/* Step 5a: one reading per usable sensor, one request each. Returns the number of failures. */
-static int post_readings_one_by_one(const realer_client *client, const realer_sensors *sensors)
+/* Step 5a: one reading per usable sensor, one request each, or (use_outbox) stored in the outbox one by one.
+ * Returns the number of failures. */
+static int post_readings_one_by_one(const realer_client *client, const realer_sensors *sensors, int use_outbox)
 {
     int failures = 0;
     size_t i;
 
-    printf("5. Posting one reading per sensor, one by one.\n");
+    if (use_outbox) {
+        printf("5. Storing one reading per sensor in the outbox, one by one.\n");
+    } else {
+        printf("5. Posting one reading per sensor, one by one.\n");
+    }
     for (i = 0; i < realer_sensors_len(sensors); i++) {
         const realer_sensor *s = realer_sensors_get(sensors, i);
         char value[32];
@@ -291,17 +341,19 @@ static int post_readings_one_by_one(const realer_client *client, const realer_se
         item.value = value;
         item.value_received_at = observed_at;
         /* message_id stays NULL: the library makes one and keeps it through its own retries. To retry
-         * later (after a reboot, say), store result.message_id with the reading and send it again. */
+         * later (after a reboot, say), store result.message_id with the reading and send it again; the
+         * outbox does exactly that for you. */
         snprintf(what, sizeof what, "sensor %s: reading %s at %s", s->id, value, observed_at);
-        if (post_item(client, &item, what) != 0) {
+        if ((use_outbox ? store_item(client, &item, what) : post_item(client, &item, what)) != 0) {
             failures++;
         }
     }
     return failures;
 }
 
-/* Step 5b: a new reading of every usable sensor, all in one batch. Returns the number of failures. */
-static int post_readings_as_batch(const realer_client *client, const realer_sensors *sensors)
+/* Step 5b: a new reading of every usable sensor, all in one batch, or (use_outbox) stored in the outbox in
+ * one transaction. Returns the number of failures. */
+static int post_readings_as_batch(const realer_client *client, const realer_sensors *sensors, int use_outbox)
 {
     size_t n_sensors = realer_sensors_len(sensors);
     realer_feed_item *items;
@@ -313,7 +365,11 @@ static int post_readings_as_batch(const realer_client *client, const realer_sens
     size_t i;
     int failures = 0;
 
-    printf("6. Posting a new reading of every sensor as one batch.\n");
+    if (use_outbox) {
+        printf("6. Storing a new reading of every sensor in the outbox, all at once.\n");
+    } else {
+        printf("6. Posting a new reading of every sensor as one batch.\n");
+    }
     if (n_sensors == 0) {
         printf("  no sensors: nothing to post.\n");
         return 0;
@@ -350,6 +406,18 @@ static int post_readings_as_batch(const realer_client *client, const realer_sens
         goto done;
     }
 
+    if (use_outbox) {
+        /* All of them on disk, or (on any error) none: a power cut cannot leave half a group. */
+        status = realer_outbox_push_many(client, items, count);
+        if (status != REALER_OK) {
+            print_failure("storing the readings in the outbox", status);
+            failures++;
+        } else {
+            printf("  %zu reading(s) at %s stored in the outbox.\n", count, observed_at);
+        }
+        goto done;
+    }
+
     /* REALER_OK means Realer answered; each item may still have been rejected on its own. */
     status = realer_post_feed_batch(client, items, count, &results);
     if (status != REALER_OK) {
@@ -381,18 +449,108 @@ done:
     return failures;
 }
 
-int main(void)
+/* Prints the dead letters (items Realer refused for good), then clears them. A real device would keep them
+ * for its maintainer, or report them through its own channel: resending them unchanged cannot succeed. */
+static void print_and_clear_dead_letters(const realer_client *client)
 {
+    realer_dead_letters *dead = NULL;
+    realer_status status = realer_outbox_dead_letters(client, &dead);
+    size_t i;
+
+    if (status != REALER_OK) {
+        print_failure("reading the outbox's dead letters", status);
+        return;
+    }
+    for (i = 0; i < realer_dead_letters_len(dead); i++) {
+        const realer_dead_letter *d = realer_dead_letters_get(dead, i);
+
+        fprintf(stderr, "FAILED: refused for good: message_id %s, code %d (%s: %s)\n", d->message_id, (int)d->code,
+                d->error_type, d->error_message);
+        fprintf(stderr, "  item:    %s\n", d->item_json);
+        if (d->details_json[0] != '\0') {
+            fprintf(stderr, "  details: %s\n", d->details_json);
+        }
+    }
+    realer_dead_letters_free(dead);
+    status = realer_outbox_clear_dead(client, NULL);
+    if (status != REALER_OK) {
+        print_failure("clearing the outbox's dead letters", status);
+    }
+}
+
+/* Step 7 (with --outbox): sends everything the outbox holds: this run's readings, and any an earlier run
+ * could not send. Returns the number of failures. A transient failure (no network, Realer busy) is none:
+ * the readings stay in the outbox for the next run, which is what it is for; *waiting is set then. */
+static int flush_outbox(const realer_client *client, int *waiting)
+{
+    realer_flush_report report;
+    realer_outbox_stats stats;
+    realer_status status;
+    int failures = 0;
+
+    printf("7. Sending the outbox.\n");
+    /* 0 = every pending item, oldest first, in batches of up to 100. The report is written also on failure. */
+    status = realer_outbox_flush(client, 0, &report);
+    printf("  sent %llu, already stored before %llu (replays), refused for good %llu, still pending %llu\n",
+           (unsigned long long)report.sent, (unsigned long long)report.replayed,
+           (unsigned long long)report.rejected, (unsigned long long)report.pending);
+    if (status != REALER_OK && realer_last_error()->retryable) {
+        printf("  not sent now (%s: %s): the readings stay in the outbox for the next run.\n",
+               realer_status_str(status), realer_last_error()->message);
+        *waiting = 1;
+    } else if (status != REALER_OK) {
+        print_failure("sending the outbox", status);
+        failures++;
+    }
+    if (report.rejected > 0) {
+        print_and_clear_dead_letters(client);
+        failures++;
+    }
+
+    status = realer_outbox_stats_get(client, &stats);
+    if (status != REALER_OK) {
+        print_failure("reading the outbox's state", status);
+        return failures + 1;
+    }
+    printf("  outbox: %llu pending (%llu bytes", (unsigned long long)stats.pending,
+           (unsigned long long)stats.bytes);
+    if (stats.oldest_age_ms >= 0) {
+        printf(", the oldest stored %lld ms ago", (long long)stats.oldest_age_ms);
+    }
+    printf("), %llu dead letter(s), %llu dropped when it was full\n", (unsigned long long)stats.dead,
+           (unsigned long long)stats.dropped);
+    return failures;
+}
+
+static const char USAGE[] = "usage: firmware_loop [--outbox PATH]\n";
+
+int main(int argc, char **argv)
+{
+    const char *outbox_path = NULL;
+    int waiting = 0;
+    int i;
     realer_client *client = NULL;
     realer_commands *commands = NULL;
     realer_sensors *sensors = NULL;
     realer_status status;
     int failures = 0;
 
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--outbox") == 0 && i + 1 < argc && outbox_path == NULL) {
+            outbox_path = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE, stdout);
+            return EXIT_SUCCESS;
+        } else {
+            fputs(USAGE, stderr);
+            return 2;
+        }
+    }
+
     /* The header this program was built with and the library it runs with should agree. */
     printf("librealer %s (built with header %s)\n", realer_version(), REALER_VERSION_STRING);
 
-    client = connect_from_env();
+    client = connect_from_env(outbox_path);
     if (client == NULL) {
         return EXIT_FAILURE;
     }
@@ -413,8 +571,11 @@ int main(void)
 
     failures += answer_desired_states(client, commands);
     failures += report_local_change(client, commands) != 0;
-    failures += post_readings_one_by_one(client, sensors);
-    failures += post_readings_as_batch(client, sensors);
+    failures += post_readings_one_by_one(client, sensors, outbox_path != NULL);
+    failures += post_readings_as_batch(client, sensors, outbox_path != NULL);
+    if (outbox_path != NULL) {
+        failures += flush_outbox(client, &waiting);
+    }
 
 done:
     realer_sensors_free(sensors);
@@ -423,6 +584,10 @@ done:
     if (failures != 0) {
         fprintf(stderr, "The loop failed: %d step(s) went wrong.\n", failures);
         return EXIT_FAILURE;
+    }
+    if (waiting) {
+        printf("Done: the readings not sent wait in the outbox %s for the next run.\n", outbox_path);
+        return EXIT_SUCCESS;
     }
     printf("Done: every step succeeded.\n");
     return EXIT_SUCCESS;

@@ -389,12 +389,12 @@ impl Client {
 
     /// Stores one item in the outbox, synced to disk; returns its `message_id` (generated when it had none).
     pub fn outbox_push(&self, item: &FeedItem) -> Result<String> {
-        self.outbox_push_many(std::slice::from_ref(item)).map(|mut ids| ids.remove(0))
+        let prepared = item.prepare(time::now_unix_ms())?;
+        self.outbox_store(vec![prepared]).map(|mut ids| ids.remove(0))
     }
 
     /// Stores items in the outbox in one transaction: all of them or, on any error, none.
     pub fn outbox_push_many(&self, items: &[FeedItem]) -> Result<Vec<String>> {
-        let outbox = self.outbox()?;
         if items.is_empty() {
             return Err(Error::invalid("a push needs at least one item"));
         }
@@ -404,7 +404,11 @@ impl Client {
             .enumerate()
             .map(|(i, item)| item.prepare(now).map_err(|e| Error::invalid(format!("items[{i}]: {}", e.message))))
             .collect::<Result<Vec<_>>>()?;
-        let dropped = outbox.push(&prepared)?;
+        self.outbox_store(prepared)
+    }
+
+    fn outbox_store(&self, prepared: Vec<Prepared>) -> Result<Vec<String>> {
+        let dropped = self.outbox()?.push(&prepared)?;
         if dropped > 0 {
             log!(self.config.logger, Level::Warn, "outbox full: dropped the {dropped} oldest unsent items");
         }

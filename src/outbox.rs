@@ -112,18 +112,16 @@ INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0);
 
 impl Outbox {
     pub(crate) fn open(settings: &OutboxSettings) -> Result<Outbox> {
-        let conn =
-            Connection::open(&settings.path).map_err(|e| Error::config(format!("outbox {:?}: {e}", settings.path)))?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(storage)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(storage)?;
+        let path = &settings.path;
+        let conn = Connection::open(path).map_err(|e| Error::config(format!("outbox {path:?}: {e}")))?;
+        let named = |e: rusqlite::Error| Error::new(ErrorKind::Storage, format!("outbox {path:?}: {e}"));
+        conn.busy_timeout(Duration::from_secs(10)).map_err(named)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(named)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::new(
-                ErrorKind::Storage,
-                format!("outbox {:?}: WAL journal refused ({mode})", settings.path),
-            ));
+            return Err(Error::new(ErrorKind::Storage, format!("outbox {path:?}: WAL journal refused ({mode})")));
         }
-        conn.execute_batch("PRAGMA synchronous=FULL;").map_err(storage)?;
-        conn.execute_batch(SCHEMA).map_err(storage)?;
+        conn.execute_batch("PRAGMA synchronous=FULL;").map_err(named)?;
+        conn.execute_batch(SCHEMA).map_err(named)?;
         Ok(Outbox { conn: Mutex::new(conn), settings: settings.clone() })
     }
 
@@ -140,10 +138,11 @@ impl Outbox {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
         let now = time::now_unix_ms();
         let mut added_items = 0u64;
-        let mut added_bytes = 0u64;
+        let mut protected = Vec::new();
         {
-            let mut find =
-                tx.prepare_cached("SELECT body FROM pending WHERE source = ?1 AND message_id = ?2").map_err(storage)?;
+            let mut find = tx
+                .prepare_cached("SELECT seq, body FROM pending WHERE source = ?1 AND message_id = ?2")
+                .map_err(storage)?;
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO pending (source, message_id, value_received_at, body, command_id, sequence_number, pushed_at_ms)
@@ -151,10 +150,16 @@ impl Outbox {
                 )
                 .map_err(storage)?;
             for (i, p) in items.iter().enumerate() {
-                let existing: Option<String> =
-                    find.query_row(params![p.source, p.message_id], |r| r.get(0)).optional().map_err(storage)?;
+                let existing: Option<(i64, String)> = find
+                    .query_row(params![p.source, p.message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(storage)?;
                 match existing {
-                    Some(body) if body == p.body => continue,
+                    Some((seq, body)) if body == p.body => {
+                        // Already pending: this push vouches for it, so drop-oldest must not take it.
+                        protected.push(seq);
+                        continue;
+                    }
                     Some(_) => {
                         return Err(Error::invalid(format!(
                             "items[{i}]: message_id {:?} is already pending for this source with a different payload",
@@ -174,17 +179,18 @@ impl Outbox {
                         now
                     ])
                     .map_err(storage)?;
+                protected.push(tx.last_insert_rowid());
                 added_items += 1;
-                added_bytes += p.body.len() as u64;
             }
         }
-        let dropped = self.make_room(&tx, added_items, added_bytes)?;
+        let dropped = self.make_room(&tx, added_items, &protected)?;
         tx.commit().map_err(storage)?;
         Ok(dropped)
     }
 
-    /// Applies the size limits after an insert inside `tx`: refuses, or deletes the oldest items.
-    fn make_room(&self, tx: &rusqlite::Transaction<'_>, added_items: u64, added_bytes: u64) -> Result<u64> {
+    /// Applies the size limits after an insert inside `tx`: refuses, or deletes the oldest items other than
+    /// the `protected` ones (those this push stored or vouched for).
+    fn make_room(&self, tx: &rusqlite::Transaction<'_>, added_items: u64, protected: &[i64]) -> Result<u64> {
         let s = &self.settings;
         if (s.max_items == 0 && s.max_bytes == 0) || added_items == 0 {
             return Ok(0);
@@ -199,14 +205,17 @@ impl Outbox {
         if !over(count, bytes) {
             return Ok(0);
         }
-        if s.when_full == FullPolicy::Refuse || over(added_items, added_bytes) {
-            return Err(Error::new(
+        let full = || {
+            Error::new(
                 ErrorKind::OutboxFull,
                 format!(
                     "outbox full: {} items / {} bytes would exceed the limits ({} items, {} bytes); nothing was stored",
                     count, bytes, s.max_items, s.max_bytes
                 ),
-            ));
+            )
+        };
+        if s.when_full == FullPolicy::Refuse {
+            return Err(full());
         }
         // Drop the oldest items that were pending before this push until the rest fits.
         let mut dropped = 0u64;
@@ -215,8 +224,14 @@ impl Outbox {
         let mut victims = Vec::new();
         let mut rows = oldest.query([]).map_err(storage)?;
         while over(c, b) {
-            let Some(row) = rows.next().map_err(storage)? else { break };
+            let Some(row) = rows.next().map_err(storage)? else {
+                // Only items this push needs are left, and they do not fit: store none of them.
+                return Err(full());
+            };
             let (seq, len): (i64, i64) = (row.get(0).map_err(storage)?, row.get(1).map_err(storage)?);
+            if protected.contains(&seq) {
+                continue;
+            }
             victims.push(seq);
             c -= 1;
             b -= len as u64;

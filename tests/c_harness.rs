@@ -10,20 +10,8 @@ use std::fs;
 use realer_sim::{builtin, Sim, SimOptions};
 use support::{compile_c, repo, run_program, scratch_dir, sim_env};
 
-/// Exported functions harness.c does not call yet: the outbox (a later issue) landed while it was written.
-const NOT_YET_COVERED: &[&str] = &[
-    "realer_config_set_outbox",
-    "realer_config_set_outbox_when_full",
-    "realer_outbox_push",
-    "realer_outbox_push_many",
-    "realer_outbox_flush",
-    "realer_outbox_stats_get",
-    "realer_outbox_dead_letters",
-    "realer_outbox_clear_dead",
-    "realer_dead_letters_len",
-    "realer_dead_letters_get",
-    "realer_dead_letters_free",
-];
+/// Exported functions harness.c does not call yet (none: keep it that way).
+const NOT_YET_COVERED: &[&str] = &[];
 
 fn run_harness(name: &str, static_link: bool) {
     let dir = scratch_dir(name);
@@ -40,6 +28,8 @@ fn run_harness(name: &str, static_link: bool) {
         ("REALER_OTHER_CLIENT_ID".to_string(), builtin::OTHER_CLIENT_ID.to_string()),
         ("REALER_OTHER_CLIENT_SECRET".to_string(), builtin::OTHER_CLIENT_SECRET.to_string()),
         ("REALER_WRONG_CA_FILE".to_string(), wrong_ca.display().to_string()),
+        // The outbox files go here, beside the program's output.
+        ("REALER_TEST_DIR".to_string(), dir.display().to_string()),
     ]);
     let run = run_program(&exe, &env, &dir);
     println!("{}", run.output());

@@ -2,7 +2,8 @@
 //! the built-in fixture, and a fixture with other ids, another device id and other credentials, given only
 //! through the REALER_* variables. What the sim stored proves the whole loop ran: an `applied` report for the
 //! pending desired state, a `stale` one for the expired state, a local change without desired_id, and each
-//! usable sensor's reading twice (one by one, then in the batch).
+//! usable sensor's reading twice (one by one, then in the batch). With `--outbox PATH` the readings go through
+//! the outbox: each arrives exactly once, also when the first run could not send them and a later run did.
 
 #[path = "c/support.rs"]
 mod support;
@@ -11,9 +12,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use realer_sim::{builtin, time, Fixture, FixtureDevice, Id, Record, Sim, SimOptions};
+use realer_sim::{builtin, time, Fault, Fixture, FixtureDevice, Id, Record, Sim, SimOptions, Target};
 use serde_json::Value;
-use support::{build, compile_c, lib_dir, repo, run_program, scratch_dir, sim_env};
+use support::{build, compile_c, lib_dir, repo, run_program, run_program_with_args, scratch_dir, sim_env};
 
 /// A fixture that shares no id, credential or value with the built-in one: string and integer ids, a string
 /// device id, the usable commands and sensors after an unusable one, and another device beside it.
@@ -210,4 +211,140 @@ fn firmware_loop_reports_failure() {
     assert!(run.stderr.contains("REALER_ERR_AUTH"), "{}", run.output());
     assert!(!run.stdout.contains("not-the-demo-secret") && !run.stderr.contains("not-the-demo-secret"));
     assert!(sim.records().is_empty());
+}
+
+/// The message_ids firmware_loop printed for the readings it stored in the outbox one by one.
+fn stored_message_ids(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(": stored in the outbox, message_id ").map(|(_, id)| id.trim().to_string()))
+        .collect()
+}
+
+/// The sensor readings among the sim's records.
+fn readings(records: &[Record]) -> Vec<&Record> {
+    records.iter().filter(|r| r.item.get("sensor_id").is_some()).collect()
+}
+
+/// Each reading arrived exactly once: no message_id twice, none received again as a replay.
+#[track_caller]
+fn assert_each_once(readings: &[&Record]) {
+    let mut ids: Vec<&str> = readings.iter().map(|r| r.message_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), readings.len(), "a message_id stored twice: {readings:#?}");
+    for r in readings {
+        assert_eq!(r.times_received, 1, "received more than once: {r:?}");
+    }
+}
+
+/// The one-by-one readings a run stored are all among `readings`.
+#[track_caller]
+fn assert_arrived(stdout: &str, readings: &[&Record], usable: usize) {
+    let stored = stored_message_ids(stdout);
+    assert_eq!(stored.len(), usable, "one reading stored per usable sensor:\n{stdout}");
+    for id in &stored {
+        assert!(readings.iter().any(|r| &r.message_id == id), "reading {id} never arrived: {readings:#?}");
+    }
+}
+
+/// `--outbox PATH`: the readings are stored in the outbox file, then flushed; the sim holds what a direct run
+/// leaves (the same check_records), each reading once.
+#[test]
+fn firmware_loop_outbox() {
+    let dir = scratch_dir("firmware-loop-outbox");
+    let exe = build_firmware_loop(&dir, false);
+    let fixture = Fixture::builtin();
+    let device = fixture.devices[0].clone();
+    let usable = device.sensors.iter().filter(|s| s.error.is_none()).count();
+    let start_unix = time::now_unix();
+    let sim = Sim::start(SimOptions { quiet: true, fixture: Some(fixture), ..Default::default() })
+        .expect("realer-sim starts");
+    let env = sim_env(&sim, &dir, &device.id.to_string(), &device.client_id, &device.client_secret);
+    let outbox = dir.join("outbox.db");
+
+    let run = run_program_with_args(&exe, &["--outbox", outbox.to_str().unwrap()], &env, &dir);
+    println!("{}", run.output());
+    assert_eq!(run.code, Some(0), "firmware_loop --outbox failed\n{}", run.output());
+    assert!(run.stdout.contains("Done: every step succeeded."), "{}", run.output());
+    assert!(outbox.is_file(), "{} was not created", outbox.display());
+    let sent = format!("sent {}, already stored before 0 (replays), refused for good 0, still pending 0", 2 * usable);
+    assert!(run.stdout.contains(&sent), "expected {sent:?}\n{}", run.output());
+    assert!(run.stdout.contains("outbox: 0 pending (0 bytes), 0 dead letter(s), 0 dropped"), "{}", run.output());
+
+    let records = sim.records();
+    check_records(&records, &device, start_unix);
+    let readings = readings(&records);
+    assert_each_once(&readings);
+    assert_arrived(&run.stdout, &readings, usable);
+}
+
+/// Realer unreachable: while the outbox is sent (every batch request is cut off before its answer), the run
+/// keeps the readings and exits 0; with the sim down from the start, the run fails at authentication (no
+/// catalog, so no readings) and leaves the outbox as it was; once the sim is back, a run sends the leftovers
+/// with its own readings, and the sim holds each reading once.
+#[test]
+fn firmware_loop_outbox_keeps_readings_until_realer_is_back() {
+    let dir = scratch_dir("firmware-loop-outbox-offline");
+    let exe = build_firmware_loop(&dir, false);
+    let fixture = Fixture::builtin();
+    let device = fixture.devices[0].clone();
+    let usable = device.sensors.iter().filter(|s| s.error.is_none()).count();
+    let sim = Sim::start(SimOptions { quiet: true, fixture: Some(fixture), ..Default::default() })
+        .expect("realer-sim starts");
+    let env = sim_env(&sim, &dir, &device.id.to_string(), &device.client_id, &device.client_secret);
+    let outbox = dir.join("outbox.db");
+    let args = ["--outbox", outbox.to_str().unwrap()];
+
+    // 1. The catalog and the acknowledgements get through; the flush does not.
+    sim.inject(Fault::CloseBeforeAnswer, Target::Batch, 1000);
+    let first = run_program_with_args(&exe, &args, &env, &dir);
+    println!("{}", first.output());
+    sim.clear_faults();
+    assert_eq!(first.code, Some(0), "a transient flush failure is not a failed run\n{}", first.output());
+    assert!(first.stdout.contains("REALER_ERR_NETWORK"), "{}", first.output());
+    assert!(first.stdout.contains("the readings stay in the outbox for the next run"), "{}", first.output());
+    assert!(first.stdout.contains(&format!("outbox: {} pending", 2 * usable)), "{}", first.output());
+    assert!(first.stdout.contains("wait in the outbox"), "{}", first.output());
+    assert!(readings(&sim.records()).is_empty(), "no reading may arrive yet: {:#?}", sim.records());
+
+    // 2. Down from the start: nothing to do without a catalog; a failed run, the outbox untouched.
+    sim.set_down(true);
+    let offline = run_program_with_args(&exe, &args, &env, &dir);
+    println!("{}", offline.output());
+    assert_eq!(offline.code, Some(1), "{}", offline.output());
+    assert!(offline.stderr.contains("REALER_ERR_NETWORK"), "{}", offline.output());
+
+    // 3. Back: this run's readings and the first run's leftovers, each once.
+    sim.set_down(false);
+    let last = run_program_with_args(&exe, &args, &env, &dir);
+    println!("{}", last.output());
+    assert_eq!(last.code, Some(0), "{}", last.output());
+    assert!(last.stdout.contains("Done: every step succeeded."), "{}", last.output());
+    let sent = format!("sent {}, already stored before 0 (replays), refused for good 0, still pending 0", 4 * usable);
+    assert!(last.stdout.contains(&sent), "expected {sent:?}\n{}", last.output());
+
+    let records = sim.records();
+    let readings = readings(&records);
+    assert_eq!(readings.len(), 4 * usable, "two runs' readings: {readings:#?}");
+    assert_each_once(&readings);
+    assert_arrived(&first.stdout, &readings, usable);
+    assert_arrived(&last.stdout, &readings, usable);
+}
+
+/// Bad arguments: the usage line and exit status 2, before anything else happens.
+#[test]
+fn firmware_loop_usage() {
+    let dir = scratch_dir("firmware-loop-usage");
+    let exe = build_firmware_loop(&dir, false);
+    for args in [&["--outbox"][..], &["--bogus"], &["--outbox", "a.db", "--outbox", "b.db"], &["extra"]] {
+        let run = run_program_with_args(&exe, args, &[], &dir);
+        assert_eq!(run.code, Some(2), "{args:?}\n{}", run.output());
+        assert!(run.stderr.contains("usage: firmware_loop [--outbox PATH]"), "{args:?}\n{}", run.output());
+        assert!(!run.stdout.contains("librealer"), "{args:?}: nothing may run\n{}", run.output());
+    }
+    let run = run_program_with_args(&exe, &["--help"], &[], &dir);
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert!(run.stdout.contains("usage: firmware_loop [--outbox PATH]"), "{}", run.output());
+    assert!(!dir.join("a.db").exists());
 }

@@ -24,7 +24,7 @@ fn ensure_nginx() -> String {
         assert!(st.is_ok_and(|s| s.success()), "apt-get {args:?} failed: nginx is needed by this test");
     };
     quiet(&["update", "-qq"]);
-    quiet(&["install", "-y", "-qq", "nginx-light"]);
+    quiet(&["install", "-y", "-qq", "nginx"]);
     "/usr/sbin/nginx".to_string()
 }
 

@@ -153,6 +153,17 @@ fn a_full_outbox_refuses_or_drops_the_oldest_as_configured() {
     assert_eq!((s.pending, s.dropped), (10, 5));
     drain(&c, 1);
     assert_exactly_once(&sim, &c, &ids[5..]);
+    // Drop-oldest never takes an item the same push vouches for: A stays, B and C go.
+    let mut cfg = config(&sim);
+    cfg.set_outbox(dir.join("vouch.db").to_str().unwrap(), 3, 0).unwrap();
+    cfg.set_outbox_when_full(FullPolicy::DropOldest).unwrap();
+    let v = Client::new(&cfg).unwrap();
+    push(&v, "v", 3);
+    v.outbox_push_many(&[reading("v", 3), reading("v", 4), reading("v", 0)]).unwrap();
+    assert_eq!(v.outbox_stats().unwrap().dropped, 2);
+    drain(&v, 1);
+    assert_exactly_once(&sim, &v, &[ids[5..].to_vec(), vec!["v-0".into(), "v-3".into(), "v-4".into()]].concat());
+
     // A group larger than the whole outbox is refused even with drop-oldest.
     assert_eq!(
         c.outbox_push_many(&(0..11).map(|i| reading("big", i)).collect::<Vec<_>>()).unwrap_err().kind,

@@ -122,6 +122,11 @@ impl Run {
 /// Runs `exe` with only the given `REALER_*` variables (inherited ones and CA-bundle variables removed), under
 /// valgrind when `REALER_VALGRIND=1`, within [`RUN_TIMEOUT`].
 pub fn run_program(exe: &Path, env: &[(String, String)], dir: &Path) -> Run {
+    run_program_with_args(exe, &[], env, dir)
+}
+
+/// [`run_program`] with command-line arguments.
+pub fn run_program_with_args(exe: &Path, args: &[&str], env: &[(String, String)], dir: &Path) -> Run {
     let mut cmd = if valgrind_requested() {
         let mut c = Command::new("valgrind");
         c.arg("--leak-check=full")
@@ -133,6 +138,7 @@ pub fn run_program(exe: &Path, env: &[(String, String)], dir: &Path) -> Run {
     } else {
         Command::new(exe)
     };
+    cmd.args(args);
     for (k, _) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))) {
         if k.starts_with("REALER_") || CA_VARIABLES.contains(&k.as_str()) {
             cmd.env_remove(k);
