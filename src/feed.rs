@@ -1,7 +1,7 @@
 //! Feed data (contract sections 4 and 5): an item is checked against the contract before any I/O, gets its
 //! `message_id` (the idempotency key that stays the same through every retry) and its JSON form.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::check_id;
 use crate::error::{Error, ErrorKind, Result};
@@ -81,11 +81,8 @@ pub fn check_message_id(id: &str) -> std::result::Result<(), String> {
 }
 
 /// Ids go out as JSON numbers when they are made only of digits (the v1 API's integers), else as strings.
-fn id_json(id: &str) -> Value {
-    match id.parse::<u64>() {
-        Ok(n) if id.bytes().all(|b| b.is_ascii_digit()) => Value::from(n),
-        _ => Value::from(id),
-    }
+fn id_number(id: &str) -> Option<u64> {
+    id.bytes().all(|b| b.is_ascii_digit()).then(|| id.parse().ok()).flatten()
 }
 
 impl FeedItem {
@@ -100,7 +97,6 @@ impl FeedItem {
     /// Checks the item against the contract and builds its wire form. The error names the field.
     pub(crate) fn prepare(&self, now_unix_ms: i64) -> Result<Prepared> {
         let bad = |field: &str, why: &str| Error::invalid(format!("feed item {field}: {why}"));
-        let mut m = Map::new();
         let (key, id) = match (&self.sensor_id, &self.command_id) {
             (Some(s), None) => ("sensor_id", s),
             (None, Some(c)) => ("command_id", c),
@@ -110,12 +106,10 @@ impl FeedItem {
             (None, None) => return Err(bad("sensor_id/command_id", "exactly one of the two must be set")),
         };
         check_id(key, id).map_err(|e| bad(key, &e))?;
-        m.insert(key.into(), id_json(id));
         let value = self.value.as_ref().ok_or_else(|| bad("value", "is required"))?;
         if value.len() > 16 * 1024 {
             return Err(bad("value", "is longer than 16384 bytes"));
         }
-        m.insert("value".into(), Value::from(value.as_str()));
         let at = match &self.value_received_at {
             Some(at) => {
                 time::parse_rfc3339_utc_ms(at).map_err(|e| bad("value_received_at", e))?;
@@ -124,7 +118,6 @@ impl FeedItem {
             None => time::format_rfc3339_ms(now_unix_ms)
                 .ok_or_else(|| bad("value_received_at", "the clock is outside years 0-9999"))?,
         };
-        m.insert("value_received_at".into(), Value::from(at.as_str()));
         let message_id = match &self.message_id {
             Some(id) => {
                 check_message_id(id).map_err(|e| bad("message_id", &e))?;
@@ -132,7 +125,6 @@ impl FeedItem {
             }
             None => generate_message_id(),
         };
-        m.insert("message_id".into(), Value::from(message_id.as_str()));
         let is_command = key == "command_id";
         if let Some(d) = &self.desired_id {
             if !is_command {
@@ -141,10 +133,9 @@ impl FeedItem {
             if d.is_empty() || d.len() > 128 || !d.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(bad("desired_id", "must be 1 to 128 printable ASCII characters"));
             }
-            m.insert("desired_id".into(), Value::from(d.as_str()));
         }
-        match (self.report_status, is_command, self.desired_id.is_some()) {
-            (ReportStatus::None, _, _) => {}
+        let report_status = match (self.report_status, is_command, self.desired_id.is_some()) {
+            (ReportStatus::None, _, _) => None,
             (_, false, _) => return Err(bad("report_status", "is never sent with a sensor reading")),
             (ReportStatus::Reported, true, true) => {
                 return Err(bad("report_status", "with a desired_id must be applied, rejected or stale"))
@@ -152,10 +143,8 @@ impl FeedItem {
             (ReportStatus::Applied | ReportStatus::Rejected | ReportStatus::Stale, true, false) => {
                 return Err(bad("report_status", "without a desired_id (a local physical change) may only be reported"))
             }
-            (s, true, _) => {
-                m.insert("report_status".into(), Value::from(s.as_str()));
-            }
-        }
+            (s, true, _) => s.as_str(),
+        };
         if let Some(seq) = self.sequence_number {
             if !is_command || self.desired_id.is_none() {
                 return Err(bad("sequence_number", "is only echoed on a command report with its desired_id"));
@@ -163,17 +152,96 @@ impl FeedItem {
             if seq < 0 {
                 return Err(bad("sequence_number", "must not be negative"));
             }
-            m.insert("sequence_number".into(), Value::from(seq));
+        }
+
+        // Written by hand rather than through serde_json's Value: this runs for every reading.
+        let mut body = JsonObject::with_capacity(96 + value.len() + message_id.len());
+        match id_number(id) {
+            Some(n) => body.number(key, n),
+            None => body.string(key, id),
+        }
+        body.string("value", value);
+        body.string("value_received_at", &at);
+        body.string("message_id", &message_id);
+        if let Some(d) = &self.desired_id {
+            body.string("desired_id", d);
+        }
+        if let Some(s) = report_status {
+            body.string("report_status", s);
+        }
+        if let Some(seq) = self.sequence_number {
+            body.number("sequence_number", seq as u64);
         }
         Ok(Prepared {
             source: format!("{}:{id}", key.trim_end_matches("_id")),
             message_id,
             value_received_at: at,
-            body: Value::Object(m).to_string(),
+            body: body.finish(),
             command_id: self.command_id.clone(),
             sequence_number: self.sequence_number,
         })
     }
+}
+
+/// A JSON object written field by field.
+struct JsonObject(String);
+
+impl JsonObject {
+    fn with_capacity(n: usize) -> JsonObject {
+        let mut s = String::with_capacity(n);
+        s.push('{');
+        JsonObject(s)
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        push_json_string(&mut self.0, key);
+        self.0.push(':');
+    }
+
+    fn string(&mut self, key: &str, value: &str) {
+        self.key(key);
+        push_json_string(&mut self.0, value);
+    }
+
+    fn number(&mut self, key: &str, value: u64) {
+        use std::fmt::Write;
+        self.key(key);
+        let _ = write!(self.0, "{value}");
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+/// Appends `s` as a JSON string literal (RFC 8259 escaping).
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escaped.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escaped);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
 }
 
 /// What became of an item.
@@ -349,6 +417,18 @@ mod tests {
         assert_eq!(json["sequence_number"], json!(3));
         assert!(p.message_id.starts_with("rl-"));
         check_message_id(&p.message_id).unwrap();
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        for v in ["plain", "", "quo\"te", "back\\slash", "nl\n tab\t cr\r", "\u{1}\u{1f}", "é ✓ 𝄞", "\u{7f}"] {
+            let mut out = String::new();
+            push_json_string(&mut out, v);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), v, "{out}");
+        }
+        let p = FeedItem { message_id: Some("m".into()), ..FeedItem::sensor("007", "a\"b") }.prepare(0).unwrap();
+        let json: Value = serde_json::from_str(&p.body).unwrap();
+        assert_eq!((json["sensor_id"].as_u64(), json["value"].as_str()), (Some(7), Some("a\"b")));
     }
 
     #[test]

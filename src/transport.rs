@@ -1,16 +1,70 @@
 //! One HTTPS exchange with the API: builds the ureq agent the way an embedded client needs it (no proxy from
 //! the environment, no redirects, statuses as values, bounded bodies) and turns ureq's errors into ours.
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use ureq::http::Uri;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::config::{Config, Secret, Trust};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The largest answer body read; a catalog of a few thousand items fits many times over.
 const MAX_BODY_BYTES: u64 = 8 << 20;
+/// How long a looked-up address is reused (curl's default DNS cache time).
+const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Host lookups without a thread per request. ureq's default resolver looks the host up before it checks
+/// its connection pool, and with a timeout set it starts a thread for every lookup: a thread per request.
+/// An IP literal needs no lookup; a name is looked up (by ureq, bounded by the timeout) once a minute.
+/// `ureq::unversioned` is not covered by ureq's semver: Cargo.lock pins the version this was written for.
+#[derive(Debug, Default)]
+struct CachingResolver {
+    cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+    lookup: DefaultResolver,
+}
+
+impl CachingResolver {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, ResolvedSocketAddrs)>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        let Some(authority) = uri.authority() else {
+            return self.lookup.resolve(uri, config, timeout);
+        };
+        let https = uri.scheme_str() == Some("https");
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let host = authority.host();
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            let mut addrs = self.empty();
+            addrs.push(SocketAddr::new(ip, port));
+            return Ok(addrs);
+        }
+        let key = format!("{host}:{port}");
+        if let Some((at, addrs)) = self.cache().get(&key) {
+            if at.elapsed() < DNS_CACHE_TTL {
+                return Ok(addrs.clone());
+            }
+        }
+        let addrs = self.lookup.resolve(uri, config, timeout)?;
+        self.cache().insert(key, (Instant::now(), addrs.clone()));
+        Ok(addrs)
+    }
+}
 
 #[derive(Clone, Copy)]
 pub(crate) enum Method {
@@ -54,7 +108,7 @@ impl Transport {
                 &certs.iter().map(|c| Certificate::from_der(c).to_owned()).collect::<Vec<_>>(),
             ),
         };
-        let agent = ureq::Agent::config_builder()
+        let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .https_only(!config.base_url.starts_with("http://"))
             // ureq reads HTTPS_PROXY and friends by default; a device talks to Realer directly.
@@ -67,8 +121,8 @@ impl Transport {
             .max_idle_connections_per_host(8)
             .timeout_connect(Some(config.connect_timeout))
             .tls_config(TlsConfig::builder().root_certs(roots).build())
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(agent_config, DefaultConnector::new(), CachingResolver::default());
         Transport { agent, base_url: config.base_url.clone(), connect_timeout: config.connect_timeout }
     }
 
