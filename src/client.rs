@@ -199,12 +199,18 @@ impl Client {
     /// One protected call with the contract's handling: one new token and one retry after a 401, backoff
     /// retries of transient failures, all before the request deadline.
     fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<(u16, Value)> {
+        self.retrying(path, |deadline| self.attempt(method, path, body, deadline))
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, runs out of attempts, or would overrun the request
+    /// timeout. A 401 drops the token and earns one more attempt, outside the count.
+    fn retrying<T>(&self, what: &str, attempt: impl Fn(Instant) -> std::result::Result<T, AttemptError>) -> Result<T> {
         let deadline = Instant::now() + self.config.request_timeout;
         let policy = self.config.retry;
         let mut failed = 0u32;
         let mut renewed = false;
         loop {
-            let err = match self.attempt(method, path, body, deadline) {
+            let err = match attempt(deadline) {
                 Ok(ok) => return Ok(ok),
                 Err(AttemptError::Unauthorized(generation, err)) => {
                     self.tokens.invalidate(generation);
@@ -214,7 +220,7 @@ impl Client {
                     log!(
                         self.config.logger,
                         Level::Info,
-                        "{path}: token refused (401); getting a new one and retrying once"
+                        "{what}: token refused (401); getting a new one and retrying once"
                     );
                     renewed = true;
                     continue;
@@ -229,7 +235,7 @@ impl Client {
                 log!(
                     self.config.logger,
                     Level::Warn,
-                    "{path}: {err}; Retry-After is longer than max_delay_ms, giving up"
+                    "{what}: {err}; Retry-After is longer than max_delay_ms, giving up"
                 );
                 return Err(err);
             };
@@ -239,7 +245,7 @@ impl Client {
             log!(
                 self.config.logger,
                 Level::Warn,
-                "{path}: attempt {failed} failed ({err}); retrying in {} ms",
+                "{what}: attempt {failed} failed ({err}); retrying in {} ms",
                 delay.as_millis()
             );
             std::thread::sleep(delay);
@@ -248,24 +254,7 @@ impl Client {
 
     /// Gets a token now, unless a valid one is cached. Optional: every call fetches one when needed.
     pub fn authenticate(&self) -> Result<()> {
-        let deadline = Instant::now() + self.config.request_timeout;
-        let policy = self.config.retry;
-        let mut failed = 0;
-        loop {
-            match self.token(deadline) {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    failed += 1;
-                    let delay = backoff(&policy, failed, e.retry_after, random_u64());
-                    match delay {
-                        Some(d) if e.retryable && failed < policy.max_attempts && Instant::now() + d < deadline => {
-                            std::thread::sleep(d)
-                        }
-                        _ => return Err(e),
-                    }
-                }
-            }
-        }
+        self.retrying("/oauth/token", |deadline| self.token(deadline).map(drop).map_err(AttemptError::Failed))
     }
 
     fn warn_sink(&self) -> impl FnMut(Level, String) + '_ {
