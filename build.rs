@@ -13,8 +13,6 @@ fn main() {
     // Pre-1.0 the ABI may change with the minor version, yet the SONAME stays librealer.so.0; the
     // REALER_VERSION_* macros and realer_version() tell which one a binary was built against.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librealer.so.{major}");
-    // Export only the C API: the Rust standard library's symbols stay hidden in the .so.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", crate_dir.join("src/ffi/realer.map").display());
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=build.rs");
 
