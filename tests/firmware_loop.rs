@@ -193,6 +193,41 @@ fn firmware_loop_custom_fixture() {
     run_loop("firmware-loop-custom", Some(fixture), false);
 }
 
+/// The Python binding's example (python/examples/firmware_loop.py) does the same loop, unchanged, against
+/// the same servers.
+fn run_python_loop(name: &str, fixture: Fixture) {
+    let dir = scratch_dir(name);
+    let device = fixture.devices[0].clone();
+    let start_unix = time::now_unix();
+    let sim = Sim::start(SimOptions { quiet: true, fixture: Some(fixture), ..Default::default() })
+        .expect("realer-sim starts");
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("python/examples/firmware_loop.py"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(sim_env(&sim, &dir, &device.id.to_string(), &device.client_id, &device.client_secret))
+        .env("REALER_LIB", lib_dir().join("librealer.so"))
+        .env("PYTHONPATH", repo().join("python"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3 runs");
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{output}");
+    assert!(out.status.success(), "firmware_loop.py failed\n{output}");
+    assert!(output.contains("Done: every step succeeded."), "{output}");
+    check_records(&sim.records(), &device, start_unix);
+}
+
+#[test]
+fn python_firmware_loop_builtin_fixture() {
+    run_python_loop("python-loop-builtin", Fixture::builtin());
+}
+
+#[test]
+fn python_firmware_loop_custom_fixture() {
+    run_python_loop("python-loop-custom", Fixture::from_json(CUSTOM_FIXTURE).expect("the custom fixture is valid"));
+}
+
 #[test]
 fn firmware_loop_static() {
     run_loop("firmware-loop-static", None, true);
