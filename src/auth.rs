@@ -51,7 +51,8 @@ impl Grant {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Token {
-    pub value: Secret,
+    /// The `Authorization` header value, `Bearer <access_token>`.
+    pub header: Secret,
     /// Distinguishes tokens, so that many threads seeing a 401 for one token drop it only once.
     pub generation: u64,
     renew_at: Option<Instant>,
@@ -131,7 +132,7 @@ impl TokenCache {
                 (None, None) => None,
             };
             let token = Token {
-                value: grant.access_token,
+                header: Secret::new(format!("Bearer {}", grant.access_token.expose())),
                 generation: st.generation,
                 renew_at: renew_after.and_then(|d| arrived.checked_add(d)),
             };

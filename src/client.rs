@@ -17,7 +17,7 @@ use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
 use crate::retry::{backoff, random_u64};
 use crate::time;
-use crate::transport::{Answer, Auth, Body, Method, Transport};
+use crate::transport::{Answer, Body, Method, Transport};
 
 /// Items per batch request (the contract's limit).
 pub(crate) const MAX_BATCH_ITEMS: usize = 100;
@@ -38,6 +38,8 @@ pub struct Client {
     /// The highest `sequence_number` this client reported, per command id.
     reported_sequence: Mutex<HashMap<String, i64>>,
     outbox: Option<Outbox>,
+    feed_data_path: String,
+    batches_path: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -79,6 +81,10 @@ fn form_encode(s: &str) -> String {
     out
 }
 
+fn device_path(config: &Config, tail: &str) -> String {
+    format!("/iot/v1/devices/{}{tail}", config.device_id.as_deref().unwrap_or_default())
+}
+
 enum AttemptError {
     /// 401 with this token generation.
     Unauthorized(u64, Error),
@@ -104,18 +110,20 @@ impl Client {
             tokens: TokenCache::default(),
             reported_sequence: Mutex::new(HashMap::new()),
             outbox: config.outbox.as_ref().map(Outbox::open).transpose()?,
+            feed_data_path: device_path(config, "/feed-data"),
+            batches_path: device_path(config, "/feed-data/batches"),
         })
     }
 
     fn device_path(&self, tail: &str) -> String {
-        format!("/iot/v1/devices/{}{tail}", self.config.device_id.as_deref().unwrap_or_default())
+        device_path(&self.config, tail)
     }
 
     fn send_logged(
         &self,
         method: Method,
         path: &str,
-        auth: Auth<'_>,
+        authorization: &Secret,
         body: Body<'_>,
         deadline: Instant,
     ) -> Result<Answer> {
@@ -124,7 +132,7 @@ impl Client {
             Method::Post => "POST",
         };
         let started = Instant::now();
-        let r = self.transport.send(method, path, auth, body, deadline);
+        let r = self.transport.send(method, path, authorization, body, deadline);
         match &r {
             Ok(a) => log!(
                 self.config.logger,
@@ -149,8 +157,7 @@ impl Client {
             form.push_str("&scope=");
             form.push_str(&form_encode(scope));
         }
-        let answer =
-            self.send_logged(Method::Post, "/oauth/token", Auth::Basic(&self.basic_auth), Body::Form(&form), deadline)?;
+        let answer = self.send_logged(Method::Post, "/oauth/token", &self.basic_auth, Body::Form(&form), deadline)?;
         if answer.status == 200 {
             let json = codes::json_body(&answer).ok_or_else(|| Error::protocol("token answer is not JSON"))?;
             let grant = Grant::parse(&json, time::now_unix_ms())?;
@@ -182,7 +189,7 @@ impl Client {
     ) -> std::result::Result<(u16, Value), AttemptError> {
         let token = self.token(deadline)?;
         let body = body.map_or(Body::Empty, Body::Json);
-        let answer = self.send_logged(method, path, Auth::Bearer(&token.value), body, deadline)?;
+        let answer = self.send_logged(method, path, &token.header, body, deadline)?;
         let json = codes::json_body(&answer);
         match codes::classify(answer.status, json.as_ref().and_then(codes::code_of)) {
             Class::Success => match json {
@@ -312,7 +319,7 @@ impl Client {
             Err(e) => return FeedResult::not_sent(item.message_id.clone().unwrap_or_default(), e),
         };
         let body = &prepared.body;
-        let mut result = match self.call(Method::Post, &self.device_path("/feed-data"), Some(body.as_bytes())) {
+        let mut result = match self.call(Method::Post, &self.feed_data_path, Some(body.as_bytes())) {
             Ok((status, json)) => feed::parse_single(status, &json, prepared.message_id.clone()),
             Err(e) => FeedResult::from_error(prepared.message_id.clone(), e),
         };
@@ -487,7 +494,7 @@ impl Client {
             body.push_str(&p.body);
         }
         body.push_str("]}");
-        match self.call(Method::Post, &self.device_path("/feed-data/batches"), Some(body.as_bytes())) {
+        match self.call(Method::Post, &self.batches_path, Some(body.as_bytes())) {
             Ok((status, json)) => {
                 let ids: Vec<String> = chunk.iter().map(|p| p.message_id.clone()).collect();
                 match feed::parse_batch(status, &json, &ids) {

@@ -161,12 +161,6 @@ pub(crate) enum Method {
     Post,
 }
 
-pub(crate) enum Auth<'a> {
-    /// A ready `Basic …` header value.
-    Basic(&'a Secret),
-    Bearer(&'a Secret),
-}
-
 pub(crate) enum Body<'a> {
     Empty,
     Form(&'a str),
@@ -230,7 +224,7 @@ impl Transport {
         &self,
         method: Method,
         path: &str,
-        auth: Auth<'_>,
+        authorization: &Secret,
         body: Body<'_>,
         deadline: Instant,
     ) -> Result<Answer> {
@@ -239,17 +233,13 @@ impl Transport {
             return Err(Error::new(ErrorKind::Timeout, "the request timeout ran out before the request was sent"));
         }
         let url = format!("{}{}", self.base_url, path);
-        let auth_value = match auth {
-            Auth::Basic(s) => s.expose().to_string(),
-            Auth::Bearer(t) => format!("Bearer {}", t.expose()),
-        };
         let timeout = Some(remaining);
         let connect = Some(self.connect_timeout.min(remaining));
         let result = match (method, body) {
             (Method::Get, _) => self
                 .agent
                 .get(&url)
-                .header("Authorization", &auth_value)
+                .header("Authorization", authorization.expose())
                 .config()
                 .timeout_global(timeout)
                 .timeout_connect(connect)
@@ -263,7 +253,7 @@ impl Transport {
                 };
                 self.agent
                     .post(&url)
-                    .header("Authorization", &auth_value)
+                    .header("Authorization", authorization.expose())
                     .header("Content-Type", content_type)
                     .config()
                     .timeout_global(timeout)

@@ -36,7 +36,7 @@ pub(crate) fn status(r: Result<()>) -> realer_status {
 ///
 /// # Safety
 /// `p` is NULL or points to a NUL-terminated string that outlives `'a`.
-pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: impl std::fmt::Display) -> Result<&'a str> {
     if p.is_null() {
         return Err(Error::invalid(format!("{what} is NULL")));
     }
@@ -49,7 +49,7 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
 ///
 /// # Safety
 /// As [`str_arg`].
-pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
+pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, what: impl std::fmt::Display) -> Result<Option<&'a str>> {
     if p.is_null() {
         Ok(None)
     } else {

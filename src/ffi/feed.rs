@@ -123,18 +123,26 @@ pub unsafe extern "C" fn realer_feed_item_init(item: *mut realer_feed_item) -> r
     })
 }
 
+/// `item.value` or `items[3].value`, written only when a message needs it.
+struct FieldName<'a>(Option<usize>, &'a str);
+
+impl std::fmt::Display for FieldName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(i) => write!(f, "items[{i}].{}", self.1),
+            None => write!(f, "item.{}", self.1),
+        }
+    }
+}
+
 /// Reads a C item into the core's form; the contract's rules are checked later, by the core.
 ///
 /// # Safety
 /// The item's strings are NULL or NUL-terminated.
 pub(crate) unsafe fn read_item(item: &realer_feed_item, index: Option<usize>) -> Result<FeedItem> {
-    let name = |f: &str| match index {
-        Some(i) => format!("items[{i}].{f}"),
-        None => format!("item.{f}"),
-    };
     let s = |p: *const c_char, f: &str| -> Result<Option<String>> {
-        // SAFETY: forwarded from the caller.
-        Ok(unsafe { opt_str_arg(p, &name(f)) }?.map(str::to_string))
+        // SAFETY: forwarded from the caller. The field's name is formatted only for an error.
+        Ok(unsafe { opt_str_arg(p, FieldName(index, f)) }?.map(str::to_string))
     };
     let report_status = match item.report_status {
         REALER_REPORT_STATUS_NONE => ReportStatus::None,
@@ -145,14 +153,17 @@ pub(crate) unsafe fn read_item(item: &realer_feed_item, index: Option<usize>) ->
         other => {
             return Err(Error::invalid(format!(
                 "{} {other} is not a REALER_REPORT_STATUS_* value",
-                name("report_status")
+                FieldName(index, "report_status")
             )))
         }
     };
     let sequence_number = match item.sequence_number {
         -1 => None,
         n if n < -1 => {
-            return Err(Error::invalid(format!("{} {n} is negative (use -1 for absent)", name("sequence_number"))))
+            return Err(Error::invalid(format!(
+                "{} {n} is negative (use -1 for absent)",
+                FieldName(index, "sequence_number")
+            )))
         }
         n => Some(n),
     };
