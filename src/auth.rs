@@ -34,9 +34,12 @@ impl Grant {
                 }
                 Value::String(s) => match s.parse::<u64>() {
                     Ok(n) => Some(Duration::from_secs(n)),
+                    // A time already past (a device clock ahead of the server's) says nothing usable: fall back
+                    // to expires_in rather than renew on every call.
                     Err(_) => time::parse_rfc3339_any_ms(s)
                         .ok()
-                        .map(|at| Duration::from_millis(u64::try_from(at.saturating_sub(now_unix_ms)).unwrap_or(0))),
+                        .and_then(|at| u64::try_from(at.saturating_sub(now_unix_ms)).ok().filter(|ms| *ms > 0))
+                        .map(Duration::from_millis),
                 },
                 _ => None,
             }
@@ -170,6 +173,10 @@ mod tests {
         assert_eq!((g.renew_after, g.expires_in), (Some(Duration::from_secs(3000)), Some(Duration::from_secs(3600))));
         let g = Grant::parse(&json!({"access_token":"abc","renew_after":"1970-01-01T00:00:10Z"}), 4_000).unwrap();
         assert_eq!(g.renew_after, Some(Duration::from_secs(6)));
+        let g =
+            Grant::parse(&json!({"access_token":"abc","renew_after":"1970-01-01T00:00:01Z","expires_in":100}), 4_000)
+                .unwrap();
+        assert_eq!((g.renew_after, g.expires_in), (None, Some(Duration::from_secs(100))), "a past time is ignored");
         let g = Grant::parse(&json!({"access_token":"abc"}), 0).unwrap();
         assert_eq!((g.renew_after, g.expires_in), (None, None));
         assert!(Grant::parse(&json!({"token":"abc"}), 0).is_err());

@@ -155,7 +155,10 @@ pub fn desired_action(command: &Command, last_reported: Option<i64>, now_unix_ms
     if command.desired_id.is_none() || command.error.is_some() {
         return DesiredAction::None;
     }
-    if command.expires_at_unix_ms.is_some_and(|at| now_unix_ms >= at) {
+    // An expiry that cannot be read cannot be shown to lie ahead: fail closed, never apply it.
+    if command.expires_at_unix_ms.is_some_and(|at| now_unix_ms >= at)
+        || (command.expires_at.is_some() && command.expires_at_unix_ms.is_none())
+    {
         return DesiredAction::Stale;
     }
     if let (Some(seq), Some(last)) = (command.sequence_number, last_reported) {
@@ -220,7 +223,10 @@ mod tests {
         assert_eq!(desired_action(&c, Some(4), 0), DesiredAction::Apply);
         assert_eq!(desired_action(&c, Some(5), 0), DesiredAction::Stale);
         c.expires_at_unix_ms = None;
-        assert_eq!(desired_action(&c, None, i64::MAX), DesiredAction::Apply);
+        assert_eq!(desired_action(&c, None, i64::MAX), DesiredAction::Apply, "no expiry");
+        c.expires_at = Some("next tuesday".into());
+        assert_eq!(desired_action(&c, None, 0), DesiredAction::Stale, "an unreadable expiry is not applied");
+        c.expires_at = None;
         c.desired_id = None;
         assert_eq!(desired_action(&c, None, 0), DesiredAction::None);
     }

@@ -12,7 +12,7 @@ use crate::catalog::{self, Command, DesiredAction, Sensor};
 use crate::codes::{self, Class};
 use crate::config::{check_id, Config, Secret};
 use crate::error::{Error, ErrorKind, Result};
-use crate::feed::{self, FeedItem, FeedResult, Prepared};
+use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, Prepared};
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
 use crate::retry::{backoff, random_u64};
@@ -85,6 +85,15 @@ fn device_path(config: &Config, tail: &str) -> String {
     format!("/iot/v1/devices/{}{tail}", config.device_id.as_deref().unwrap_or_default())
 }
 
+/// What a refusal of a whole batch request (403, 402, 404...) does to its items. It says nothing about the
+/// items themselves: a direct post reports them rejected with the request's code; the outbox keeps them
+/// pending, since Realer never judged them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Reject,
+    KeepPending,
+}
+
 enum AttemptError {
     /// 401 with this token generation.
     Unauthorized(u64, Error),
@@ -109,7 +118,7 @@ impl Client {
             basic_auth: Secret::new(basic),
             tokens: TokenCache::default(),
             reported_sequence: Mutex::new(HashMap::new()),
-            outbox: config.outbox.as_ref().map(Outbox::open).transpose()?,
+            outbox: config.outbox.as_ref().map(|o| Outbox::open(o, config.request_timeout)).transpose()?,
             feed_data_path: device_path(config, "/feed-data"),
             batches_path: device_path(config, "/feed-data/batches"),
         })
@@ -216,9 +225,17 @@ impl Client {
         let policy = self.config.retry;
         let mut failed = 0u32;
         let mut renewed = false;
+        let mut reconnected = false;
         loop {
             let err = match attempt(deadline) {
                 Ok(ok) => return Ok(ok),
+                // A kept-alive connection the server closed moments ago: once per call, a new connection at
+                // once, outside the count (the transport skips probing connections used within a second).
+                Err(AttemptError::Failed(err)) if err.kind == ErrorKind::Network && !reconnected => {
+                    log!(self.config.logger, Level::Debug, "{what}: {err}; trying a new connection");
+                    reconnected = true;
+                    continue;
+                }
                 Err(AttemptError::Unauthorized(generation, err)) => {
                     self.tokens.invalidate(generation);
                     if renewed {
@@ -368,7 +385,7 @@ impl Client {
                 results.extend(chunk.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), Error::clone(e))));
                 continue;
             }
-            if let Err(e) = self.send_batch(chunk, &mut results) {
+            if let Err(e) = self.send_batch(chunk, &mut results, Refused::Reject) {
                 error = Some(e);
             }
         }
@@ -435,13 +452,13 @@ impl Client {
             after = last;
             budget -= items.len();
             let mut results = Vec::with_capacity(items.len());
-            let sent = self.send_batch(&items, &mut results);
+            let sent = self.send_batch(&items, &mut results, Refused::KeepPending);
             for (item, r) in items.iter().zip(&results) {
                 match r.outcome {
-                    crate::feed::FeedOutcome::Created => report.sent += 1,
-                    crate::feed::FeedOutcome::Idempotent => report.replayed += 1,
-                    crate::feed::FeedOutcome::Rejected => report.rejected += 1,
-                    crate::feed::FeedOutcome::NotSent => {}
+                    FeedOutcome::Created => report.sent += 1,
+                    FeedOutcome::Idempotent => report.replayed += 1,
+                    FeedOutcome::Rejected => report.rejected += 1,
+                    FeedOutcome::NotSent => {}
                 }
                 self.remember_reported(item, r);
             }
@@ -484,7 +501,7 @@ impl Client {
         self.outbox()?.clear_dead()
     }
 
-    fn send_batch(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>) -> Result<()> {
+    fn send_batch(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>, refused: Refused) -> Result<()> {
         let mut body = String::with_capacity(chunk.iter().map(|p| p.body.len() + 1).sum::<usize>() + 12);
         body.push_str("{\"items\":[");
         for (i, p) in chunk.iter().enumerate() {
@@ -511,8 +528,8 @@ impl Client {
             Err(e) if e.code == 4013 && chunk.len() > 1 => {
                 log!(self.config.logger, Level::Info, "batch of {} items too large (413); splitting it", chunk.len());
                 let (a, b) = chunk.split_at(chunk.len() / 2);
-                match self.send_batch(a, out) {
-                    Ok(()) => self.send_batch(b, out),
+                match self.send_batch(a, out, refused) {
+                    Ok(()) => self.send_batch(b, out, refused),
                     Err(e) => {
                         out.extend(b.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
                         Err(e)
@@ -520,7 +537,16 @@ impl Client {
                 }
             }
             Err(e) => {
-                out.extend(chunk.iter().map(|p| FeedResult::from_error(p.message_id.clone(), e.clone())));
+                // A single item too large for any request is refused for good, whoever sent it.
+                let keep = refused == Refused::KeepPending && !(chunk.len() == 1 && e.code == 4013);
+                out.extend(chunk.iter().map(|p| {
+                    let r = FeedResult::from_error(p.message_id.clone(), e.clone());
+                    if keep {
+                        FeedResult { outcome: FeedOutcome::NotSent, ..r }
+                    } else {
+                        r
+                    }
+                }));
                 Err(e)
             }
         }

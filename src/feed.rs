@@ -344,9 +344,14 @@ pub(crate) fn parse_batch(http_status: u16, body: &Value, message_ids: &[String]
             continue;
         };
         let message_id = message_ids[slot].clone();
-        let result = match r.get("status").and_then(Value::as_str) {
-            Some(s @ ("created" | "idempotent")) => FeedResult {
-                outcome: if s == "created" { FeedOutcome::Created } else { FeedOutcome::Idempotent },
+        let status = r.get("status").and_then(Value::as_str);
+        let code = crate::codes::code_of(r);
+        // Tolerated: a result without a status that carries a 2xxx code or a feed_data_id was stored.
+        let stored = matches!(status, Some("created" | "idempotent"))
+            || (status.is_none() && (code.is_some_and(|c| (2000..3000).contains(&c)) || feed_data_id(r).is_some()));
+        let result = match status {
+            _ if stored => FeedResult {
+                outcome: if status == Some("idempotent") { FeedOutcome::Idempotent } else { FeedOutcome::Created },
                 feed_data_id: feed_data_id(r),
                 http_status,
                 code: 2000,
@@ -354,9 +359,14 @@ pub(crate) fn parse_batch(http_status: u16, body: &Value, message_ids: &[String]
                 value_received_at: String::new(),
                 error: None,
             },
+            // Neither accepted nor refused in a way this client knows: not known to be stored.
+            Some(other) if other != "rejected" && code.is_none() => FeedResult::not_sent(
+                message_id,
+                Error::protocol(format!("the batch answer's status {other:?} for this item is unknown")),
+            ),
             _ => {
                 // Judge the item by its own code, as a single answer with that code would be judged.
-                let code = crate::codes::code_of(r).unwrap_or(4000);
+                let code = code.unwrap_or(4000);
                 let item_status = u16::try_from(code / 1000 * 100 + code % 100).unwrap_or(400);
                 let answer = crate::transport::Answer {
                     status: item_status,
@@ -489,5 +499,11 @@ mod tests {
         assert_eq!(r[2].error.as_ref().unwrap().details_json(), r#"{"value":["x"]}"#);
         assert_eq!(r[3].outcome, FeedOutcome::NotSent);
         assert!(parse_batch(200, &json!({"code":2000}), &ids).is_err());
+        // Tolerated shapes: no status but a 2xxx code or a feed_data_id; an unknown status is not "rejected".
+        let body = json!({"results":[{"message_id":"a","code":2000},{"message_id":"b","feed_data_id":9},
+                                     {"message_id":"c","status":"queued"},{"message_id":"d","status":"rejected"}]});
+        let r = parse_batch(200, &body, &ids).unwrap();
+        let outcomes: Vec<FeedOutcome> = r.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [FeedOutcome::Created, FeedOutcome::Created, FeedOutcome::NotSent, FeedOutcome::Rejected]);
     }
 }

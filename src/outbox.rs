@@ -4,8 +4,10 @@
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a push returns only after its commit is fsynced
 //! (NORMAL would be faster but may lose the last commits on power loss, breaking "OK means on disk").
-//! Two processes may open one file: SQLite's locks serialise writers; `busy_timeout` waits for them.
+//! Two processes may open one file: SQLite's locks serialise writers; `busy_timeout` (the request timeout)
+//! waits for them.
 
+use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -111,11 +113,12 @@ INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0);
 ";
 
 impl Outbox {
-    pub(crate) fn open(settings: &OutboxSettings) -> Result<Outbox> {
+    /// Opens (or makes) the outbox file. `busy` bounds each wait for another process's write lock.
+    pub(crate) fn open(settings: &OutboxSettings, busy: Duration) -> Result<Outbox> {
         let path = &settings.path;
         let conn = Connection::open(path).map_err(|e| Error::config(format!("outbox {path:?}: {e}")))?;
         let named = |e: rusqlite::Error| Error::new(ErrorKind::Storage, format!("outbox {path:?}: {e}"));
-        conn.busy_timeout(Duration::from_secs(10)).map_err(named)?;
+        conn.busy_timeout(busy).map_err(named)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(named)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::new(ErrorKind::Storage, format!("outbox {path:?}: WAL journal refused ({mode})")));
@@ -138,7 +141,7 @@ impl Outbox {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
         let now = time::now_unix_ms();
         let mut added_items = 0u64;
-        let mut protected = Vec::new();
+        let mut protected = HashSet::new();
         {
             let mut find = tx
                 .prepare_cached("SELECT seq, body FROM pending WHERE source = ?1 AND message_id = ?2")
@@ -157,7 +160,7 @@ impl Outbox {
                 match existing {
                     Some((seq, body)) if body == p.body => {
                         // Already pending: this push vouches for it, so drop-oldest must not take it.
-                        protected.push(seq);
+                        protected.insert(seq);
                         continue;
                     }
                     Some(_) => {
@@ -179,7 +182,7 @@ impl Outbox {
                         now
                     ])
                     .map_err(storage)?;
-                protected.push(tx.last_insert_rowid());
+                protected.insert(tx.last_insert_rowid());
                 added_items += 1;
             }
         }
@@ -190,13 +193,13 @@ impl Outbox {
 
     /// Applies the size limits after an insert inside `tx`: refuses, or deletes the oldest items other than
     /// the `protected` ones (those this push stored or vouched for).
-    fn make_room(&self, tx: &rusqlite::Transaction<'_>, added_items: u64, protected: &[i64]) -> Result<u64> {
+    fn make_room(&self, tx: &rusqlite::Transaction<'_>, added_items: u64, protected: &HashSet<i64>) -> Result<u64> {
         let s = &self.settings;
         if (s.max_items == 0 && s.max_bytes == 0) || added_items == 0 {
             return Ok(0);
         }
         let (count, bytes): (i64, i64) = tx
-            .query_row("SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM pending", [], |r| {
+            .query_row("SELECT COUNT(*), COALESCE(SUM(length(CAST(body AS BLOB))), 0) FROM pending", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .map_err(storage)?;
@@ -220,7 +223,8 @@ impl Outbox {
         // Drop the oldest items that were pending before this push until the rest fits.
         let mut dropped = 0u64;
         let (mut c, mut b) = (count, bytes);
-        let mut oldest = tx.prepare("SELECT seq, length(body) FROM pending ORDER BY seq").map_err(storage)?;
+        let mut oldest =
+            tx.prepare("SELECT seq, length(CAST(body AS BLOB)) FROM pending ORDER BY seq").map_err(storage)?;
         let mut victims = Vec::new();
         let mut rows = oldest.query([]).map_err(storage)?;
         while over(c, b) {
@@ -324,9 +328,11 @@ impl Outbox {
     pub(crate) fn stats(&self) -> Result<OutboxStats> {
         let conn = self.lock();
         let (pending, bytes, oldest): (i64, i64, Option<i64>) = conn
-            .query_row("SELECT COUNT(*), COALESCE(SUM(length(body)), 0), MIN(pushed_at_ms) FROM pending", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(length(CAST(body AS BLOB))), 0), MIN(pushed_at_ms) FROM pending",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .map_err(storage)?;
         let dead: i64 = conn.query_row("SELECT COUNT(*) FROM dead", [], |r| r.get(0)).map_err(storage)?;
         let dropped: i64 =

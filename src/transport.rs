@@ -76,7 +76,8 @@ const FRESH: Duration = Duration::from_secs(1);
 /// - ureq probes a pooled connection when it returns to the pool and again when it is taken (two ioctls and
 ///   a read that would block, each time). A connection used within the last second is taken to be open: a
 ///   connection idle longer is still probed, so a server's idle close is still seen; one that closes faster
-///   fails the request, which is then retried (with the same `message_id`) like any network error.
+///   fails the request, which the client then sends again at once on a new connection (with the same
+///   `message_id`), once per call, outside the retry count.
 /// - ureq transmits the request head and the body separately: two TLS records and two sendto calls for
 ///   one small request. The head is held back and goes out with the body, or before the first read.
 #[derive(Debug)]
@@ -86,8 +87,10 @@ struct FewerSyscalls;
 struct Lean<T> {
     inner: T,
     last_io: Instant,
-    /// Output transmitted to us but not yet to the peer.
+    /// The request head, transmitted to us but not yet to the peer.
     held: Vec<u8>,
+    /// The next output is a request head.
+    head_next: bool,
 }
 
 impl<T: UreqTransport> Lean<T> {
@@ -109,28 +112,38 @@ impl<T: UreqTransport> UreqTransport for Lean<T> {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
         self.last_io = Instant::now();
-        if self.held.is_empty() {
-            // Hold it: the body (or the first read) follows.
+        if self.head_next {
+            // A request's first output is its head: hold it; its body, or the first read, follows.
+            self.head_next = false;
+            self.held.clear();
             self.held.extend_from_slice(&self.inner.buffers().output()[..amount]);
             return Ok(());
         }
-        let held = self.held.len();
-        let output = self.inner.buffers().output();
-        if held + amount > output.len() {
-            self.release_held(timeout)?;
+        if self.held.is_empty() {
             return self.inner.transmit_output(amount, timeout);
         }
-        // Both in one transmit: move this output up and put the held bytes before it.
-        output.copy_within(..amount, held);
-        output[..held].copy_from_slice(&self.held);
-        self.held.clear();
-        self.inner.transmit_output(held + amount, timeout)
+        let held = self.held.len();
+        let output = self.inner.buffers().output();
+        if held + amount <= output.len() {
+            // Both in one transmit: move this output up and put the head before it.
+            output.copy_within(..amount, held);
+            output[..held].copy_from_slice(&self.held);
+            self.held.clear();
+            return self.inner.transmit_output(held + amount, timeout);
+        }
+        // No room for both: the head goes first, through the same buffer, so keep this output aside.
+        let body = output[..amount].to_vec();
+        self.release_held(timeout)?;
+        self.inner.buffers().output()[..amount].copy_from_slice(&body);
+        self.inner.transmit_output(amount, timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
         self.release_held(timeout)?;
         let r = self.inner.await_input(timeout);
         self.last_io = Instant::now();
+        // Whatever is transmitted after a read starts the next request.
+        self.head_next = true;
         r
     }
 
@@ -151,7 +164,7 @@ impl<In: UreqTransport> Connector<In> for FewerSyscalls {
         _: &ConnectionDetails,
         chained: Option<In>,
     ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
-        Ok(chained.map(|inner| Lean { inner, last_io: Instant::now(), held: Vec::new() }))
+        Ok(chained.map(|inner| Lean { inner, last_io: Instant::now(), held: Vec::new(), head_next: true }))
     }
 }
 

@@ -128,6 +128,28 @@ fn refused_items_become_dead_letters_and_can_be_cleared() {
 }
 
 #[test]
+fn a_refusal_of_the_whole_request_keeps_the_items_pending() {
+    // A token without feed-data scope: Realer refuses every batch request (403) without judging its items.
+    let sim = sim();
+    let dir = temp_dir("refused");
+    let db = dir.join("o.db");
+    let mut cfg = outbox_config(&sim, &db);
+    cfg.set_scope("iot:catalog:read").unwrap();
+    let c = Client::new(&cfg).unwrap();
+    let ids = push(&c, "refused", 150);
+    for _ in 0..3 {
+        let (report, err) = c.outbox_flush(0);
+        assert_eq!(err.map(|e| (e.kind, e.code)), Some((ErrorKind::Api, 4003)));
+        assert_eq!((report.rejected, report.pending), (0, 150));
+    }
+    assert_eq!(c.outbox_stats().unwrap().dead, 0, "no reading became a dead letter");
+    // With the right scope, the same outbox delivers them all.
+    drain(&Client::new(&outbox_config(&sim, &db)).unwrap(), 1);
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_full_outbox_refuses_or_drops_the_oldest_as_configured() {
     let sim = sim();
     let dir = temp_dir("full");

@@ -287,6 +287,8 @@ pub unsafe extern "C" fn realer_command_desired_action(
                 // SAFETY: as above.
                 desired_id: unsafe { opt_str_arg(cmd.desired_id, "command desired_id")? }.map(str::to_string),
                 sequence_number: (cmd.sequence_number >= 0).then_some(cmd.sequence_number),
+                // SAFETY: as above.
+                expires_at: unsafe { opt_str_arg(cmd.expires_at, "command expires_at")? }.map(str::to_string),
                 expires_at_unix_ms: (cmd.expires_at_unix_ms >= 0).then_some(cmd.expires_at_unix_ms),
                 error: (error_type.is_some() || error_message.is_some()).then(|| crate::catalog::ItemError {
                     error_type: error_type.unwrap_or_default().to_string(),
