@@ -934,11 +934,13 @@ realer_status realer_outbox_push_many(const struct realer_client *client,
 /**
  * Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items`
  * (0 = all) were tried; each request has its own request timeout. Accepted items (created or idempotent)
- * leave the outbox; items refused for good (4xxx other than 4001 and 4029) move to the dead letters; a
- * batch answered 413 is split and resent; items that failed transiently stay for the next flush.
+ * leave the outbox; items Realer refused one by one (4xxx other than 4001 and 4029 in the batch answer)
+ * move to the dead letters; a batch answered 413 is split and resent (a single item too large for any
+ * request becomes a dead letter); every other item stays for the next flush.
  * When `out` is not NULL it is written, also on failure.
  * `REALER_OK`: every request was answered. Otherwise the status of the request that failed as a whole
- * (network, timeout, 5xx after retries...); the flush stopped there and the items left are still pending.
+ * (network, timeout, 5xx after retries, or a refusal of the request itself such as 403 for a token without
+ * feed-data scope); the flush stopped there and its items, and the ones after it, are still pending.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.

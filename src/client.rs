@@ -429,8 +429,9 @@ impl Client {
     }
 
     /// Sends pending items, oldest first, in batches of up to 100, until none is left or `max_items` (0 = all)
-    /// were tried. Accepted items leave the outbox; items refused for good become dead letters; the rest
-    /// stay for the next flush. Stops at the first request that fails as a whole, returning its error.
+    /// were tried. Accepted items leave the outbox; items Realer refused one by one become dead letters; the
+    /// rest stay for the next flush. Stops at the first request that fails as a whole (transiently, or refused
+    /// as a request: its items were never judged), returning its error.
     pub fn outbox_flush(&self, max_items: usize) -> (FlushReport, Option<Error>) {
         let outbox = match self.outbox() {
             Ok(o) => o,
