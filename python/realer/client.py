@@ -30,18 +30,22 @@ class LogLevel(enum.IntEnum):
     DEBUG = n.REALER_LOG_DEBUG
 
 
-class DesiredAction(str, enum.Enum):
+class _StrEnum(str, enum.Enum):
+    """An enum whose members are their strings: they compare equal to, and print as, their value."""
+
+    def __str__(self):
+        return self.value
+
+
+class DesiredAction(_StrEnum):
     """What to do about a command's desired state; compares equal to "none", "apply" and "stale"."""
 
     NONE = "none"
     APPLY = "apply"
     STALE = "stale"
 
-    def __str__(self):
-        return self.value
 
-
-class Outcome(str, enum.Enum):
+class Outcome(_StrEnum):
     """What became of a posted item; compares equal to its string."""
 
     CREATED = "created"
@@ -49,20 +53,14 @@ class Outcome(str, enum.Enum):
     REJECTED = "rejected"
     NOT_SENT = "not_sent"
 
-    def __str__(self):
-        return self.value
 
-
-class ReportStatus(str, enum.Enum):
+class ReportStatus(_StrEnum):
     """`report_status` of a command report; `post()` also takes the plain strings."""
 
     APPLIED = "applied"
     REJECTED = "rejected"
     STALE = "stale"
     REPORTED = "reported"
-
-    def __str__(self):
-        return self.value
 
 
 _ACTIONS = {
