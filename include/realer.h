@@ -608,9 +608,11 @@ realer_command_action realer_command_desired_action(const struct realer_client *
                                                     int64_t now_unix_ms);
 
 /**
- * Makes a client from a copy of `config` (which stays the caller's). No network I/O. On success `*out`
- * holds the client; free it with `realer_client_free`.
- * `REALER_ERR_CONFIG`: the device id or the credentials are missing. `REALER_ERR_INVALID_ARGUMENT`: NULL.
+ * Makes a client from a copy of `config` (which stays the caller's). No network I/O; the outbox file, when
+ * one is configured, is opened (and made) here. On success `*out` holds the client; free it with
+ * `realer_client_free`.
+ * `REALER_ERR_CONFIG`: the device id or the credentials are missing, or the outbox file cannot be opened.
+ * `REALER_ERR_STORAGE`: the outbox file is not a usable database. `REALER_ERR_INVALID_ARGUMENT`: NULL.
  *
  * # Safety
  * `config` is NULL or live; `out` is NULL or writable.

@@ -107,7 +107,7 @@ impl From<Error> for AttemptError {
 }
 
 impl Client {
-    /// Copies the configuration; no network I/O.
+    /// Copies the configuration and opens the outbox file when one is configured; no network I/O.
     pub fn new(config: &Config) -> Result<Client> {
         config.check_complete()?;
         let client_id = config.client_id.as_deref().unwrap_or_default();

@@ -12,9 +12,11 @@ pub struct realer_client {
     pub(crate) inner: Client,
 }
 
-/// Makes a client from a copy of `config` (which stays the caller's). No network I/O. On success `*out`
-/// holds the client; free it with `realer_client_free`.
-/// `REALER_ERR_CONFIG`: the device id or the credentials are missing. `REALER_ERR_INVALID_ARGUMENT`: NULL.
+/// Makes a client from a copy of `config` (which stays the caller's). No network I/O; the outbox file, when
+/// one is configured, is opened (and made) here. On success `*out` holds the client; free it with
+/// `realer_client_free`.
+/// `REALER_ERR_CONFIG`: the device id or the credentials are missing, or the outbox file cannot be opened.
+/// `REALER_ERR_STORAGE`: the outbox file is not a usable database. `REALER_ERR_INVALID_ARGUMENT`: NULL.
 ///
 /// # Safety
 /// `config` is NULL or live; `out` is NULL or writable.
