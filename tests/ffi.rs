@@ -64,7 +64,8 @@ fn version_and_status_names() {
 fn last_error_is_never_null_and_starts_empty() {
     std::thread::spawn(|| {
         let e = unsafe { &*realer_last_error() };
-        assert_eq!((e.status, e.http_status, e.code, e.retry_after_ms), (REALER_OK, 0, 0, 0.min(e.retry_after_ms)));
+        assert_eq!((e.status, e.http_status, e.code, e.retry_after_ms), (REALER_OK, 0, 0, -1));
+        assert!(!e.retryable);
         for p in [e.r#type, e.message, e.request_id, e.details_json] {
             assert_eq!(s(p), "");
         }

@@ -1,6 +1,7 @@
-//! The transport's shortcuts against a plain HTTP/1.1 server written here (over loopback, with the explicit
+//! The transport against a plain HTTP/1.1 server written here (over loopback, with the explicit
 //! insecure-loopback opt-in): a request body larger than ureq's output buffer arrives intact behind its head,
-//! and a kept-alive connection the server closed moments ago costs no failed call.
+//! a kept-alive connection the server closed moments ago costs no failed call, redirects are not followed,
+//! and the environment's proxy variables are ignored.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,9 +18,18 @@ struct Seen {
     connections: usize,
 }
 
-/// Serves token and batch answers; with `close_after_each`, closes every connection after one answer without
-/// saying so (no `Connection: close`), as a server that drops idle connections at once would.
-fn serve(close_after_each: bool) -> (String, Arc<Mutex<Seen>>) {
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Normal,
+    /// Close every connection after one answer without saying so (no `Connection: close`), as a server that
+    /// drops idle connections at once would.
+    CloseAfterEach,
+    /// Answer everything with a redirect.
+    Redirect,
+}
+
+/// Serves token and batch answers, as `mode` says.
+fn serve(mode: Mode) -> (String, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -29,13 +39,13 @@ fn serve(close_after_each: bool) -> (String, Arc<Mutex<Seen>>) {
             let Ok(stream) = stream else { return };
             log.lock().unwrap().connections += 1;
             let log = log.clone();
-            std::thread::spawn(move || handle(stream, &log, close_after_each));
+            std::thread::spawn(move || handle(stream, &log, mode));
         }
     });
     (url, seen)
 }
 
-fn handle(stream: TcpStream, seen: &Mutex<Seen>, close_after_each: bool) {
+fn handle(stream: TcpStream, seen: &Mutex<Seen>, mode: Mode) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
@@ -76,13 +86,17 @@ fn handle(stream: TcpStream, seen: &Mutex<Seen>, close_after_each: bool) {
             }
         };
         let status = if answer.contains("4000") { "400 Bad Request" } else { "200 OK" };
-        seen.lock().unwrap().requests.push((method, path, body));
+        seen.lock().unwrap().requests.push((method, path.clone(), body));
+        if mode == Mode::Redirect {
+            let _ = write!(out, "HTTP/1.1 302 Found\r\nLocation: {path}/elsewhere\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        }
         let _ = write!(
             out,
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
             answer.len()
         );
-        if close_after_each {
+        if mode == Mode::CloseAfterEach {
             return;
         }
     }
@@ -100,7 +114,7 @@ fn client(url: &str, max_attempts: u32) -> Client {
 
 #[test]
 fn a_body_larger_than_the_output_buffer_arrives_intact() {
-    let (url, seen) = serve(false);
+    let (url, seen) = serve(Mode::Normal);
     let c = client(&url, 1);
     let value = "v".repeat(1400);
     let items: Vec<FeedItem> = (0..100).map(|_| FeedItem::sensor("7", &value)).collect();
@@ -123,7 +137,7 @@ fn a_body_larger_than_the_output_buffer_arrives_intact() {
 
 #[test]
 fn a_connection_closed_right_after_its_answer_costs_no_failed_call() {
-    let (url, seen) = serve(true);
+    let (url, seen) = serve(Mode::CloseAfterEach);
     // One attempt: only the transport's reconnection can save the calls below.
     let c = client(&url, 1);
     c.authenticate().unwrap();
@@ -135,4 +149,25 @@ fn a_connection_closed_right_after_its_answer_costs_no_failed_call() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen.requests.len(), 6, "each request sent once");
     assert!(seen.connections >= 6);
+}
+
+#[test]
+fn redirects_are_not_followed() {
+    let (url, seen) = serve(Mode::Redirect);
+    let e = client(&url, 1).authenticate().unwrap_err();
+    assert_eq!(e.http_status, 302, "{e:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.requests.len(), 1, "the Location was not requested");
+}
+
+#[test]
+fn proxy_variables_of_the_environment_are_ignored() {
+    // A proxy that does not exist: a client that used it could not reach the server.
+    for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
+        std::env::set_var(var, "http://127.0.0.1:9");
+    }
+    let (url, seen) = serve(Mode::Normal);
+    let c = client(&url, 1);
+    assert!(c.post_feed_batch(&[FeedItem::sensor("7", "1")]).error.is_none());
+    assert_eq!(seen.lock().unwrap().requests.len(), 2, "token and batch reached the server directly");
 }
