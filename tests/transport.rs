@@ -1,7 +1,7 @@
 //! The transport against a plain HTTP/1.1 server written here (over loopback, with the explicit
 //! insecure-loopback opt-in): a request body larger than ureq's output buffer arrives intact behind its head,
 //! a kept-alive connection the server closed moments ago costs no failed call, redirects are not followed,
-//! and the environment's proxy variables are ignored.
+//! the environment's proxy variables are ignored, and answer bodies are bounded.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,6 +26,8 @@ enum Mode {
     CloseAfterEach,
     /// Answer everything with a redirect.
     Redirect,
+    /// Answer with a 9 MiB body.
+    Huge,
 }
 
 /// Serves token and batch answers, as `mode` says.
@@ -87,6 +89,16 @@ fn handle(stream: TcpStream, seen: &Mutex<Seen>, mode: Mode) {
         };
         let status = if answer.contains("4000") { "400 Bad Request" } else { "200 OK" };
         seen.lock().unwrap().requests.push((method, path.clone(), body));
+        if mode == Mode::Huge {
+            let body = vec![b' '; 9 << 20];
+            let _ = write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = out.write_all(&body);
+            continue;
+        }
         if mode == Mode::Redirect {
             let _ = write!(out, "HTTP/1.1 302 Found\r\nLocation: {path}/elsewhere\r\nContent-Length: 0\r\n\r\n");
             continue;
@@ -170,4 +182,12 @@ fn proxy_variables_of_the_environment_are_ignored() {
     let c = client(&url, 1);
     assert!(c.post_feed_batch(&[FeedItem::sensor("7", "1")]).error.is_none());
     assert_eq!(seen.lock().unwrap().requests.len(), 2, "token and batch reached the server directly");
+}
+
+#[test]
+fn an_answer_body_is_read_only_up_to_its_bound() {
+    let (url, _) = serve(Mode::Huge);
+    let e = client(&url, 1).authenticate().unwrap_err();
+    assert_eq!(e.kind, realer::ErrorKind::Protocol, "{e:?}");
+    assert!(e.message.contains("larger than"), "{}", e.message);
 }
