@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::config::Secret;
 use crate::error::{Error, ErrorKind, Result};
 use crate::time;
+use crate::transport::AuthHeader;
 
 /// A token as the server granted it.
 #[derive(Debug)]
@@ -55,7 +56,7 @@ impl Grant {
 #[derive(Clone, Debug)]
 pub(crate) struct Token {
     /// The `Authorization` header value, `Bearer <access_token>`.
-    pub header: Secret,
+    pub header: AuthHeader,
     /// Distinguishes tokens, so that many threads seeing a 401 for one token drop it only once.
     pub generation: u64,
     renew_at: Option<Instant>,
@@ -126,7 +127,8 @@ impl TokenCache {
         let arrived = Instant::now();
         let result = fetch();
         let mut st = self.lock_state();
-        let out = result.map(|grant| {
+        let out = result.and_then(|grant| {
+            let header = AuthHeader::new(&Secret::new(format!("Bearer {}", grant.access_token.expose())))?;
             st.generation += 1;
             let renew_after = match (grant.renew_after, grant.expires_in) {
                 (Some(r), Some(e)) => Some(r.min(e.mul_f64(0.9))),
@@ -134,13 +136,10 @@ impl TokenCache {
                 (None, Some(e)) => Some(e.mul_f64(0.8)),
                 (None, None) => None,
             };
-            let token = Token {
-                header: Secret::new(format!("Bearer {}", grant.access_token.expose())),
-                generation: st.generation,
-                renew_at: renew_after.and_then(|d| arrived.checked_add(d)),
-            };
+            let token =
+                Token { header, generation: st.generation, renew_at: renew_after.and_then(|d| arrived.checked_add(d)) };
             st.token = Some(token.clone());
-            token
+            Ok(token)
         });
         drop(st);
         drop(guard);

@@ -12,12 +12,12 @@ use crate::catalog::{self, Command, DesiredAction, Sensor};
 use crate::codes::{self, Class};
 use crate::config::{check_id, Config, Secret};
 use crate::error::{Error, ErrorKind, Result};
-use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, Prepared};
+use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, Prepared, SingleAnswer};
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
 use crate::retry::{backoff, random_u64};
 use crate::time;
-use crate::transport::{Answer, Body, Method, Transport};
+use crate::transport::{Answer, AuthHeader, Body, Method, Transport};
 
 /// Items per batch request (the contract's limit).
 pub(crate) const MAX_BATCH_ITEMS: usize = 100;
@@ -33,7 +33,7 @@ pub struct BatchReport {
 pub struct Client {
     config: Config,
     transport: Transport,
-    basic_auth: Secret,
+    basic_auth: AuthHeader,
     tokens: TokenCache,
     /// The highest `sequence_number` this client reported, per command id.
     reported_sequence: Mutex<HashMap<String, i64>>,
@@ -106,6 +106,9 @@ impl From<Error> for AttemptError {
     }
 }
 
+/// Parses a JSON answer into its `code` and what the caller wants of it; `None` when it is not JSON.
+type ReadAnswer<T> = fn(&Answer) -> Option<(Option<i32>, T)>;
+
 impl Client {
     /// Copies the configuration and opens the outbox file when one is configured; no network I/O.
     pub fn new(config: &Config) -> Result<Client> {
@@ -115,7 +118,7 @@ impl Client {
         Ok(Client {
             config: config.clone(),
             transport: Transport::new(config),
-            basic_auth: Secret::new(basic),
+            basic_auth: AuthHeader::new(&Secret::new(basic))?,
             tokens: TokenCache::default(),
             reported_sequence: Mutex::new(HashMap::new()),
             outbox: config.outbox.as_ref().map(|o| Outbox::open(o, config.request_timeout)).transpose()?,
@@ -132,30 +135,23 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        authorization: &Secret,
+        authorization: &AuthHeader,
         body: Body<'_>,
         deadline: Instant,
     ) -> Result<Answer> {
+        let Some(logger) = self.config.logger.as_ref().filter(|l| l.enabled(Level::Debug)) else {
+            return self.transport.send(method, path, authorization, body, deadline);
+        };
         let name = match method {
             Method::Get => "GET",
             Method::Post => "POST",
         };
         let started = Instant::now();
         let r = self.transport.send(method, path, authorization, body, deadline);
+        let ms = started.elapsed().as_millis();
         match &r {
-            Ok(a) => log!(
-                self.config.logger,
-                Level::Debug,
-                "{name} {path} -> HTTP {} in {} ms",
-                a.status,
-                started.elapsed().as_millis()
-            ),
-            Err(e) => log!(
-                self.config.logger,
-                Level::Debug,
-                "{name} {path} failed after {} ms: {e}",
-                started.elapsed().as_millis()
-            ),
+            Ok(a) => logger.log(Level::Debug, format_args!("{name} {path} -> HTTP {} in {ms} ms", a.status)),
+            Err(e) => logger.log(Level::Debug, format_args!("{name} {path} failed after {ms} ms: {e}")),
         }
         r
     }
@@ -189,20 +185,22 @@ impl Client {
         self.tokens.get(deadline, || self.fetch_token(deadline))
     }
 
-    fn attempt(
+    /// One attempt of a protected call; `read` parses a JSON answer into its `code` and what the caller wants.
+    fn attempt<T>(
         &self,
         method: Method,
         path: &str,
         body: Option<&[u8]>,
         deadline: Instant,
-    ) -> std::result::Result<(u16, Value), AttemptError> {
+        read: ReadAnswer<T>,
+    ) -> std::result::Result<(u16, T), AttemptError> {
         let token = self.token(deadline)?;
         let body = body.map_or(Body::Empty, Body::Json);
         let answer = self.send_logged(method, path, &token.header, body, deadline)?;
-        let json = codes::json_body(&answer);
-        match codes::classify(answer.status, json.as_ref().and_then(codes::code_of)) {
-            Class::Success => match json {
-                Some(v) => Ok((answer.status, v)),
+        let parsed = read(&answer);
+        match codes::classify(answer.status, parsed.as_ref().and_then(|(code, _)| *code)) {
+            Class::Success => match parsed {
+                Some((_, v)) => Ok((answer.status, v)),
                 None => Err(Error::protocol(format!("HTTP {} answer is not JSON", answer.status)).into()),
             },
             Class::RenewToken => {
@@ -215,7 +213,18 @@ impl Client {
     /// One protected call with the contract's handling: one new token and one retry after a 401, backoff
     /// retries of transient failures, all before the request deadline.
     fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<(u16, Value)> {
-        self.retrying(path, |deadline| self.attempt(method, path, body, deadline))
+        self.call_reading(method, path, body, |answer| codes::json_body(answer).map(|v| (codes::code_of(&v), v)))
+    }
+
+    /// `call`, with the answer parsed by `read`.
+    fn call_reading<T>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        read: ReadAnswer<T>,
+    ) -> Result<(u16, T)> {
+        self.retrying(path, |deadline| self.attempt(method, path, body, deadline, read))
     }
 
     /// Runs `attempt` until it succeeds, fails for good, runs out of attempts, or would overrun the request
@@ -335,13 +344,13 @@ impl Client {
             Ok(p) => p,
             Err(e) => return FeedResult::not_sent(item.message_id.clone().unwrap_or_default(), e),
         };
-        let body = &prepared.body;
-        let mut result = match self.call(Method::Post, &self.feed_data_path, Some(body.as_bytes())) {
-            Ok((status, json)) => feed::parse_single(status, &json, prepared.message_id.clone()),
+        let body = prepared.body.as_bytes();
+        let mut result = match self.call_reading(Method::Post, &self.feed_data_path, Some(body), SingleAnswer::read) {
+            Ok((status, answer)) => feed::parse_single(status, &answer, prepared.message_id.clone()),
             Err(e) => FeedResult::from_error(prepared.message_id.clone(), e),
         };
-        result.value_received_at = prepared.value_received_at.clone();
         self.remember_reported(&prepared, &result);
+        result.value_received_at = prepared.value_received_at;
         result
     }
 

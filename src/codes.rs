@@ -47,18 +47,25 @@ pub(crate) fn classify(http_status: u16, code: Option<i32>) -> Class {
     }
 }
 
+/// The answer's body when it looks like JSON: labelled as JSON, or starting with `{`.
+pub(crate) fn json_bytes(answer: &Answer) -> Option<&[u8]> {
+    let first = answer.body.iter().find(|b| !b.is_ascii_whitespace())?;
+    (answer.is_json || *first == b'{').then_some(answer.body.as_slice())
+}
+
 /// The answer's JSON body, when it has one.
 pub(crate) fn json_body(answer: &Answer) -> Option<Value> {
-    let first = answer.body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if !answer.is_json && *first != b'{' {
-        return None;
-    }
-    serde_json::from_slice(&answer.body).ok()
+    serde_json::from_slice(json_bytes(answer)?).ok()
 }
 
 /// Reads `code` as an integer (tolerating a digit string).
 pub(crate) fn code_of(v: &Value) -> Option<i32> {
-    match v.get("code")? {
+    code_value(v.get("code")?)
+}
+
+/// A `code` field's value as an integer (tolerating a digit string).
+pub(crate) fn code_value(code: &Value) -> Option<i32> {
+    match code {
         Value::Number(n) => n.as_i64().and_then(|c| i32::try_from(c).ok()),
         Value::String(s) => s.parse().ok(),
         _ => None,

@@ -1,6 +1,7 @@
 //! Feed data (contract sections 4 and 5): an item is checked against the contract before any I/O, gets its
 //! `message_id` (the idempotency key that stays the same through every retry) and its JSON form.
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::check_id;
@@ -73,6 +74,9 @@ pub fn generate_message_id() -> String {
 pub fn check_message_id(id: &str) -> std::result::Result<(), String> {
     if id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN {
         return Err(format!("message_id must be 1 to {MAX_MESSAGE_ID_LEN} characters (got {})", id.len()));
+    }
+    if id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
     }
     if let Some(c) = id.chars().find(|c| !c.is_ascii_graphic()) {
         return Err(format!("message_id contains {c:?}: only printable ASCII without spaces is allowed"));
@@ -173,7 +177,7 @@ impl FeedItem {
             body.number("sequence_number", seq as u64);
         }
         Ok(Prepared {
-            source: format!("{}:{id}", key.trim_end_matches("_id")),
+            source: [if is_command { "command:" } else { "sensor:" }, id].concat(),
             message_id,
             value_received_at: at,
             body: body.finish(),
@@ -193,23 +197,36 @@ impl JsonObject {
         JsonObject(s)
     }
 
-    fn key(&mut self, key: &str) {
+    /// `key` is one of this file's field names, which need no escaping.
+    fn key(&mut self, key: &'static str) {
+        debug_assert!(key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         if self.0.len() > 1 {
             self.0.push(',');
         }
-        push_json_string(&mut self.0, key);
-        self.0.push(':');
+        self.0.push('"');
+        self.0.push_str(key);
+        self.0.push_str("\":");
     }
 
-    fn string(&mut self, key: &str, value: &str) {
+    fn string(&mut self, key: &'static str, value: &str) {
         self.key(key);
         push_json_string(&mut self.0, value);
     }
 
-    fn number(&mut self, key: &str, value: u64) {
-        use std::fmt::Write;
+    fn number(&mut self, key: &'static str, value: u64) {
         self.key(key);
-        let _ = write!(self.0, "{value}");
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut v = value;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.0.extend(digits[at..].iter().map(|&d| char::from(d)));
     }
 
     fn finish(mut self) -> String {
@@ -221,8 +238,14 @@ impl JsonObject {
 /// Appends `s` as a JSON string literal (RFC 8259 escaping).
 fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
+    // Most values need no escaping: one scan, one copy.
+    let Some(first) = s.bytes().position(|b| b < 0x20 || b == b'"' || b == b'\\') else {
+        out.push_str(s);
+        out.push('"');
+        return;
+    };
     let mut plain = 0;
-    for (i, b) in s.bytes().enumerate() {
+    for (i, b) in s.bytes().enumerate().skip(first) {
         let escaped = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -302,24 +325,54 @@ impl FeedResult {
 }
 
 pub(crate) fn feed_data_id(v: &Value) -> Option<i64> {
-    match v.get("feed_data_id")? {
+    id_value(v.get("feed_data_id")?)
+}
+
+fn id_value(id: &Value) -> Option<i64> {
+    match id {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.parse().ok(),
         _ => None,
     }
 }
 
+/// What the client reads of a single-item answer; other fields are skipped without being stored (this runs
+/// for every reading). Each field takes any JSON type, as a `Value` would.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SingleAnswer {
+    #[serde(default)]
+    code: Option<Value>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    feed_data_id: Option<Value>,
+}
+
+impl SingleAnswer {
+    /// The answer and its `code`, when the body is a JSON object.
+    pub(crate) fn read(answer: &crate::transport::Answer) -> Option<(Option<i32>, SingleAnswer)> {
+        let bytes = crate::codes::json_bytes(answer)?;
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            // Other JSON (an array, a number) has none of these fields; serde would read an array as them.
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes).ok()?;
+            return Some((None, SingleAnswer::default()));
+        }
+        let a: SingleAnswer = serde_json::from_slice(bytes).ok()?;
+        Some((a.code.as_ref().and_then(crate::codes::code_value), a))
+    }
+}
+
 /// Reads a single-item answer (HTTP 2xx).
-pub(crate) fn parse_single(http_status: u16, body: &Value, message_id: String) -> FeedResult {
-    let outcome = match body.get("status").and_then(Value::as_str) {
+pub(crate) fn parse_single(http_status: u16, body: &SingleAnswer, message_id: String) -> FeedResult {
+    let outcome = match body.status.as_ref().and_then(Value::as_str) {
         Some("idempotent") => FeedOutcome::Idempotent,
         _ => FeedOutcome::Created,
     };
     FeedResult {
         outcome,
-        feed_data_id: feed_data_id(body),
+        feed_data_id: body.feed_data_id.as_ref().and_then(id_value),
         http_status,
-        code: crate::codes::code_of(body).unwrap_or(2000),
+        code: body.code.as_ref().and_then(crate::codes::code_value).unwrap_or(2000),
         message_id,
         value_received_at: String::new(),
         error: None,
@@ -431,7 +484,18 @@ mod tests {
 
     #[test]
     fn json_strings_are_escaped() {
-        for v in ["plain", "", "quo\"te", "back\\slash", "nl\n tab\t cr\r", "\u{1}\u{1f}", "é ✓ 𝄞", "\u{7f}"] {
+        for v in [
+            "plain",
+            "",
+            "quo\"te",
+            "back\\slash",
+            "nl\n tab\t cr\r",
+            "\u{1}\u{1f}",
+            "é ✓ 𝄞",
+            "\u{7f}",
+            "a long plain prefix, then \"two\" escapes\\ and a tail",
+            "\"",
+        ] {
             let mut out = String::new();
             push_json_string(&mut out, v);
             assert_eq!(serde_json::from_str::<String>(&out).unwrap(), v, "{out}");
@@ -439,6 +503,50 @@ mod tests {
         let p = FeedItem { message_id: Some("m".into()), ..FeedItem::sensor("007", "a\"b") }.prepare(0).unwrap();
         let json: Value = serde_json::from_str(&p.body).unwrap();
         assert_eq!((json["sensor_id"].as_u64(), json["value"].as_str()), (Some(7), Some("a\"b")));
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0u64, 7, 10, 999, 1_000_000, u64::MAX] {
+            let mut o = JsonObject::with_capacity(8);
+            o.number("sequence_number", n);
+            let json: Value = serde_json::from_str(&o.finish()).unwrap();
+            assert_eq!(json["sequence_number"].as_u64(), Some(n));
+        }
+    }
+
+    fn answer(body: &str, is_json: bool) -> crate::transport::Answer {
+        crate::transport::Answer {
+            status: 201,
+            retry_after: None,
+            request_id: None,
+            is_json,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn single_answers_are_read_as_tolerantly_as_values() {
+        let read = |body: &str, is_json: bool| {
+            SingleAnswer::read(&answer(body, is_json)).map(|(code, a)| (code, parse_single(201, &a, "m".into())))
+        };
+        let (code, r) = read(
+            r#"{"code":2000,"status":"idempotent","feed_data_id":123,"message_id":"m","warnings":[{"x":1}],"n":null}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!((code, r.outcome, r.feed_data_id, r.code), (Some(2000), FeedOutcome::Idempotent, Some(123), 2000));
+        // Digit strings for numbers; an unknown status is a creation; any JSON type in any field.
+        let (code, r) = read(r#" {"code":"2001","status":"created","feed_data_id":"9"}"#, false).unwrap();
+        assert_eq!((code, r.outcome, r.feed_data_id, r.code), (Some(2001), FeedOutcome::Created, Some(9), 2001));
+        let (code, r) = read(r#"{"code":[1],"status":{"a":1},"feed_data_id":null}"#, true).unwrap();
+        assert_eq!((code, r.outcome, r.feed_data_id, r.code), (None, FeedOutcome::Created, None, 2000));
+        // Not JSON.
+        assert!(read("<html>502</html>", false).is_none());
+        assert!(read("", true).is_none());
+        // Other JSON: none of the fields, as a `Value` would have it.
+        let (code, r) = read("[1,2]", true).unwrap();
+        assert_eq!((code, r.outcome, r.feed_data_id, r.code), (None, FeedOutcome::Created, None, 2000));
     }
 
     #[test]

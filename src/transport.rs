@@ -1,18 +1,19 @@
 //! One HTTPS exchange with the API: builds the ureq agent the way an embedded client needs it (no proxy from
 //! the environment, no redirects, statuses as values, bounded bodies) and turns ureq's errors into ours.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ureq::http::Uri;
+use ureq::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use ureq::http::{self, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport as UreqTransport,
 };
+use ureq::AsSendBody;
 
 use crate::config::{Config, Secret, Trust};
 use crate::error::{Error, ErrorKind, Result};
@@ -28,12 +29,25 @@ const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
 /// `ureq::unversioned` is not covered by ureq's semver: Cargo.lock pins the version this was written for.
 #[derive(Debug, Default)]
 struct CachingResolver {
-    cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+    /// By scheme and authority as written in the URL (a client talks to one host, so this stays short).
+    cache: Mutex<Vec<Resolved>>,
     lookup: DefaultResolver,
 }
 
+#[derive(Debug)]
+struct Resolved {
+    https: bool,
+    authority: String,
+    /// When a name was looked up; `None` for an IP literal, which never expires.
+    at: Option<Instant>,
+    addrs: ResolvedSocketAddrs,
+}
+
+/// Hosts whose addresses are kept at once.
+const DNS_CACHE_ENTRIES: usize = 8;
+
 impl CachingResolver {
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, ResolvedSocketAddrs)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Vec<Resolved>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -49,24 +63,33 @@ impl Resolver for CachingResolver {
             return self.lookup.resolve(uri, config, timeout);
         };
         let https = uri.scheme_str() == Some("https");
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let host = authority.host();
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            let mut addrs = self.empty();
-            addrs.push(SocketAddr::new(ip, port));
-            return Ok(addrs);
-        }
-        let key = format!("{host}:{port}");
-        if let Some((at, addrs)) = self.cache().get(&key) {
-            if at.elapsed() < DNS_CACHE_TTL {
-                return Ok(addrs.clone());
+        let fresh = |r: &Resolved| r.at.is_none_or(|at| at.elapsed() < DNS_CACHE_TTL);
+        if let Some(r) = self.cache().iter().find(|r| r.https == https && r.authority == authority.as_str()) {
+            if fresh(r) {
+                return Ok(r.addrs.clone());
             }
         }
-        let addrs = self.lookup.resolve(uri, config, timeout)?;
-        self.cache().insert(key, (Instant::now(), addrs.clone()));
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let host = authority.host();
+        let (at, addrs) = match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            Ok(ip) => {
+                let mut addrs = self.empty();
+                addrs.push(SocketAddr::new(ip, port));
+                (None, addrs)
+            }
+            Err(_) => (Some(Instant::now()), self.lookup.resolve(uri, config, timeout)?),
+        };
+        let mut cache = self.cache();
+        cache.retain(|r| !(r.https == https && r.authority == authority.as_str()) && fresh(r));
+        if cache.len() >= DNS_CACHE_ENTRIES {
+            cache.remove(0);
+        }
+        cache.push(Resolved { https, authority: authority.as_str().to_string(), at, addrs: addrs.clone() });
         Ok(addrs)
     }
 }
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A connection with I/O this recent is taken to be open without probing it.
 const FRESH: Duration = Duration::from_secs(1);
@@ -190,11 +213,41 @@ pub(crate) struct Answer {
     pub body: Vec<u8>,
 }
 
+/// An `Authorization` header value, made once per token (validated and copied once, not per request).
+#[derive(Clone)]
+pub(crate) struct AuthHeader(HeaderValue);
+
+impl AuthHeader {
+    pub(crate) fn new(value: &Secret) -> Result<AuthHeader> {
+        let mut v = HeaderValue::from_str(value.expose())
+            .map_err(|_| Error::protocol("the credentials or token hold characters an HTTP header cannot carry"))?;
+        v.set_sensitive(true);
+        Ok(AuthHeader(v))
+    }
+}
+
+impl std::fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Paths whose parsed URL is kept; a catalog walk's page queries beyond these are parsed each time.
+const MAX_CACHED_URIS: usize = 16;
+
 pub(crate) struct Transport {
     agent: ureq::Agent,
     base_url: String,
+    request_timeout: Duration,
     connect_timeout: Duration,
+    /// Parsed URLs by path: the feed-data path is requested for every reading.
+    uris: Mutex<Vec<(String, Uri)>>,
 }
+
+/// A request whose deadline is this close to the whole request timeout runs on the agent's own timeouts
+/// (`timeout_global` is the request timeout): a per-request configuration costs a copy of the agent's
+/// configuration. Retries, later in the call, carry the time that is left.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(20);
 
 impl Transport {
     pub(crate) fn new(config: &Config) -> Transport {
@@ -215,6 +268,7 @@ impl Transport {
             .accept("application/json")
             .max_idle_connections(8)
             .max_idle_connections_per_host(8)
+            .timeout_global(Some(config.request_timeout))
             .timeout_connect(Some(config.connect_timeout))
             // Each read and write waits at most half the request timeout. Besides bounding a stalled peer
             // early, a constant per-operation timeout below the call's remaining time lets ureq keep the
@@ -229,7 +283,26 @@ impl Transport {
             DefaultConnector::new().chain(FewerSyscalls),
             CachingResolver::default(),
         );
-        Transport { agent, base_url: config.base_url.clone(), connect_timeout: config.connect_timeout }
+        Transport {
+            agent,
+            base_url: config.base_url.clone(),
+            request_timeout: config.request_timeout,
+            connect_timeout: config.connect_timeout,
+            uris: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn uri(&self, path: &str) -> Result<Uri> {
+        let mut uris = self.uris.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, uri)) = uris.iter().find(|(p, _)| p == path) {
+            return Ok(uri.clone());
+        }
+        let uri = Uri::try_from(format!("{}{}", self.base_url, path))
+            .map_err(|e| Error::config(format!("the URL of {path} is not valid: {e}")))?;
+        if uris.len() < MAX_CACHED_URIS {
+            uris.push((path.to_string(), uri.clone()));
+        }
+        Ok(uri)
     }
 
     /// Sends one request; the whole exchange must end by `deadline`.
@@ -237,7 +310,7 @@ impl Transport {
         &self,
         method: Method,
         path: &str,
-        authorization: &Secret,
+        authorization: &AuthHeader,
         body: Body<'_>,
         deadline: Instant,
     ) -> Result<Answer> {
@@ -245,53 +318,63 @@ impl Transport {
         if remaining.is_zero() {
             return Err(Error::new(ErrorKind::Timeout, "the request timeout ran out before the request was sent"));
         }
-        let url = format!("{}{}", self.base_url, path);
-        let timeout = Some(remaining);
-        let connect = Some(self.connect_timeout.min(remaining));
+        let uri = self.uri(path)?;
         let result = match (method, body) {
-            (Method::Get, _) => self
-                .agent
-                .get(&url)
-                .header("Authorization", authorization.expose())
-                .config()
-                .timeout_global(timeout)
-                .timeout_connect(connect)
-                .build()
-                .call(),
+            (Method::Get, _) => self.run(http::Method::GET, uri, authorization, None, (), remaining),
             (Method::Post, body) => {
-                let (content_type, bytes): (&str, &[u8]) = match body {
+                let (content_type, bytes): (&'static str, &[u8]) = match body {
                     Body::Empty => ("application/json", b""),
                     Body::Form(f) => ("application/x-www-form-urlencoded", f.as_bytes()),
                     Body::Json(j) => ("application/json", j),
                 };
-                self.agent
-                    .post(&url)
-                    .header("Authorization", authorization.expose())
-                    .header("Content-Type", content_type)
-                    .config()
-                    .timeout_global(timeout)
-                    .timeout_connect(connect)
-                    .build()
-                    .send(bytes)
+                self.run(http::Method::POST, uri, authorization, Some(content_type), bytes, remaining)
             }
         };
-        let mut response = result.map_err(map_ureq_error)?;
-        let status = response.status().as_u16();
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let retry_after = header("retry-after").and_then(parse_retry_after);
-        let request_id = header("x-request-id").map(str::to_string);
-        let is_json = header("content-type").is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
-        let mut body = Vec::new();
-        response
-            .body_mut()
-            .as_reader()
+        let (parts, mut body) = result.map_err(map_ureq_error)?.into_parts();
+        let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let retry_after = header(&RETRY_AFTER).and_then(parse_retry_after);
+        let request_id = header(&X_REQUEST_ID).map(str::to_string);
+        let is_json = header(&CONTENT_TYPE).is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+        // Sized from Content-Length when the server sends it (bounded: the length is the server's word).
+        let expected = body.content_length().unwrap_or(0).min(64 << 10) as usize;
+        let mut bytes = Vec::with_capacity(expected);
+        body.as_reader()
             .take(MAX_BODY_BYTES + 1)
-            .read_to_end(&mut body)
+            .read_to_end(&mut bytes)
             .map_err(|e| map_ureq_error(ureq::Error::from(e)))?;
-        if body.len() as u64 > MAX_BODY_BYTES {
+        if bytes.len() as u64 > MAX_BODY_BYTES {
             return Err(Error::protocol(format!("the answer body is larger than {MAX_BODY_BYTES} bytes")));
         }
-        Ok(Answer { status, retry_after, request_id, is_json, body })
+        Ok(Answer { status: parts.status.as_u16(), retry_after, request_id, is_json, body: bytes })
+    }
+
+    fn run<S: AsSendBody>(
+        &self,
+        method: http::Method,
+        uri: Uri,
+        authorization: &AuthHeader,
+        content_type: Option<&'static str>,
+        body: S,
+        remaining: Duration,
+    ) -> std::result::Result<http::Response<ureq::Body>, ureq::Error> {
+        let mut request = http::Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.insert(AUTHORIZATION, authorization.0.clone());
+        if let Some(ct) = content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        if remaining + TIMEOUT_SLACK >= self.request_timeout {
+            return self.agent.run(request);
+        }
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(remaining))
+            .timeout_connect(Some(self.connect_timeout.min(remaining)))
+            .build();
+        self.agent.run(request)
     }
 }
 
@@ -344,5 +427,28 @@ pub(crate) fn map_ureq_error(e: ureq::Error) -> Error {
         U::ConnectionFailed => Error::new(ErrorKind::Network, "connection failed"),
         U::BadUri(_) | U::RequireHttpsOnly(_) | U::InvalidProxyUrl => Error::config(e.to_string()),
         _ => Error::protocol(format!("HTTP: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_auth_header_is_checked_once_and_never_printed() {
+        let h = AuthHeader::new(&Secret::new("Bearer tok-123")).unwrap();
+        assert_eq!(h.0.to_str().unwrap(), "Bearer tok-123");
+        assert!(h.0.is_sensitive());
+        assert_eq!(format!("{h:?}"), "<redacted>");
+        let err = AuthHeader::new(&Secret::new("Bearer tok\r\nX-Evil: 1")).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Protocol);
+        assert!(!err.message.contains("X-Evil"), "{}", err.message);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("999999999"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 }
