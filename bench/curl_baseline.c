@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
     check(curl_easy_setopt(h, CURLOPT_URL, url), "URL");
     check(curl_easy_setopt(h, CURLOPT_HTTPHEADER, json_headers), "HTTPHEADER");
 
-    double cpu0 = cpu_s(), wall0 = now_s();
+    double user0 = user_s(), sys0 = sys_s(), wall0 = now_s();
     char body[512], id[64];
     for (long i = 0; i < n; i++) {
         message_id(id, sizeof id, (unsigned long long)i);
@@ -135,13 +135,13 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    double wall = now_s() - wall0, cpu = cpu_s() - cpu0;
+    double wall = now_s() - wall0, user = user_s() - user0, sys = sys_s() - sys0;
 
     curl_easy_cleanup(h);
     curl_slist_free_all(form_headers);
     curl_slist_free_all(json_headers);
     curl_global_cleanup();
-    printf("RESULT client=libcurl-c n=%ld cpu_s=%.6f wall_s=%.6f maxrss_kb=%ld start_rss_kb=%ld\n", n, cpu, wall,
+    printf("RESULT client=libcurl-c n=%ld cpu_s=%.6f user_s=%.6f sys_s=%.6f wall_s=%.6f maxrss_kb=%ld start_rss_kb=%ld\n", n, user + sys, user, sys, wall,
            maxrss_kb(), rss_start);
     return 0;
 }

@@ -19,7 +19,7 @@ CLIENT_SECRET = "bench-secret"
 
 def cpu_s():
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    return ru.ru_utime, ru.ru_stime
 
 
 def message_id(i):
@@ -84,13 +84,14 @@ def main():
     kind, n, base_url, ca_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     run, close = (bench_realer if kind == "realer" else bench_requests)(n, base_url, ca_file)
-    cpu0, wall0 = cpu_s(), time.monotonic()
+    (user0, sys0), wall0 = cpu_s(), time.monotonic()
     run()
-    wall, cpu = time.monotonic() - wall0, cpu_s() - cpu0
+    (user1, sys1), wall = cpu_s(), time.monotonic() - wall0
+    user, sys_ = user1 - user0, sys1 - sys0
     close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     name = "librealer-python" if kind == "realer" else "requests-python"
-    print(f"RESULT client={name} n={n} cpu_s={cpu:.6f} wall_s={wall:.6f} maxrss_kb={rss} start_rss_kb={start_rss}")
+    print(f"RESULT client={name} n={n} cpu_s={user + sys_:.6f} user_s={user:.6f} sys_s={sys_:.6f} wall_s={wall:.6f} maxrss_kb={rss} start_rss_kb={start_rss}")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
     realer_config_free(config);
     if ((s = realer_authenticate(client)) != REALER_OK) fail("realer_authenticate", s);
 
-    double cpu0 = cpu_s(), wall0 = now_s();
+    double user0 = user_s(), sys0 = sys_s(), wall0 = now_s();
     if (!batch) {
         char id[64];
         for (long i = 0; i < n; i++) {
@@ -107,10 +107,10 @@ int main(int argc, char **argv) {
             realer_batch_result_free(results);
         }
     }
-    double wall = now_s() - wall0, cpu = cpu_s() - cpu0;
+    double wall = now_s() - wall0, user = user_s() - user0, sys = sys_s() - sys0;
 
     realer_client_free(client);
-    printf("RESULT client=%s n=%ld cpu_s=%.6f wall_s=%.6f maxrss_kb=%ld start_rss_kb=%ld\n",
-           batch ? "librealer-c-batch" : "librealer-c", n, cpu, wall, maxrss_kb(), rss_start);
+    printf("RESULT client=%s n=%ld cpu_s=%.6f user_s=%.6f sys_s=%.6f wall_s=%.6f maxrss_kb=%ld start_rss_kb=%ld\n",
+           batch ? "librealer-c-batch" : "librealer-c", n, user + sys, user, sys, wall, maxrss_kb(), rss_start);
     return 0;
 }

@@ -39,6 +39,8 @@ def parse_results(text):
         runs[f["client"]][int(f["run"])] = {
             "n": n,
             "cpu_us": float(f["cpu_s"]) * 1e6 / n,
+            "user_us": float(f.get("user_s", "nan")) * 1e6 / n,
+            "sys_us": float(f.get("sys_s", "nan")) * 1e6 / n,
             "wall_us": float(f["wall_s"]) * 1e6 / n,
             "rss_kb": int(f["maxrss_kb"]),
             "connections": int(f["connections"]),
@@ -111,6 +113,8 @@ def parse_diag(text):
         f = dict(kv.split("=", 1) for kv in rest)
         if kind == "IR":
             out[f["client"]]["ir"] = int(f["per_reading"])
+        elif kind == "PERF":
+            out[f["client"]]["perf"] = {k: float(v) for k, v in f.items() if k != "client"}
         elif kind == "SYSCALLS":
             out[f["client"]]["syscalls"] = float(f["per_reading"])
             out[f["client"]]["top"] = f.get("top", "")
@@ -135,13 +139,15 @@ def main():
         r = list(runs.get(c, {}).values())
         if not r:
             continue
-        med[c] = {k: median([x[k] for x in r]) for k in ("cpu_us", "wall_us", "rss_kb")}
+        med[c] = {k: median([x[k] for x in r]) for k in ("cpu_us", "user_us", "sys_us", "wall_us", "rss_kb")}
         med[c]["n"] = r[0]["n"]
         med[c]["runs"] = len(r)
         med[c]["connections"] = sorted({x["connections"] for x in r})
         med[c]["cpu_ratio"] = paired_ratio(runs, c, "cpu_us")
         med[c]["wall_ratio"] = paired_ratio(runs, c, "wall_us")
         med[c]["rss_ratio"] = paired_ratio(runs, c, "rss_kb")
+        med[c]["user_ratio"] = paired_ratio(runs, c, "user_us")
+        med[c]["sys_ratio"] = paired_ratio(runs, c, "sys_us")
 
     p = print
     p("# librealer benchmark results")
@@ -171,6 +177,20 @@ def main():
         p(
             f"| {LABELS[c]} | {m['n']} | {m['cpu_us']:.1f} | {m['wall_us']:.1f} | {m['rss_kb'] / 1024:.1f} | "
             f"{fmt_ratio(m['cpu_ratio'])} | {fmt_ratio(m['wall_ratio'])} | {fmt_ratio(m['rss_ratio'])} | {conns} |"
+        )
+    p()
+    p("The CPU column split into user and kernel (system) time; the kernel's share is mostly the loopback")
+    p("TCP exchange with nginx, which costs about the same whatever the client:")
+    p()
+    p("| client | user µs/reading | sys µs/reading | user vs libcurl | sys vs libcurl |")
+    p("|---|---:|---:|---:|---:|")
+    for c in ORDER:
+        if c not in med:
+            continue
+        m = med[c]
+        p(
+            f"| {LABELS[c]} | {m['user_us']:.1f} | {m['sys_us']:.1f} | "
+            f"{fmt_ratio(m['user_ratio'])} | {fmt_ratio(m['sys_ratio'])} |"
         )
     odd = sorted({c for c, r in runs.items() for x in r.values() if x["connections"] != 1})
     if odd:
@@ -204,6 +224,20 @@ def main():
             ratio = fmt_ratio(ir / base_ir) if ir and base_ir else "n/a"
             top = ", ".join(x.replace(":", " ") for x in d.get("top", "").split(",") if x)
             p(f"| {LABELS[c]} | {ir if ir is not None else 'n/a':,} | {ratio} | {d.get('syscalls', float('nan')):.3g} | {top} |")
+
+        perf = [c for c in ORDER if "perf" in diag.get(c, {})]
+        if perf:
+            p()
+            p("Where the CPU time goes, kernel included: the share of `perf record -e cpu-clock -g` samples of a whole")
+            p("run (start-up and handshake are under 1% of it). A system call's share includes everything the kernel")
+            p("did inside it; on loopback, sending runs nginx's side of TCP too (delivering the segment, waking nginx).")
+            p()
+            p("| client | kernel | in send | in receive | in poll | loopback delivery to nginx | waking nginx | sleeping until the answer |")
+            p("|---|---:|---:|---:|---:|---:|---:|---:|")
+            for c in perf:
+                f = diag[c]["perf"]
+                cells = " | ".join(f"{f.get(k, float('nan')):.1f}%" for k in ("kernel", "send", "recv", "poll", "deliver", "wake", "sleep"))
+                p(f"| {LABELS[c]} | {cells} |")
 
     p()
     p("## Sizes")
@@ -280,11 +314,14 @@ def main():
     p()
     p("<details><summary>Every run</summary>")
     p()
-    p("| client | run | CPU µs/reading | wall µs/reading | peak RSS KiB | connections |")
-    p("|---|---:|---:|---:|---:|---:|")
+    p("| client | run | CPU µs/reading | user | sys | wall µs/reading | peak RSS KiB | connections |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
     for c in ORDER:
         for i, r in sorted(runs.get(c, {}).items()):
-            p(f"| {c} | {i} | {r['cpu_us']:.1f} | {r['wall_us']:.1f} | {r['rss_kb']} | {r['connections']} |")
+            p(
+                f"| {c} | {i} | {r['cpu_us']:.1f} | {r['user_us']:.1f} | {r['sys_us']:.1f} | {r['wall_us']:.1f} | "
+                f"{r['rss_kb']} | {r['connections']} |"
+            )
     p()
     p("</details>")
 
