@@ -12,7 +12,7 @@ use crate::catalog::{self, Command, DesiredAction, Sensor};
 use crate::codes::{self, Class};
 use crate::config::{check_id, Config, Secret};
 use crate::error::{Error, ErrorKind, Result};
-use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, Prepared, SingleAnswer};
+use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, Prepared, SingleAnswer};
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
 use crate::retry::{backoff, random_u64};
@@ -340,12 +340,18 @@ impl Client {
 
     /// Posts one item. The result always carries the `message_id` used, so a failed post can be retried with it.
     pub fn post_feed_data(&self, item: &FeedItem) -> FeedResult {
+        self.post_item(item.borrowed())
+    }
+
+    /// [`Client::post_feed_data`] for an item whose strings are borrowed (the C ABI's).
+    pub(crate) fn post_item(&self, item: ItemRef<'_>) -> FeedResult {
         let prepared = match item.prepare(time::now_unix_ms()) {
             Ok(p) => p,
-            Err(e) => return FeedResult::not_sent(item.message_id.clone().unwrap_or_default(), e),
+            Err(e) => return FeedResult::not_sent(item.message_id.unwrap_or_default().to_string(), e),
         };
         let body = prepared.body.as_bytes();
-        let mut result = match self.call_reading(Method::Post, &self.feed_data_path, Some(body), SingleAnswer::read) {
+        let sent = self.call_reading(Method::Post, &self.feed_data_path, Some(body), SingleAnswer::read);
+        let mut result = match sent {
             Ok((status, answer)) => feed::parse_single(status, &answer, prepared.message_id.clone()),
             Err(e) => FeedResult::from_error(prepared.message_id.clone(), e),
         };

@@ -100,8 +100,55 @@ impl FeedItem {
 
     /// Checks the item against the contract and builds its wire form. The error names the field.
     pub(crate) fn prepare(&self, now_unix_ms: i64) -> Result<Prepared> {
+        self.borrowed().prepare(now_unix_ms)
+    }
+
+    pub(crate) fn borrowed(&self) -> ItemRef<'_> {
+        ItemRef {
+            sensor_id: self.sensor_id.as_deref(),
+            command_id: self.command_id.as_deref(),
+            value: self.value.as_deref(),
+            value_received_at: self.value_received_at.as_deref(),
+            message_id: self.message_id.as_deref(),
+            desired_id: self.desired_id.as_deref(),
+            report_status: self.report_status,
+            sequence_number: self.sequence_number,
+        }
+    }
+}
+
+/// A [`FeedItem`] whose strings are borrowed: the C ABI's one-item calls check and send an item without
+/// copying its strings first.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ItemRef<'a> {
+    pub sensor_id: Option<&'a str>,
+    pub command_id: Option<&'a str>,
+    pub value: Option<&'a str>,
+    pub value_received_at: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub desired_id: Option<&'a str>,
+    pub report_status: ReportStatus,
+    pub sequence_number: Option<i64>,
+}
+
+impl ItemRef<'_> {
+    pub(crate) fn to_owned(self) -> FeedItem {
+        FeedItem {
+            sensor_id: self.sensor_id.map(str::to_string),
+            command_id: self.command_id.map(str::to_string),
+            value: self.value.map(str::to_string),
+            value_received_at: self.value_received_at.map(str::to_string),
+            message_id: self.message_id.map(str::to_string),
+            desired_id: self.desired_id.map(str::to_string),
+            report_status: self.report_status,
+            sequence_number: self.sequence_number,
+        }
+    }
+
+    /// See [`FeedItem::prepare`].
+    pub(crate) fn prepare(&self, now_unix_ms: i64) -> Result<Prepared> {
         let bad = |field: &str, why: &str| Error::invalid(format!("feed item {field}: {why}"));
-        let (key, id) = match (&self.sensor_id, &self.command_id) {
+        let (key, id) = match (self.sensor_id, self.command_id) {
             (Some(s), None) => ("sensor_id", s),
             (None, Some(c)) => ("command_id", c),
             (Some(_), Some(_)) => {
@@ -110,27 +157,27 @@ impl FeedItem {
             (None, None) => return Err(bad("sensor_id/command_id", "exactly one of the two must be set")),
         };
         check_id(key, id).map_err(|e| bad(key, &e))?;
-        let value = self.value.as_ref().ok_or_else(|| bad("value", "is required"))?;
+        let value = self.value.ok_or_else(|| bad("value", "is required"))?;
         if value.len() > 16 * 1024 {
             return Err(bad("value", "is longer than 16384 bytes"));
         }
-        let at = match &self.value_received_at {
+        let at = match self.value_received_at {
             Some(at) => {
                 time::parse_rfc3339_utc_ms(at).map_err(|e| bad("value_received_at", e))?;
-                at.clone()
+                at.to_string()
             }
             None => time::format_rfc3339_ms(now_unix_ms)
                 .ok_or_else(|| bad("value_received_at", "the clock is outside years 0-9999"))?,
         };
-        let message_id = match &self.message_id {
+        let message_id = match self.message_id {
             Some(id) => {
                 check_message_id(id).map_err(|e| bad("message_id", &e))?;
-                id.clone()
+                id.to_string()
             }
             None => generate_message_id(),
         };
         let is_command = key == "command_id";
-        if let Some(d) = &self.desired_id {
+        if let Some(d) = self.desired_id {
             if !is_command {
                 return Err(bad("desired_id", "is only for command reports"));
             }
@@ -181,7 +228,7 @@ impl FeedItem {
             message_id,
             value_received_at: at,
             body: body.finish(),
-            command_id: self.command_id.clone(),
+            command_id: self.command_id.map(str::to_string),
             sequence_number: self.sequence_number,
         })
     }

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::feed::{FeedItem, FeedOutcome, FeedResult, ReportStatus};
+use crate::feed::{FeedItem, FeedOutcome, FeedResult, ItemRef, ReportStatus};
 use crate::ffi::client::realer_client;
 use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_ERR_INTERNAL, REALER_OK};
 use crate::ffi::{free_box, into_raw, mut_arg, opt_str_arg, ref_arg, status, Strings};
@@ -140,9 +140,18 @@ impl std::fmt::Display for FieldName<'_> {
 /// # Safety
 /// The item's strings are NULL or NUL-terminated.
 pub(crate) unsafe fn read_item(item: &realer_feed_item, index: Option<usize>) -> Result<FeedItem> {
-    let s = |p: *const c_char, f: &str| -> Result<Option<String>> {
+    // SAFETY: forwarded from the caller.
+    unsafe { read_item_ref(item, index) }.map(ItemRef::to_owned)
+}
+
+/// [`read_item`] without copying the strings: they stay the caller's, borrowed for the call.
+///
+/// # Safety
+/// The item's strings are NULL or NUL-terminated, and stay unchanged while the result is used.
+pub(crate) unsafe fn read_item_ref(item: &realer_feed_item, index: Option<usize>) -> Result<ItemRef<'_>> {
+    let s = |p: *const c_char, f: &str| -> Result<Option<&str>> {
         // SAFETY: forwarded from the caller. The field's name is formatted only for an error.
-        Ok(unsafe { opt_str_arg(p, FieldName(index, f)) }?.map(str::to_string))
+        unsafe { opt_str_arg(p, FieldName(index, f)) }
     };
     let report_status = match item.report_status {
         REALER_REPORT_STATUS_NONE => ReportStatus::None,
@@ -167,7 +176,7 @@ pub(crate) unsafe fn read_item(item: &realer_feed_item, index: Option<usize>) ->
         }
         n => Some(n),
     };
-    Ok(FeedItem {
+    Ok(ItemRef {
         sensor_id: s(item.sensor_id, "sensor_id")?,
         command_id: s(item.command_id, "command_id")?,
         value: s(item.value, "value")?,
@@ -234,8 +243,8 @@ pub unsafe extern "C" fn realer_post_feed_data(
             Err(e) => return status(Err(e)),
         };
         // SAFETY: the caller promises valid strings in the item.
-        let result = match unsafe { read_item(item, None) } {
-            Ok(item) => client.inner.post_feed_data(&item),
+        let result = match unsafe { read_item_ref(item, None) } {
+            Ok(item) => client.inner.post_item(item),
             Err(e) => FeedResult::not_sent(String::new(), e),
         };
         write_result(out, &result);
