@@ -88,8 +88,12 @@ def parse_sizes(text):
     deps = []
     for line in text.splitlines():
         parts = line.split()
+        if not parts:
+            continue
         if parts[0] == "dep":
             deps.append((parts[1], int(parts[2]), parts[3]))
+        elif parts[0] == "sections":
+            sizes["sections"] = [(k, int(v)) for k, v in (x.rsplit(":", 1) for x in parts[1:])]
         else:
             sizes[parts[0]] = (int(parts[1]), int(parts[2]))
     return sizes, deps
@@ -248,6 +252,9 @@ def main():
         full, stripped = sizes["librealer.so"]
         p(f"| librealer.so as cargo writes it | {full} | {full / MIB:.2f} |")
         p(f"| librealer.so stripped | {stripped} | {stripped / MIB:.2f} |")
+        big = sorted(sizes.get("sections", []), key=lambda kv: -kv[1])[:6]
+        for name, n in big:
+            p(f"| &nbsp;&nbsp;of which {name} | {n} | {n / MIB:.2f} |")
     if "firmware_loop-static" in sizes:
         _, stripped = sizes["firmware_loop-static"]
         p(f"| firmware_loop with librealer.a linked in, stripped (libc dynamic) | {stripped} | {stripped / MIB:.2f} |")
@@ -260,6 +267,16 @@ def main():
     if others:
         total = sum(d[1] for d in others)
         p(f"| everything Debian's libcurl loads besides libc ({len(others)} libraries) | {total} | {total / MIB:.2f} |")
+
+    floor = read(work, "floor.md").strip()
+    if floor:
+        p()
+        p("### The floor under librealer's code (`bench/size-floor`)")
+        p()
+        p("Throwaway libraries doing the least that each part of librealer's stack does, built with the same")
+        p("Cargo.lock, release profile and SQLite options (stripped):")
+        p()
+        p("\n".join(line for line in floor.splitlines() if line.startswith("|")))
 
     p()
     p("## Outbox")
