@@ -183,8 +183,8 @@ def main():
             f"{fmt_ratio(m['cpu_ratio'])} | {fmt_ratio(m['wall_ratio'])} | {fmt_ratio(m['rss_ratio'])} | {conns} |"
         )
     p()
-    p("The CPU column split into user and kernel (system) time; the kernel's share is mostly the loopback")
-    p("TCP exchange with nginx, which costs about the same whatever the client:")
+    p("The CPU column split into user and kernel (system) time. On loopback the kernel's share is mostly the TCP")
+    p("exchange with nginx: sending a request also runs nginx's side of TCP and wakes nginx, in the client's time.")
     p()
     p("| client | user µs/reading | sys µs/reading | user vs libcurl | sys vs libcurl |")
     p("|---|---:|---:|---:|---:|")
@@ -232,11 +232,15 @@ def main():
         perf = [c for c in ORDER if "perf" in diag.get(c, {})]
         if perf:
             p()
-            p("Where the CPU time goes, kernel included: the share of `perf record -e cpu-clock -g` samples of a whole")
-            p("run (start-up and handshake are under 1% of it). A system call's share includes everything the kernel")
-            p("did inside it; on loopback, sending runs nginx's side of TCP too (delivering the segment, waking nginx).")
+            p("## Where the CPU time goes, kernel included (samples, not counts)")
             p()
-            p("| client | kernel | in send | in receive | in poll | loopback delivery to nginx | waking nginx | sleeping until the answer |")
+            p("The share of `perf record -e cpu-clock -g` samples of one whole run per client (start-up, handshake and")
+            p("token included; they are a small part of a run of this length). A system call's share includes everything")
+            p("the kernel did inside it: on loopback, sending runs nginx's side of TCP too (delivering the segment and")
+            p("waking nginx). Switching out and back in is the CPU cost of waiting for the answer (`schedule`), not the")
+            p("time spent waiting.")
+            p()
+            p("| client | kernel | in send | in receive | in poll | loopback delivery to nginx | waking nginx | switching out and back in |")
             p("|---|---:|---:|---:|---:|---:|---:|---:|")
             for c in perf:
                 f = diag[c]["perf"]

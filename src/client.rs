@@ -106,6 +106,8 @@ impl From<Error> for AttemptError {
     }
 }
 
+const TOKEN_PATH: &str = "/oauth/token";
+
 /// Parses a JSON answer into its `code` and what the caller wants of it; `None` when it is not JSON.
 type ReadAnswer<T> = fn(&Answer) -> Option<(Option<i32>, T)>;
 
@@ -115,15 +117,17 @@ impl Client {
         config.check_complete()?;
         let client_id = config.client_id.as_deref().unwrap_or_default();
         let basic = format!("Basic {}", base64(format!("{client_id}:{}", config.client_secret.expose()).as_bytes()));
+        let feed_data_path = device_path(config, "/feed-data");
+        let batches_path = device_path(config, "/feed-data/batches");
         Ok(Client {
             config: config.clone(),
-            transport: Transport::new(config),
+            transport: Transport::new(config, &[TOKEN_PATH, &feed_data_path, &batches_path]),
             basic_auth: AuthHeader::new(&Secret::new(basic))?,
             tokens: TokenCache::default(),
             reported_sequence: Mutex::new(HashMap::new()),
             outbox: config.outbox.as_ref().map(|o| Outbox::open(o, config.request_timeout)).transpose()?,
-            feed_data_path: device_path(config, "/feed-data"),
-            batches_path: device_path(config, "/feed-data/batches"),
+            feed_data_path,
+            batches_path,
         })
     }
 
@@ -162,7 +166,7 @@ impl Client {
             form.push_str("&scope=");
             form.push_str(&form_encode(scope));
         }
-        let answer = self.send_logged(Method::Post, "/oauth/token", &self.basic_auth, Body::Form(&form), deadline)?;
+        let answer = self.send_logged(Method::Post, TOKEN_PATH, &self.basic_auth, Body::Form(&form), deadline)?;
         if answer.status == 200 {
             let json = codes::json_body(&answer).ok_or_else(|| Error::protocol("token answer is not JSON"))?;
             let grant = Grant::parse(&json, time::now_unix_ms())?;
@@ -287,7 +291,7 @@ impl Client {
 
     /// Gets a token now, unless a valid one is cached. Optional: every call fetches one when needed.
     pub fn authenticate(&self) -> Result<()> {
-        self.retrying("/oauth/token", |deadline| self.token(deadline).map(drop).map_err(AttemptError::Failed))
+        self.retrying(TOKEN_PATH, |deadline| self.token(deadline).map(drop).map_err(AttemptError::Failed))
     }
 
     fn warn_sink(&self) -> impl FnMut(Level, String) + '_ {

@@ -1,7 +1,7 @@
 //! Feed data (contract sections 4 and 5): an item is checked against the contract before any I/O, gets its
 //! `message_id` (the idempotency key that stays the same through every retry) and its JSON form.
 
-use serde::Deserialize;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::config::check_id;
@@ -384,15 +384,68 @@ fn id_value(id: &Value) -> Option<i64> {
 }
 
 /// What the client reads of a single-item answer; other fields are skipped without being stored (this runs
-/// for every reading). Each field takes any JSON type, as a `Value` would.
-#[derive(Debug, Default, Deserialize)]
+/// for every reading). Each field takes any JSON type, and a repeated key keeps its last value, as reading
+/// the answer into a `Value` would.
+#[derive(Debug, Default)]
 pub(crate) struct SingleAnswer {
-    #[serde(default)]
     code: Option<Value>,
-    #[serde(default)]
     status: Option<Value>,
-    #[serde(default)]
     feed_data_id: Option<Value>,
+}
+
+enum SingleField {
+    Code,
+    Status,
+    FeedDataId,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for SingleField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<SingleField, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = SingleField;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<SingleField, E> {
+                Ok(match s {
+                    "code" => SingleField::Code,
+                    "status" => SingleField::Status,
+                    "feed_data_id" => SingleField::FeedDataId,
+                    _ => SingleField::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Name)
+    }
+}
+
+impl<'de> Deserialize<'de> for SingleAnswer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<SingleAnswer, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = SingleAnswer;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<SingleAnswer, A::Error> {
+                let mut a = SingleAnswer::default();
+                while let Some(field) = map.next_key()? {
+                    match field {
+                        SingleField::Code => a.code = Some(map.next_value()?),
+                        SingleField::Status => a.status = Some(map.next_value()?),
+                        SingleField::FeedDataId => a.feed_data_id = Some(map.next_value()?),
+                        SingleField::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(a)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
 }
 
 impl SingleAnswer {
@@ -400,8 +453,8 @@ impl SingleAnswer {
     pub(crate) fn read(answer: &crate::transport::Answer) -> Option<(Option<i32>, SingleAnswer)> {
         let bytes = crate::codes::json_bytes(answer)?;
         if bytes.trim_ascii_start().first() != Some(&b'{') {
-            // Other JSON (an array, a number) has none of these fields; serde would read an array as them.
-            serde_json::from_slice::<serde::de::IgnoredAny>(bytes).ok()?;
+            // Other JSON (an array, a number) has none of these fields.
+            serde_json::from_slice::<IgnoredAny>(bytes).ok()?;
             return Some((None, SingleAnswer::default()));
         }
         let a: SingleAnswer = serde_json::from_slice(bytes).ok()?;
@@ -573,7 +626,7 @@ mod tests {
     }
 
     #[test]
-    fn single_answers_are_read_as_tolerantly_as_values() {
+    fn single_answers_are_read_as_tolerantly_as_values_would_be() {
         let read = |body: &str, is_json: bool| {
             SingleAnswer::read(&answer(body, is_json)).map(|(code, a)| (code, parse_single(201, &a, "m".into())))
         };
@@ -591,6 +644,9 @@ mod tests {
         // Not JSON.
         assert!(read("<html>502</html>", false).is_none());
         assert!(read("", true).is_none());
+        // A repeated key keeps its last value.
+        let (code, r) = read(r#"{"code":4022,"status":"x","code":2000,"status":"idempotent"}"#, true).unwrap();
+        assert_eq!((code, r.outcome, r.code), (Some(2000), FeedOutcome::Idempotent, 2000));
         // Other JSON: none of the fields, as a `Value` would have it.
         let (code, r) = read("[1,2]", true).unwrap();
         assert_eq!((code, r.outcome, r.feed_data_id, r.code), (None, FeedOutcome::Created, None, 2000));

@@ -232,16 +232,14 @@ impl std::fmt::Debug for AuthHeader {
     }
 }
 
-/// Paths whose parsed URL is kept; a catalog walk's page queries beyond these are parsed each time.
-const MAX_CACHED_URIS: usize = 16;
-
 pub(crate) struct Transport {
     agent: ureq::Agent,
     base_url: String,
     request_timeout: Duration,
     connect_timeout: Duration,
-    /// Parsed URLs by path: the feed-data path is requested for every reading.
-    uris: Mutex<Vec<(String, Uri)>>,
+    /// Parsed URLs of the paths requested again and again (the token, feed-data and batch paths); others,
+    /// such as one command's catalog entry, are parsed when requested.
+    uris: Vec<(String, Uri)>,
 }
 
 /// A request whose deadline is this close to the whole request timeout runs on the agent's own timeouts
@@ -250,7 +248,8 @@ pub(crate) struct Transport {
 const TIMEOUT_SLACK: Duration = Duration::from_millis(20);
 
 impl Transport {
-    pub(crate) fn new(config: &Config) -> Transport {
+    /// `hot_paths` are parsed once, here.
+    pub(crate) fn new(config: &Config, hot_paths: &[&str]) -> Transport {
         let roots = match &config.trust {
             Trust::MozillaRoots => RootCerts::WebPki,
             Trust::Certificates(certs) => RootCerts::new_with_certs(
@@ -273,7 +272,8 @@ impl Transport {
             // Each read and write waits at most half the request timeout. Besides bounding a stalled peer
             // early, a constant per-operation timeout below the call's remaining time lets ureq keep the
             // socket's timeouts as they are: otherwise every request costs three setsockopt calls, since the
-            // remaining time differs each time. The request deadline still bounds the whole call.
+            // remaining time differs each time. The request deadline still bounds the whole call (give or
+            // take TIMEOUT_SLACK).
             .timeout_per_read(Some(config.request_timeout / 2))
             .timeout_per_write(Some(config.request_timeout / 2))
             .tls_config(TlsConfig::builder().root_certs(roots).build())
@@ -288,21 +288,19 @@ impl Transport {
             base_url: config.base_url.clone(),
             request_timeout: config.request_timeout,
             connect_timeout: config.connect_timeout,
-            uris: Mutex::new(Vec::new()),
+            // A path that does not parse is left out: requesting it reports the error.
+            uris: hot_paths
+                .iter()
+                .filter_map(|p| Some((p.to_string(), parse_uri(&config.base_url, p).ok()?)))
+                .collect(),
         }
     }
 
     fn uri(&self, path: &str) -> Result<Uri> {
-        let mut uris = self.uris.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, uri)) = uris.iter().find(|(p, _)| p == path) {
-            return Ok(uri.clone());
+        match self.uris.iter().find(|(p, _)| p == path) {
+            Some((_, uri)) => Ok(uri.clone()),
+            None => parse_uri(&self.base_url, path),
         }
-        let uri = Uri::try_from(format!("{}{}", self.base_url, path))
-            .map_err(|e| Error::config(format!("the URL of {path} is not valid: {e}")))?;
-        if uris.len() < MAX_CACHED_URIS {
-            uris.push((path.to_string(), uri.clone()));
-        }
-        Ok(uri)
     }
 
     /// Sends one request; the whole exchange must end by `deadline`.
@@ -376,6 +374,11 @@ impl Transport {
             .build();
         self.agent.run(request)
     }
+}
+
+fn parse_uri(base_url: &str, path: &str) -> Result<Uri> {
+    Uri::try_from(format!("{base_url}{path}"))
+        .map_err(|e| Error::config(format!("the URL of {path} is not valid: {e}")))
 }
 
 /// `Retry-After` in seconds (the contract's form); an HTTP date is not honoured.

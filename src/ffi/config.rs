@@ -171,7 +171,8 @@ pub unsafe extern "C" fn realer_config_set_ca_pem(
 }
 
 /// Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
-/// 3,600,000. The request timeout bounds a whole call: its token request, retries and backoff included.
+/// 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
+/// backoff included.
 ///
 /// # Safety
 /// `config` is NULL or live.

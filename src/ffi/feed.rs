@@ -235,19 +235,28 @@ pub unsafe extern "C" fn realer_post_feed_data(
 ) -> realer_status {
     ffi_boundary!(REALER_ERR_INTERNAL, {
         let args = (|| {
+            if out.is_null() {
+                return Err(Error::invalid("out is NULL"));
+            }
             // SAFETY: the caller passes NULL or live pointers.
-            unsafe { Ok((ref_arg(client, "client")?, ref_arg(item, "item")?, mut_arg(out, "out")?)) }
+            unsafe { Ok((ref_arg(client, "client")?, ref_arg(item, "item")?)) }
         })();
-        let (client, item, out) = match args {
+        let (client, item) = match args {
             Ok(a) => a,
             Err(e) => return status(Err(e)),
         };
-        // SAFETY: the caller promises valid strings in the item.
+        // SAFETY: the caller promises valid strings in the item. They may lie in `*out` (a retry that passes
+        // the last result's message_id), so they are borrowed only until the post returns, before `out` is
+        // written.
         let result = match unsafe { read_item_ref(item, None) } {
             Ok(item) => client.inner.post_item(item),
             Err(e) => FeedResult::not_sent(String::new(), e),
         };
-        write_result(out, &result);
+        // SAFETY: checked non-NULL above; the caller promises it is writable.
+        match unsafe { mut_arg(out, "out") } {
+            Ok(out) => write_result(out, &result),
+            Err(e) => return status(Err(e)),
+        }
         match &result.error {
             None => REALER_OK,
             Some(e) => {
