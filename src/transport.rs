@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ureq::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use ureq::http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use ureq::http::{self, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -237,6 +237,8 @@ pub(crate) struct Transport {
     base_url: String,
     request_timeout: Duration,
     connect_timeout: Duration,
+    /// Set on each request, so that ureq does not make them anew from its configuration every time.
+    user_agent: HeaderValue,
     /// Parsed URLs of the paths requested again and again (the token, feed-data and batch paths); others,
     /// such as one command's catalog entry, are parsed when requested.
     uris: Vec<(String, Uri)>,
@@ -288,6 +290,8 @@ impl Transport {
             base_url: config.base_url.clone(),
             request_timeout: config.request_timeout,
             connect_timeout: config.connect_timeout,
+            // set_user_agent admits printable ASCII only, which a header value always takes.
+            user_agent: HeaderValue::from_str(&config.user_agent).unwrap_or(HeaderValue::from_static("librealer")),
             // A path that does not parse is left out: requesting it reports the error.
             uris: hot_paths
                 .iter()
@@ -360,6 +364,8 @@ impl Transport {
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
         headers.insert(AUTHORIZATION, authorization.0.clone());
+        headers.insert(USER_AGENT, self.user_agent.clone());
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(ct) = content_type {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
         }

@@ -1,7 +1,8 @@
 //! The transport against a plain HTTP/1.1 server written here (over loopback, with the explicit
 //! insecure-loopback opt-in): a request body larger than ureq's output buffer arrives intact behind its head,
 //! a kept-alive connection the server closed moments ago costs no failed call, redirects are not followed,
-//! the environment's proxy variables are ignored, and answer bodies are bounded.
+//! the environment's proxy variables are ignored, answer bodies are bounded, and every request carries its
+//! headers once.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +16,8 @@ use serde_json::Value;
 struct Seen {
     /// (method, path, body) of every request, in order.
     requests: Vec<(String, String, Vec<u8>)>,
+    /// The header lines of every request, names lowercased, in order.
+    headers: Vec<Vec<(String, String)>>,
     connections: usize,
 }
 
@@ -58,6 +61,7 @@ fn handle(stream: TcpStream, seen: &Mutex<Seen>, mode: Mode) {
         let mut parts = line.split_whitespace();
         let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
         let mut length = 0usize;
+        let mut headers = Vec::new();
         loop {
             let mut header = String::new();
             reader.read_line(&mut header).unwrap();
@@ -68,6 +72,7 @@ fn handle(stream: TcpStream, seen: &Mutex<Seen>, mode: Mode) {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap();
                 }
+                headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
             }
         }
         let mut body = vec![0; length];
@@ -88,7 +93,10 @@ fn handle(stream: TcpStream, seen: &Mutex<Seen>, mode: Mode) {
             }
         };
         let status = if answer.contains("4000") { "400 Bad Request" } else { "200 OK" };
-        seen.lock().unwrap().requests.push((method, path.clone(), body));
+        let mut log = seen.lock().unwrap();
+        log.requests.push((method, path.clone(), body));
+        log.headers.push(headers);
+        drop(log);
         if mode == Mode::Huge {
             let body = vec![b' '; 9 << 20];
             let _ = write!(
@@ -122,6 +130,42 @@ fn client(url: &str, max_attempts: u32) -> Client {
     c.set_credentials("cdv_test", "secret").unwrap();
     c.set_retry(max_attempts, Duration::from_millis(1), Duration::from_millis(5)).unwrap();
     Client::new(&c).unwrap()
+}
+
+#[test]
+fn every_request_carries_its_headers_once() {
+    let (url, seen) = serve(Mode::Normal);
+    let mut c = Config::new();
+    c.allow_insecure_loopback(true);
+    c.set_base_url(&url).unwrap();
+    c.set_device_id("12345").unwrap();
+    c.set_credentials("cdv_test", "secret").unwrap();
+    c.set_user_agent("firmware/2.1 (test)").unwrap();
+    let c = Client::new(&c).unwrap();
+    for _ in 0..2 {
+        let r = c.post_feed_data(&FeedItem::sensor("7", "1"));
+        assert!(r.error.is_none(), "{:?}", r.error);
+        let r = c.post_feed_batch(&[FeedItem::sensor("7", "1")]);
+        assert!(r.error.is_none(), "{:?}", r.error);
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.requests.len(), 5);
+    for ((_, path, _), headers) in seen.requests.iter().zip(&seen.headers) {
+        let one = |name: &str| {
+            let values: Vec<&str> = headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect();
+            assert_eq!(values.len(), 1, "{path}: {name} in {headers:?}");
+            values[0].to_string()
+        };
+        assert_eq!(one("user-agent"), "firmware/2.1 (test)");
+        assert_eq!(one("accept"), "application/json");
+        if path == "/oauth/token" {
+            assert!(one("authorization").starts_with("Basic "));
+            assert_eq!(one("content-type"), "application/x-www-form-urlencoded");
+        } else {
+            assert_eq!(one("authorization"), "Bearer t0123456789");
+            assert_eq!(one("content-type"), "application/json");
+        }
+    }
 }
 
 #[test]
