@@ -265,8 +265,6 @@ impl Transport {
             .proxy(None)
             .max_redirects(0)
             .max_redirects_will_error(false)
-            .user_agent(config.user_agent.as_str())
-            .accept("application/json")
             .max_idle_connections(8)
             .max_idle_connections_per_host(8)
             .timeout_global(Some(config.request_timeout))
