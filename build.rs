@@ -1,5 +1,6 @@
-//! Generates include/realer.h from the C ABI in src/ffi/ (cbindgen), and gives the shared library its
-//! SONAME. The header is checked in: CI fails when `cargo build` changes it.
+//! Generates include/realer.h from the C ABI in src/ffi/ (cbindgen), gives the shared library its SONAME, and
+//! compiles the SQLite the outbox uses (third_party/sqlite3/) with the options chosen here. The header is
+//! checked in: CI fails when `cargo build` changes it.
 
 use std::env;
 use std::path::PathBuf;
@@ -10,11 +11,14 @@ fn main() {
     let minor = env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets the version");
     let patch = env::var("CARGO_PKG_VERSION_PATCH").expect("cargo sets the version");
 
-    // Pre-1.0 the ABI may change with the minor version, yet the SONAME stays librealer.so.0; the
-    // REALER_VERSION_* macros and realer_version() tell which one a binary was built against.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librealer.so.{major}");
+    // Pre-1.0 the ABI may change with the minor version, so the SONAME carries it (librealer.so.0.1), from
+    // 1.0 on the major alone: cargo-c's rule, so `cargo build` and `cargo cinstall` make the same library.
+    let soname_version = if major == "0" { format!("{major}.{minor}") } else { major.clone() };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librealer.so.{soname_version}");
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=build.rs");
+
+    sqlite(&crate_dir);
 
     let config = cbindgen::Config {
         language: cbindgen::Language::C,
@@ -45,3 +49,69 @@ fn main() {
     // Writes only when the text changed, so an unchanged header keeps its timestamp.
     bindings.write_to_file(crate_dir.join("include/realer.h"));
 }
+
+/// SQLite for the outbox. libsqlite3-sys runs with `in_gecko` (bindings only, no linking), and the
+/// amalgamation it ships (copied to third_party/sqlite3/, same version as the bindings) is compiled here, so
+/// the options live in the package: a build started from anywhere, `--manifest-path` from outside the tree as
+/// Yocto's cargo class does, makes the same library. With the `system-sqlite` feature nothing is compiled and
+/// the library links the system's libsqlite3.so (distributions that ship SQLite).
+fn sqlite(crate_dir: &std::path::Path) {
+    let dir = crate_dir.join("third_party/sqlite3");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    if env::var_os("CARGO_FEATURE_SYSTEM_SQLITE").is_some() {
+        println!("cargo:rustc-link-lib=dylib=sqlite3");
+        return;
+    }
+    let mut build = cc::Build::new();
+    build.file(dir.join("sqlite3.c")).include(&dir).warnings(false);
+    // SQLite is compiled for size: the outbox is bound by fsync, not by SQLite's code.
+    if env::var("OPT_LEVEL").is_ok_and(|level| level != "0") {
+        build.opt_level_str("s");
+    }
+    for define in SQLITE_DEFINES {
+        match define.split_once('=') {
+            Some((name, value)) => build.define(name, value),
+            None => build.define(define, None),
+        };
+    }
+    if env::var("CARGO_CFG_TARGET_FAMILY").is_ok_and(|family| family == "unix") {
+        build.define("HAVE_LOCALTIME_R", None);
+    }
+    build.compile("sqlite3");
+}
+
+/// What libsqlite3-sys's bundled build defines (less the extensions it turns on: full-text search, R-tree,
+/// JSON, statistics, extension loading...), then everything the outbox does not use left out, which saves
+/// about half of SQLite's code. The outbox needs threads (rusqlite checks), WAL and plain SQL.
+const SQLITE_DEFINES: &[&str] = &[
+    "SQLITE_CORE",
+    "SQLITE_DEFAULT_FOREIGN_KEYS=1",
+    "SQLITE_ENABLE_API_ARMOR",
+    "SQLITE_ENABLE_MEMORY_MANAGEMENT",
+    "SQLITE_THREADSAFE=1",
+    "SQLITE_USE_URI",
+    "HAVE_USLEEP=1",
+    "HAVE_ISNAN",
+    "_POSIX_THREAD_SAFE_FUNCTIONS",
+    "SQLITE_OMIT_LOAD_EXTENSION",
+    "SQLITE_OMIT_JSON",
+    "SQLITE_OMIT_DEPRECATED",
+    "SQLITE_OMIT_SHARED_CACHE",
+    "SQLITE_OMIT_PROGRESS_CALLBACK",
+    "SQLITE_OMIT_AUTHORIZATION",
+    "SQLITE_OMIT_COMPLETE",
+    "SQLITE_OMIT_GET_TABLE",
+    "SQLITE_OMIT_TCL_VARIABLE",
+    "SQLITE_OMIT_UTF16",
+    "SQLITE_OMIT_EXPLAIN",
+    "SQLITE_OMIT_INTROSPECTION_PRAGMAS",
+    "SQLITE_OMIT_DATETIME_FUNCS",
+    "SQLITE_OMIT_COMPILEOPTION_DIAGS",
+    "SQLITE_OMIT_DECLTYPE",
+    "SQLITE_OMIT_INCRBLOB",
+    "SQLITE_OMIT_TRACE",
+    "SQLITE_OMIT_AUTOMATIC_INDEX",
+    "SQLITE_OMIT_INTEGRITY_CHECK",
+    "SQLITE_DEFAULT_MEMSTATUS=0",
+    "SQLITE_DQS=0",
+];

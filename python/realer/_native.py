@@ -292,20 +292,27 @@ def _file_name():
 
 
 def _candidates():
-    """Where to look, in order: `REALER_LIB` alone when set; else the workspace's build outputs (newest
-    first), then the system's library path."""
+    """Where to look, in order: `REALER_LIB` alone when set; else the library installed inside this package
+    (a wheel carries it there); else the workspace's build outputs (newest first) when this is the source
+    tree; then the system's library path."""
     override = os.environ.get("REALER_LIB")
     if override:
         return [("REALER_LIB", override)]
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = []
+    bundled = os.path.join(here, _file_name())
+    if os.path.isfile(bundled):
+        found.append(("inside the package", bundled))
+    root = os.path.dirname(os.path.dirname(here))
     built = [os.path.join(root, "target", profile, _file_name()) for profile in ("release", "debug")]
     existing = sorted((p for p in built if os.path.isfile(p)), key=os.path.getmtime, reverse=True)
-    found = [("workspace build", p) for p in existing]
+    found += [("workspace build", p) for p in existing]
     found += [("workspace build (missing)", p) for p in built if p not in existing]
     system = ctypes.util.find_library("realer")
     if system:
         found.append(("ctypes.util.find_library", system))
-    found.append(("system library path", "librealer.so.0"))
+    # The SONAME carries the minor version before 1.0 (librealer.so.0.1): the ABI this binding was written for.
+    found.append(("system library path", "librealer.so.0.1"))
     return found
 
 
@@ -322,8 +329,8 @@ def _load():
     raise ImportError(
         "librealer could not be loaded. Tried:\n  "
         + "\n  ".join(tried)
-        + "\nBuild it with `cargo build --release` in the librealer workspace, or set REALER_LIB to the path "
-        "of librealer.so."
+        + "\nInstall the wheel (pip install realer-*.whl), build it with `cargo build --release` in the "
+        "librealer workspace, or set REALER_LIB to the path of librealer.so."
     )
 
 

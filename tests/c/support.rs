@@ -49,10 +49,21 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// librealer.so carries the SONAME librealer.so.0, which cargo does not create: a program linked with it
-/// looks for librealer.so.0 at run time. This puts that link in `dir` (the program's run path).
+/// The shared library's SONAME, by cargo-c's rule that build.rs applies: librealer.so.MAJOR.MINOR before 1.0
+/// (the ABI may change with the minor version), librealer.so.MAJOR from 1.0 on.
+pub fn soname() -> String {
+    let (major, minor) = (env!("CARGO_PKG_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MINOR"));
+    if major == "0" {
+        format!("librealer.so.{major}.{minor}")
+    } else {
+        format!("librealer.so.{major}")
+    }
+}
+
+/// librealer.so carries its SONAME (see `soname`), which cargo does not create: a program linked with it looks
+/// for that name at run time. This puts that link in `dir` (the program's run path).
 pub fn soname_link(dir: &Path) {
-    let link = dir.join("librealer.so.0");
+    let link = dir.join(soname());
     let _ = fs::remove_file(&link);
     std::os::unix::fs::symlink(lib_dir().join("librealer.so"), &link)
         .unwrap_or_else(|e| panic!("{}: {e}", link.display()));
