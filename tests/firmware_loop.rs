@@ -8,7 +8,6 @@
 #[path = "c/support.rs"]
 mod support;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -55,7 +54,7 @@ const CUSTOM_FIXTURE: &str = r#"{
 }"#;
 
 /// Builds firmware_loop with `make -C c_examples` into `dir` (gcc directly, with the Makefile's flags, when
-/// make is missing), and checks the realer.pc it wrote.
+/// make is missing). The static build links librealer.a as scripts/localize-static leaves it.
 fn build_firmware_loop(dir: &Path, static_link: bool) -> PathBuf {
     let profile_dir = lib_dir();
     let has_make = Command::new("make").arg("--version").output().is_ok_and(|o| o.status.success());
@@ -72,35 +71,7 @@ fn build_firmware_loop(dir: &Path, static_link: bool) -> PathBuf {
         make.arg("STATIC=1");
     }
     build(&mut make);
-    check_pkg_config(dir);
     dir.join("firmware_loop")
-}
-
-/// realer.pc carries the header's version and the static link's system libraries.
-fn check_pkg_config(dir: &Path) {
-    let header = fs::read_to_string(repo().join("include/realer.h")).expect("include/realer.h");
-    let version = header
-        .lines()
-        .find_map(|l| l.strip_prefix("#define REALER_VERSION_STRING \"")?.strip_suffix('"'))
-        .expect("REALER_VERSION_STRING in realer.h");
-    let pc = fs::read_to_string(dir.join("realer.pc")).expect("the Makefile writes realer.pc");
-    assert!(pc.lines().any(|l| l == format!("Version: {version}")), "realer.pc:\n{pc}");
-    assert!(pc.lines().any(|l| l == "Libs: -L${libdir} -lrealer"), "realer.pc:\n{pc}");
-    assert!(pc.lines().any(|l| l.starts_with("Libs.private: ") && l.contains("-lpthread")), "realer.pc:\n{pc}");
-    assert!(pc.lines().any(|l| l == "Cflags: -I${includedir}"), "realer.pc:\n{pc}");
-    // pkg-config itself, when installed, reads it.
-    if let Ok(out) = Command::new("pkg-config")
-        .arg("--static")
-        .arg("--libs")
-        .arg("--cflags")
-        .arg("realer")
-        .env("PKG_CONFIG_PATH", dir)
-        .env("PKG_CONFIG_LIBDIR", dir)
-        .output()
-    {
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("-lrealer") && text.contains("-ldl"), "pkg-config: {text}");
-    }
 }
 
 /// A record's item field as text (ids may be JSON numbers or strings).
