@@ -173,9 +173,9 @@ impl Client {
             log!(
                 self.config.logger,
                 Level::Info,
-                "access token issued (renew after {:?}, expires in {:?})",
-                grant.renew_after,
-                grant.expires_in
+                "access token issued (renew after {}, expires in {})",
+                seconds_or_unknown(grant.renew_after),
+                seconds_or_unknown(grant.expires_in)
             );
             return Ok(grant);
         }
@@ -571,6 +571,12 @@ impl Client {
             }
         }
     }
+}
+
+
+/// A lifetime for a log line: "3000 s", or "not given" (never Rust's `Some(3000s)`).
+fn seconds_or_unknown(lifetime: Option<std::time::Duration>) -> String {
+    lifetime.map_or_else(|| "not given".to_string(), |d| format!("{} s", d.as_secs()))
 }
 
 #[cfg(test)]

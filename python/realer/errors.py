@@ -100,20 +100,23 @@ class ConfigError(RealerError):
     """REALER_ERR_CONFIG: a configuration value was refused, or the configuration is incomplete."""
 
 
-class TLSError(RealerError):
-    """REALER_ERR_TLS: handshake failed, untrusted certificate, bad CA material."""
+class TLSError(RealerError, OSError):
+    """REALER_ERR_TLS: handshake failed, untrusted certificate, bad CA material. An `OSError`, as the
+    standard library's `ssl.SSLError` is, so `except OSError` handles every connection failure."""
 
 
 class CertificateTimeError(TLSError):
     """REALER_ERR_TLS_CERT_TIME: the server certificate is expired or not yet valid (check the clock)."""
 
 
-class NetworkError(RealerError):
-    """REALER_ERR_NETWORK: connecting, sending or receiving failed. Retryable."""
+class NetworkError(RealerError, OSError):
+    """REALER_ERR_NETWORK: connecting, sending or receiving failed. Retryable. An `OSError`, as the
+    standard library's socket errors are."""
 
 
-class RealerTimeoutError(RealerError):
-    """REALER_ERR_TIMEOUT: the configured time ran out. Retryable."""
+class RealerTimeoutError(RealerError, TimeoutError):
+    """REALER_ERR_TIMEOUT: the configured time ran out. Retryable. The built-in `TimeoutError` (an
+    `OSError`), so `except TimeoutError` catches it as it catches `socket.timeout`."""
 
 
 # The name the binding's first design used; `realer.TimeoutError` would shadow the built-in.
