@@ -50,17 +50,24 @@ fn main() {
     bindings.write_to_file(crate_dir.join("include/realer.h"));
 }
 
-/// SQLite for the outbox. libsqlite3-sys runs with `in_gecko` (bindings only, no linking), and the
-/// amalgamation it ships (copied to third_party/sqlite3/, same version as the bindings) is compiled here, so
-/// the options live in the package: a build started from anywhere, `--manifest-path` from outside the tree as
-/// Yocto's cargo class does, makes the same library. With the `system-sqlite` feature nothing is compiled and
-/// the library links the system's libsqlite3.so (distributions that ship SQLite).
+/// SQLite for the outbox. With `bundled-sqlite` (the default), libsqlite3-sys runs with `in_gecko` (bindings
+/// only, no linking) and the amalgamation it ships (copied to third_party/sqlite3/, the bindings' version) is
+/// compiled here, so the options live in the package: a build started from anywhere, `--manifest-path` from
+/// outside the tree as Yocto's cargo class does, makes the same library (they lived in .cargo/config.toml,
+/// which cargo reads only when it starts inside the tree). With `system-sqlite` nothing is compiled: alone,
+/// libsqlite3-sys links the system's library itself; beside `bundled-sqlite` (in_gecko), it is linked here.
 fn sqlite(crate_dir: &std::path::Path) {
     let dir = crate_dir.join("third_party/sqlite3");
     println!("cargo:rerun-if-changed={}", dir.display());
+    let bundled = env::var_os("CARGO_FEATURE_BUNDLED_SQLITE").is_some();
     if env::var_os("CARGO_FEATURE_SYSTEM_SQLITE").is_some() {
-        println!("cargo:rustc-link-lib=dylib=sqlite3");
+        if bundled {
+            println!("cargo:rustc-link-lib=dylib=sqlite3");
+        }
         return;
+    }
+    if !bundled {
+        return; // libsqlite3-sys links the system's SQLite, as without either feature
     }
     let mut build = cc::Build::new();
     build.file(dir.join("sqlite3.c")).include(&dir).warnings(false);
