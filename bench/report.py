@@ -272,6 +272,13 @@ def main():
         total = sum(d[1] for d in others)
         p(f"| everything Debian's libcurl loads besides libc ({len(others)} libraries) | {total} | {total / MIB:.2f} |")
 
+    installed = read(work, "sizes-installed.md").strip()
+    if installed:
+        p()
+        p("### As installed (`bench/sizes-installed`: cargo-c's release build, the default and `system-sqlite`)")
+        p()
+        p(installed)
+
     floor = read(work, "floor.md").strip()
     if floor:
         p()
