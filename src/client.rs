@@ -573,7 +573,6 @@ impl Client {
     }
 }
 
-
 /// A lifetime for a log line: "3000 s", or "not given" (never Rust's `Some(3000s)`).
 fn seconds_or_unknown(lifetime: Option<std::time::Duration>) -> String {
     lifetime.map_or_else(|| "not given".to_string(), |d| format!("{} s", d.as_secs()))
