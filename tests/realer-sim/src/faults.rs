@@ -10,6 +10,11 @@ pub enum Fault {
     ServiceUnavailable,
     /// 429 with code 4029 `rate_limited` and a `Retry-After` header.
     RateLimited { retry_after_secs: u64 },
+    /// 402 with code 4002: the device's subscription is inactive (labelled `subscription_inactive` under the
+    /// response-handling vocabulary).
+    SubscriptionInactive,
+    /// 404 with code 4004, as a service without the endpoint answers (e.g. no `/feed-data/batches`).
+    NotFound,
     /// 502 with an nginx-like HTML page (`text/html`, no JSON), as a reverse proxy answers.
     ProxyBadGateway,
     /// Wait this long, then handle the request normally.
@@ -28,6 +33,8 @@ impl Fault {
         match self {
             Fault::ServiceUnavailable => "service_unavailable",
             Fault::RateLimited { .. } => "rate_limited",
+            Fault::SubscriptionInactive => "subscription_inactive",
+            Fault::NotFound => "not_found",
             Fault::ProxyBadGateway => "proxy_bad_gateway",
             Fault::Delay { .. } => "delay",
             Fault::CloseBeforeAnswer => "close_before_answer",
@@ -46,6 +53,8 @@ pub enum Target {
     Token,
     /// `GET` of a command or sensor collection or item.
     Catalog,
+    /// `GET …/desired-states`.
+    DesiredStates,
     /// `POST …/feed-data` (one item).
     FeedData,
     /// `POST …/feed-data/batches`.
@@ -61,6 +70,7 @@ impl Target {
             "any" => Target::Any,
             "token" => Target::Token,
             "catalog" => Target::Catalog,
+            "desired_states" => Target::DesiredStates,
             "feed_data" => Target::FeedData,
             "batch" => Target::Batch,
             p if p.starts_with('/') => Target::Path(p.to_string()),
@@ -76,6 +86,7 @@ impl Target {
             Target::Catalog => {
                 req.method == "GET" && matches!(route, Some(Route::Commands { .. } | Route::Sensors { .. }))
             }
+            Target::DesiredStates => matches!(route, Some(Route::DesiredStates { .. })),
             Target::FeedData => req.method == "POST" && matches!(route, Some(Route::FeedData { .. })),
             Target::Batch => req.method == "POST" && matches!(route, Some(Route::Batches { .. })),
             Target::Path(p) => req.path == *p,

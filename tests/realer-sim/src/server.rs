@@ -16,7 +16,7 @@ use crate::encoding::{random_hex, redact};
 use crate::faults::{self, Fault, QueuedFault, Target, BAD_GATEWAY_HTML};
 use crate::fixture::Fixture;
 use crate::http::{self, ReadError, Request, Response};
-use crate::state::{LogEntry, Record, State};
+use crate::state::{Desired, Flavour, Labels, LogEntry, Record, State};
 use crate::{admin, time, tls};
 
 /// How long an idle keep-alive connection stays open.
@@ -39,6 +39,8 @@ pub struct SimOptions {
     pub quiet: bool,
     /// Serve a server certificate that expired in 2021 (for clients' certificate-time errors).
     pub expired_certificate: bool,
+    /// Which of Realer's APIs to play: v1 (the seed page's; default) or v2 (`/desired-states`).
+    pub flavour: Flavour,
 }
 
 impl Default for SimOptions {
@@ -50,6 +52,7 @@ impl Default for SimOptions {
             renew_after_secs: 3000,
             quiet: false,
             expired_certificate: false,
+            flavour: Flavour::V1,
         }
     }
 }
@@ -131,7 +134,7 @@ impl Sim {
             quiet: opts.quiet,
             admin_token,
             rng,
-            state: Mutex::new(State::new(&fixture, time::now_unix())),
+            state: Mutex::new(State::new(&fixture, time::now_unix(), opts.flavour)),
             tls,
             ca_pem,
             addr,
@@ -183,6 +186,28 @@ impl Sim {
         lock(&self.inner.state).records.clone()
     }
 
+    /// Switches the label vocabulary of error answers from now on (contract section 6).
+    pub fn set_labels(&self, labels: Labels) {
+        lock(&self.inner.state).labels = labels;
+    }
+
+    /// Sets a new desired state for a command of a device, as a user would in Realer. See
+    /// [`Inner::add_desired`].
+    pub fn add_desired_state(
+        &self,
+        device_id: &str,
+        desired: &crate::FixtureDesired,
+        command_id: &str,
+    ) -> Result<(), String> {
+        self.inner.add_desired(device_id, command_id, desired)
+    }
+
+    /// The desired states a device has pending (as `/desired-states` would list them in v2).
+    pub fn desired_states(&self, device_id: &str) -> Vec<serde_json::Value> {
+        let state = lock(&self.inner.state);
+        state.devices.iter().find(|d| d.id.to_string() == device_id).map(|d| d.desired_states()).unwrap_or_default()
+    }
+
     pub fn tokens_issued(&self) -> u64 {
         lock(&self.inner.state).tokens_issued
     }
@@ -218,6 +243,45 @@ impl Inner {
         if count > 0 {
             lock(&self.state).faults.push(QueuedFault { fault, target, remaining: count });
         }
+    }
+
+    /// Adds a pending desired state (a user set a value in Realer). Its `desired_id` must be new for the device.
+    pub(crate) fn add_desired(
+        &self,
+        device_id: &str,
+        command_id: &str,
+        d: &crate::FixtureDesired,
+    ) -> Result<(), String> {
+        let now = time::now_unix();
+        let expires_at = match (&d.expires_at, d.expires_in_secs) {
+            (Some(at), None) => {
+                time::parse_rfc3339_utc(at).map_err(|_| "expires_at must be RFC 3339 UTC".to_string())?
+            }
+            (None, Some(secs)) => now + secs,
+            _ => return Err("give exactly one of expires_at and expires_in_secs".into()),
+        };
+        let mut state = lock(&self.state);
+        let device = state
+            .devices
+            .iter_mut()
+            .find(|x| x.id.to_string() == device_id)
+            .ok_or_else(|| format!("no device {device_id}"))?;
+        if device.commands.iter().any(|c| c.known_desired.iter().any(|(id, _)| *id == d.desired_id)) {
+            return Err(format!("desired_id {} is already known", d.desired_id));
+        }
+        let command = device
+            .commands
+            .iter_mut()
+            .find(|c| c.id.to_string() == command_id && c.fields.is_ok())
+            .ok_or_else(|| format!("no representable command {command_id} on device {device_id}"))?;
+        command.known_desired.push((d.desired_id.clone(), Some(expires_at)));
+        command.pending.push(Desired {
+            desired_id: d.desired_id.clone(),
+            value: d.value.clone(),
+            sequence_number: d.sequence_number,
+            expires_at,
+        });
+        Ok(())
     }
 
     pub(crate) fn expire_all_tokens(&self) -> usize {
@@ -424,6 +488,12 @@ impl Inner {
                 api::error(&this.rng, 429, 4029, "too many requests", None)
                     .with_header("Retry-After", retry_after_secs.to_string()),
             ),
+            Some(Fault::SubscriptionInactive) => {
+                Outcome::Answer(api::error(&this.rng, 402, 4002, "the device's subscription is not active", None))
+            }
+            Some(Fault::NotFound) => {
+                Outcome::Answer(api::error(&this.rng, 404, 4004, &format!("no such path: {}", req.path), None))
+            }
             Some(Fault::ProxyBadGateway) => Outcome::Answer(
                 Response::new(502, "text/html", BAD_GATEWAY_HTML.as_bytes().to_vec()).with_header("Server", "nginx"),
             ),
@@ -433,6 +503,11 @@ impl Inner {
                 Outcome::Drop
             }
             Some(Fault::Hang) => Outcome::Hang,
+        };
+        let labels = lock(&this.state).labels;
+        let outcome = match outcome {
+            Outcome::Answer(resp) => Outcome::Answer(api::relabel(resp, labels)),
+            other => other,
         };
         let status = match &outcome {
             Outcome::Answer(resp) => resp.status,
