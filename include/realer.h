@@ -56,6 +56,11 @@ typedef struct realer_config realer_config;
 typedef struct realer_dead_letters realer_dead_letters;
 
 /**
+ * A list of desired states; free it with `realer_desired_states_free`.
+ */
+typedef struct realer_desired_states realer_desired_states;
+
+/**
  * A list of sensors; free it with `realer_sensors_free`.
  */
 typedef struct realer_sensors realer_sensors;
@@ -66,7 +71,8 @@ typedef struct realer_sensors realer_sensors;
 typedef int32_t realer_status;
 
 /**
- * A command of the catalog. Strings live as long as the list that holds it; absent ones are NULL.
+ * A command of the catalog. Strings live as long as the list that holds it; absent ones are NULL. The
+ * catalog carries no desired-state ids: ask `realer_desired_states_fetch` what Realer wants.
  */
 typedef struct realer_command {
   /**
@@ -74,30 +80,16 @@ typedef struct realer_command {
    */
   const char *id;
   /**
-   * The desired state set in Realer, as text.
+   * The command's value, as text. On an older service (the seed page's API) it is the value Realer
+   * wants; on a newer one the value last confirmed.
    */
   const char *value;
   const char *value_type;
   const char *kind;
   const char *pin_port;
   /**
-   * The pending desired state to answer, NULL when none is pending.
-   */
-  const char *desired_id;
-  /**
-   * The desired state's sequence number, -1 when absent.
-   */
-  int64_t sequence_number;
-  /**
-   * When the desired state expires (RFC 3339), NULL when absent.
-   */
-  const char *expires_at;
-  /**
-   * `expires_at` in Unix milliseconds, -1 when absent or unreadable.
-   */
-  int64_t expires_at_unix_ms;
-  /**
-   * Non-NULL only for an item Realer cannot represent (then only `id` is set besides).
+   * Non-NULL only for an item Realer cannot represent, or one librealer could not read
+   * ("unreadable_item"); then only `id` is set besides.
    */
   const char *error_type;
   const char *error_message;
@@ -123,11 +115,6 @@ typedef struct realer_sensor {
 } realer_sensor;
 
 /**
- * What to do about a command's desired state (`realer_command_desired_action`).
- */
-typedef int32_t realer_command_action;
-
-/**
  * Log severities: a logger receives lines at or below its max level.
  */
 typedef int32_t realer_log_level;
@@ -139,46 +126,52 @@ typedef int32_t realer_log_level;
 typedef void (*realer_log_callback)(void *user_data, realer_log_level level, const char *message);
 
 /**
- * The last failure on the calling thread. Strings are never NULL (empty when absent).
+ * Which kind of service said what it wants (`realer_desired_states_source`).
  */
-typedef struct realer_error {
+typedef int32_t realer_desired_source;
+
+/**
+ * What to do about one desired state (`realer_desired_state.action`).
+ */
+typedef int32_t realer_desired_action;
+
+/**
+ * One thing Realer wants. Strings live as long as the list that holds it; absent ones are NULL.
+ */
+typedef struct realer_desired_state {
   /**
-   * The status the failing call returned.
+   * The command whose actuator it is about.
    */
-  realer_status status;
+  const char *command_id;
   /**
-   * HTTP status of the server's answer, 0 when none arrived.
+   * The value Realer wants; NULL only when a desired state came without one (answer it rejected).
    */
-  int32_t http_status;
+  const char *value;
   /**
-   * Realer's numeric `code` (derived from the HTTP status when the answer had none: 422 gives 4022), 0 when none.
+   * The command's value type when the catalog gave it (compare with `realer_values_equal`), else NULL.
    */
-  int32_t code;
+  const char *value_type;
   /**
-   * Realer's `error.type` (or the OAuth `error`), such as "validation_failed".
+   * The desired state to answer; NULL for a catalog value (an older service).
    */
-  const char *type;
+  const char *desired_id;
   /**
-   * What went wrong, in words. Never contains a secret.
+   * Its sequence number, -1 when absent.
    */
-  const char *message;
+  int64_t sequence_number;
   /**
-   * The server's `request_id`, for Realer support.
+   * When it expires, as Realer gave it (RFC 3339); NULL when it does not.
    */
-  const char *request_id;
+  const char *expires_at;
   /**
-   * Realer's `error.details` as JSON, such as {"sensor_id":["is invalid for this device"]}.
+   * `expires_at` in Unix milliseconds, -1 when absent or unreadable.
    */
-  const char *details_json;
+  int64_t expires_at_unix_ms;
   /**
-   * Whether the same call may succeed later unchanged (same `message_id`).
+   * `REALER_DESIRED_ACTION_APPLY` or `REALER_DESIRED_ACTION_STALE`.
    */
-  bool retryable;
-  /**
-   * The server's Retry-After in milliseconds, -1 when it sent none.
-   */
-  int64_t retry_after_ms;
-} realer_error;
+  realer_desired_action action;
+} realer_desired_state;
 
 /**
  * `report_status` of a command report.
@@ -224,6 +217,48 @@ typedef struct realer_feed_item {
    */
   int64_t sequence_number;
 } realer_feed_item;
+
+/**
+ * The last failure on the calling thread. Strings are never NULL (empty when absent).
+ */
+typedef struct realer_error {
+  /**
+   * The status the failing call returned.
+   */
+  realer_status status;
+  /**
+   * HTTP status of the server's answer, 0 when none arrived.
+   */
+  int32_t http_status;
+  /**
+   * Realer's numeric `code` (derived from the HTTP status when the answer had none: 422 gives 4022), 0 when none.
+   */
+  int32_t code;
+  /**
+   * Realer's `error.type` (or the OAuth `error`), such as "validation_failed".
+   */
+  const char *type;
+  /**
+   * What went wrong, in words. Never contains a secret.
+   */
+  const char *message;
+  /**
+   * The server's `request_id`, for Realer support.
+   */
+  const char *request_id;
+  /**
+   * Realer's `error.details` as JSON, such as {"sensor_id":["is invalid for this device"]}.
+   */
+  const char *details_json;
+  /**
+   * Whether the same call may succeed later unchanged (same `message_id`).
+   */
+  bool retryable;
+  /**
+   * The server's Retry-After in milliseconds, -1 when it sent none.
+   */
+  int64_t retry_after_ms;
+} realer_error;
 
 /**
  * What became of an item.
@@ -288,6 +323,10 @@ typedef struct realer_item_result {
    * Realer's `error.details` as JSON.
    */
   const char *details_json;
+  /**
+   * The `warnings` Realer sent with this item's result, as JSON; NULL when none.
+   */
+  const char *warnings_json;
 } realer_item_result;
 
 /**
@@ -359,26 +398,6 @@ typedef struct realer_dead_letter {
   int64_t failed_at_unix_ms;
 } realer_dead_letter;
 
-/**
- * The arguments were invalid (see `realer_last_error`).
- */
-#define REALER_COMMAND_ACTION_INVALID -1
-
-/**
- * No desired state is pending.
- */
-#define REALER_COMMAND_ACTION_NONE 0
-
-/**
- * Apply the value, then report `applied` (or `rejected`) with its `desired_id` and `sequence_number`.
- */
-#define REALER_COMMAND_ACTION_APPLY 1
-
-/**
- * Expired, or not newer than one already reported: do not apply; report `stale` with its `desired_id`.
- */
-#define REALER_COMMAND_ACTION_STALE 2
-
 #define REALER_LOG_ERROR 1
 
 #define REALER_LOG_WARN 2
@@ -386,6 +405,29 @@ typedef struct realer_dead_letter {
 #define REALER_LOG_INFO 3
 
 #define REALER_LOG_DEBUG 4
+
+/**
+ * Drive the actuator to `value` when it is not there already, then answer with the physical result:
+ * `realer_feed_item_init_answer` with `REALER_REPORT_STATUS_APPLIED` (or `_REJECTED` when the device cannot).
+ * For a catalog value (`desired_id` NULL) report only when the actuator changed.
+ */
+#define REALER_DESIRED_ACTION_APPLY 1
+
+/**
+ * Do not apply it (expired, or an older `sequence_number` than one already answered or listed beside it):
+ * answer it with `REALER_REPORT_STATUS_STALE` and the actuator's current value.
+ */
+#define REALER_DESIRED_ACTION_STALE 2
+
+/**
+ * A newer service: pending desired states from GET …/desired-states, each with a `desired_id` to answer.
+ */
+#define REALER_DESIRED_SOURCE_DESIRED_STATES 1
+
+/**
+ * An older service (no /desired-states, or no scope for it): the catalog's command values.
+ */
+#define REALER_DESIRED_SOURCE_CATALOG 2
 
 /**
  * Success.
@@ -595,19 +637,6 @@ const struct realer_sensor *realer_sensors_get(const struct realer_sensors *list
 void realer_sensors_free(struct realer_sensors *list);
 
 /**
- * What to do about `command`'s desired state at `now_unix_ms` (0 = now): `REALER_COMMAND_ACTION_NONE`
- * (nothing pending), `_APPLY`, or `_STALE` (expired, or its sequence_number is not newer than one this
- * client already reported for that command). `REALER_COMMAND_ACTION_INVALID` for a NULL argument or a
- * command whose strings are not UTF-8 (see `realer_last_error`).
- *
- * # Safety
- * `client` and `command` are NULL or live; `command`'s strings are NULL or NUL-terminated.
- */
-realer_command_action realer_command_desired_action(const struct realer_client *client,
-                                                    const struct realer_command *command,
-                                                    int64_t now_unix_ms);
-
-/**
  * Makes a client from a copy of `config` (which stays the caller's). No network I/O; the outbox file, when
  * one is configured, is opened (and made) here. On success `*out` holds the client; free it with
  * `realer_client_free`.
@@ -783,6 +812,90 @@ realer_status realer_config_set_logger(struct realer_config *config,
 realer_status realer_config_from_env(struct realer_config *config);
 
 /**
+ * Asks Realer what it wants the device's actuators at, whichever kind of service answers: a newer one's
+ * pending desired states (GET …/desired-states), each decided APPLY or STALE against what this device
+ * already answered (kept in the outbox file when one is configured, so a restart never applies an old
+ * sequence again); or, where that endpoint answers 404 or 403 (remembered for an hour), every representable
+ * command's catalog value (GET …/commands), to apply where the actuator differs. States already answered, or
+ * queued in the outbox to be, are left out. On success `*out` holds the list (possibly empty: nothing
+ * pending); free it with `realer_desired_states_free`. Answer each state with `realer_feed_item_init_answer`
+ * and `realer_post_feed_data` (or `realer_outbox_push`).
+ * `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: unreadable answer;
+ * `REALER_ERR_STORAGE`: the outbox file could not be read.
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable.
+ */
+realer_status realer_desired_states_fetch(const struct realer_client *client,
+                                          struct realer_desired_states **out);
+
+/**
+ * Which kind of service the list came from: `REALER_DESIRED_SOURCE_DESIRED_STATES` or
+ * `REALER_DESIRED_SOURCE_CATALOG`; 0 for NULL.
+ *
+ * # Safety
+ * `list` is NULL or live.
+ */
+realer_desired_source realer_desired_states_source(const struct realer_desired_states *list);
+
+/**
+ * The number of desired states in the list; 0 for NULL.
+ *
+ * # Safety
+ * `list` is NULL or live.
+ */
+size_t realer_desired_states_len(const struct realer_desired_states *list);
+
+/**
+ * The desired state at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
+ *
+ * # Safety
+ * `list` is NULL or live.
+ */
+const struct realer_desired_state *realer_desired_states_get(const struct realer_desired_states *list,
+                                                             size_t index);
+
+/**
+ * Frees a desired-state list and its strings. NULL is accepted.
+ *
+ * # Safety
+ * `list` is NULL or from this library, and is not used afterwards.
+ */
+void realer_desired_states_free(struct realer_desired_states *list);
+
+/**
+ * Fills `item` as the answer to `state`, with `value` the physical value now at the actuator. With a
+ * `desired_id`: a command report carrying it, `report_status` (`REALER_REPORT_STATUS_APPLIED`, `_REJECTED` or
+ * `_STALE`; `_NONE` means applied) and its `sequence_number` echoed. Without (a catalog value): a plain
+ * report of the physical value (`_APPLIED`, `_REJECTED` or `_NONE`; the value tells Realer the outcome).
+ * Every other field is as `realer_feed_item_init` leaves it (`message_id` and `value_received_at` NULL:
+ * generated and now); set them before posting when this answer is a retry. The item points at `state`'s
+ * and `value`'s strings: keep the list and `value` alive until the item is posted or pushed.
+ * `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 argument, or a status that cannot answer this state
+ * (`*item` unchanged).
+ *
+ * # Safety
+ * `item` is NULL or writable; `state` is NULL or from a live list; `value` is NULL or NUL-terminated.
+ */
+realer_status realer_feed_item_init_answer(struct realer_feed_item *item,
+                                           const struct realer_desired_state *state,
+                                           const char *value,
+                                           realer_report_status report_status);
+
+/**
+ * Whether two values of a command are the same setting, compared as Realer's contract says: by
+ * `value_type` (NULL: unknown), numerically for "NumericRange" and "Binary" ("0" equals "0.0"), else as
+ * text. Use it to tell whether an actuator is already at a catalog value. False when an argument is NULL or
+ * not UTF-8.
+ *
+ * # Safety
+ * Each argument is NULL or NUL-terminated.
+ */
+bool realer_values_equal(const char *value_type,
+                         const char *a,
+                         const char *b);
+
+/**
  * The static name of a status, such as "REALER_ERR_TIMEOUT"; "REALER_ERR_UNKNOWN" for a value that is not
  * a status. Never NULL; never free it.
  */
@@ -811,9 +924,12 @@ realer_status realer_feed_item_init(struct realer_feed_item *item);
  * also after a failure, so the caller can retry with it.
  * `REALER_OK`: `outcome` is CREATED or IDEMPOTENT (a replay of an already stored item).
  * `REALER_ERR_INVALID_ARGUMENT`: the item breaks the contract (the message names the field); nothing sent.
- * `REALER_ERR_API`: Realer refused it (outcome REJECTED; code 4009 conflict, 4022 validation with
- * `details_json`, 4003 forbidden...) or kept failing transiently (outcome NOT_SENT, retryable).
+ * `REALER_ERR_API`: outcome REJECTED when Realer judged the item (code 4009 conflict, 4022 validation with
+ * `details_json`, 4013 over the byte budget, another 4xxx); outcome NOT_SENT when the request was refused
+ * as a whole (4001 after a token renewal, 4002 subscription inactive, 4003, 4004, 4029 or 5xxx after the
+ * retries): keep the item and send it again later with the same `message_id` and `value_received_at`.
  * `REALER_ERR_NETWORK`/`_TIMEOUT`/`_TLS`: no answer (outcome NOT_SENT).
+ * Realer's `warnings` (undocumented contents) are read with `realer_last_warnings`.
  *
  * # Safety
  * `client` is NULL or live; `item` is NULL or readable with valid strings; `out` is NULL or writable.
@@ -825,13 +941,17 @@ realer_status realer_post_feed_data(const struct realer_client *client,
 /**
  * Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
  * 100 items per request: more items make several requests, sent one after the other, each with its own
- * request timeout. A request answered 413 is split in halves and resent. Every item is checked before
+ * request timeout. A request answered 413 is split in halves (by bytes) and resent. Where the batch
+ * endpoint refuses a request as a whole (400, 404, 405, 415, 422 without per-item results) or answers in a
+ * shape librealer cannot read, the items go one by one through /feed-data, and this client keeps doing so
+ * for an hour before it tries batches again: every item is delivered either way. Every item is checked before
  * anything is sent: one bad item fails the call with `REALER_ERR_INVALID_ARGUMENT` (the message names it).
  * `*out` is set to NULL first, then to the per-item results whenever the items could be read, also on
  * failure; free it with `realer_batch_result_free` (NULL is accepted).
  * `REALER_OK`: every request was answered; items may still be REJECTED one by one (see each result).
- * Any other status: the request that failed and the ones after it were not (all) answered: their items are
- * NOT_SENT (or REJECTED when the whole request was refused for good); earlier requests' results stand.
+ * Any other status: a request was refused as a whole (402, 403, 429/5xx after retries, no answer...): its
+ * items and the ones after it are NOT_SENT (send them again later with the same `message_id`s); earlier
+ * results stand.
  *
  * # Safety
  * `client` is NULL or live; `items` is NULL or points to `count` readable items with valid strings;
@@ -879,6 +999,13 @@ void realer_batch_result_free(struct realer_batch_result *result);
 realer_status realer_format_timestamp(int64_t unix_ms,
                                       char *buf,
                                       size_t len);
+
+/**
+ * The `warnings` of the last `realer_post_feed_data` on the calling thread, as JSON text ("" when Realer
+ * sent none, or an empty list). Their contents are not documented by Realer: log them. Never NULL; valid
+ * until the next `realer_post_feed_data` on this thread.
+ */
+const char *realer_last_warnings(void);
 
 /**
  * Keeps unsent items in the SQLite file at `path` (created when missing; WAL mode, each push synced), with

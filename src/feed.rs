@@ -2,12 +2,16 @@
 //! `message_id` (the idempotency key that stays the same through every retry) and its JSON form.
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::codes::{self, Refusal};
 use crate::config::check_id;
 use crate::error::{Error, ErrorKind, Result};
+use crate::json::{self, ErrorField, Int, Text};
 use crate::retry::random_u64;
 use crate::time;
+use crate::transport::Answer;
 
 pub(crate) const MAX_MESSAGE_ID_LEN: usize = 128;
 
@@ -62,6 +66,8 @@ pub(crate) struct Prepared {
     /// The item as JSON text, exactly as sent (and as stored in the outbox).
     pub body: String,
     pub command_id: Option<String>,
+    /// The desired state this item answers (with `sequence_number`, remembered once the answer is through).
+    pub desired_id: Option<String>,
     pub sequence_number: Option<i64>,
 }
 
@@ -196,13 +202,9 @@ impl ItemRef<'_> {
             }
             (s, true, _) => s.as_str(),
         };
-        if let Some(seq) = self.sequence_number {
-            if !is_command || self.desired_id.is_none() {
-                return Err(bad("sequence_number", "is only echoed on a command report with its desired_id"));
-            }
-            if seq < 0 {
-                return Err(bad("sequence_number", "must not be negative"));
-            }
+        // Metadata the docs tie to no other field (contract section 4): accepted without a desired_id.
+        if self.sequence_number.is_some_and(|seq| seq < 0) {
+            return Err(bad("sequence_number", "must not be negative"));
         }
 
         // Written by hand rather than through serde_json's Value: this runs for every reading.
@@ -229,9 +231,22 @@ impl ItemRef<'_> {
             value_received_at: at,
             body: body.finish(),
             command_id: self.command_id.map(str::to_string),
+            desired_id: self.desired_id.map(str::to_string),
             sequence_number: self.sequence_number,
         })
     }
+}
+
+/// Writes the batch request body `{"items":[…]}` around items already in their wire form.
+pub(crate) fn write_items_envelope(out: &mut String, items: &[Prepared]) {
+    out.push_str("{\"items\":[");
+    for (i, p) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&p.body);
+    }
+    out.push_str("]}");
 }
 
 /// A JSON object written field by field.
@@ -342,6 +357,8 @@ pub struct FeedResult {
     pub value_received_at: String,
     /// Why it was rejected or not sent.
     pub error: Option<Error>,
+    /// The answer's `warnings` as raw JSON, when Realer sent any (their contents are not documented).
+    pub warnings_json: Option<String>,
 }
 
 impl FeedResult {
@@ -354,25 +371,20 @@ impl FeedResult {
             message_id,
             value_received_at: String::new(),
             error: Some(error),
+            warnings_json: None,
         }
     }
 
-    /// The result an error answer gives this item: rejected when it is final, else not sent.
+    /// The result an error gives this item: rejected only when Realer judged the item (contract section
+    /// 7.5), else not sent (the request was refused as a whole, or no answer came).
     pub(crate) fn from_error(message_id: String, error: Error) -> FeedResult {
-        // A refused token (4001) is about the client, not the item: the item stays sendable.
-        let refused_for_good =
-            error.http_status != 0 && !error.retryable && error.code != 4001 && error.kind == ErrorKind::Api;
-        let outcome = if refused_for_good { FeedOutcome::Rejected } else { FeedOutcome::NotSent };
+        let outcome = if codes::judges_the_item(&error) { FeedOutcome::Rejected } else { FeedOutcome::NotSent };
         FeedResult { outcome, ..FeedResult::not_sent(message_id, error) }
     }
 
     pub fn is_accepted(&self) -> bool {
         matches!(self.outcome, FeedOutcome::Created | FeedOutcome::Idempotent)
     }
-}
-
-pub(crate) fn feed_data_id(v: &Value) -> Option<i64> {
-    id_value(v.get("feed_data_id")?)
 }
 
 fn id_value(id: &Value) -> Option<i64> {
@@ -391,12 +403,14 @@ pub(crate) struct SingleAnswer {
     code: Option<Value>,
     status: Option<Value>,
     feed_data_id: Option<Value>,
+    warnings: Option<Box<RawValue>>,
 }
 
 enum SingleField {
     Code,
     Status,
     FeedDataId,
+    Warnings,
     Other,
 }
 
@@ -413,6 +427,7 @@ impl<'de> Deserialize<'de> for SingleField {
                     "code" => SingleField::Code,
                     "status" => SingleField::Status,
                     "feed_data_id" => SingleField::FeedDataId,
+                    "warnings" => SingleField::Warnings,
                     _ => SingleField::Other,
                 })
             }
@@ -436,6 +451,7 @@ impl<'de> Deserialize<'de> for SingleAnswer {
                         SingleField::Code => a.code = Some(map.next_value()?),
                         SingleField::Status => a.status = Some(map.next_value()?),
                         SingleField::FeedDataId => a.feed_data_id = Some(map.next_value()?),
+                        SingleField::Warnings => a.warnings = Some(map.next_value()?),
                         SingleField::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -450,15 +466,15 @@ impl<'de> Deserialize<'de> for SingleAnswer {
 
 impl SingleAnswer {
     /// The answer and its `code`, when the body is a JSON object.
-    pub(crate) fn read(answer: &crate::transport::Answer) -> Option<(Option<i32>, SingleAnswer)> {
-        let bytes = crate::codes::json_bytes(answer)?;
+    pub(crate) fn read(answer: &Answer) -> Option<(Option<i32>, SingleAnswer)> {
+        let bytes = codes::json_bytes(answer)?;
         if bytes.trim_ascii_start().first() != Some(&b'{') {
             // Other JSON (an array, a number) has none of these fields.
             serde_json::from_slice::<IgnoredAny>(bytes).ok()?;
             return Some((None, SingleAnswer::default()));
         }
         let a: SingleAnswer = serde_json::from_slice(bytes).ok()?;
-        Some((a.code.as_ref().and_then(crate::codes::code_value), a))
+        Some((a.code.as_ref().and_then(codes::code_value), a))
     }
 }
 
@@ -472,79 +488,102 @@ pub(crate) fn parse_single(http_status: u16, body: &SingleAnswer, message_id: St
         outcome,
         feed_data_id: body.feed_data_id.as_ref().and_then(id_value),
         http_status,
-        code: body.code.as_ref().and_then(crate::codes::code_value).unwrap_or(2000),
+        code: body.code.as_ref().and_then(codes::code_value).unwrap_or(2000),
         message_id,
         value_received_at: String::new(),
         error: None,
+        warnings_json: warnings(body.warnings.as_deref()),
     }
 }
 
-/// Reads a batch answer: one result per item, matched by `message_id`, falling back to `index`. An item the
-/// answer does not mention is `NotSent`.
-pub(crate) fn parse_batch(http_status: u16, body: &Value, message_ids: &[String]) -> Result<Vec<FeedResult>> {
-    let results = body
-        .get("results")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::protocol("batch answer has no \"results\" array"))?;
+/// `warnings` worth handing over: absent for null and for an empty list.
+fn warnings(raw: Option<&RawValue>) -> Option<String> {
+    let text = raw?.get();
+    let empty = matches!(text.trim(), "null" | "[]") || text.trim().strip_prefix('[').and_then(|t| t.strip_suffix(']')).is_some_and(|t| t.trim().is_empty());
+    (!empty).then(|| text.to_string())
+}
+
+/// One result of a batch answer, read without a tree.
+#[derive(serde::Deserialize)]
+struct BatchResult<'a> {
+    #[serde(default)]
+    index: Int,
+    #[serde(borrow, default)]
+    message_id: Text<'a>,
+    #[serde(borrow, default)]
+    status: Text<'a>,
+    #[serde(default)]
+    code: Int,
+    #[serde(borrow, default)]
+    feed_data_id: Text<'a>,
+    #[serde(borrow, default)]
+    error: ErrorField<'a>,
+    #[serde(borrow, default)]
+    warnings: Option<&'a RawValue>,
+}
+
+/// Reads a batch answer (contract section 5): one result per item, matched by `message_id`, falling back to
+/// `index`. `None` for an item the answer says nothing readable about (no result, or a status this client
+/// does not know): the caller sends it one by one. `Err` when the answer has no readable `results` list.
+/// Results beyond the items sent are read and dropped, one at a time.
+pub(crate) fn parse_batch(
+    http_status: u16,
+    body: &[u8],
+    message_ids: &[String],
+) -> Result<Vec<Option<FeedResult>>> {
     let mut out: Vec<Option<FeedResult>> = vec![None; message_ids.len()];
-    for (pos, r) in results.iter().enumerate() {
-        let by_id = r.get("message_id").and_then(Value::as_str).and_then(|id| {
+    let mut pos = 0usize;
+    let found = json::for_each_item(body, "results", None, &mut |raw| {
+        let at = pos;
+        pos += 1;
+        let Ok(r) = serde_json::from_str::<BatchResult<'_>>(raw.get()) else { return };
+        let by_id = r.message_id.as_str().and_then(|id| {
             // Duplicate ids in one batch: take the first slot not yet filled.
             (0..message_ids.len()).find(|&i| message_ids[i] == id && out[i].is_none())
         });
-        let index = r.get("index").and_then(Value::as_u64).map(|i| i as usize).unwrap_or(pos);
+        let index = r.index.0.and_then(|i| usize::try_from(i).ok()).unwrap_or(at);
         let Some(slot) = by_id.or((index < message_ids.len() && out[index].is_none()).then_some(index)) else {
-            continue;
+            return;
         };
-        let message_id = message_ids[slot].clone();
-        let status = r.get("status").and_then(Value::as_str);
-        let code = crate::codes::code_of(r);
-        // Tolerated: a result without a status that carries a 2xxx code or a feed_data_id was stored.
-        let stored = matches!(status, Some("created" | "idempotent"))
-            || (status.is_none() && (code.is_some_and(|c| (2000..3000).contains(&c)) || feed_data_id(r).is_some()));
-        let result = match status {
-            _ if stored => FeedResult {
-                outcome: if status == Some("idempotent") { FeedOutcome::Idempotent } else { FeedOutcome::Created },
-                feed_data_id: feed_data_id(r),
-                http_status,
-                code: 2000,
-                message_id,
-                value_received_at: String::new(),
-                error: None,
-            },
-            // Neither accepted nor refused in a way this client knows: not known to be stored.
-            Some(other) if other != "rejected" && code.is_none() => FeedResult::not_sent(
-                message_id,
-                Error::protocol(format!("the batch answer's status {other:?} for this item is unknown")),
-            ),
-            _ => {
-                // Judge the item by its own code, as a single answer with that code would be judged.
-                let code = code.unwrap_or(4000);
-                let item_status = u16::try_from(code / 1000 * 100 + code % 100).unwrap_or(400);
-                let answer = crate::transport::Answer {
-                    status: item_status,
-                    retry_after: None,
-                    request_id: None,
-                    is_json: true,
-                    body: r.to_string().into_bytes(),
-                };
-                let mut err = crate::codes::error_from_answer(&answer, crate::error::ErrorKind::Api);
-                err.http_status = http_status;
-                err.request_id = body.get("request_id").and_then(Value::as_str).unwrap_or_default().to_string();
-                FeedResult::from_error(message_id, err)
-            }
-        };
-        out[slot] = Some(result);
+        out[slot] = batch_result(http_status, &r, raw, message_ids[slot].clone());
+    })
+    .map_err(|e| Error::protocol(format!("the batch answer is not JSON: {e}")))?;
+    if !found.found {
+        return Err(Error::protocol("the batch answer has no \"results\" array"));
     }
-    Ok(out
-        .into_iter()
-        .zip(message_ids)
-        .map(|(r, id)| {
-            r.unwrap_or_else(|| {
-                FeedResult::not_sent(id.clone(), Error::protocol("the batch answer has no result for this item"))
-            })
-        })
-        .collect())
+    Ok(out)
+}
+
+fn batch_result(http_status: u16, r: &BatchResult<'_>, raw: &RawValue, message_id: String) -> Option<FeedResult> {
+    let status = r.status.as_str();
+    let code = r.code.0.and_then(|c| i32::try_from(c).ok());
+    let feed_data_id = r.feed_data_id.as_str().and_then(|s| s.parse().ok());
+    // Tolerated: a result without a status that carries a 2xxx code or a feed_data_id was stored.
+    let stored = matches!(status, Some("created" | "idempotent"))
+        || (status.is_none() && (code.is_some_and(|c| (2000..3000).contains(&c)) || feed_data_id.is_some()));
+    if stored {
+        return Some(FeedResult {
+            outcome: if status == Some("idempotent") { FeedOutcome::Idempotent } else { FeedOutcome::Created },
+            feed_data_id,
+            http_status,
+            code: 2000,
+            message_id,
+            value_received_at: String::new(),
+            error: None,
+            warnings_json: warnings(r.warnings),
+        });
+    }
+    if status != Some("rejected") && code.is_none() && !r.error.present {
+        // Neither accepted nor refused in a way this client knows.
+        return None;
+    }
+    // Judged by its own code, as a single answer with that code would be.
+    let refusal = serde_json::from_str::<Refusal<'_>>(raw.get()).unwrap_or_default();
+    let code = code.unwrap_or(4000);
+    let item_status = u16::try_from(code / 1000 * 100 + code % 100).unwrap_or(400);
+    let mut err = codes::error_from_refusal(item_status, Some(&refusal), ErrorKind::Api);
+    err.http_status = http_status;
+    Some(FeedResult::from_error(message_id, err))
 }
 
 #[cfg(test)]
@@ -680,7 +719,6 @@ mod tests {
                 },
                 "report_status",
             ),
-            (FeedItem { sequence_number: Some(1), ..FeedItem::command("1", "1") }, "sequence_number"),
             (
                 FeedItem { desired_id: Some("d".into()), sequence_number: Some(-2), ..FeedItem::command("1", "1") },
                 "sequence_number",
@@ -693,28 +731,42 @@ mod tests {
         }
         assert!(FeedItem { message_id: Some("x".repeat(128)), ..FeedItem::sensor("7", "1") }.prepare(0).is_ok());
         assert!(FeedItem { report_status: ReportStatus::Reported, ..FeedItem::command("1", "1") }.prepare(0).is_ok());
+        // sequence_number is metadata the docs tie to no other field.
+        let p = FeedItem { sequence_number: Some(4), ..FeedItem::command("1", "1") }.prepare(0).unwrap();
+        assert!(p.body.contains(r#""sequence_number":4"#), "{}", p.body);
     }
 
     #[test]
     fn batch_answers_match_by_message_id_then_index() {
         let ids: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let parse = |body: Value| parse_batch(200, body.to_string().as_bytes(), &ids);
         let body = json!({"code":2000,"status":"partial","results":[
-            {"index":1,"message_id":"b","status":"idempotent","feed_data_id":5},
+            {"index":1,"message_id":"b","status":"idempotent","feed_data_id":5,"warnings":[{"w":1}]},
             {"index":0,"message_id":"a","status":"created","feed_data_id":"6"},
-            {"index":2,"status":"rejected","code":4022,"error":{"type":"validation_failed","message":"bad","details":{"value":["x"]}}}
+            {"index":2,"status":"rejected","code":4022,"error":{"type":"validation_failed","message":"bad","details":{"value":["x"]}}},
+            {"index":7,"message_id":"zz","status":"created"}
         ]});
-        let r = parse_batch(200, &body, &ids).unwrap();
+        let r = parse(body).unwrap();
+        let r: Vec<&FeedResult> = r.iter().take(3).map(|r| r.as_ref().unwrap()).collect();
         assert_eq!((r[0].outcome, r[0].feed_data_id), (FeedOutcome::Created, Some(6)));
         assert_eq!((r[1].outcome, r[1].feed_data_id), (FeedOutcome::Idempotent, Some(5)));
+        assert_eq!(r[1].warnings_json.as_deref(), Some(r#"[{"w":1}]"#));
         assert_eq!((r[2].outcome, r[2].code), (FeedOutcome::Rejected, 4022));
         assert_eq!(r[2].error.as_ref().unwrap().details_json(), r#"{"value":["x"]}"#);
-        assert_eq!(r[3].outcome, FeedOutcome::NotSent);
-        assert!(parse_batch(200, &json!({"code":2000}), &ids).is_err());
-        // Tolerated shapes: no status but a 2xxx code or a feed_data_id; an unknown status is not "rejected".
+        assert!(parse(json!({"code":2000,"status":"completed"})).is_err());
+        assert!(parse_batch(200, b"<html>", &ids).is_err());
+        // Tolerated shapes: no status but a 2xxx code or a feed_data_id. An unknown status, or no result:
+        // nothing known (the caller sends those items one by one). A refusal of the request inside a result
+        // (402) leaves the item unsent.
         let body = json!({"results":[{"message_id":"a","code":2000},{"message_id":"b","feed_data_id":9},
-                                     {"message_id":"c","status":"queued"},{"message_id":"d","status":"rejected"}]});
-        let r = parse_batch(200, &body, &ids).unwrap();
-        let outcomes: Vec<FeedOutcome> = r.iter().map(|r| r.outcome).collect();
-        assert_eq!(outcomes, [FeedOutcome::Created, FeedOutcome::Created, FeedOutcome::NotSent, FeedOutcome::Rejected]);
+                                     {"message_id":"c","status":"queued"},{"message_id":"d","status":"rejected","code":4002}]});
+        let r = parse(body).unwrap();
+        let outcomes: Vec<Option<FeedOutcome>> = r.iter().map(|r| r.as_ref().map(|r| r.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [Some(FeedOutcome::Created), Some(FeedOutcome::Created), None, Some(FeedOutcome::NotSent)]
+        );
+        let r = parse(json!({"results":[{"message_id":"a","status":"rejected"}]})).unwrap();
+        assert_eq!((r[0].as_ref().unwrap().outcome, r[1].is_none()), (FeedOutcome::Rejected, true));
     }
 }

@@ -270,6 +270,8 @@ impl Outbox {
                         value_received_at: r.get(3)?,
                         body: r.get(4)?,
                         command_id: r.get(5)?,
+                        // Answers were remembered when they were pushed.
+                        desired_id: None,
                         sequence_number: r.get(6)?,
                     },
                 ))

@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{FeedItem, FeedOutcome, FeedResult, ItemRef, ReportStatus};
 use crate::ffi::client::realer_client;
 use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_ERR_INTERNAL, REALER_OK};
-use crate::ffi::{free_box, into_raw, mut_arg, opt_str_arg, ref_arg, status, Strings};
+use crate::ffi::{c_string, free_box, into_raw, mut_arg, opt_str_arg, ref_arg, status, Strings};
 
 /// `report_status` of a command report.
 pub type realer_report_status = i32;
@@ -92,6 +92,8 @@ pub struct realer_item_result {
     pub error_message: *const c_char,
     /// Realer's `error.details` as JSON.
     pub details_json: *const c_char,
+    /// The `warnings` Realer sent with this item's result, as JSON; NULL when none.
+    pub warnings_json: *const c_char,
 }
 
 /// The results of `realer_post_feed_batch`, one per item in order; free with `realer_batch_result_free`.
@@ -153,19 +155,7 @@ pub(crate) unsafe fn read_item_ref(item: &realer_feed_item, index: Option<usize>
         // SAFETY: forwarded from the caller. The field's name is formatted only for an error.
         unsafe { opt_str_arg(p, FieldName(index, f)) }
     };
-    let report_status = match item.report_status {
-        REALER_REPORT_STATUS_NONE => ReportStatus::None,
-        REALER_REPORT_STATUS_APPLIED => ReportStatus::Applied,
-        REALER_REPORT_STATUS_REJECTED => ReportStatus::Rejected,
-        REALER_REPORT_STATUS_STALE => ReportStatus::Stale,
-        REALER_REPORT_STATUS_REPORTED => ReportStatus::Reported,
-        other => {
-            return Err(Error::invalid(format!(
-                "{} {other} is not a REALER_REPORT_STATUS_* value",
-                FieldName(index, "report_status")
-            )))
-        }
-    };
+    let report_status = read_report_status(item.report_status, FieldName(index, "report_status"))?;
     let sequence_number = match item.sequence_number {
         -1 => None,
         n if n < -1 => {
@@ -186,6 +176,33 @@ pub(crate) unsafe fn read_item_ref(item: &realer_feed_item, index: Option<usize>
         report_status,
         sequence_number,
     })
+}
+
+/// A `REALER_REPORT_STATUS_*` value from C.
+pub(crate) fn read_report_status(code: realer_report_status, what: impl std::fmt::Display) -> Result<ReportStatus> {
+    Ok(match code {
+        REALER_REPORT_STATUS_NONE => ReportStatus::None,
+        REALER_REPORT_STATUS_APPLIED => ReportStatus::Applied,
+        REALER_REPORT_STATUS_REJECTED => ReportStatus::Rejected,
+        REALER_REPORT_STATUS_STALE => ReportStatus::Stale,
+        REALER_REPORT_STATUS_REPORTED => ReportStatus::Reported,
+        other => return Err(Error::invalid(format!("{what} {other} is not a REALER_REPORT_STATUS_* value"))),
+    })
+}
+
+pub(crate) fn report_status_code(s: ReportStatus) -> realer_report_status {
+    match s {
+        ReportStatus::None => REALER_REPORT_STATUS_NONE,
+        ReportStatus::Applied => REALER_REPORT_STATUS_APPLIED,
+        ReportStatus::Rejected => REALER_REPORT_STATUS_REJECTED,
+        ReportStatus::Stale => REALER_REPORT_STATUS_STALE,
+        ReportStatus::Reported => REALER_REPORT_STATUS_REPORTED,
+    }
+}
+
+thread_local! {
+    /// The `warnings` of the last `realer_post_feed_data` on this thread, NUL-terminated ("" for none).
+    static LAST_WARNINGS: std::cell::RefCell<std::ffi::CString> = std::cell::RefCell::new(std::ffi::CString::default());
 }
 
 fn outcome_code(o: FeedOutcome) -> realer_feed_outcome {
@@ -221,9 +238,12 @@ fn copy_truncated(dst: &mut [c_char], src: &str) {
 /// also after a failure, so the caller can retry with it.
 /// `REALER_OK`: `outcome` is CREATED or IDEMPOTENT (a replay of an already stored item).
 /// `REALER_ERR_INVALID_ARGUMENT`: the item breaks the contract (the message names the field); nothing sent.
-/// `REALER_ERR_API`: Realer refused it (outcome REJECTED; code 4009 conflict, 4022 validation with
-/// `details_json`, 4003 forbidden...) or kept failing transiently (outcome NOT_SENT, retryable).
+/// `REALER_ERR_API`: outcome REJECTED when Realer judged the item (code 4009 conflict, 4022 validation with
+/// `details_json`, 4013 over the byte budget, another 4xxx); outcome NOT_SENT when the request was refused
+/// as a whole (4001 after a token renewal, 4002 subscription inactive, 4003, 4004, 4029 or 5xxx after the
+/// retries): keep the item and send it again later with the same `message_id` and `value_received_at`.
 /// `REALER_ERR_NETWORK`/`_TIMEOUT`/`_TLS`: no answer (outcome NOT_SENT).
+/// Realer's `warnings` (undocumented contents) are read with `realer_last_warnings`.
 ///
 /// # Safety
 /// `client` is NULL or live; `item` is NULL or readable with valid strings; `out` is NULL or writable.
@@ -257,6 +277,7 @@ pub unsafe extern "C" fn realer_post_feed_data(
             Ok(out) => write_result(out, &result),
             Err(e) => return status(Err(e)),
         }
+        LAST_WARNINGS.with(|w| *w.borrow_mut() = c_string(result.warnings_json.as_deref().unwrap_or_default()));
         match &result.error {
             None => REALER_OK,
             Some(e) => {
@@ -282,6 +303,7 @@ fn batch_list(results: &[FeedResult]) -> realer_batch_result {
                 error_type: s.opt(err.map(|e| e.error_type.as_str()).filter(|t| !t.is_empty())),
                 error_message: s.opt(err.map(|e| e.message.as_str()).filter(|m| !m.is_empty())),
                 details_json: s.opt(err.and_then(|e| e.details.as_ref()).map(|d| d.to_string()).as_deref()),
+                warnings_json: s.opt(r.warnings_json.as_deref()),
             }
         })
         .collect();
@@ -293,13 +315,17 @@ pub const REALER_BATCH_MAX_ITEMS: usize = 100_000;
 
 /// Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
 /// 100 items per request: more items make several requests, sent one after the other, each with its own
-/// request timeout. A request answered 413 is split in halves and resent. Every item is checked before
+/// request timeout. A request answered 413 is split in halves (by bytes) and resent. Where the batch
+/// endpoint refuses a request as a whole (400, 404, 405, 415, 422 without per-item results) or answers in a
+/// shape librealer cannot read, the items go one by one through /feed-data, and this client keeps doing so
+/// for an hour before it tries batches again: every item is delivered either way. Every item is checked before
 /// anything is sent: one bad item fails the call with `REALER_ERR_INVALID_ARGUMENT` (the message names it).
 /// `*out` is set to NULL first, then to the per-item results whenever the items could be read, also on
 /// failure; free it with `realer_batch_result_free` (NULL is accepted).
 /// `REALER_OK`: every request was answered; items may still be REJECTED one by one (see each result).
-/// Any other status: the request that failed and the ones after it were not (all) answered: their items are
-/// NOT_SENT (or REJECTED when the whole request was refused for good); earlier requests' results stand.
+/// Any other status: a request was refused as a whole (402, 403, 429/5xx after retries, no answer...): its
+/// items and the ones after it are NOT_SENT (send them again later with the same `message_id`s); earlier
+/// results stand.
 ///
 /// # Safety
 /// `client` is NULL or live; `items` is NULL or points to `count` readable items with valid strings;
@@ -436,4 +462,12 @@ pub unsafe extern "C" fn realer_format_timestamp(unix_ms: i64, buf: *mut c_char,
             Ok(())
         })())
     })
+}
+
+/// The `warnings` of the last `realer_post_feed_data` on the calling thread, as JSON text ("" when Realer
+/// sent none, or an empty list). Their contents are not documented by Realer: log them. Never NULL; valid
+/// until the next `realer_post_feed_data` on this thread.
+#[no_mangle]
+pub extern "C" fn realer_last_warnings() -> *const c_char {
+    ffi_boundary!(c"".as_ptr(), { LAST_WARNINGS.with(|w| w.borrow().as_ptr()) })
 }

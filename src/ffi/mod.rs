@@ -8,6 +8,7 @@ mod boundary;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod desired;
 pub mod error;
 pub mod feed;
 pub mod outbox;
