@@ -31,10 +31,11 @@ REALER_MESSAGE_ID_MAX = 128
 REALER_TIMESTAMP_SIZE = 25
 REALER_BATCH_MAX_ITEMS = 100000
 
-REALER_COMMAND_ACTION_INVALID = -1
-REALER_COMMAND_ACTION_NONE = 0
-REALER_COMMAND_ACTION_APPLY = 1
-REALER_COMMAND_ACTION_STALE = 2
+REALER_DESIRED_ACTION_APPLY = 1
+REALER_DESIRED_ACTION_STALE = 2
+
+REALER_DESIRED_SOURCE_DESIRED_STATES = 1
+REALER_DESIRED_SOURCE_CATALOG = 2
 
 REALER_LOG_ERROR = 1
 REALER_LOG_WARN = 2
@@ -72,7 +73,8 @@ REALER_OUTBOX_FULL_DROP_OLDEST = 1
 
 # Integer typedefs of realer.h.
 realer_status = c_int32
-realer_command_action = c_int32
+realer_desired_action = c_int32
+realer_desired_source = c_int32
 realer_log_level = c_int32
 realer_report_status = c_int32
 realer_feed_outcome = c_int32
@@ -100,6 +102,10 @@ class realer_dead_letters(Structure):
     pass
 
 
+class realer_desired_states(Structure):
+    pass
+
+
 class realer_sensors(Structure):
     pass
 
@@ -111,12 +117,21 @@ class realer_command(Structure):
         ("value_type", c_char_p),
         ("kind", c_char_p),
         ("pin_port", c_char_p),
+        ("error_type", c_char_p),
+        ("error_message", c_char_p),
+    ]
+
+
+class realer_desired_state(Structure):
+    _fields_ = [
+        ("command_id", c_char_p),
+        ("value", c_char_p),
+        ("value_type", c_char_p),
         ("desired_id", c_char_p),
         ("sequence_number", c_int64),
         ("expires_at", c_char_p),
         ("expires_at_unix_ms", c_int64),
-        ("error_type", c_char_p),
-        ("error_message", c_char_p),
+        ("action", realer_desired_action),
     ]
 
 
@@ -183,6 +198,7 @@ class realer_item_result(Structure):
         ("error_type", c_char_p),
         ("error_message", c_char_p),
         ("details_json", c_char_p),
+        ("warnings_json", c_char_p),
     ]
 
 
@@ -229,10 +245,19 @@ PROTOTYPES = {
     "realer_sensors_len": (c_size_t, [POINTER(realer_sensors)]),
     "realer_sensors_get": (POINTER(realer_sensor), [POINTER(realer_sensors), c_size_t]),
     "realer_sensors_free": (None, [POINTER(realer_sensors)]),
-    "realer_command_desired_action": (
-        realer_command_action,
-        [POINTER(realer_client), POINTER(realer_command), c_int64],
+    "realer_desired_states_fetch": (
+        realer_status,
+        [POINTER(realer_client), POINTER(POINTER(realer_desired_states))],
     ),
+    "realer_desired_states_source": (realer_desired_source, [POINTER(realer_desired_states)]),
+    "realer_desired_states_len": (c_size_t, [POINTER(realer_desired_states)]),
+    "realer_desired_states_get": (POINTER(realer_desired_state), [POINTER(realer_desired_states), c_size_t]),
+    "realer_desired_states_free": (None, [POINTER(realer_desired_states)]),
+    "realer_feed_item_init_answer": (
+        realer_status,
+        [POINTER(realer_feed_item), POINTER(realer_desired_state), c_char_p, realer_report_status],
+    ),
+    "realer_values_equal": (c_bool, [c_char_p, c_char_p, c_char_p]),
     "realer_client_new": (realer_status, [POINTER(realer_config), POINTER(POINTER(realer_client))]),
     "realer_client_free": (None, [POINTER(realer_client)]),
     "realer_authenticate": (realer_status, [POINTER(realer_client)]),
@@ -264,6 +289,7 @@ PROTOTYPES = {
         realer_status,
         [POINTER(realer_client), POINTER(realer_feed_item), c_size_t, POINTER(POINTER(realer_batch_result))],
     ),
+    "realer_last_warnings": (c_char_p, []),
     "realer_batch_result_len": (c_size_t, [POINTER(realer_batch_result)]),
     "realer_batch_result_get": (POINTER(realer_item_result), [POINTER(realer_batch_result), c_size_t]),
     "realer_batch_result_free": (None, [POINTER(realer_batch_result)]),
