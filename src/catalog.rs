@@ -210,28 +210,29 @@ pub(crate) fn parse_commands(
     each: &mut dyn FnMut(CommandRef<'_>),
     warn: &mut dyn FnMut(Level, String),
 ) -> Result<()> {
-    let found = json::for_each_item(body, "commands", Some("command"), &mut |raw| {
-        match serde_json::from_str::<CommandItem<'_>>(raw.get()) {
-            Ok(c) => match c.id.0 {
-                Some(id) => {
-                    let error = item_error(c.error);
-                    let (value, value_type, kind, pin_port) = if error.is_some() {
-                        (None, None, None, None)
-                    } else {
-                        (c.value.0, c.value_type.0, c.kind.0, c.pin_port.0)
-                    };
-                    each(CommandRef { id, value, value_type, kind, pin_port, error })
-                }
-                None => warn(Level::Warn, skipped("command", raw)),
-            },
-            Err(e) => match unreadable(raw, e) {
-                Some((id, error)) => {
-                    warn(Level::Warn, format!("command {}: {}", json::excerpt(&id, 64), error.message));
-                    each(CommandRef { id, error: Some(error), ..CommandRef::default() })
-                }
-                None => warn(Level::Warn, skipped("command", raw)),
-            },
-        }
+    let found = json::for_each_item(body, "commands", Some("command"), &mut |raw| match serde_json::from_str::<
+        CommandItem<'_>,
+    >(raw.get())
+    {
+        Ok(c) => match c.id.0 {
+            Some(id) => {
+                let error = item_error(c.error);
+                let (value, value_type, kind, pin_port) = if error.is_some() {
+                    (None, None, None, None)
+                } else {
+                    (c.value.0, c.value_type.0, c.kind.0, c.pin_port.0)
+                };
+                each(CommandRef { id, value, value_type, kind, pin_port, error })
+            }
+            None => warn(Level::Warn, skipped("command", raw)),
+        },
+        Err(e) => match unreadable(raw, e) {
+            Some((id, error)) => {
+                warn(Level::Warn, format!("command {}: {}", json::excerpt(&id, 64), error.message));
+                each(CommandRef { id, error: Some(error), ..CommandRef::default() })
+            }
+            None => warn(Level::Warn, skipped("command", raw)),
+        },
     })
     .map_err(|e| not_json("commands", &e))?;
     if found.found {
@@ -247,25 +248,26 @@ pub(crate) fn parse_sensors(
     each: &mut dyn FnMut(SensorRef<'_>),
     warn: &mut dyn FnMut(Level, String),
 ) -> Result<()> {
-    let found = json::for_each_item(body, "sensors", Some("sensor"), &mut |raw| {
-        match serde_json::from_str::<SensorItem<'_>>(raw.get()) {
-            Ok(s) => match s.id.0 {
-                Some(id) => {
-                    let error = item_error(s.error);
-                    let (kind, qc, mu, pin_port) =
-                        if error.is_some() { (None, None, None, None) } else { (s.kind.0, s.qc.0, s.mu.0, s.pin_port.0) };
-                    each(SensorRef { id, kind, qc, mu, pin_port, error })
-                }
-                None => warn(Level::Warn, skipped("sensor", raw)),
-            },
-            Err(e) => match unreadable(raw, e) {
-                Some((id, error)) => {
-                    warn(Level::Warn, format!("sensor {}: {}", json::excerpt(&id, 64), error.message));
-                    each(SensorRef { id, error: Some(error), ..SensorRef::default() })
-                }
-                None => warn(Level::Warn, skipped("sensor", raw)),
-            },
-        }
+    let found = json::for_each_item(body, "sensors", Some("sensor"), &mut |raw| match serde_json::from_str::<
+        SensorItem<'_>,
+    >(raw.get())
+    {
+        Ok(s) => match s.id.0 {
+            Some(id) => {
+                let error = item_error(s.error);
+                let (kind, qc, mu, pin_port) =
+                    if error.is_some() { (None, None, None, None) } else { (s.kind.0, s.qc.0, s.mu.0, s.pin_port.0) };
+                each(SensorRef { id, kind, qc, mu, pin_port, error })
+            }
+            None => warn(Level::Warn, skipped("sensor", raw)),
+        },
+        Err(e) => match unreadable(raw, e) {
+            Some((id, error)) => {
+                warn(Level::Warn, format!("sensor {}: {}", json::excerpt(&id, 64), error.message));
+                each(SensorRef { id, error: Some(error), ..SensorRef::default() })
+            }
+            None => warn(Level::Warn, skipped("sensor", raw)),
+        },
     })
     .map_err(|e| not_json("sensors", &e))?;
     if found.found {
@@ -284,7 +286,8 @@ pub(crate) fn count(body: &[u8], key: &str, singular: &str) -> usize {
 /// `value_type`, numerically for `NumericRange` and `Binary` ("0" equals "0.0"), else as text. Numbers that
 /// do not parse are compared as text.
 pub fn values_equal(value_type: Option<&str>, a: &str, b: &str) -> bool {
-    let numeric = matches!(value_type, Some(t) if t.eq_ignore_ascii_case("NumericRange") || t.eq_ignore_ascii_case("Binary"));
+    let numeric =
+        matches!(value_type, Some(t) if t.eq_ignore_ascii_case("NumericRange") || t.eq_ignore_ascii_case("Binary"));
     if numeric {
         if let (Ok(x), Ok(y)) = (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
             return x == y;

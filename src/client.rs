@@ -679,7 +679,12 @@ impl Client {
                     return Err(e);
                 }
                 BatchRefusal::Split => {
-                    log!(self.config.logger, Level::Info, "batch of {} items too large (413); splitting it", chunk.len());
+                    log!(
+                        self.config.logger,
+                        Level::Info,
+                        "batch of {} items too large (413); splitting it",
+                        chunk.len()
+                    );
                     return self.split_batch(chunk, out);
                 }
                 BatchRefusal::OneByOne => {
@@ -722,7 +727,12 @@ impl Client {
     }
 
     /// Results of a readable batch answer; the items it said nothing readable about go one by one.
-    fn settle_batch(&self, chunk: &[Prepared], results: Vec<Option<FeedResult>>, out: &mut Vec<FeedResult>) -> Result<()> {
+    fn settle_batch(
+        &self,
+        chunk: &[Prepared],
+        results: Vec<Option<FeedResult>>,
+        out: &mut Vec<FeedResult>,
+    ) -> Result<()> {
         let mut stopped = None;
         for (p, r) in chunk.iter().zip(results) {
             let r = match (r, &stopped) {

@@ -223,7 +223,8 @@ mod tests {
 
     #[test]
     fn refusals_of_the_request_are_not_rejections_of_the_item() {
-        let judged = |status: u16, body: &str| judges_the_item(&error_from_answer(&answer(status, body), ErrorKind::Api));
+        let judged =
+            |status: u16, body: &str| judges_the_item(&error_from_answer(&answer(status, body), ErrorKind::Api));
         for (status, code) in [(409, 4009), (422, 4022), (413, 4013), (400, 4000), (415, 4015), (418, 4999)] {
             assert!(judged(status, &format!(r#"{{"code":{code}}}"#)), "{status}");
         }

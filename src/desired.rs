@@ -104,7 +104,10 @@ pub(crate) fn parse_desired_states(
         let item = match serde_json::from_str::<StateItem<'_>>(raw.get()) {
             Ok(item) => item,
             Err(e) => {
-                warn(Level::Warn, format!("skipped an unreadable desired state ({e}): {}", json::excerpt(raw.get(), 200)));
+                warn(
+                    Level::Warn,
+                    format!("skipped an unreadable desired state ({e}): {}", json::excerpt(raw.get(), 200)),
+                );
                 return;
             }
         };
@@ -214,14 +217,8 @@ impl DesiredState {
     /// value, whatever `status` says (`Applied`, `Rejected` and `None` are accepted; the physical value tells
     /// Realer the outcome).
     pub fn answer(&self, value: &str, status: ReportStatus) -> Result<crate::feed::FeedItem> {
-        answer_item(
-            &self.command_id,
-            self.desired_id.as_deref(),
-            self.sequence_number,
-            value,
-            status,
-        )
-        .map(ItemRef::to_owned)
+        answer_item(&self.command_id, self.desired_id.as_deref(), self.sequence_number, value, status)
+            .map(ItemRef::to_owned)
     }
 }
 
@@ -337,7 +334,12 @@ impl AnsweredLog {
     }
 
     /// Remembers an answer accepted by Realer or queued in the outbox.
-    pub(crate) fn record(&self, command_id: &str, desired_id: Option<&str>, sequence_number: Option<i64>) -> Result<()> {
+    pub(crate) fn record(
+        &self,
+        command_id: &str,
+        desired_id: Option<&str>,
+        sequence_number: Option<i64>,
+    ) -> Result<()> {
         match self {
             AnsweredLog::Memory(m) => {
                 let mut m = Self::lock(m);
@@ -417,7 +419,10 @@ mod tests {
         );
         assert_eq!(s[0].command_id, "1");
         assert_eq!(s[0].expires_at_unix_ms, Some(time::parse_rfc3339_any_ms("2027-01-15T08:00:00Z").unwrap()));
-        assert_eq!((s[1].command_id.as_str(), s[1].value.as_deref(), s[1].sequence_number), ("cmd_x", Some("2"), Some(4)));
+        assert_eq!(
+            (s[1].command_id.as_str(), s[1].value.as_deref(), s[1].sequence_number),
+            ("cmd_x", Some("2"), Some(4))
+        );
         assert_eq!(s[1].expires_at_unix_ms, Some(NOW + 60_000));
         assert_eq!((s[2].value.as_deref(), s[2].sequence_number, s[2].expires_at.as_deref()), (None, None, None));
         // No code, a bare array; states that cannot be answered are skipped.
@@ -449,11 +454,17 @@ mod tests {
         log.record("5", Some("earlier"), Some(7)).unwrap();
         decide(&mut s, &log, NOW).unwrap();
         use DesiredAction::*;
-        let want: Vec<(String, DesiredAction)> =
-            [("low", Stale), ("high", Apply), ("expired", Stale), ("bad_expiry", Stale), ("unordered", Apply), ("old", Stale)]
-                .iter()
-                .map(|(d, a)| (d.to_string(), *a))
-                .collect();
+        let want: Vec<(String, DesiredAction)> = [
+            ("low", Stale),
+            ("high", Apply),
+            ("expired", Stale),
+            ("bad_expiry", Stale),
+            ("unordered", Apply),
+            ("old", Stale),
+        ]
+        .iter()
+        .map(|(d, a)| (d.to_string(), *a))
+        .collect();
         assert_eq!(actions(&s), want);
 
         // Answered (or queued) states are not offered again; a higher sequence later is applied.
@@ -471,7 +482,10 @@ mod tests {
     #[test]
     fn answers_build_the_right_item() {
         let with = answer_item("1", Some("des_a"), Some(3), "1.0", ReportStatus::None).unwrap();
-        assert_eq!((with.desired_id, with.report_status, with.sequence_number), (Some("des_a"), ReportStatus::Applied, Some(3)));
+        assert_eq!(
+            (with.desired_id, with.report_status, with.sequence_number),
+            (Some("des_a"), ReportStatus::Applied, Some(3))
+        );
         let stale = answer_item("1", Some("des_a"), Some(3), "0.0", ReportStatus::Stale).unwrap();
         assert_eq!(stale.report_status, ReportStatus::Stale);
         assert!(answer_item("1", Some("des_a"), None, "0", ReportStatus::Reported).is_err());

@@ -499,7 +499,8 @@ pub(crate) fn parse_single(http_status: u16, body: &SingleAnswer, message_id: St
 /// `warnings` worth handing over: absent for null and for an empty list.
 fn warnings(raw: Option<&RawValue>) -> Option<String> {
     let text = raw?.get();
-    let empty = matches!(text.trim(), "null" | "[]") || text.trim().strip_prefix('[').and_then(|t| t.strip_suffix(']')).is_some_and(|t| t.trim().is_empty());
+    let empty = matches!(text.trim(), "null" | "[]")
+        || text.trim().strip_prefix('[').and_then(|t| t.strip_suffix(']')).is_some_and(|t| t.trim().is_empty());
     (!empty).then(|| text.to_string())
 }
 
@@ -526,11 +527,7 @@ struct BatchResult<'a> {
 /// `index`. `None` for an item the answer says nothing readable about (no result, or a status this client
 /// does not know): the caller sends it one by one. `Err` when the answer has no readable `results` list.
 /// Results beyond the items sent are read and dropped, one at a time.
-pub(crate) fn parse_batch(
-    http_status: u16,
-    body: &[u8],
-    message_ids: &[String],
-) -> Result<Vec<Option<FeedResult>>> {
+pub(crate) fn parse_batch(http_status: u16, body: &[u8], message_ids: &[String]) -> Result<Vec<Option<FeedResult>>> {
     let mut out: Vec<Option<FeedResult>> = vec![None; message_ids.len()];
     let mut pos = 0usize;
     let found = json::for_each_item(body, "results", None, &mut |raw| {

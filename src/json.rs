@@ -393,7 +393,11 @@ mod tests {
         let t: T<'_> = serde_json::from_str(r#"{"a":true,"b":null}"#).unwrap();
         assert_eq!((t.a.as_str(), t.b.0), (Some("true"), None));
         assert_eq!(excerpt("a\nb\u{1b}[31mc", 3), "ab[…");
-        assert_eq!(top_code(br#"{"a":[1e999],"code":"4022"}"#), Some(Some(4022)), "skipped values are not range-checked");
+        assert_eq!(
+            top_code(br#"{"a":[1e999],"code":"4022"}"#),
+            Some(Some(4022)),
+            "skipped values are not range-checked"
+        );
         assert_eq!(top_code(br#"{"a":{"code":1},"code":"4022"}"#), Some(Some(4022)));
         assert_eq!(top_code(b"[1]"), Some(None));
         assert_eq!(top_code(b"<html>"), None);

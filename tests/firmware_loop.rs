@@ -144,7 +144,9 @@ fn check_records(records: &[Record], device: &FixtureDevice, start_unix: i64, fl
                 driven += 1;
                 let reports = plain
                     .iter()
-                    .filter(|i| text(i, "command_id") == Some(cmd.id.to_string()) && text(i, "value") == Some(wanted.clone()))
+                    .filter(|i| {
+                        text(i, "command_id") == Some(cmd.id.to_string()) && text(i, "value") == Some(wanted.clone())
+                    })
                     .count();
                 assert!(reports >= 1, "command {} driven to {wanted} and reported: {}", cmd.id, shown());
             }
@@ -205,7 +207,8 @@ fn check_records(records: &[Record], device: &FixtureDevice, start_unix: i64, fl
 }
 
 fn start_sim(fixture: Fixture, flavour: Flavour) -> Sim {
-    Sim::start(SimOptions { quiet: true, fixture: Some(fixture), flavour, ..Default::default() }).expect("realer-sim starts")
+    Sim::start(SimOptions { quiet: true, fixture: Some(fixture), flavour, ..Default::default() })
+        .expect("realer-sim starts")
 }
 
 fn run_loop(name: &str, fixture: Option<Fixture>, static_link: bool, flavour: Flavour) {

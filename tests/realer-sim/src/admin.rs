@@ -82,6 +82,8 @@ fn queue_fault(inner: &Arc<Inner>, req: &Request) -> Response {
         Some("proxy_bad_gateway") => Fault::ProxyBadGateway,
         Some("subscription_inactive") => Fault::SubscriptionInactive,
         Some("not_found") => Fault::NotFound,
+        Some("unreadable_success") => Fault::UnreadableSuccess,
+        Some("warnings") => Fault::Warnings,
         Some("delay") => Fault::Delay { ms },
         Some("close_before_answer") => Fault::CloseBeforeAnswer,
         Some("store_then_close") => Fault::StoreThenClose,
@@ -91,7 +93,8 @@ fn queue_fault(inner: &Arc<Inner>, req: &Request) -> Response {
                 inner,
                 "fault",
                 "must be one of service_unavailable, rate_limited, subscription_inactive, not_found, \
-                 proxy_bad_gateway, delay, close_before_answer, store_then_close, hang",
+                 unreadable_success, warnings, proxy_bad_gateway, delay, close_before_answer, \
+                 store_then_close, hang",
             )
         }
     };

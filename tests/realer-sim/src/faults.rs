@@ -15,6 +15,11 @@ pub enum Fault {
     SubscriptionInactive,
     /// 404 with code 4004, as a service without the endpoint answers (e.g. no `/feed-data/batches`).
     NotFound,
+    /// Handle the request normally (feed data is stored), then answer 200 `{"code":2000,"status":"accepted"}`:
+    /// a batch answer in a shape the client cannot read.
+    UnreadableSuccess,
+    /// Handle the request normally, then add `"warnings":[{"type":"clock_skew",…}]` to its JSON answer.
+    Warnings,
     /// 502 with an nginx-like HTML page (`text/html`, no JSON), as a reverse proxy answers.
     ProxyBadGateway,
     /// Wait this long, then handle the request normally.
@@ -35,6 +40,8 @@ impl Fault {
             Fault::RateLimited { .. } => "rate_limited",
             Fault::SubscriptionInactive => "subscription_inactive",
             Fault::NotFound => "not_found",
+            Fault::UnreadableSuccess => "unreadable_success",
+            Fault::Warnings => "warnings",
             Fault::ProxyBadGateway => "proxy_bad_gateway",
             Fault::Delay { .. } => "delay",
             Fault::CloseBeforeAnswer => "close_before_answer",

@@ -494,6 +494,23 @@ impl Inner {
             Some(Fault::NotFound) => {
                 Outcome::Answer(api::error(&this.rng, 404, 4004, &format!("no such path: {}", req.path), None))
             }
+            Some(Fault::UnreadableSuccess) => {
+                this.dispatch(req);
+                Outcome::Answer(api::ok(&this.rng, 200, &serde_json::json!({"code": 2000, "status": "accepted"})))
+            }
+            Some(Fault::Warnings) => {
+                let resp = this.dispatch(req);
+                match serde_json::from_slice::<serde_json::Value>(&resp.body) {
+                    Ok(serde_json::Value::Object(mut body)) => {
+                        body.insert(
+                            "warnings".into(),
+                            serde_json::json!([{"type": "clock_skew", "message": "value_received_at is 4 minutes ahead"}]),
+                        );
+                        Outcome::Answer(Response { body: serde_json::to_vec(&body).unwrap_or_default(), ..resp })
+                    }
+                    _ => Outcome::Answer(resp),
+                }
+            }
             Some(Fault::ProxyBadGateway) => Outcome::Answer(
                 Response::new(502, "text/html", BAD_GATEWAY_HTML.as_bytes().to_vec()).with_header("Server", "nginx"),
             ),
