@@ -1,5 +1,6 @@
 //! Builds the C test harness (tests/c/harness.c) against the librealer that `cargo build --workspace` made,
-//! shared and static, and runs it against a fresh realer-sim with the built-in fixture. With
+//! shared and static, and runs it against a fresh realer-sim with the built-in fixture, as a newer service
+//! (v2: desired states with ids to answer). With
 //! `REALER_VALGRIND=1` the harness runs under valgrind (tests/c/valgrind.supp lists the known false positives).
 
 #[path = "c/support.rs"]
@@ -7,7 +8,7 @@ mod support;
 
 use std::fs;
 
-use realer_sim::{builtin, Sim, SimOptions};
+use realer_sim::{builtin, Flavour, Sim, SimOptions};
 use support::{compile_c, repo, run_program, scratch_dir, sim_env};
 
 /// Exported functions harness.c does not call yet (none: keep it that way).
@@ -16,7 +17,8 @@ const NOT_YET_COVERED: &[&str] = &[];
 fn run_harness(name: &str, static_link: bool) {
     let dir = scratch_dir(name);
     let exe = compile_c("tests/c/harness.c", &dir, "harness", static_link);
-    let sim = Sim::start(SimOptions { quiet: true, ..Default::default() }).expect("realer-sim starts");
+    let sim =
+        Sim::start(SimOptions { quiet: true, flavour: Flavour::V2, ..Default::default() }).expect("realer-sim starts");
     // Only its CA matters: one that did not sign the first sim's certificate.
     let stranger = Sim::start(SimOptions { quiet: true, ..Default::default() }).expect("realer-sim starts");
     let wrong_ca = dir.join("wrong-ca.pem");
