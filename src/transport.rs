@@ -335,8 +335,10 @@ impl Transport {
         let retry_after = header(&RETRY_AFTER).and_then(parse_retry_after);
         let request_id = header(&X_REQUEST_ID).map(str::to_string);
         let is_json = header(&CONTENT_TYPE).is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
-        // Sized from Content-Length when the server sends it (bounded: the length is the server's word).
-        let expected = body.content_length().unwrap_or(0).min(64 << 10) as usize;
+        // Sized once from Content-Length (bounded by the answer limit: the length is the server's word, and the
+        // pages an overstated length leaves untouched are never resident), so a large answer is not copied
+        // through doublings; without it, grown as it comes.
+        let expected = body.content_length().unwrap_or(0).min(MAX_BODY_BYTES + 1) as usize;
         let mut bytes = Vec::with_capacity(expected);
         body.as_reader()
             .take(MAX_BODY_BYTES + 1)

@@ -84,6 +84,14 @@ fn queue_fault(inner: &Arc<Inner>, req: &Request) -> Response {
         Some("not_found") => Fault::NotFound,
         Some("unreadable_success") => Fault::UnreadableSuccess,
         Some("warnings") => Fault::Warnings,
+        Some("answer") => {
+            match (body.get("status").and_then(Value::as_u64), body.get("body").and_then(Value::as_str)) {
+                (Some(status @ 100..=599), Some(text)) => {
+                    Fault::Answer { status: status as u16, body: text.to_string() }
+                }
+                _ => return invalid(inner, "body", "answer needs status (100-599) and body (a string)"),
+            }
+        }
         Some("delay") => Fault::Delay { ms },
         Some("close_before_answer") => Fault::CloseBeforeAnswer,
         Some("store_then_close") => Fault::StoreThenClose,
@@ -93,7 +101,7 @@ fn queue_fault(inner: &Arc<Inner>, req: &Request) -> Response {
                 inner,
                 "fault",
                 "must be one of service_unavailable, rate_limited, subscription_inactive, not_found, \
-                 unreadable_success, warnings, proxy_bad_gateway, delay, close_before_answer, \
+                 unreadable_success, warnings, answer, proxy_bad_gateway, delay, close_before_answer, \
                  store_then_close, hang",
             )
         }

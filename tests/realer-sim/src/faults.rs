@@ -20,6 +20,8 @@ pub enum Fault {
     UnreadableSuccess,
     /// Handle the request normally, then add `"warnings":[{"type":"clock_skew",…}]` to its JSON answer.
     Warnings,
+    /// Answer exactly this status and JSON body, without handling the request (a hostile or odd server).
+    Answer { status: u16, body: String },
     /// 502 with an nginx-like HTML page (`text/html`, no JSON), as a reverse proxy answers.
     ProxyBadGateway,
     /// Wait this long, then handle the request normally.
@@ -42,6 +44,7 @@ impl Fault {
             Fault::NotFound => "not_found",
             Fault::UnreadableSuccess => "unreadable_success",
             Fault::Warnings => "warnings",
+            Fault::Answer { .. } => "answer",
             Fault::ProxyBadGateway => "proxy_bad_gateway",
             Fault::Delay { .. } => "delay",
             Fault::CloseBeforeAnswer => "close_before_answer",

@@ -511,6 +511,10 @@ impl Inner {
                     _ => Outcome::Answer(resp),
                 }
             }
+            Some(Fault::Answer { status, body }) => Outcome::Answer(
+                Response::new(*status, "application/json", body.clone().into_bytes())
+                    .with_header("X-Request-Id", api::request_id(&this.rng)),
+            ),
             Some(Fault::ProxyBadGateway) => Outcome::Answer(
                 Response::new(502, "text/html", BAD_GATEWAY_HTML.as_bytes().to_vec()).with_header("Server", "nginx"),
             ),

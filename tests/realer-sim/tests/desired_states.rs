@@ -84,11 +84,10 @@ fn v2_lists_pending_desired_states_and_a_catalog_only_catalog() {
 #[test]
 fn v2_desired_states_need_their_scope_and_v1_has_none() {
     let sim = v2();
-    let client = agent(&sim);
-    let agent = &client;
+    let agent = common::agent(&sim);
     let catalog_only = token_for(&sim, &agent, CLIENT_ID, CLIENT_SECRET, Some("iot:catalog:read iot:feed-data:write"));
     assert_error(&get(&sim, &agent, DESIRED, Some(&catalog_only)), 403, 4003, "forbidden");
-    let full = token_for(&sim, agent, CLIENT_ID, CLIENT_SECRET, Some("iot:desired-state:read"));
+    let full = token_for(&sim, &agent, CLIENT_ID, CLIENT_SECRET, Some("iot:desired-state:read"));
     assert_eq!(get(&sim, &agent, DESIRED, Some(&full)).status, 200);
     assert_error(&get(&sim, &agent, DESIRED, None), 401, 4001, "unauthorized");
 
