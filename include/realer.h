@@ -812,6 +812,21 @@ realer_status realer_config_set_logger(struct realer_config *config,
 realer_status realer_config_from_env(struct realer_config *config);
 
 /**
+ * Applies the settings of a configuration file: `KEY=value` lines with the names of the variables
+ * `realer_config_from_env` reads (blank lines and `#` comments skipped; the value is everything after the
+ * first `=`, as it is), so that the secret need not sit in the environment. Each value is checked as its
+ * setter checks it. `REALER_ERR_CONFIG`, naming the file and the line (never a value): an unknown key, a
+ * key set twice, a line without `=`, a refused value, a file that is not a regular file or is larger than
+ * 64 KiB, or a file holding `REALER_CLIENT_SECRET` that its group or others may read (chmod 600 it).
+ * `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 `path`.
+ *
+ * # Safety
+ * `config` is NULL or live; `path` is NULL or NUL-terminated.
+ */
+realer_status realer_config_from_file(struct realer_config *config,
+                                      const char *path);
+
+/**
  * Asks Realer what it wants the device's actuators at, whichever kind of service answers: a newer one's
  * pending desired states (GET …/desired-states), each decided APPLY or STALE against what this device
  * already answered (kept in the outbox file when one is configured, so a restart never applies an old

@@ -289,3 +289,24 @@ pub unsafe extern "C" fn realer_config_from_env(config: *mut realer_config) -> r
     // SAFETY: forwarded from the caller.
     unsafe { with_config(config, Config::from_env) }
 }
+
+/// Applies the settings of a configuration file: `KEY=value` lines with the names of the variables
+/// `realer_config_from_env` reads (blank lines and `#` comments skipped; the value is everything after the
+/// first `=`, as it is), so that the secret need not sit in the environment. Each value is checked as its
+/// setter checks it. `REALER_ERR_CONFIG`, naming the file and the line (never a value): an unknown key, a
+/// key set twice, a line without `=`, a refused value, a file that is not a regular file or is larger than
+/// 64 KiB, or a file holding `REALER_CLIENT_SECRET` that its group or others may read (chmod 600 it).
+/// `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 `path`.
+///
+/// # Safety
+/// `config` is NULL or live; `path` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_from_file(config: *mut realer_config, path: *const c_char) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_config(config, |c| {
+            let path = str_arg(path, "path")?;
+            c.apply_file(path)
+        })
+    }
+}
