@@ -2,15 +2,15 @@
 //! timeout) that covers its token fetch, its retries and their backoff.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::auth::{Grant, TokenCache};
+use crate::auth::{self, Grant, KnownSecrets, TokenCache};
 use crate::catalog::{self, Command, DesiredAction, Sensor};
 use crate::codes::{self, Class};
-use crate::config::{check_id, Config, Secret};
+use crate::config::{check_id, Config};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, Prepared, SingleAnswer};
 use crate::log::{log, Level};
@@ -40,6 +40,18 @@ pub struct Client {
     outbox: Option<Outbox>,
     feed_data_path: String,
     batches_path: String,
+    /// The process that made the client (and opened its outbox).
+    pid: u32,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            // A child after fork(): closing the parent's SQLite connection could disturb the parent's locks
+            // and WAL; it is left as it is (its memory and file descriptor go with the process).
+            std::mem::forget(self.outbox.take());
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -49,23 +61,6 @@ impl std::fmt::Debug for Client {
             .field("device_id", &self.config.device_id)
             .finish_non_exhaustive()
     }
-}
-
-fn base64(input: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// application/x-www-form-urlencoded value encoding.
@@ -116,18 +111,24 @@ impl Client {
     pub fn new(config: &Config) -> Result<Client> {
         config.check_complete()?;
         let client_id = config.client_id.as_deref().unwrap_or_default();
-        let basic = format!("Basic {}", base64(format!("{client_id}:{}", config.client_secret.expose()).as_bytes()));
+        let basic = auth::basic_credentials(client_id, &config.client_secret);
+        let basic_auth = AuthHeader::with_scheme("Basic ", &basic)?;
+        // Redacted from whatever a server says, in errors and in log lines.
+        let secrets = Arc::new(KnownSecrets::new(vec![config.client_secret.clone(), basic]));
+        let mut own = config.clone();
+        own.logger = config.logger.as_ref().map(|l| auth::guarded_logger(l, secrets.clone()));
         let feed_data_path = device_path(config, "/feed-data");
         let batches_path = device_path(config, "/feed-data/batches");
         Ok(Client {
-            config: config.clone(),
+            config: own,
             transport: Transport::new(config, &[TOKEN_PATH, &feed_data_path, &batches_path]),
-            basic_auth: AuthHeader::new(&Secret::new(basic))?,
-            tokens: TokenCache::default(),
+            basic_auth,
+            tokens: TokenCache::new(secrets),
             reported_sequence: Mutex::new(HashMap::new()),
             outbox: config.outbox.as_ref().map(|o| Outbox::open(o, config.request_timeout)).transpose()?,
             feed_data_path,
             batches_path,
+            pid: std::process::id(),
         })
     }
 
@@ -168,8 +169,7 @@ impl Client {
         }
         let answer = self.send_logged(Method::Post, TOKEN_PATH, &self.basic_auth, Body::Form(&form), deadline)?;
         if answer.status == 200 {
-            let json = codes::json_body(&answer).ok_or_else(|| Error::protocol("token answer is not JSON"))?;
-            let grant = Grant::parse(&json, time::now_unix_ms())?;
+            let grant = Grant::from_answer(&answer, time::now_unix_ms())?;
             log!(
                 self.config.logger,
                 Level::Info,
@@ -240,7 +240,14 @@ impl Client {
         let mut renewed = false;
         let mut reconnected = false;
         loop {
-            let err = match attempt(deadline) {
+            // What a server said may echo a secret or carry control characters: cleaned before anyone sees it.
+            let outcome = attempt(deadline).map_err(|e| match e {
+                AttemptError::Unauthorized(g, err) => {
+                    AttemptError::Unauthorized(g, self.tokens.secrets().clean_error(err))
+                }
+                AttemptError::Failed(err) => AttemptError::Failed(self.tokens.secrets().clean_error(err)),
+            });
+            let err = match outcome {
                 Ok(ok) => return Ok(ok),
                 // A kept-alive connection the server closed moments ago: once per call, a new connection at
                 // once, outside the count (the transport skips probing connections used within a second).
@@ -416,6 +423,12 @@ impl Client {
     }
 
     fn outbox(&self) -> Result<&Outbox> {
+        if self.pid != std::process::id() {
+            // SQLite: a database connection must not be used across fork() (its locks belong to the parent).
+            return Err(Error::config(
+                "this client's outbox was opened by the parent process: after fork(), make a new client in the child",
+            ));
+        }
         self.outbox.as_ref().ok_or_else(|| Error::config("no outbox is configured: call realer_config_set_outbox"))
     }
 
@@ -536,7 +549,11 @@ impl Client {
                 let ids: Vec<String> = chunk.iter().map(|p| p.message_id.clone()).collect();
                 match feed::parse_batch(status, &json, &ids) {
                     Ok(results) => {
-                        out.extend(results);
+                        // Each rejected item's error is what the server said about it.
+                        out.extend(results.into_iter().map(|mut r| {
+                            r.error = r.error.map(|e| self.tokens.secrets().clean_error(e));
+                            r
+                        }));
                         Ok(())
                     }
                     Err(e) => {
@@ -578,12 +595,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_and_form_encoding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"cdv_x:demo-secret"), "Y2R2X3g6ZGVtby1zZWNyZXQ=");
+    fn form_encoding() {
         assert_eq!(form_encode("iot:catalog:read iot:feed-data:write"), "iot%3Acatalog%3Aread+iot%3Afeed-data%3Awrite");
     }
 }
