@@ -7,6 +7,7 @@
 //!   nothing of what the client sends (the secret, the Basic value, a Bearer header). What it receives passes
 //!   through rustls's buffers, which the library cannot wipe: the test prints how many freed blocks still
 //!   held the token answer (see the README's section on secrets).
+//!
 //! The tests take turns: the scan is process-wide.
 
 #[path = "support/scripted.rs"]
