@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -132,7 +133,49 @@ struct Lean<T: UreqTransport> {
     /// The next output is a request head.
     head_next: bool,
     /// The process that made the connection.
-    pid: u32,
+    owner: Owner,
+}
+
+/// Forks counted by a pthread_atfork child handler, once the C API has installed it (see [`count_fork`]).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static FORKS_COUNTED: AtomicBool = AtomicBool::new(false);
+
+/// For the C API's pthread_atfork child handler, which runs in the child before fork() returns there: one
+/// atomic add, async-signal-safe as such a handler must be.
+pub(crate) fn count_fork() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Says that [`count_fork`] is installed: connections made from now on tell a fork by the count, without a
+/// getpid system call (two per request: a pooled connection is checked when it is taken and when it returns).
+pub(crate) fn forks_are_counted() {
+    FORKS_COUNTED.store(true, Ordering::SeqCst);
+}
+
+/// The process a connection belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// The fork count when the connection was made (the atfork handler was installed before).
+    Counted(u64),
+    /// Without the handler (a Rust program using the core directly): the process id.
+    Pid(u32),
+}
+
+impl Owner {
+    fn now() -> Owner {
+        if FORKS_COUNTED.load(Ordering::SeqCst) {
+            Owner::Counted(FORKS.load(Ordering::SeqCst))
+        } else {
+            Owner::Pid(std::process::id())
+        }
+    }
+
+    fn is_this_process(self) -> bool {
+        match self {
+            Owner::Counted(forks) => forks == FORKS.load(Ordering::SeqCst),
+            Owner::Pid(pid) => pid == std::process::id(),
+        }
+    }
 }
 
 /// Socket timeouts are whole multiples of this (see [`FewerSyscalls`]).
@@ -220,9 +263,7 @@ impl<T: UreqTransport> UreqTransport for Lean<T> {
     }
 
     fn is_open(&mut self) -> bool {
-        self.pid == std::process::id()
-            && self.held.is_empty()
-            && (self.last_io.elapsed() < FRESH || self.inner.is_open())
+        self.owner.is_this_process() && self.held.is_empty() && (self.last_io.elapsed() < FRESH || self.inner.is_open())
     }
 
     fn is_tls(&self) -> bool {
@@ -243,7 +284,7 @@ impl<In: UreqTransport> Connector<In> for FewerSyscalls {
             last_io: Instant::now(),
             held: Vec::new(),
             head_next: true,
-            pid: std::process::id(),
+            owner: Owner::now(),
         }))
     }
 }
@@ -543,6 +584,21 @@ mod tests {
         let err = AuthHeader::with_scheme("Bearer ", &Secret::new("tok\r\nX-Evil: 1")).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Protocol);
         assert!(!err.message.contains("X-Evil"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_connection_belongs_to_the_process_that_made_it() {
+        let pid_owned = Owner::Pid(std::process::id());
+        assert!(pid_owned.is_this_process());
+        assert!(!Owner::Pid(std::process::id() + 1).is_this_process());
+        // No connection is made in these unit tests: counting forks here disturbs nothing.
+        forks_are_counted();
+        let counted = Owner::now();
+        assert!(matches!(counted, Owner::Counted(_)) && counted.is_this_process());
+        count_fork();
+        assert!(!counted.is_this_process(), "made before the (simulated) fork");
+        assert!(Owner::now().is_this_process());
+        assert!(pid_owned.is_this_process(), "a connection made before counting began still checks its pid");
     }
 
     #[test]
