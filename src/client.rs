@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::auth::{self, Grant, KnownSecrets, TokenCache};
-use crate::catalog::{self, Command, DesiredAction, Sensor};
+use crate::catalog::{self, Command, DesiredAction, ItemError, Sensor};
 use crate::codes::{self, Class};
 use crate::config::{check_id, Config};
 use crate::error::{Error, ErrorKind, Result};
@@ -307,12 +307,32 @@ impl Client {
 
     pub fn fetch_commands(&self) -> Result<Vec<Command>> {
         let (_, body) = self.call(Method::Get, &self.device_path("/commands"), None)?;
-        catalog::parse_commands(&body, &mut self.warn_sink())
+        self.parse_commands(&body)
     }
 
     pub fn fetch_sensors(&self) -> Result<Vec<Sensor>> {
         let (_, body) = self.call(Method::Get, &self.device_path("/sensors"), None)?;
-        catalog::parse_sensors(&body, &mut self.warn_sink())
+        self.parse_sensors(&body)
+    }
+
+    /// An item's error is what the server said about it: cleaned as any error is.
+    fn clean_item_error(&self, error: &mut Option<ItemError>) {
+        if let Some(e) = error {
+            e.error_type = self.tokens.secrets().clean(&e.error_type);
+            e.message = self.tokens.secrets().clean(&e.message);
+        }
+    }
+
+    fn parse_commands(&self, body: &Value) -> Result<Vec<Command>> {
+        let mut commands = catalog::parse_commands(body, &mut self.warn_sink())?;
+        commands.iter_mut().for_each(|c| self.clean_item_error(&mut c.error));
+        Ok(commands)
+    }
+
+    fn parse_sensors(&self, body: &Value) -> Result<Vec<Sensor>> {
+        let mut sensors = catalog::parse_sensors(body, &mut self.warn_sink())?;
+        sensors.iter_mut().for_each(|s| self.clean_item_error(&mut s.error));
+        Ok(sensors)
     }
 
     fn one<T>(items: Vec<T>, what: &str, id: &str) -> Result<T> {
@@ -322,13 +342,13 @@ impl Client {
     pub fn fetch_command(&self, id: &str) -> Result<Command> {
         check_id("command id", id).map_err(Error::invalid)?;
         let (_, body) = self.call(Method::Get, &self.device_path(&format!("/commands/{id}")), None)?;
-        Self::one(catalog::parse_commands(&body, &mut self.warn_sink())?, "command", id)
+        Self::one(self.parse_commands(&body)?, "command", id)
     }
 
     pub fn fetch_sensor(&self, id: &str) -> Result<Sensor> {
         check_id("sensor id", id).map_err(Error::invalid)?;
         let (_, body) = self.call(Method::Get, &self.device_path(&format!("/sensors/{id}")), None)?;
-        Self::one(catalog::parse_sensors(&body, &mut self.warn_sink())?, "sensor", id)
+        Self::one(self.parse_sensors(&body)?, "sensor", id)
     }
 
     /// What to do about a command's pending desired state at `now_unix_ms`, given what this client reported.

@@ -132,6 +132,12 @@ fn echoing_api(r: &Request<'_>) -> Cow<'static, [u8]> {
         return json("200 OK", "", &format!(r#"{{"access_token":"{TOKEN}","expires_in":3600}}"#));
     }
     let auth = r.header("authorization").unwrap_or("").to_string();
+    if r.path.ends_with("/commands") {
+        let body = serde_json::json!({"code": 2000, "commands": [
+            {"id": 3, "error": {"type": format!("t {TOKEN}"), "message": format!("cannot show {auth}\r\n")}},
+        ]});
+        return json("200 OK", "", &body.to_string());
+    }
     if r.path.ends_with("/batches") {
         let body = serde_json::json!({"code": 2000, "status": "completed", "results": [{
             "index": 0, "status": "rejected", "code": 4022,
@@ -158,6 +164,10 @@ fn a_token_a_server_echoes_never_reaches_an_error_or_a_log_line() {
     assert_no_secret("the error", &texts(&e));
     let e = c.fetch_sensors().unwrap_err();
     assert_no_secret("the catalog error", &texts(&e));
+    let commands = c.fetch_commands().unwrap();
+    let e = commands[0].error.as_ref().expect("an item Realer cannot represent");
+    assert_no_secret("a catalog item's error", &format!("{} {}", e.error_type, e.message));
+    assert!(!e.message.contains('\n'), "{:?}", e.message);
     let report = c.post_feed_batch(&[FeedItem::sensor("7", "1")]);
     let e = report.results[0].error.as_ref().expect("rejected");
     assert_eq!(report.results[0].outcome, FeedOutcome::Rejected);
