@@ -36,6 +36,13 @@ typedef struct realer_batch_result realer_batch_result;
 /**
  * A client for one device. Thread-safe: any number of threads may call it at once (it serialises token
  * requests itself). Freed by `realer_client_free`, which must not race with calls on it.
+ *
+ * After fork(), the child may use a client it inherited, provided no other thread was inside a librealer
+ * call at the moment of the fork: its first request drops the inherited connections without writing to
+ * them (the parent's connections keep working) and opens its own. The inherited outbox is not usable in the
+ * child (an SQLite connection does not survive fork): outbox calls there fail with `REALER_ERR_CONFIG`, and
+ * `realer_client_free` in the child leaves that SQLite connection alone. Make a new client in the child for
+ * an outbox.
  */
 typedef struct realer_client realer_client;
 
@@ -239,7 +246,8 @@ typedef struct realer_error {
    */
   const char *type;
   /**
-   * What went wrong, in words. Never contains a secret.
+   * What went wrong, in words. Never contains the client secret, the Basic credentials or a token (also
+   * when a server echoed them: they are redacted) nor control characters.
    */
   const char *message;
   /**
@@ -650,7 +658,8 @@ realer_status realer_client_new(const struct realer_config *config,
                                 struct realer_client **out);
 
 /**
- * Frees a client and its connections. NULL is accepted. No other thread may be using it.
+ * Frees a client and its connections, wiping the memory that held the client secret, tokens and the
+ * plaintext of its connections. NULL is accepted. No other thread may be using it.
  *
  * # Safety
  * `client` is NULL or from `realer_client_new`, and is not used afterwards.
@@ -685,7 +694,8 @@ void realer_config_free(struct realer_config *config);
 /**
  * Sets the API origin, `https://host[:port][/prefix]` (a trailing slash is ignored).
  * `REALER_ERR_CONFIG`: not https (plain http is accepted only for 127.0.0.1 or ::1, and only after
- * `realer_config_allow_insecure_loopback`), or malformed. `REALER_ERR_INVALID_ARGUMENT`: NULL or not UTF-8.
+ * `realer_config_allow_insecure_loopback`), a port that is not 1 to 65535, user info (`user:password@`, refused
+ * without repeating the URL in the message), or malformed. `REALER_ERR_INVALID_ARGUMENT`: NULL or not UTF-8.
  *
  * # Safety
  * `config` is NULL or live; `base_url` is NULL or a NUL-terminated string.
@@ -704,12 +714,14 @@ realer_status realer_config_allow_insecure_loopback(struct realer_config *config
                                                     int32_t allow);
 
 /**
- * Sets the device id (Realer's `device_id`, such as "12345"): letters, digits, '-', '_', '.', '~'.
+ * Sets the device id (Realer's `device_id`, such as "12345"): 1 to 128 letters, digits, '-', '_', '.', '~',
+ * and not "." or ".." (they would change the URL path). `REALER_ERR_CONFIG` otherwise.
  *
  * # Safety
  * `config` is NULL or live; `device_id` is NULL or a NUL-terminated string.
  */
-realer_status realer_config_set_device_id(struct realer_config *config, const char *device_id);
+realer_status realer_config_set_device_id(struct realer_config *config,
+                                          const char *device_id);
 
 /**
  * Sets the OAuth client credentials (sent with HTTP Basic authentication to /oauth/token). The secret is
@@ -734,7 +746,9 @@ realer_status realer_config_set_scope(struct realer_config *config,
 
 /**
  * Trusts only the CA certificates in this PEM file (instead of the bundled Mozilla roots). The file is read
- * now. `REALER_ERR_CONFIG`: unreadable, no CERTIFICATE section, or a certificate that does not parse.
+ * now; it must be a regular file (or a link to one) of at most 4 MiB: a FIFO, a device or a directory is
+ * refused without being read, so the call never blocks. `REALER_ERR_CONFIG`: not a regular file, too large,
+ * unreadable, no CERTIFICATE section, or a certificate that does not parse.
  *
  * # Safety
  * `config` is NULL or live; `path` is NULL or NUL-terminated.
@@ -756,7 +770,8 @@ realer_status realer_config_set_ca_pem(struct realer_config *config,
 /**
  * Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
  * 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
- * backoff included.
+ * backoff included. There is no shorter timeout per read: a server may use what is left of the call to
+ * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps).
  *
  * # Safety
  * `config` is NULL or live.
@@ -768,8 +783,9 @@ realer_status realer_config_set_timeouts(struct realer_config *config,
 /**
  * Sets the retry policy for transient failures (network, timeout, 429, 5xx): at most `max_attempts`
  * attempts (1 to 100, the first included), waiting a random time up to `base_delay_ms` doubled per failure
- * and capped at `max_delay_ms` (full jitter), and at least the server's Retry-After. A Retry-After longer
- * than `max_delay_ms` ends the call with a retryable error carrying `retry_after_ms`.
+ * and capped at `max_delay_ms` (full jitter), and at least the server's Retry-After (seconds, or an HTTP
+ * date read against the device clock; at most a day). A Retry-After longer than `max_delay_ms` ends the call
+ * with a retryable error carrying `retry_after_ms`.
  *
  * # Safety
  * `config` is NULL or live.

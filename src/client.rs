@@ -1,13 +1,13 @@
 //! The client: one per device, shareable between threads. Every call runs inside one deadline (the request
 //! timeout) that covers its token fetch, its retries and their backoff.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::auth::{Grant, TokenCache};
-use crate::catalog::{self, Command, CommandRef, CommandSink, Sensor, SensorSink};
+use crate::auth::{self, Grant, KnownSecrets, TokenCache};
+use crate::catalog::{self, Command, CommandRef, CommandSink, ItemErrorRef, Sensor, SensorSink};
 use crate::codes::{self, Class};
-use crate::config::{check_id, Config, Secret};
+use crate::config::{check_id, Config};
 use crate::desired::{self, AnsweredLog, DesiredSource, DesiredState, DesiredStates, REPROBE_AFTER};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, Prepared, SingleAnswer};
@@ -44,6 +44,18 @@ pub struct Client {
     outbox: Option<Outbox>,
     feed_data_path: String,
     batches_path: String,
+    /// The process that made the client (and opened its outbox).
+    pid: u32,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            // A child after fork(): closing the parent's SQLite connection could disturb the parent's locks
+            // and WAL; it is left as it is (its memory and file descriptor go with the process).
+            std::mem::forget(self.outbox.take());
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -53,23 +65,6 @@ impl std::fmt::Debug for Client {
             .field("device_id", &self.config.device_id)
             .finish_non_exhaustive()
     }
-}
-
-fn base64(input: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// application/x-www-form-urlencoded value encoding.
@@ -153,7 +148,12 @@ impl Client {
     pub fn new(config: &Config) -> Result<Client> {
         config.check_complete()?;
         let client_id = config.client_id.as_deref().unwrap_or_default();
-        let basic = format!("Basic {}", base64(format!("{client_id}:{}", config.client_secret.expose()).as_bytes()));
+        let basic = auth::basic_credentials(client_id, &config.client_secret);
+        let basic_auth = AuthHeader::with_scheme("Basic ", &basic)?;
+        // Redacted from whatever a server says, in errors and in log lines.
+        let secrets = Arc::new(KnownSecrets::new(vec![config.client_secret.clone(), basic]));
+        let mut own = config.clone();
+        own.logger = config.logger.as_ref().map(|l| auth::guarded_logger(l, secrets.clone()));
         let feed_data_path = device_path(config, "/feed-data");
         let batches_path = device_path(config, "/feed-data/batches");
         let outbox = config.outbox.as_ref().map(|o| Outbox::open(o, config.request_timeout)).transpose()?;
@@ -162,16 +162,17 @@ impl Client {
             None => AnsweredLog::memory(),
         };
         Ok(Client {
-            config: config.clone(),
+            config: own,
             transport: Transport::new(config, &[TOKEN_PATH, &feed_data_path, &batches_path]),
-            basic_auth: AuthHeader::new(&Secret::new(basic))?,
-            tokens: TokenCache::default(),
+            basic_auth,
+            tokens: TokenCache::new(secrets),
             answered,
             desired_states_missing: Mutex::new(None),
             batches_missing: Mutex::new(None),
             outbox,
             feed_data_path,
             batches_path,
+            pid: std::process::id(),
         })
     }
 
@@ -212,8 +213,7 @@ impl Client {
         }
         let answer = self.send_logged(Method::Post, TOKEN_PATH, &self.basic_auth, Body::Form(&form), deadline)?;
         if answer.status == 200 {
-            let json = codes::json_body(&answer).ok_or_else(|| Error::protocol("token answer is not JSON"))?;
-            let grant = Grant::parse(&json, time::now_unix_ms())?;
+            let grant = Grant::from_answer(&answer, time::now_unix_ms())?;
             log!(
                 self.config.logger,
                 Level::Info,
@@ -285,7 +285,14 @@ impl Client {
         let mut renewed = false;
         let mut reconnected = false;
         loop {
-            let err = match attempt(deadline) {
+            // What a server said may echo a secret or carry control characters: cleaned before anyone sees it.
+            let outcome = attempt(deadline).map_err(|e| match e {
+                AttemptError::Unauthorized(g, err) => {
+                    AttemptError::Unauthorized(g, self.tokens.secrets().clean_error(err))
+                }
+                AttemptError::Failed(err) => AttemptError::Failed(self.tokens.secrets().clean_error(err)),
+            });
+            let err = match outcome {
                 Ok(ok) => return Ok(ok),
                 // A kept-alive connection the server closed moments ago: once per call, a new connection at
                 // once, outside the count (the transport skips probing connections used within a second).
@@ -350,8 +357,9 @@ impl Client {
         let mut seen = 0usize;
         catalog::parse_commands(
             &answer.body,
-            &mut |c| {
+            &mut |mut c| {
                 seen += 1;
+                self.clean_item_error(&mut c.error);
                 sink.push(c)
             },
             &mut self.warn_sink(),
@@ -366,8 +374,9 @@ impl Client {
         let mut seen = 0usize;
         catalog::parse_sensors(
             &answer.body,
-            &mut |s| {
+            &mut |mut s| {
                 seen += 1;
+                self.clean_item_error(&mut s.error);
                 sink.push(s)
             },
             &mut self.warn_sink(),
@@ -384,6 +393,15 @@ impl Client {
             }
         };
         self.call(Method::Get, &path, None)
+    }
+
+    /// An item's error is what the server said about it: cleaned as any error is (secrets redacted, control
+    /// characters dropped).
+    fn clean_item_error(&self, error: &mut Option<ItemErrorRef<'_>>) {
+        if let Some(e) = error {
+            e.error_type = self.tokens.secrets().clean(&e.error_type).into();
+            e.message = self.tokens.secrets().clean(&e.message).into();
+        }
     }
 
     fn one_expected(id: Option<&str>, seen: usize, what: &str) -> Result<()> {
@@ -545,6 +563,12 @@ impl Client {
     }
 
     fn outbox(&self) -> Result<&Outbox> {
+        if self.pid != std::process::id() {
+            // SQLite: a database connection must not be used across fork() (its locks belong to the parent).
+            return Err(Error::config(
+                "this client's outbox was opened by the parent process: after fork(), make a new client in the child",
+            ));
+        }
         self.outbox.as_ref().ok_or_else(|| Error::config("no outbox is configured: call realer_config_set_outbox"))
     }
 
@@ -736,10 +760,12 @@ impl Client {
         let mut stopped = None;
         for (p, r) in chunk.iter().zip(results) {
             let r = match (r, &stopped) {
-                (Some(r), _) => {
+                (Some(mut r), _) => {
                     if r.is_accepted() {
                         self.remember_answer(p);
                     }
+                    // A rejected item's error is what the server said about it.
+                    r.error = r.error.map(|e| self.tokens.secrets().clean_error(e));
                     r
                 }
                 (None, Some(e)) => FeedResult::not_sent(p.message_id.clone(), Error::clone(e)),
@@ -777,12 +803,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_and_form_encoding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"cdv_x:demo-secret"), "Y2R2X3g6ZGVtby1zZWNyZXQ=");
+    fn form_encoding() {
         assert_eq!(form_encode("iot:catalog:read iot:feed-data:write"), "iot%3Acatalog%3Aread+iot%3Afeed-data%3Awrite");
     }
 }

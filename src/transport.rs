@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,13 +11,16 @@ use ureq::http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT
 use ureq::http::{self, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::time::Duration as UreqDuration;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport as UreqTransport,
 };
 use ureq::AsSendBody;
+use zeroize::Zeroize;
 
 use crate::config::{Config, Secret, Trust};
 use crate::error::{Error, ErrorKind, Result};
+use crate::time;
 
 /// The largest answer body read; a catalog of a few thousand items fits many times over.
 const MAX_BODY_BYTES: u64 = 8 << 20;
@@ -94,8 +98,21 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// A connection with I/O this recent is taken to be open without probing it.
 const FRESH: Duration = Duration::from_secs(1);
 
-/// Wraps ureq's TLS transport to save system calls on kept-alive requests; half of the syscalls of a small
-/// request were these:
+/// Wraps ureq's TLS transport (or, for a loopback test server, its TCP transport). It sees every byte of
+/// plaintext and every connection's end, so it also:
+/// - wipes the connection's plaintext buffers (the request heads with their `Authorization` header, the
+///   answers with their tokens) and its own copy of a head when the connection is dropped;
+/// - refuses to hand a connection made by another process to this one: after `fork()` the child shares the
+///   parent's sockets and TLS state, and a record the child sent would break the parent's session (and the
+///   child's answer would go to whichever reads first). The child drops such a connection when it comes out
+///   of the pool: its copy of the socket is closed, nothing is written (no TLS close_notify, no shutdown),
+///   so the parent's connection is untouched;
+/// - rounds each read's and write's timeout down to a multiple of [`TIMEOUT_STEP`], so that the socket
+///   timeouts stay the same from one request to the next (otherwise every request costs three setsockopt
+///   calls: the remaining time differs each time) while a read may still wait until the call's deadline
+///   (less at most one step).
+///
+/// It also saves system calls on kept-alive requests; half of the syscalls of a small request were these:
 /// - ureq probes a pooled connection when it returns to the pool and again when it is taken (two ioctls and
 ///   a read that would block, each time). A connection used within the last second is taken to be open: a
 ///   connection idle longer is still probed, so a server's idle close is still seen; one that closes faster
@@ -107,13 +124,73 @@ const FRESH: Duration = Duration::from_secs(1);
 struct FewerSyscalls;
 
 #[derive(Debug)]
-struct Lean<T> {
+struct Lean<T: UreqTransport> {
     inner: T,
     last_io: Instant,
-    /// The request head, transmitted to us but not yet to the peer.
+    /// The request head, transmitted to us but not yet to the peer. Wiped, not just cleared: it holds the
+    /// `Authorization` header.
     held: Vec<u8>,
     /// The next output is a request head.
     head_next: bool,
+    /// The process that made the connection.
+    owner: Owner,
+}
+
+/// Forks counted by a pthread_atfork child handler, once the C API has installed it (see [`count_fork`]).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static FORKS_COUNTED: AtomicBool = AtomicBool::new(false);
+
+/// For the C API's pthread_atfork child handler, which runs in the child before fork() returns there: one
+/// atomic add, async-signal-safe as such a handler must be.
+pub(crate) fn count_fork() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Says that [`count_fork`] is installed: connections made from now on tell a fork by the count, without a
+/// getpid system call (two per request: a pooled connection is checked when it is taken and when it returns).
+pub(crate) fn forks_are_counted() {
+    FORKS_COUNTED.store(true, Ordering::SeqCst);
+}
+
+/// The process a connection belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// The fork count when the connection was made (the atfork handler was installed before).
+    Counted(u64),
+    /// Without the handler (a Rust program using the core directly): the process id.
+    Pid(u32),
+}
+
+impl Owner {
+    fn now() -> Owner {
+        if FORKS_COUNTED.load(Ordering::SeqCst) {
+            Owner::Counted(FORKS.load(Ordering::SeqCst))
+        } else {
+            Owner::Pid(std::process::id())
+        }
+    }
+
+    fn is_this_process(self) -> bool {
+        match self {
+            Owner::Counted(forks) => forks == FORKS.load(Ordering::SeqCst),
+            Owner::Pid(pid) => pid == std::process::id(),
+        }
+    }
+}
+
+/// Socket timeouts are whole multiples of this (see [`FewerSyscalls`]).
+const TIMEOUT_STEP: Duration = Duration::from_millis(100);
+
+/// `timeout`, rounded down to a whole number of [`TIMEOUT_STEP`]s when it is longer than one step.
+fn steady(mut timeout: NextTimeout) -> NextTimeout {
+    if let UreqDuration::Exact(after) = timeout.after {
+        let steps = after.as_nanos() / TIMEOUT_STEP.as_nanos();
+        if steps >= 2 {
+            // At most u32::MAX steps: longer than any configured timeout.
+            timeout.after = UreqDuration::Exact(TIMEOUT_STEP * u32::try_from(steps).unwrap_or(u32::MAX));
+        }
+    }
+    timeout
 }
 
 impl<T: UreqTransport> Lean<T> {
@@ -123,8 +200,20 @@ impl<T: UreqTransport> Lean<T> {
         }
         let n = self.held.len();
         self.inner.buffers().output()[..n].copy_from_slice(&self.held);
-        self.held.clear();
+        self.held.zeroize();
         self.inner.transmit_output(n, timeout)
+    }
+}
+
+impl<T: UreqTransport> Drop for Lean<T> {
+    fn drop(&mut self) {
+        self.held.zeroize();
+        let buffers = self.inner.buffers();
+        buffers.output().zeroize();
+        // Consumed input is still in the buffer; once everything is consumed, the free part is all of it.
+        let unread = buffers.input().len();
+        buffers.input_consume(unread);
+        buffers.input_append_buf().zeroize();
     }
 }
 
@@ -134,11 +223,13 @@ impl<T: UreqTransport> UreqTransport for Lean<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
+        let timeout = steady(timeout);
         self.last_io = Instant::now();
         if self.head_next {
             // A request's first output is its head: hold it; its body, or the first read, follows.
             self.head_next = false;
-            self.held.clear();
+            // Wiped first, so that growing it leaves no earlier head behind.
+            self.held.zeroize();
             self.held.extend_from_slice(&self.inner.buffers().output()[..amount]);
             return Ok(());
         }
@@ -151,7 +242,7 @@ impl<T: UreqTransport> UreqTransport for Lean<T> {
             // Both in one transmit: move this output up and put the head before it.
             output.copy_within(..amount, held);
             output[..held].copy_from_slice(&self.held);
-            self.held.clear();
+            self.held.zeroize();
             return self.inner.transmit_output(held + amount, timeout);
         }
         // No room for both: the head goes first, through the same buffer, so keep this output aside.
@@ -162,6 +253,7 @@ impl<T: UreqTransport> UreqTransport for Lean<T> {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        let timeout = steady(timeout);
         self.release_held(timeout)?;
         let r = self.inner.await_input(timeout);
         self.last_io = Instant::now();
@@ -171,7 +263,7 @@ impl<T: UreqTransport> UreqTransport for Lean<T> {
     }
 
     fn is_open(&mut self) -> bool {
-        self.held.is_empty() && (self.last_io.elapsed() < FRESH || self.inner.is_open())
+        self.owner.is_this_process() && self.held.is_empty() && (self.last_io.elapsed() < FRESH || self.inner.is_open())
     }
 
     fn is_tls(&self) -> bool {
@@ -187,7 +279,13 @@ impl<In: UreqTransport> Connector<In> for FewerSyscalls {
         _: &ConnectionDetails,
         chained: Option<In>,
     ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
-        Ok(chained.map(|inner| Lean { inner, last_io: Instant::now(), held: Vec::new(), head_next: true }))
+        Ok(chained.map(|inner| Lean {
+            inner,
+            last_io: Instant::now(),
+            held: Vec::new(),
+            head_next: true,
+            owner: Owner::now(),
+        }))
     }
 }
 
@@ -204,6 +302,8 @@ pub(crate) enum Body<'a> {
 }
 
 /// An answer with any HTTP status; the body is read to the end so the connection can be reused.
+/// The body is wiped when the answer is dropped: it may hold a token (the token answer, or a server that
+/// echoes what it was sent).
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub status: u16,
@@ -213,13 +313,41 @@ pub(crate) struct Answer {
     pub body: Vec<u8>,
 }
 
-/// An `Authorization` header value, made once per token (validated and copied once, not per request).
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.body.zeroize();
+    }
+}
+
+/// The bytes of an `Authorization` header value; wiped when the last request that used them is done.
+struct WipedOnDrop(Vec<u8>);
+
+impl AsRef<[u8]> for WipedOnDrop {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for WipedOnDrop {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// An `Authorization` header value, made once per token (validated and copied once, not per request). Its
+/// bytes are shared by every request that carries it (a `HeaderValue` clone shares, it does not copy) and
+/// wiped when the last one is dropped.
 #[derive(Clone)]
 pub(crate) struct AuthHeader(HeaderValue);
 
 impl AuthHeader {
-    pub(crate) fn new(value: &Secret) -> Result<AuthHeader> {
-        let mut v = HeaderValue::from_str(value.expose())
+    /// `scheme` followed by `credentials`, such as "Bearer " and the token.
+    pub(crate) fn with_scheme(scheme: &str, credentials: &Secret) -> Result<AuthHeader> {
+        let mut bytes = Vec::with_capacity(scheme.len() + credentials.expose().len());
+        bytes.extend_from_slice(scheme.as_bytes());
+        bytes.extend_from_slice(credentials.expose().as_bytes());
+        // A Bytes made from its owner is used as it is: http does not copy it into a buffer of its own.
+        let mut v = HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(WipedOnDrop(bytes)))
             .map_err(|_| Error::protocol("the credentials or token hold characters an HTTP header cannot carry"))?;
         v.set_sensitive(true);
         Ok(AuthHeader(v))
@@ -269,13 +397,9 @@ impl Transport {
             .max_idle_connections_per_host(8)
             .timeout_global(Some(config.request_timeout))
             .timeout_connect(Some(config.connect_timeout))
-            // Each read and write waits at most half the request timeout. Besides bounding a stalled peer
-            // early, a constant per-operation timeout below the call's remaining time lets ureq keep the
-            // socket's timeouts as they are: otherwise every request costs three setsockopt calls, since the
-            // remaining time differs each time. The request deadline still bounds the whole call (give or
-            // take TIMEOUT_SLACK).
-            .timeout_per_read(Some(config.request_timeout / 2))
-            .timeout_per_write(Some(config.request_timeout / 2))
+            // No per-read or per-write timeout: one read may wait for what is left of the call's deadline
+            // (a server that takes 2 s of a 3 s request timeout is answered). FewerSyscalls keeps the socket
+            // timeouts steady between requests.
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
         let agent = ureq::Agent::with_parts(
@@ -332,7 +456,7 @@ impl Transport {
         };
         let (parts, mut body) = result.map_err(map_ureq_error)?.into_parts();
         let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let retry_after = header(&RETRY_AFTER).and_then(parse_retry_after);
+        let retry_after = header(&RETRY_AFTER).and_then(|v| parse_retry_after(v, time::now_unix_ms()));
         let request_id = header(&X_REQUEST_ID).map(str::to_string);
         let is_json = header(&CONTENT_TYPE).is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
         // Sized once from Content-Length (bounded by the answer limit: the length is the server's word, and the
@@ -387,9 +511,19 @@ fn parse_uri(base_url: &str, path: &str) -> Result<Uri> {
         .map_err(|e| Error::config(format!("the URL of {path} is not valid: {e}")))
 }
 
-/// `Retry-After` in seconds (the contract's form); an HTTP date is not honoured.
-fn parse_retry_after(v: &str) -> Option<Duration> {
-    v.parse::<u64>().ok().map(|s| Duration::from_secs(s.min(86_400)))
+/// The longest `Retry-After` taken as it is; a longer one is cut to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// `Retry-After` in seconds (the contract's form) or as an HTTP date (RFC 9110: IMF-fixdate, or the obsolete
+/// RFC 850 and asctime forms), measured from `now_unix_ms` on the wall clock. A date already past is 0;
+/// anything beyond a day is a day.
+fn parse_retry_after(v: &str, now_unix_ms: i64) -> Option<Duration> {
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
+    }
+    let at = time::parse_http_date_ms(v)?;
+    let ms = u64::try_from(at.saturating_sub(now_unix_ms)).unwrap_or(0);
+    Some(Duration::from_millis(ms).min(MAX_RETRY_AFTER))
 }
 
 fn rustls_error(e: &rustls::Error) -> Error {
@@ -445,19 +579,59 @@ mod tests {
 
     #[test]
     fn an_auth_header_is_checked_once_and_never_printed() {
-        let h = AuthHeader::new(&Secret::new("Bearer tok-123")).unwrap();
+        let h = AuthHeader::with_scheme("Bearer ", &Secret::new("tok-123")).unwrap();
         assert_eq!(h.0.to_str().unwrap(), "Bearer tok-123");
         assert!(h.0.is_sensitive());
         assert_eq!(format!("{h:?}"), "<redacted>");
-        let err = AuthHeader::new(&Secret::new("Bearer tok\r\nX-Evil: 1")).unwrap_err();
+        let err = AuthHeader::with_scheme("Bearer ", &Secret::new("tok\r\nX-Evil: 1")).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Protocol);
         assert!(!err.message.contains("X-Evil"), "{}", err.message);
     }
 
     #[test]
-    fn retry_after_is_read_in_seconds() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("999999999"), Some(Duration::from_secs(86_400)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    fn a_connection_belongs_to_the_process_that_made_it() {
+        let pid_owned = Owner::Pid(std::process::id());
+        assert!(pid_owned.is_this_process());
+        assert!(!Owner::Pid(std::process::id() + 1).is_this_process());
+        // No connection is made in these unit tests: counting forks here disturbs nothing.
+        forks_are_counted();
+        let counted = Owner::now();
+        assert!(matches!(counted, Owner::Counted(_)) && counted.is_this_process());
+        count_fork();
+        assert!(!counted.is_this_process(), "made before the (simulated) fork");
+        assert!(Owner::now().is_this_process());
+        assert!(pid_owned.is_this_process(), "a connection made before counting began still checks its pid");
+    }
+
+    #[test]
+    fn socket_timeouts_are_whole_steps_below_what_is_left() {
+        let t = |ms: u64| NextTimeout { after: UreqDuration::Exact(Duration::from_millis(ms)), ..Default::default() };
+        let after = |t: NextTimeout| *t.after;
+        assert_eq!(after(steady(t(29_987))), Duration::from_millis(29_900));
+        assert_eq!(after(steady(t(29_912))), Duration::from_millis(29_900), "the same value request after request");
+        assert_eq!(after(steady(t(200))), Duration::from_millis(200));
+        assert_eq!(after(steady(t(199))), Duration::from_millis(199), "below two steps: as it is");
+        assert_eq!(after(steady(t(5))), Duration::from_millis(5));
+        assert_eq!(after(steady(t(0))), Duration::ZERO);
+        let never = NextTimeout::default();
+        assert_eq!(steady(never).after, UreqDuration::NotHappening);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_as_an_http_date() {
+        // 2015-10-21T07:28:00Z
+        let now = 1_445_412_480_000;
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("999999999", now), Some(Duration::from_secs(86_400)));
+        let later = Some(Duration::from_secs(90));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:29:30 GMT", now), later);
+        assert_eq!(parse_retry_after("Wednesday, 21-Oct-15 07:29:30 GMT", now), later, "RFC 850");
+        assert_eq!(parse_retry_after("Wed Oct 21 07:29:30 2015", now), later, "asctime");
+        assert_eq!(parse_retry_after("Wed Oct  1 07:29:30 2015", now), Some(Duration::ZERO), "asctime, past");
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO), "already past");
+        assert_eq!(parse_retry_after("Sat, 21 Oct 2017 07:28:00 GMT", now), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 EST", now), None);
+        assert_eq!(parse_retry_after("Wed, 32 Oct 2015 07:28:00 GMT", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

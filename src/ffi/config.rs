@@ -58,7 +58,8 @@ unsafe fn with_config(config: *mut realer_config, f: impl FnOnce(&mut Config) ->
 
 /// Sets the API origin, `https://host[:port][/prefix]` (a trailing slash is ignored).
 /// `REALER_ERR_CONFIG`: not https (plain http is accepted only for 127.0.0.1 or ::1, and only after
-/// `realer_config_allow_insecure_loopback`), or malformed. `REALER_ERR_INVALID_ARGUMENT`: NULL or not UTF-8.
+/// `realer_config_allow_insecure_loopback`), a port that is not 1 to 65535, user info (`user:password@`, refused
+/// without repeating the URL in the message), or malformed. `REALER_ERR_INVALID_ARGUMENT`: NULL or not UTF-8.
 ///
 /// # Safety
 /// `config` is NULL or live; `base_url` is NULL or a NUL-terminated string.
@@ -90,7 +91,8 @@ pub unsafe extern "C" fn realer_config_allow_insecure_loopback(
     }
 }
 
-/// Sets the device id (Realer's `device_id`, such as "12345"): letters, digits, '-', '_', '.', '~'.
+/// Sets the device id (Realer's `device_id`, such as "12345"): 1 to 128 letters, digits, '-', '_', '.', '~',
+/// and not "." or ".." (they would change the URL path). `REALER_ERR_CONFIG` otherwise.
 ///
 /// # Safety
 /// `config` is NULL or live; `device_id` is NULL or a NUL-terminated string.
@@ -134,7 +136,9 @@ pub unsafe extern "C" fn realer_config_set_scope(config: *mut realer_config, sco
 }
 
 /// Trusts only the CA certificates in this PEM file (instead of the bundled Mozilla roots). The file is read
-/// now. `REALER_ERR_CONFIG`: unreadable, no CERTIFICATE section, or a certificate that does not parse.
+/// now; it must be a regular file (or a link to one) of at most 4 MiB: a FIFO, a device or a directory is
+/// refused without being read, so the call never blocks. `REALER_ERR_CONFIG`: not a regular file, too large,
+/// unreadable, no CERTIFICATE section, or a certificate that does not parse.
 ///
 /// # Safety
 /// `config` is NULL or live; `path` is NULL or NUL-terminated.
@@ -172,7 +176,8 @@ pub unsafe extern "C" fn realer_config_set_ca_pem(
 
 /// Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
 /// 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
-/// backoff included.
+/// backoff included. There is no shorter timeout per read: a server may use what is left of the call to
+/// answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps).
 ///
 /// # Safety
 /// `config` is NULL or live.
@@ -192,8 +197,9 @@ pub unsafe extern "C" fn realer_config_set_timeouts(
 
 /// Sets the retry policy for transient failures (network, timeout, 429, 5xx): at most `max_attempts`
 /// attempts (1 to 100, the first included), waiting a random time up to `base_delay_ms` doubled per failure
-/// and capped at `max_delay_ms` (full jitter), and at least the server's Retry-After. A Retry-After longer
-/// than `max_delay_ms` ends the call with a retryable error carrying `retry_after_ms`.
+/// and capped at `max_delay_ms` (full jitter), and at least the server's Retry-After (seconds, or an HTTP
+/// date read against the device clock; at most a day). A Retry-After longer than `max_delay_ms` ends the call
+/// with a retryable error carrying `retry_after_ms`.
 ///
 /// # Safety
 /// `config` is NULL or live.

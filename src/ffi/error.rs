@@ -91,7 +91,8 @@ pub struct realer_error {
     pub code: i32,
     /// Realer's `error.type` (or the OAuth `error`), such as "validation_failed".
     pub r#type: *const c_char,
-    /// What went wrong, in words. Never contains a secret.
+    /// What went wrong, in words. Never contains the client secret, the Basic credentials or a token (also
+    /// when a server echoed them: they are redacted) nor control characters.
     pub message: *const c_char,
     /// The server's `request_id`, for Realer support.
     pub request_id: *const c_char,
