@@ -278,6 +278,7 @@ PROTOTYPES = {
         [POINTER(realer_config), realer_log_callback, c_void_p, realer_log_level],
     ),
     "realer_config_from_env": (realer_status, [POINTER(realer_config)]),
+    "realer_config_from_file": (realer_status, [POINTER(realer_config), c_char_p]),
     "realer_status_str": (c_char_p, [realer_status]),
     "realer_last_error": (POINTER(realer_error), []),
     "realer_feed_item_init": (realer_status, [POINTER(realer_feed_item)]),

@@ -527,7 +527,17 @@ class Client:
         self._init(True, overrides)
         return self
 
-    def _init(self, from_env, options):
+    @classmethod
+    def from_file(cls, path, **overrides):
+        """A client configured from a file of KEY=value lines with the REALER_* variables' names (see
+        `realer_config_from_file`: a file holding the secret must be readable by its owner only), then from
+        `overrides`, which take the constructor's keywords."""
+        self = cls.__new__(cls)
+        self._init(("file", _path(path, "path")), overrides)
+        return self
+
+    def _init(self, source, options):
+        from_env = source is True
         # Set first, so close() and __del__ work whatever fails below.
         self._handle = None
         self._free = n.lib.realer_client_free
@@ -555,6 +565,8 @@ class Client:
         try:
             if from_env:
                 check(n.lib.realer_config_from_env(cfg))
+            elif isinstance(source, tuple):
+                check(n.lib.realer_config_from_file(cfg, source[1]))
             self._configure(cfg, o)
             handle = ctypes.POINTER(n.realer_client)()
             check(n.lib.realer_client_new(cfg, ctypes.byref(handle)))

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +100,7 @@ static int contains(const char *haystack, const char *needle)
 /* ---- environment ------------------------------------------------------------------------------------ */
 
 static const char *base_url;
+static const char *test_dir; /* where the outbox and configuration files go */
 static const char *device_id;
 static const char *client_id;
 static const char *client_secret;
@@ -448,6 +450,52 @@ static void test_config_from_env(void)
     put_env("REALER_CLIENT_SECRET", client_secret);
 
     CHECK_STATUS(realer_config_from_env(c), REALER_OK);
+    realer_config_free(c);
+}
+
+/* The same settings from a file: the secret need not sit in the environment, and the file must be private. */
+static void test_config_from_file(void)
+{
+    realer_config *c = realer_config_new();
+    realer_client *client = NULL;
+    char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/realer.conf", test_dir);
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f == NULL) {
+        realer_config_free(c);
+        return;
+    }
+    fprintf(f, "# the demo device\nREALER_BASE_URL=%s\nREALER_CA_FILE=%s\nREALER_DEVICE_ID=%s\n", base_url, ca_file,
+            device_id);
+    fprintf(f, "REALER_CLIENT_ID=%s\nREALER_CLIENT_SECRET=%s\n", client_id, client_secret);
+    fclose(f);
+    CHECK(chmod(path, 0644) == 0);
+    CHECK_STATUS(realer_config_from_file(c, path), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("chmod 600");
+    CHECK(!contains(realer_last_error()->message, client_secret));
+    CHECK(chmod(path, 0600) == 0);
+    CHECK_STATUS(realer_config_from_file(c, path), REALER_OK);
+    CHECK_STATUS(realer_client_new(c, &client), REALER_OK);
+    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    realer_client_free(client);
+
+    CHECK_STATUS(realer_config_from_file(NULL, path), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_from_file(c, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_from_file(c, NOT_UTF8), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_from_file(c, "/nonexistent/realer.conf"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_from_file(c, test_dir), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("regular file");
+    f = fopen(path, "w");
+    if (f != NULL) {
+        fputs("REALER_DEVICE_ID=1\nREALER_PASSWORD=x\n", f);
+        fclose(f);
+    }
+    CHECK_STATUS(realer_config_from_file(c, path), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("line 2");
+    remove(path);
     realer_config_free(c);
 }
 
@@ -1302,9 +1350,6 @@ static void test_forbidden(void)
 
 /* ---- outbox ----------------------------------------------------------------------------------------- */
 
-/* A writable directory for this run's outbox files (REALER_TEST_DIR). */
-static const char *test_dir;
-
 static void outbox_file(char *buf, size_t len, const char *name)
 {
     snprintf(buf, len, "%s/%s-%s.db", test_dir, run_id, name);
@@ -1861,6 +1906,7 @@ int main(void)
     test_version_and_status();
     test_config_setters();
     test_config_from_env();
+    test_config_from_file();
     test_client_new_and_auth();
     test_logger();
     test_feed_item_init();

@@ -267,6 +267,24 @@ class AgainstSim(unittest.TestCase):
             with self.assertRaises(realer.AuthError):
                 client.authenticate()
 
+    def test_from_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "realer.conf")
+            with open(path, "w", encoding="utf-8") as f:
+                for key in ENV:
+                    f.write(f"{key}={os.environ[key]}\n")
+            os.chmod(path, 0o644)
+            with self.assertRaises(realer.ConfigError) as cm:
+                realer.Client.from_file(path)
+            self.assertIn("chmod 600", cm.exception.message)
+            self.assertNotIn(os.environ["REALER_CLIENT_SECRET"], cm.exception.message)
+            os.chmod(path, 0o600)
+            with realer.Client.from_file(path) as client:
+                client.authenticate()
+            with realer.Client.from_file(path, client_id=os.environ["REALER_CLIENT_ID"], client_secret="not-the-secret") as client:
+                with self.assertRaises(realer.AuthError):
+                    client.authenticate()
+
     def test_explicit_construction(self):
         with open(self.ca_file, encoding="ascii") as f:
             pem = f.read()
