@@ -508,6 +508,12 @@ typedef struct realer_dead_letter {
 #define REALER_ERR_STORAGE 13
 
 /**
+ * `realer_client_cancel` interrupted the call, or refused it until `realer_client_resume`. Nothing was
+ * lost: a feed item is NOT_SENT (send it again with its `message_id`), an outbox item stays pending.
+ */
+#define REALER_ERR_CANCELLED 14
+
+/**
  * Omit `report_status` (with a `desired_id`, Realer takes `applied`).
  */
 #define REALER_REPORT_STATUS_NONE 0
@@ -674,6 +680,30 @@ void realer_client_free(struct realer_client *client);
  * `client` is NULL or live.
  */
 realer_status realer_authenticate(const struct realer_client *client);
+
+/**
+ * Cancels every call in progress on `client` and refuses new ones, so that a firmware shutdown never waits
+ * on the network: each returns `REALER_ERR_CANCELLED` promptly (a blocked read or write at once; a TCP
+ * connect in progress, rare, within its connect timeout), and every call started afterwards returns it at
+ * once, until `realer_client_resume`. Nothing is lost: a cancelled `realer_post_feed_data` is
+ * `REALER_FEED_OUTCOME_NOT_SENT` with its `message_id` (an item that may have reached Realer is sent again
+ * later under the same `message_id`: Realer answers it idempotent), a cancelled flush leaves every
+ * unconfirmed item pending. Callable from any thread, several at once; not from inside a signal handler
+ * (it takes locks and allocates): let a thread wait for the signal (`sigwait`) or a self-pipe, then call it.
+ * `REALER_ERR_INVALID_ARGUMENT`: NULL `client`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+realer_status realer_client_cancel(const struct realer_client *client);
+
+/**
+ * Lets calls on `client` run again after `realer_client_cancel`. `REALER_ERR_INVALID_ARGUMENT`: NULL `client`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+realer_status realer_client_resume(const struct realer_client *client);
 
 /**
  * A new configuration with the defaults: base URL https://api.therealer.com, the bundled Mozilla root

@@ -284,7 +284,9 @@ impl Client {
         let mut failed = 0u32;
         let mut renewed = false;
         let mut reconnected = false;
+        let cancel = self.transport.cancel_state();
         loop {
+            cancel.check()?;
             // What a server said may echo a secret or carry control characters: cleaned before anyone sees it.
             let outcome = attempt(deadline).map_err(|e| match e {
                 AttemptError::Unauthorized(g, err) => {
@@ -314,6 +316,7 @@ impl Client {
                     renewed = true;
                     continue;
                 }
+                Err(AttemptError::Failed(err)) if err.kind == ErrorKind::Cancelled => return Err(err),
                 Err(AttemptError::Failed(err)) => err,
             };
             failed += 1;
@@ -337,8 +340,23 @@ impl Client {
                 "{what}: attempt {failed} failed ({err}); retrying in {} ms",
                 delay.as_millis()
             );
-            std::thread::sleep(delay);
+            cancel.sleep(delay)?;
         }
+    }
+
+    /// Makes every call in progress on this client return `ErrorKind::Cancelled` promptly (within
+    /// milliseconds on a blocked read or write; a TCP connect in progress runs out its connect timeout), and
+    /// every call started afterwards at once, until [`Client::resume`]. Callable from any thread; nothing is
+    /// lost: a cancelled post is `NotSent` with its `message_id`, a cancelled flush leaves every unconfirmed
+    /// item pending. Not async-signal-safe (it takes locks and allocates): from a signal, use a thread that
+    /// waits for it (sigwait) or a self-pipe.
+    pub fn cancel(&self) {
+        self.transport.cancel();
+    }
+
+    /// Lets calls run again after [`Client::cancel`].
+    pub fn resume(&self) {
+        self.transport.resume();
     }
 
     /// Gets a token now, unless a valid one is cached. Optional: every call fetches one when needed.
@@ -615,6 +633,10 @@ impl Client {
         let mut after = 0i64;
         let mut error = None;
         while budget > 0 {
+            if let Err(e) = self.transport.cancel_state().check() {
+                error = Some(e);
+                break;
+            }
             let (seqs, items) = match outbox.next_batch(after, budget.min(MAX_BATCH_ITEMS)) {
                 Ok(b) => b,
                 Err(e) => {

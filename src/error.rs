@@ -35,6 +35,8 @@ pub enum ErrorKind {
     OutboxFull,
     /// The outbox file could not be read or written (disk full, permissions, corruption).
     Storage,
+    /// `Client::cancel` interrupted the call, or refused it until `Client::resume`.
+    Cancelled,
 }
 
 /// A failure, with everything Realer said about it.

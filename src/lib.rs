@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+mod cancel;
 pub mod catalog;
 pub mod client;
 mod codes;

@@ -18,6 +18,7 @@ use ureq::unversioned::transport::{
 use ureq::AsSendBody;
 use zeroize::Zeroize;
 
+use crate::cancel::{cancelled, Cancel};
 use crate::config::{Config, Secret, Trust};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time;
@@ -361,7 +362,13 @@ impl std::fmt::Debug for AuthHeader {
 }
 
 pub(crate) struct Transport {
-    agent: ureq::Agent,
+    /// Replaced by a fresh one when the client is cancelled: the old one is shut down, which ends every
+    /// request in flight on it at once (a blocked read or write returns; a connect in progress is bounded
+    /// by the connect timeout).
+    agent: Mutex<ureq::Agent>,
+    /// What a fresh agent is made of.
+    agent_config: ureq::config::Config,
+    cancel: Cancel,
     base_url: String,
     request_timeout: Duration,
     connect_timeout: Duration,
@@ -402,13 +409,10 @@ impl Transport {
             // timeouts steady between requests.
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
-        let agent = ureq::Agent::with_parts(
-            agent_config,
-            DefaultConnector::new().chain(FewerSyscalls),
-            CachingResolver::default(),
-        );
         Transport {
-            agent,
+            agent: Mutex::new(make_agent(&agent_config)),
+            agent_config,
+            cancel: Cancel::default(),
             base_url: config.base_url.clone(),
             request_timeout: config.request_timeout,
             connect_timeout: config.connect_timeout,
@@ -420,6 +424,28 @@ impl Transport {
                 .filter_map(|p| Some((p.to_string(), parse_uri(&config.base_url, p).ok()?)))
                 .collect(),
         }
+    }
+
+    /// Cancels every request in flight and refuses new ones until [`Transport::resume`]: sets the flag,
+    /// then shuts the agent down (a request that took the agent before the flag was set is on that agent).
+    pub(crate) fn cancel(&self) {
+        self.cancel.set();
+        let fresh = make_agent(&self.agent_config);
+        let old = std::mem::replace(&mut *self.lock_agent(), fresh);
+        old.shutdown();
+    }
+
+    pub(crate) fn resume(&self) {
+        self.cancel.clear();
+    }
+
+    /// The flag, for the waits of the calls (backoff) to end early.
+    pub(crate) fn cancel_state(&self) -> &Cancel {
+        &self.cancel
+    }
+
+    fn lock_agent(&self) -> std::sync::MutexGuard<'_, ureq::Agent> {
+        self.agent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn uri(&self, path: &str) -> Result<Uri> {
@@ -438,23 +464,27 @@ impl Transport {
         body: Body<'_>,
         deadline: Instant,
     ) -> Result<Answer> {
+        // The agent first, then the flag: a cancel after this check shuts this agent down.
+        let agent = self.lock_agent().clone();
+        self.cancel.check()?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(Error::new(ErrorKind::Timeout, "the request timeout ran out before the request was sent"));
         }
         let uri = self.uri(path)?;
         let result = match (method, body) {
-            (Method::Get, _) => self.run(http::Method::GET, uri, authorization, None, (), remaining),
+            (Method::Get, _) => self.run(&agent, http::Method::GET, uri, authorization, None, (), remaining),
             (Method::Post, body) => {
                 let (content_type, bytes): (&'static str, &[u8]) = match body {
                     Body::Empty => ("application/json", b""),
                     Body::Form(f) => ("application/x-www-form-urlencoded", f.as_bytes()),
                     Body::Json(j) => ("application/json", j),
                 };
-                self.run(http::Method::POST, uri, authorization, Some(content_type), bytes, remaining)
+                self.run(&agent, http::Method::POST, uri, authorization, Some(content_type), bytes, remaining)
             }
         };
-        let (parts, mut body) = result.map_err(map_ureq_error)?.into_parts();
+        let failed = |e: ureq::Error| if self.cancel.is_set() { cancelled() } else { map_ureq_error(e) };
+        let (parts, mut body) = result.map_err(failed)?.into_parts();
         let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         let retry_after = header(&RETRY_AFTER).and_then(|v| parse_retry_after(v, time::now_unix_ms()));
         let request_id = header(&X_REQUEST_ID).map(str::to_string);
@@ -464,18 +494,17 @@ impl Transport {
         // through doublings; without it, grown as it comes.
         let expected = body.content_length().unwrap_or(0).min(MAX_BODY_BYTES + 1) as usize;
         let mut bytes = Vec::with_capacity(expected);
-        body.as_reader()
-            .take(MAX_BODY_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| map_ureq_error(ureq::Error::from(e)))?;
+        body.as_reader().take(MAX_BODY_BYTES + 1).read_to_end(&mut bytes).map_err(|e| failed(ureq::Error::from(e)))?;
         if bytes.len() as u64 > MAX_BODY_BYTES {
             return Err(Error::protocol(format!("the answer body is larger than {MAX_BODY_BYTES} bytes")));
         }
         Ok(Answer { status: parts.status.as_u16(), retry_after, request_id, is_json, body: bytes })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run<S: AsSendBody>(
         &self,
+        agent: &ureq::Agent,
         method: http::Method,
         uri: Uri,
         authorization: &AuthHeader,
@@ -494,16 +523,19 @@ impl Transport {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
         }
         if remaining + TIMEOUT_SLACK >= self.request_timeout {
-            return self.agent.run(request);
+            return agent.run(request);
         }
-        let request = self
-            .agent
+        let request = agent
             .configure_request(request)
             .timeout_global(Some(remaining))
             .timeout_connect(Some(self.connect_timeout.min(remaining)))
             .build();
-        self.agent.run(request)
+        agent.run(request)
     }
+}
+
+fn make_agent(config: &ureq::config::Config) -> ureq::Agent {
+    ureq::Agent::with_parts(config.clone(), DefaultConnector::new().chain(FewerSyscalls), CachingResolver::default())
 }
 
 fn parse_uri(base_url: &str, path: &str) -> Result<Uri> {

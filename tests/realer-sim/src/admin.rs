@@ -96,13 +96,15 @@ fn queue_fault(inner: &Arc<Inner>, req: &Request) -> Response {
         Some("close_before_answer") => Fault::CloseBeforeAnswer,
         Some("store_then_close") => Fault::StoreThenClose,
         Some("hang") => Fault::Hang,
+        Some("store_then_hang") => Fault::StoreThenHang,
+        Some("drip") => Fault::Drip { ms: ms.max(1) },
         _ => {
             return invalid(
                 inner,
                 "fault",
                 "must be one of service_unavailable, rate_limited, subscription_inactive, not_found, \
                  unreadable_success, warnings, answer, proxy_bad_gateway, delay, close_before_answer, \
-                 store_then_close, hang",
+                 store_then_close, hang, store_then_hang, drip",
             )
         }
     };

@@ -32,6 +32,11 @@ pub enum Fault {
     StoreThenClose,
     /// Read the request and never answer, until the client closes or the sim stops.
     Hang,
+    /// Handle the request normally (feed data is stored), then never answer.
+    StoreThenHang,
+    /// Handle the request normally, then send the answer one byte every `ms` milliseconds (a dripping
+    /// server: it never goes silent long enough for a read timeout).
+    Drip { ms: u64 },
 }
 
 impl Fault {
@@ -50,6 +55,8 @@ impl Fault {
             Fault::CloseBeforeAnswer => "close_before_answer",
             Fault::StoreThenClose => "store_then_close",
             Fault::Hang => "hang",
+            Fault::StoreThenHang => "store_then_hang",
+            Fault::Drip { .. } => "drip",
         }
     }
 }

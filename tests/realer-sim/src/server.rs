@@ -107,6 +107,8 @@ enum Outcome {
     Drop,
     /// Never answer; wait for the client to give up.
     Hang,
+    /// Answer one byte at a time, this long apart.
+    Drip(Response, Duration),
 }
 
 fn join_within(handle: JoinHandle<()>, deadline: Instant) {
@@ -441,6 +443,16 @@ impl Inner {
                     let _ = tls.sock.shutdown(Shutdown::Both);
                     return;
                 }
+                Outcome::Drip(resp, every) => {
+                    for byte in resp.serialize(true) {
+                        if tls.write_all(&[byte]).and_then(|()| tls.flush()).is_err() {
+                            break;
+                        }
+                        thread::sleep(every);
+                    }
+                    let _ = tls.sock.shutdown(Shutdown::Both);
+                    return;
+                }
                 Outcome::Hang => {
                     let _ = tls.sock.set_read_timeout(None);
                     let mut sink = [0u8; 4096];
@@ -524,6 +536,11 @@ impl Inner {
                 Outcome::Drop
             }
             Some(Fault::Hang) => Outcome::Hang,
+            Some(Fault::StoreThenHang) => {
+                this.dispatch(req);
+                Outcome::Hang
+            }
+            Some(Fault::Drip { ms }) => Outcome::Drip(this.dispatch(req), Duration::from_millis(*ms)),
         };
         let labels = lock(&this.state).labels;
         let outcome = match outcome {
