@@ -501,6 +501,43 @@ static void test_config_from_file(void)
 
 /* ---- clients and authentication --------------------------------------------------------------------- */
 
+/* Cancel without threads: calls started after a cancel return REALER_ERR_CANCELLED at once, nothing is
+ * sent, a post says which message_id to send again; resume lets them run. (tests/c/cancel.c cancels calls
+ * blocked on a silent server from other threads.) */
+static void test_cancel_and_resume(void)
+{
+    realer_config *c = demo_config();
+    realer_client *client = client_from(c);
+    realer_feed_item item;
+    realer_feed_result result;
+    realer_desired_states *wanted = NULL;
+
+    CHECK_STATUS(realer_client_cancel(NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_client_resume(NULL), REALER_ERR_INVALID_ARGUMENT);
+    if (client == NULL) {
+        realer_config_free(c);
+        return;
+    }
+    CHECK_STATUS(realer_client_cancel(client), REALER_OK);
+    CHECK_STATUS(realer_client_cancel(client), REALER_OK); /* twice is fine */
+    CHECK_STATUS(realer_authenticate(client), REALER_ERR_CANCELLED);
+    CHECK(realer_last_error()->retryable);
+    CHECK(strcmp(realer_status_str(REALER_ERR_CANCELLED), "REALER_ERR_CANCELLED") == 0);
+    CHECK_STATUS(realer_desired_states_fetch(client, &wanted), REALER_ERR_CANCELLED);
+    CHECK(wanted == NULL);
+    realer_feed_item_init(&item);
+    item.sensor_id = "7";
+    item.value = "1";
+    item.message_id = "harness-cancelled-post";
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_CANCELLED);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_NOT_SENT);
+    CHECK(strcmp(result.message_id, "harness-cancelled-post") == 0);
+    CHECK_STATUS(realer_client_resume(client), REALER_OK);
+    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    realer_client_free(client);
+    realer_config_free(c);
+}
+
 static void test_client_new_and_auth(void)
 {
     realer_config *c = realer_config_new();
@@ -1908,6 +1945,7 @@ int main(void)
     test_config_from_env();
     test_config_from_file();
     test_client_new_and_auth();
+    test_cancel_and_resume();
     test_logger();
     test_feed_item_init();
     test_format_timestamp();
