@@ -32,16 +32,70 @@
  *   REALER_SCOPE          optional: the OAuth scope to request
  *
  * Exit status 0 when every step succeeded, or when the only failure was a transient one while sending the
- * outbox (the readings wait in it for the next run); 1 otherwise (the reason is printed on stderr); 2 for
- * bad arguments.
+ * outbox (the readings wait in it for the next run), or when SIGTERM or SIGINT stopped it (see stop_waiter);
+ * 1 otherwise (the reason is printed on stderr); 2 for bad arguments.
  * A real firmware runs steps 2-7 periodically; where it would talk to hardware, this example says so: its
  * actuators are simulated, and all start at "0". */
 
+#define _POSIX_C_SOURCE 200809L /* pthread_sigmask, sigwait */
+
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "realer.h"
+
+/* Stopping on SIGTERM (what systemd sends to stop a service) or SIGINT (Ctrl-C), without waiting on the
+ * network: the signals are blocked in every thread, and one thread waits for them with sigwait(), so that no
+ * librealer function runs inside a signal handler. That thread cancels the client: a call blocked on the
+ * network returns REALER_ERR_CANCELLED at once, the loop stops between steps, and whatever was not sent
+ * stays in the outbox (or is sent again by the next run, under the same message_id). */
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static const realer_client *stop_client; /* cancelled on a stop signal; NULL when there is none yet */
+static int stop_signal;                  /* the signal that asked to stop; 0 while running */
+
+static void *stop_waiter(void *arg)
+{
+    const sigset_t *signals = arg;
+    int sig = 0;
+
+    while (sigwait(signals, &sig) != 0) {
+    }
+    if (sig == SIGUSR1) {
+        return NULL; /* main() is done: nobody asked to stop */
+    }
+    pthread_mutex_lock(&stop_lock);
+    stop_signal = sig;
+    if (stop_client != NULL) {
+        realer_client_cancel(stop_client);
+    }
+    pthread_mutex_unlock(&stop_lock);
+    return NULL;
+}
+
+/* The signal that asked to stop, 0 while the loop may go on. */
+static int stopping(void)
+{
+    int sig;
+
+    pthread_mutex_lock(&stop_lock);
+    sig = stop_signal;
+    pthread_mutex_unlock(&stop_lock);
+    return sig;
+}
+
+/* Hands the client to the stop thread (NULL takes it back); cancels it at once if a stop came first. */
+static void watch_client(const realer_client *client)
+{
+    pthread_mutex_lock(&stop_lock);
+    stop_client = client;
+    if (client != NULL && stop_signal != 0) {
+        realer_client_cancel(client);
+    }
+    pthread_mutex_unlock(&stop_lock);
+}
 
 /* Prints why the last librealer call failed: its status, and the details librealer kept for this thread. */
 static void print_failure(const char *what, realer_status status)
@@ -576,6 +630,8 @@ int main(int argc, char **argv)
     realer_sensors *sensors = NULL;
     realer_status status;
     int failures = 0;
+    sigset_t signals;
+    pthread_t waiter;
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--outbox") == 0 && i + 1 < argc && outbox_path == NULL) {
@@ -589,13 +645,28 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Before any other thread exists, so that every thread inherits the mask. */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGUSR1);
+    if (pthread_sigmask(SIG_BLOCK, &signals, NULL) != 0 || pthread_create(&waiter, NULL, stop_waiter, &signals) != 0) {
+        fprintf(stderr, "FAILED: cannot set up the stop signals\n");
+        return EXIT_FAILURE;
+    }
+
+    /* Line by line, as a service's log should be, also into a file or a pipe. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     /* The header this program was built with and the library it runs with should agree. */
     printf("librealer %s (built with header %s)\n", realer_version(), REALER_VERSION_STRING);
 
     client = connect_from_env(outbox_path);
     if (client == NULL) {
+        pthread_kill(waiter, SIGUSR1);
+        pthread_join(waiter, NULL);
         return EXIT_FAILURE;
     }
+    watch_client(client);
 
     status = realer_fetch_commands(client, &commands);
     if (status != REALER_OK) {
@@ -611,18 +682,35 @@ int main(int argc, char **argv)
     }
     print_catalog(commands, sensors);
 
-    failures += apply_what_realer_wants(client);
-    failures += report_local_change(client) != 0;
-    failures += post_readings_one_by_one(client, sensors, outbox_path != NULL);
-    failures += post_readings_as_batch(client, sensors, outbox_path != NULL);
-    if (outbox_path != NULL) {
+    /* Each step starts only while nobody asked to stop; one under way is cancelled by the stop thread. */
+    if (!stopping()) {
+        failures += apply_what_realer_wants(client);
+    }
+    if (!stopping()) {
+        failures += report_local_change(client) != 0;
+    }
+    if (!stopping()) {
+        failures += post_readings_one_by_one(client, sensors, outbox_path != NULL);
+    }
+    if (!stopping()) {
+        failures += post_readings_as_batch(client, sensors, outbox_path != NULL);
+    }
+    if (!stopping() && outbox_path != NULL) {
         failures += flush_outbox(client, &waiting);
     }
 
 done:
+    watch_client(NULL);
+    pthread_kill(waiter, SIGUSR1); /* ends the stop thread if no signal did */
+    pthread_join(waiter, NULL);
     realer_sensors_free(sensors);
     realer_commands_free(commands);
     realer_client_free(client);
+    if (stopping()) {
+        printf("Stopped by %s: what was not sent %s.\n", stopping() == SIGTERM ? "SIGTERM" : "SIGINT",
+               outbox_path != NULL ? "waits in the outbox for the next run" : "is sent again by the next run");
+        return EXIT_SUCCESS;
+    }
     if (failures != 0) {
         fprintf(stderr, "The loop failed: %d step(s) went wrong.\n", failures);
         return EXIT_FAILURE;

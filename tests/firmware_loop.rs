@@ -427,6 +427,63 @@ fn firmware_loop_outbox_keeps_readings_until_realer_is_back() {
     assert_arrived(&last.stdout, &readings, usable);
 }
 
+/// SIGTERM while the outbox is being sent to a server that never answers (systemd stopping the service):
+/// the run ends within moments, says so, exits 0, and the readings wait in the outbox; the next run sends
+/// each of them once.
+#[test]
+fn firmware_loop_stops_promptly_on_sigterm() {
+    let dir = scratch_dir("firmware-loop-sigterm");
+    let exe = build_firmware_loop(&dir, false);
+    let fixture = Fixture::builtin();
+    let device = fixture.devices[0].clone();
+    let usable = device.sensors.iter().filter(|s| s.error.is_none()).count();
+    let sim = start_sim(fixture, Flavour::V1);
+    let env = sim_env(&sim, &dir, &device.id.to_string(), &device.client_id, &device.client_secret);
+    let outbox = dir.join("outbox.db");
+    let args = ["--outbox", outbox.to_str().unwrap()];
+    sim.inject(Fault::Hang, Target::Batch, 1000);
+
+    let out_path = dir.join("sigterm-stdout.txt");
+    let mut child = Command::new(&exe)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(dir.join("sigterm-stderr.txt")).unwrap())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while !fs::read_to_string(&out_path).unwrap_or_default().contains("7. Sending the outbox.") {
+        assert!(waited.elapsed() < std::time::Duration::from_secs(60), "never reached the flush");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300)); // blocked on the silent server by now
+    let signalled = std::time::Instant::now();
+    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < std::time::Duration::from_secs(10), "still running after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let took = signalled.elapsed();
+    let stdout = fs::read_to_string(&out_path).unwrap();
+    println!("{stdout}\nexited {} ms after SIGTERM", took.as_millis());
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    assert!(stdout.contains("Stopped by SIGTERM: what was not sent waits in the outbox"), "{stdout}");
+    assert!(readings(&sim.records()).is_empty());
+
+    sim.clear_faults();
+    let next = run_program_with_args(&exe, &args, &env, &dir);
+    assert_eq!(next.code, Some(0), "{}", next.output());
+    let records = sim.records();
+    let readings = readings(&records);
+    assert_eq!(readings.len(), 4 * usable, "both runs' readings: {readings:#?}");
+    assert_each_once(&readings);
+}
+
 /// Bad arguments: the usage line and exit status 2, before anything else happens.
 #[test]
 fn firmware_loop_usage() {
