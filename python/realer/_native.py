@@ -56,6 +56,7 @@ REALER_ERR_BUFFER_TOO_SMALL = 10
 REALER_ERR_INTERNAL = 11
 REALER_ERR_OUTBOX_FULL = 12
 REALER_ERR_STORAGE = 13
+REALER_ERR_CANCELLED = 14
 
 REALER_REPORT_STATUS_NONE = 0
 REALER_REPORT_STATUS_APPLIED = 1
@@ -261,6 +262,8 @@ PROTOTYPES = {
     "realer_client_new": (realer_status, [POINTER(realer_config), POINTER(POINTER(realer_client))]),
     "realer_client_free": (None, [POINTER(realer_client)]),
     "realer_authenticate": (realer_status, [POINTER(realer_client)]),
+    "realer_client_cancel": (realer_status, [POINTER(realer_client)]),
+    "realer_client_resume": (realer_status, [POINTER(realer_client)]),
     "realer_config_new": (POINTER(realer_config), []),
     "realer_config_free": (None, [POINTER(realer_config)]),
     "realer_config_set_base_url": (realer_status, [POINTER(realer_config), c_char_p]),

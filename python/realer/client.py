@@ -8,6 +8,8 @@ import decimal
 import enum
 import logging
 import os
+import queue
+import signal
 import threading
 from dataclasses import dataclass, field
 from typing import Optional
@@ -460,6 +462,69 @@ _OPTIONS = (
 )
 
 
+def _status_and_error(status):
+    """A call's status and, on failure, its exception (read on the thread that made the call)."""
+    return status, (None if status == n.REALER_OK else last_error(status))
+
+
+class _Runner:
+    """Runs a client's network calls. From the main thread they run on a worker thread of the client's, so
+    that Ctrl-C reaches Python at once instead of after the call: the call is cancelled
+    (`realer_client_cancel`), returns within milliseconds, the client is resumed, and the KeyboardInterrupt
+    goes on. From other threads they run where they are called."""
+
+    def __init__(self):
+        self._jobs = None
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def _work(self):
+        # Signals go to the main thread, which turns them into exceptions.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            call, box, done = job
+            try:
+                box.append((True, call()))
+            except BaseException as e:  # handed to the caller as it is
+                box.append((False, e))
+            finally:
+                done.set()
+
+    def run(self, call, handle):
+        if threading.current_thread() is not threading.main_thread():
+            return call()
+        with self._lock:
+            if self._thread is None:
+                self._jobs = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._work, name="realer-call", daemon=True)
+                self._thread.start()
+        box, done = [], threading.Event()
+        self._jobs.put((call, box, done))
+        try:
+            # Woken every 50 ms, so a signal's exception is raised even when the signal reached another thread.
+            while not done.wait(0.05):
+                pass
+        except KeyboardInterrupt:
+            n.lib.realer_client_cancel(handle)
+            done.wait()
+            n.lib.realer_client_resume(handle)
+            raise
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def stop(self):
+        with self._lock:
+            if self._thread is not None:
+                self._jobs.put(None)
+                self._thread = None
+
+
 class Client:
     """A client for one device; see `Client.from_env` to configure it from REALER_* variables.
 
@@ -545,6 +610,7 @@ class Client:
         self._busy = 0
         self._closed = False
         self._log_callback = None
+        self._runner = _Runner()
 
         unknown = set(options) - set(_OPTIONS)
         if unknown:
@@ -681,6 +747,9 @@ class Client:
             while self._busy:
                 cond.wait()
             handle, self._handle = self._handle, None
+        runner = getattr(self, "_runner", None)
+        if runner is not None:
+            runner.stop()
         if handle:
             self._free(handle)
 
@@ -705,11 +774,18 @@ class Client:
 
     # Calls.
 
+    def _checked(self, call, h):
+        """Runs a network call (through the runner: see `_Runner`) and raises its error, read on the thread
+        that made it (the last error is per thread)."""
+        _, err = self._runner.run(lambda: _status_and_error(call()), h)
+        if err is not None:
+            raise err
+
     def authenticate(self):
         """Gets an access token now unless a valid one is cached (optional: calls authenticate as needed)."""
         h = self._enter()
         try:
-            check(n.lib.realer_authenticate(h))
+            self._checked(lambda: n.lib.realer_authenticate(h), h)
         finally:
             self._leave()
 
@@ -717,7 +793,7 @@ class Client:
         h = self._enter()
         try:
             ptr = ctypes.POINTER(n.realer_commands)()
-            check(fetch(h, *args, ctypes.byref(ptr)))
+            self._checked(lambda: fetch(h, *args, ctypes.byref(ptr)), h)
         finally:
             self._leave()
         try:
@@ -729,7 +805,7 @@ class Client:
         h = self._enter()
         try:
             ptr = ctypes.POINTER(n.realer_sensors)()
-            check(fetch(h, *args, ctypes.byref(ptr)))
+            self._checked(lambda: fetch(h, *args, ctypes.byref(ptr)), h)
         finally:
             self._leave()
         try:
@@ -763,7 +839,7 @@ class Client:
         h = self._enter()
         try:
             ptr = ctypes.POINTER(n.realer_desired_states)()
-            check(n.lib.realer_desired_states_fetch(h, ctypes.byref(ptr)))
+            self._checked(lambda: n.lib.realer_desired_states_fetch(h, ctypes.byref(ptr)), h)
         finally:
             self._leave()
         try:
@@ -775,6 +851,25 @@ class Client:
         finally:
             n.lib.realer_desired_states_free(ptr)
         return DesiredStates(source=source, states=states)
+
+    def cancel(self):
+        """Makes every call in progress on this client (from any thread) raise `CancelledError` promptly, and
+        every call started afterwards at once, until `resume()`. Nothing is lost: a cancelled `post` carries
+        the `message_id` and `value_received_at` to send again, a cancelled flush leaves its items pending.
+        Ctrl-C (KeyboardInterrupt) in a call made from the main thread does this by itself."""
+        h = self._enter()
+        try:
+            check(n.lib.realer_client_cancel(h))
+        finally:
+            self._leave()
+
+    def resume(self):
+        """Lets calls run again after `cancel()`."""
+        h = self._enter()
+        try:
+            check(n.lib.realer_client_resume(h))
+        finally:
+            self._leave()
 
     def post_item(self, item):
         """`post()` for a `FeedItem` (such as `DesiredState.answer()`'s)."""
@@ -818,9 +913,12 @@ class Client:
             out.message_id = item.keep["message_id"][: n.REALER_MESSAGE_ID_MAX]
         h = self._enter()
         try:
-            status = n.lib.realer_post_feed_data(h, ctypes.byref(c), ctypes.byref(out))
-            err = None if status == n.REALER_OK else last_error(status)
-            warnings = decode(n.lib.realer_last_warnings()) or None
+
+            def call():
+                status, err = _status_and_error(n.lib.realer_post_feed_data(h, ctypes.byref(c), ctypes.byref(out)))
+                return err, decode(n.lib.realer_last_warnings()) or None
+
+            err, warnings = self._runner.run(call, h)
         finally:
             self._leave()
         message_id = out.message_id.decode("ascii", "replace")
@@ -854,8 +952,10 @@ class Client:
         out = ctypes.POINTER(n.realer_batch_result)()
         h = self._enter()
         try:
-            status = n.lib.realer_post_feed_batch(h, array, len(converted), ctypes.byref(out))
-            err = None if status == n.REALER_OK else last_error(status)
+            status, err = self._runner.run(
+                lambda: _status_and_error(n.lib.realer_post_feed_batch(h, array, len(converted), ctypes.byref(out))),
+                h,
+            )
         finally:
             self._leave()
         try:
@@ -975,8 +1075,9 @@ class Outbox:
         out = n.realer_flush_report()
         h = self._client._enter()
         try:
-            status = n.lib.realer_outbox_flush(h, max_items, ctypes.byref(out))
-            err = None if status == n.REALER_OK else last_error(status)
+            status, err = self._client._runner.run(
+                lambda: _status_and_error(n.lib.realer_outbox_flush(h, max_items, ctypes.byref(out))), h
+            )
         finally:
             self._client._leave()
         report = FlushReport(sent=out.sent, replayed=out.replayed, rejected=out.rejected, pending=out.pending)

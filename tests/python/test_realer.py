@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -62,6 +63,99 @@ def offline_client(**overrides):
     )
     options.update(overrides)
     return realer.Client(**options)
+
+
+class SilentServer:
+    """Accepts TCP connections on loopback and never answers (not even the TLS handshake)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class Cancel(unittest.TestCase):
+    """Client.cancel() and Ctrl-C end a call blocked on a silent server at once (the request timeout is 30 s)."""
+
+    def setUp(self):
+        self.server = SilentServer()
+        self.addCleanup(self.server.close)
+        self.client = realer.Client(
+            f"https://127.0.0.1:{self.server.port}",
+            device_id="12345",
+            client_id="cdv_silent",
+            client_secret="silent-secret",
+            retry=(1, 1, 1),
+            request_timeout_ms=30_000,
+        )
+        self.addCleanup(self.client.close)
+
+    def test_cancel_from_another_thread(self):
+        timer = threading.Timer(0.3, self.client.cancel)
+        timer.start()
+        started = time.monotonic()
+        with self.assertRaises(realer.CancelledError) as cm:
+            self.client.post(sensor_id=7, value="1", message_id="py-cancelled")
+        took = time.monotonic() - started
+        timer.join()
+        self.assertLess(took, 2.0)
+        self.assertEqual((cm.exception.outcome, cm.exception.message_id), ("not_sent", "py-cancelled"))
+        self.assertTrue(cm.exception.retryable)
+        # Refused at once until resume.
+        with self.assertRaises(realer.CancelledError):
+            self.client.authenticate()
+        self.client.resume()
+
+    def test_ctrl_c_cancels_the_call_and_keeps_the_client_usable(self):
+        timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        started = time.monotonic()
+        with self.assertRaises(KeyboardInterrupt):
+            self.client.authenticate()
+        took = time.monotonic() - started
+        timer.join()
+        self.assertLess(took, 2.0)
+        # Resumed: a call from another thread runs (and runs out its own, short, timeout against the silent server).
+        short = realer.Client(
+            f"https://127.0.0.1:{self.server.port}",
+            device_id="12345",
+            client_id="cdv_silent",
+            client_secret="silent-secret",
+            retry=(1, 1, 1),
+            request_timeout_ms=300,
+        )
+        self.addCleanup(short.close)
+        errors = []
+        t = threading.Thread(target=lambda: errors.append(self._fails(self.client.cancel) or self._fails(short.authenticate)))
+        t.start()
+        t.join()
+        self.assertIsInstance(errors[0], realer.RealerTimeoutError)
+        self.client.resume()
+
+    @staticmethod
+    def _fails(call):
+        try:
+            call()
+        except realer.RealerError as e:
+            return e
+        return None
 
 
 class WithoutServer(unittest.TestCase):
