@@ -134,6 +134,19 @@ pub(crate) struct Grant {
     pub access_token: Secret,
     pub renew_after: Option<Duration>,
     pub expires_in: Option<Duration>,
+    /// The scopes granted, as the answer's `scope` lists them.
+    pub scope: Option<String>,
+}
+
+/// What the token endpoint said about the client's current access token; never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The scopes granted (space separated), when the answer said.
+    pub scope: Option<String>,
+    pub expires_in: Option<Duration>,
+    pub renew_after: Option<Duration>,
+    /// Since the token arrived.
+    pub age: Duration,
 }
 
 impl Grant {
@@ -165,6 +178,7 @@ impl Grant {
             access_token: Secret::new(access_token),
             renew_after: secs("renew_after"),
             expires_in: secs("expires_in"),
+            scope: v.get("scope").and_then(Value::as_str).map(|s| s.chars().filter(|c| !c.is_control()).collect()),
         })
     }
 
@@ -198,6 +212,8 @@ impl Token {
 #[derive(Default)]
 struct State {
     token: Option<Token>,
+    /// What was said about `token`, and when it arrived.
+    info: Option<(TokenInfo, Instant)>,
     fetching: bool,
     generation: u64,
 }
@@ -278,11 +294,25 @@ impl TokenCache {
             let token =
                 Token { header, generation: st.generation, renew_at: renew_after.and_then(|d| arrived.checked_add(d)) };
             st.token = Some(token.clone());
+            let info = TokenInfo {
+                scope: grant.scope.clone(),
+                expires_in: grant.expires_in,
+                renew_after: grant.renew_after,
+                age: Duration::ZERO,
+            };
+            st.info = Some((info, arrived));
             Ok(token)
         });
         drop(st);
         drop(guard);
         out
+    }
+
+    /// What was said about the current token, if there is one.
+    pub(crate) fn info(&self) -> Option<TokenInfo> {
+        let st = self.lock_state();
+        st.token.as_ref()?;
+        st.info.as_ref().map(|(info, arrived)| TokenInfo { age: arrived.elapsed(), ..info.clone() })
     }
 
     /// Drops the token after the server refused it (401), unless another thread already replaced it.
@@ -302,7 +332,12 @@ mod tests {
     use std::sync::Arc;
 
     fn grant(renew: Option<u64>) -> Grant {
-        Grant { access_token: Secret::new("t"), renew_after: renew.map(Duration::from_millis), expires_in: None }
+        Grant {
+            access_token: Secret::new("t"),
+            renew_after: renew.map(Duration::from_millis),
+            expires_in: None,
+            scope: None,
+        }
     }
 
     #[test]
@@ -361,7 +396,9 @@ mod tests {
         let cache = TokenCache::new(Arc::new(KnownSecrets::new(vec![])));
         let far = Instant::now() + Duration::from_secs(5);
         cache
-            .get(far, || Ok(Grant { access_token: Secret::new("tok-xyz"), renew_after: None, expires_in: None }))
+            .get(far, || {
+                Ok(Grant { access_token: Secret::new("tok-xyz"), renew_after: None, expires_in: None, scope: None })
+            })
             .unwrap();
         assert_eq!(cache.secrets().clean("got tok-xyz"), "got <redacted>");
     }

@@ -354,6 +354,12 @@ impl Client {
         self.transport.cancel();
     }
 
+    /// What the token endpoint said about the current access token (scopes, lifetimes; never the token),
+    /// `None` before the first token (call [`Client::authenticate`]).
+    pub fn token_info(&self) -> Option<crate::auth::TokenInfo> {
+        self.tokens.info()
+    }
+
     /// Lets calls run again after [`Client::cancel`].
     pub fn resume(&self) {
         self.transport.resume();
@@ -689,6 +695,22 @@ impl Client {
 
     pub fn outbox_dead_letters(&self) -> Result<Vec<DeadLetter>> {
         self.outbox()?.dead_letters()
+    }
+
+    /// SQLite's check of the outbox file: empty when it is sound, else what it found.
+    pub fn outbox_check(&self) -> Result<Vec<String>> {
+        self.outbox()?.check()
+    }
+
+    /// The pending items, oldest first, at most `limit` (for a maintainer's eyes).
+    pub fn outbox_pending(&self, limit: usize) -> Result<Vec<crate::outbox::PendingItem>> {
+        self.outbox()?.pending(limit)
+    }
+
+    /// Puts every dead letter back in the outbox, to be sent again (after its cause was fixed in Realer);
+    /// returns how many.
+    pub fn outbox_retry_dead(&self) -> Result<u64> {
+        self.outbox()?.retry_dead()
     }
 
     /// Deletes every dead letter; returns how many there were.

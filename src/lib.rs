@@ -22,6 +22,7 @@ mod retry;
 pub mod time;
 mod transport;
 
+pub use auth::TokenInfo;
 pub use catalog::{values_equal, Command, ItemError, Sensor};
 pub use client::{BatchReport, Client};
 pub use config::{Config, RetryPolicy};
@@ -29,4 +30,4 @@ pub use desired::{DesiredAction, DesiredSource, DesiredState, DesiredStates};
 pub use error::{Error, ErrorKind, Result};
 pub use feed::{FeedItem, FeedOutcome, FeedResult, ReportStatus};
 pub use log::{Level, Logger};
-pub use outbox::{DeadLetter, FlushReport, FullPolicy, OutboxStats};
+pub use outbox::{DeadLetter, FlushReport, FullPolicy, OutboxStats, PendingItem};

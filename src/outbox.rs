@@ -76,6 +76,15 @@ pub struct DeadLetter {
     pub failed_at_unix_ms: i64,
 }
 
+/// A pending item, as a maintainer looks at it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingItem {
+    pub message_id: String,
+    /// The item as it will be sent (JSON).
+    pub item_json: String,
+    pub queued_at_unix_ms: i64,
+}
+
 pub(crate) struct Outbox {
     conn: Mutex<Connection>,
     settings: OutboxSettings,
@@ -370,6 +379,69 @@ impl Outbox {
             })
             .map_err(storage)?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)
+    }
+
+    /// SQLite's own check of the file (`PRAGMA quick_check`): empty when it is sound, else what it found.
+    pub(crate) fn check(&self) -> Result<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("PRAGMA quick_check").map_err(storage)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(storage)?;
+        let found = rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)?;
+        Ok(found.into_iter().filter(|r| r != "ok").collect())
+    }
+
+    /// The pending items, oldest first, at most `limit`.
+    pub(crate) fn pending(&self, limit: usize) -> Result<Vec<PendingItem>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT message_id, body, pushed_at_ms FROM pending ORDER BY seq LIMIT ?1")
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(PendingItem { message_id: r.get(0)?, item_json: r.get(1)?, queued_at_unix_ms: r.get(2)? })
+            })
+            .map_err(storage)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)
+    }
+
+    /// Puts every dead letter back among the pending items (after the cause was fixed in Realer), under its
+    /// own `message_id` and payload; returns how many. One already pending again is just dropped from the
+    /// dead letters.
+    pub(crate) fn retry_dead(&self) -> Result<u64> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+        let dead: Vec<(i64, String, String)> = {
+            let mut stmt = tx.prepare("SELECT seq, message_id, body FROM dead ORDER BY seq").map_err(storage)?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(storage)?;
+            rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)?
+        };
+        let now = time::now_unix_ms();
+        let mut requeued = 0;
+        for (seq, message_id, body) in dead {
+            let item: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let id = |k: &str| match item.get(k) {
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            let source = match (id("sensor_id"), id("command_id")) {
+                (Some(s), _) => format!("sensor:{s}"),
+                (None, Some(c)) => format!("command:{c}"),
+                (None, None) => continue,
+            };
+            let at = item.get("value_received_at").and_then(serde_json::Value::as_str).unwrap_or_default();
+            let sequence_number = item.get("sequence_number").and_then(serde_json::Value::as_i64);
+            requeued += tx
+                .execute(
+                    "INSERT OR IGNORE INTO pending (source, message_id, value_received_at, body, command_id,
+                         sequence_number, pushed_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![source, message_id, at, body, id("command_id"), sequence_number, now],
+                )
+                .map_err(storage)? as u64;
+            tx.execute("DELETE FROM dead WHERE seq = ?1", params![seq]).map_err(storage)?;
+        }
+        tx.commit().map_err(storage)?;
+        Ok(requeued)
     }
 
     /// Deletes every dead letter; returns how many there were.

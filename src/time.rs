@@ -142,7 +142,7 @@ const LONG_DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Fri
 /// `Sun, 06 Nov 1994 08:49:37 GMT`, and the obsolete forms a recipient must accept, RFC 850
 /// `Sunday, 06-Nov-94 08:49:37 GMT` (a two-digit year more than 50 years ahead is in the past century) and
 /// asctime `Sun Nov  6 08:49:37 1994`. The day name is checked for form, not against the date.
-pub(crate) fn parse_http_date_ms(s: &str) -> Option<i64> {
+pub fn parse_http_date_ms(s: &str) -> Option<i64> {
     let digits = |t: &str, n: usize| -> Option<u32> {
         (t.len() == n && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
     };

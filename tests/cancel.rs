@@ -4,6 +4,8 @@
 //! measured delays are printed (the target is 100 ms on loopback; the asserts allow 1 s for a loaded
 //! machine, far below the 30 s request timeout they would otherwise take).
 
+#![allow(clippy::result_large_err)]
+
 mod common;
 
 use std::sync::{Arc, Barrier};

@@ -484,6 +484,81 @@ fn firmware_loop_stops_promptly_on_sigterm() {
     assert_each_once(&readings);
 }
 
+/// The field tool on the outbox firmware_loop left while Realer's batch endpoint was cut off: `outbox stats`,
+/// `list` and `dead` show what waits, `flush` sends it once Realer is back (0 pending), `retry-dead` and
+/// `purge-dead` handle what Realer refused.
+#[test]
+fn realer_outbox_commands_on_a_firmware_outbox() {
+    let dir = scratch_dir("realer-outbox-commands");
+    let exe = build_firmware_loop(&dir, false);
+    let fixture = Fixture::builtin();
+    let device = fixture.devices[0].clone();
+    let usable = device.sensors.iter().filter(|s| s.error.is_none()).count();
+    let sim = start_sim(fixture, Flavour::V1);
+    let env = sim_env(&sim, &dir, &device.id.to_string(), &device.client_id, &device.client_secret);
+    let outbox = dir.join("outbox.db");
+    let _ = fs::remove_file(&outbox);
+    sim.inject(Fault::CloseBeforeAnswer, Target::Batch, 1000);
+    let run = run_program_with_args(&exe, &["--outbox", outbox.to_str().unwrap()], &env, &dir);
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    sim.clear_faults();
+
+    let realer = |args: &[&str]| {
+        let out = Command::new(lib_dir().join("realer"))
+            .arg("--outbox")
+            .arg(&outbox)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("the realer binary runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        println!("$ realer {}\n{stdout}{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), stdout)
+    };
+    let json = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let (code, stdout) = realer(&all);
+        assert_eq!(code, Some(0), "{stdout}");
+        serde_json::from_str(&stdout).unwrap()
+    };
+    assert_eq!(json(&["outbox", "stats"])["pending"], 2 * usable as u64);
+    let (code, text) = realer(&["outbox", "stats"]);
+    assert_eq!(code, Some(0));
+    assert!(text.lines().next().unwrap().starts_with("pending"), "{text}");
+    let listed = json(&["outbox", "list"]);
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2 * usable);
+    assert!(items.iter().all(|i| i["item"]["sensor_id"].is_number() && i["message_id"].is_string()));
+    assert_eq!(json(&["outbox", "dead"])["dead_letters"], serde_json::json!([]));
+
+    // Back: flush sends everything, each once; plain lines when stdout is not a terminal.
+    let (code, text) = realer(&["outbox", "flush"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("sent {} of {}", 2 * usable, 2 * usable)), "{text}");
+    assert!(text.contains(&format!("sent {}, already stored 0, refused for good 0", 2 * usable)), "{text}");
+    assert_eq!(json(&["outbox", "stats"])["pending"], 0);
+    assert_each_once(&readings(&sim.records()));
+
+    // A reading Realer refuses for good becomes a dead letter; retry-dead puts it back, purge-dead drops it.
+    let mut cfg = realer::Config::new();
+    cfg.apply_env(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+    cfg.set_outbox(outbox.to_str().unwrap(), 0, 0).unwrap();
+    let client = realer::Client::new(&cfg).unwrap();
+    client.outbox_push(&realer::FeedItem::sensor("987654", "1")).unwrap();
+    let (report, _) = client.outbox_flush(0);
+    assert_eq!(report.rejected, 1);
+    let dead = json(&["outbox", "dead"]);
+    assert_eq!(dead["dead_letters"][0]["code"], 4022);
+    assert_eq!(json(&["outbox", "retry-dead"])["requeued"], 1);
+    assert_eq!(json(&["outbox", "stats"])["pending"], 1);
+    let (code, _) = realer(&["outbox", "flush"]);
+    assert_eq!(code, Some(0), "a flush that dead-letters an item still ran");
+    assert_eq!(json(&["outbox", "purge-dead"])["purged"], 1);
+    assert_eq!(json(&["outbox", "stats"])["dead"], 0);
+}
+
 /// Bad arguments: the usage line and exit status 2, before anything else happens.
 #[test]
 fn firmware_loop_usage() {

@@ -41,6 +41,8 @@ pub struct SimOptions {
     pub expired_certificate: bool,
     /// Which of Realer's APIs to play: v1 (the seed page's; default) or v2 (`/desired-states`).
     pub flavour: Flavour,
+    /// Seconds added to the sim's clock in its `Date` headers (a server whose clock is off, or a device's).
+    pub clock_offset_secs: i64,
 }
 
 impl Default for SimOptions {
@@ -53,6 +55,7 @@ impl Default for SimOptions {
             quiet: false,
             expired_certificate: false,
             flavour: Flavour::V1,
+            clock_offset_secs: 0,
         }
     }
 }
@@ -83,6 +86,7 @@ struct Net {
 
 pub(crate) struct Inner {
     start: Instant,
+    clock_offset_secs: i64,
     token_ttl_secs: u64,
     renew_after_secs: u64,
     quiet: bool,
@@ -131,6 +135,7 @@ impl Sim {
         let admin_token = random_hex(&rng, 16);
         let inner = Arc::new(Inner {
             start: Instant::now(),
+            clock_offset_secs: opts.clock_offset_secs,
             token_ttl_secs: opts.token_ttl_secs,
             renew_after_secs: opts.renew_after_secs,
             quiet: opts.quiet,
@@ -434,6 +439,8 @@ impl Inner {
             let close = !req.keep_alive;
             match Inner::answer(this, &req, started) {
                 Outcome::Answer(resp) => {
+                    let resp =
+                        resp.with_header("Date", time::format_http_date(time::now_unix() + me.clock_offset_secs));
                     let written = tls.write_all(&resp.serialize(close)).and_then(|()| tls.flush());
                     if written.is_err() || close {
                         break;
