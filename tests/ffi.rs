@@ -58,7 +58,8 @@ fn version_and_status_names() {
     assert_eq!(s(realer_status_str(-7)), "REALER_ERR_UNKNOWN");
     assert_eq!(s(realer_status_str(12)), "REALER_ERR_OUTBOX_FULL");
     assert_eq!(s(realer_status_str(13)), "REALER_ERR_STORAGE");
-    assert_eq!(s(realer_status_str(14)), "REALER_ERR_UNKNOWN");
+    assert_eq!(s(realer_status_str(14)), "REALER_ERR_CANCELLED");
+    assert_eq!(s(realer_status_str(15)), "REALER_ERR_UNKNOWN");
 }
 
 #[test]
