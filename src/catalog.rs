@@ -181,7 +181,7 @@ fn item_error(e: ErrorField<'_>) -> Option<ItemErrorRef<'_>> {
 /// What an item this client cannot read becomes: an item with its id and an error saying why, as one
 /// Realer cannot represent. `None` when not even its id can be read.
 fn unreadable(raw: &RawValue, why: serde_json::Error) -> Option<(Cow<'_, str>, ItemErrorRef<'static>)> {
-    let id = serde_json::from_str::<IdOnly<'_>>(raw.get()).ok()?.id.0?;
+    let id = json::object::<IdOnly<'_>>(raw).ok()?.id.0?;
     Some((
         id,
         ItemErrorRef {
@@ -210,31 +210,29 @@ pub(crate) fn parse_commands(
     each: &mut dyn FnMut(CommandRef<'_>),
     warn: &mut dyn FnMut(Level, String),
 ) -> Result<()> {
-    let found = json::for_each_item(body, "commands", Some("command"), &mut |raw| match serde_json::from_str::<
-        CommandItem<'_>,
-    >(raw.get())
-    {
-        Ok(c) => match c.id.0 {
-            Some(id) => {
-                let error = item_error(c.error);
-                let (value, value_type, kind, pin_port) = if error.is_some() {
-                    (None, None, None, None)
-                } else {
-                    (c.value.0, c.value_type.0, c.kind.0, c.pin_port.0)
-                };
-                each(CommandRef { id, value, value_type, kind, pin_port, error })
-            }
-            None => warn(Level::Warn, skipped("command", raw)),
-        },
-        Err(e) => match unreadable(raw, e) {
-            Some((id, error)) => {
-                warn(Level::Warn, format!("command {}: {}", json::excerpt(&id, 64), error.message));
-                each(CommandRef { id, error: Some(error), ..CommandRef::default() })
-            }
-            None => warn(Level::Warn, skipped("command", raw)),
-        },
-    })
-    .map_err(|e| not_json("commands", &e))?;
+    let found =
+        json::for_each_item(body, "commands", Some("command"), &mut |raw| match json::object::<CommandItem<'_>>(raw) {
+            Ok(c) => match c.id.0 {
+                Some(id) => {
+                    let error = item_error(c.error);
+                    let (value, value_type, kind, pin_port) = if error.is_some() {
+                        (None, None, None, None)
+                    } else {
+                        (c.value.0, c.value_type.0, c.kind.0, c.pin_port.0)
+                    };
+                    each(CommandRef { id, value, value_type, kind, pin_port, error })
+                }
+                None => warn(Level::Warn, skipped("command", raw)),
+            },
+            Err(e) => match unreadable(raw, e) {
+                Some((id, error)) => {
+                    warn(Level::Warn, format!("command {}: {}", json::excerpt(&id, 64), error.message));
+                    each(CommandRef { id, error: Some(error), ..CommandRef::default() })
+                }
+                None => warn(Level::Warn, skipped("command", raw)),
+            },
+        })
+        .map_err(|e| not_json("commands", &e))?;
     if found.found {
         Ok(())
     } else {
@@ -248,28 +246,29 @@ pub(crate) fn parse_sensors(
     each: &mut dyn FnMut(SensorRef<'_>),
     warn: &mut dyn FnMut(Level, String),
 ) -> Result<()> {
-    let found = json::for_each_item(body, "sensors", Some("sensor"), &mut |raw| match serde_json::from_str::<
-        SensorItem<'_>,
-    >(raw.get())
-    {
-        Ok(s) => match s.id.0 {
-            Some(id) => {
-                let error = item_error(s.error);
-                let (kind, qc, mu, pin_port) =
-                    if error.is_some() { (None, None, None, None) } else { (s.kind.0, s.qc.0, s.mu.0, s.pin_port.0) };
-                each(SensorRef { id, kind, qc, mu, pin_port, error })
-            }
-            None => warn(Level::Warn, skipped("sensor", raw)),
-        },
-        Err(e) => match unreadable(raw, e) {
-            Some((id, error)) => {
-                warn(Level::Warn, format!("sensor {}: {}", json::excerpt(&id, 64), error.message));
-                each(SensorRef { id, error: Some(error), ..SensorRef::default() })
-            }
-            None => warn(Level::Warn, skipped("sensor", raw)),
-        },
-    })
-    .map_err(|e| not_json("sensors", &e))?;
+    let found =
+        json::for_each_item(body, "sensors", Some("sensor"), &mut |raw| match json::object::<SensorItem<'_>>(raw) {
+            Ok(s) => match s.id.0 {
+                Some(id) => {
+                    let error = item_error(s.error);
+                    let (kind, qc, mu, pin_port) = if error.is_some() {
+                        (None, None, None, None)
+                    } else {
+                        (s.kind.0, s.qc.0, s.mu.0, s.pin_port.0)
+                    };
+                    each(SensorRef { id, kind, qc, mu, pin_port, error })
+                }
+                None => warn(Level::Warn, skipped("sensor", raw)),
+            },
+            Err(e) => match unreadable(raw, e) {
+                Some((id, error)) => {
+                    warn(Level::Warn, format!("sensor {}: {}", json::excerpt(&id, 64), error.message));
+                    each(SensorRef { id, error: Some(error), ..SensorRef::default() })
+                }
+                None => warn(Level::Warn, skipped("sensor", raw)),
+            },
+        })
+        .map_err(|e| not_json("sensors", &e))?;
     if found.found {
         Ok(())
     } else {
@@ -344,6 +343,10 @@ mod tests {
         assert_eq!(sensors(r#"{"sensor":{"id":7}}"#, &mut no_warn()).unwrap().len(), 1);
         let mut warned = 0;
         assert_eq!(sensors(r#"[{"id":7},{"kind":"x"},3]"#, &mut |_, _| warned += 1).unwrap().len(), 1);
+        assert_eq!(warned, 2);
+        // An array is no item, even one a struct could be read from by position.
+        let mut warned = 0;
+        assert!(commands(r#"{"commands":[[1],[2,"0"]]}"#, &mut |_, _| warned += 1).unwrap().is_empty());
         assert_eq!(warned, 2);
     }
 

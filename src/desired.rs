@@ -101,7 +101,7 @@ pub(crate) fn parse_desired_states(
 ) -> Result<Vec<DesiredState>> {
     let mut out = Vec::new();
     let found = json::for_each_item(body, "desired_states", None, &mut |raw| {
-        let item = match serde_json::from_str::<StateItem<'_>>(raw.get()) {
+        let item = match json::object::<StateItem<'_>>(raw) {
             Ok(item) => item,
             Err(e) => {
                 warn(

@@ -533,7 +533,7 @@ pub(crate) fn parse_batch(http_status: u16, body: &[u8], message_ids: &[String])
     let found = json::for_each_item(body, "results", None, &mut |raw| {
         let at = pos;
         pos += 1;
-        let Ok(r) = serde_json::from_str::<BatchResult<'_>>(raw.get()) else { return };
+        let Ok(r) = json::object::<BatchResult<'_>>(raw) else { return };
         let by_id = r.message_id.as_str().and_then(|id| {
             // Duplicate ids in one batch: take the first slot not yet filled.
             (0..message_ids.len()).find(|&i| message_ids[i] == id && out[i].is_none())
@@ -575,7 +575,7 @@ fn batch_result(http_status: u16, r: &BatchResult<'_>, raw: &RawValue, message_i
         return None;
     }
     // Judged by its own code, as a single answer with that code would be.
-    let refusal = serde_json::from_str::<Refusal<'_>>(raw.get()).unwrap_or_default();
+    let refusal = json::object::<Refusal<'_>>(raw).unwrap_or_default();
     let code = code.unwrap_or(4000);
     let item_status = u16::try_from(code / 1000 * 100 + code % 100).unwrap_or(400);
     let mut err = codes::error_from_refusal(item_status, Some(&refusal), ErrorKind::Api);

@@ -337,6 +337,16 @@ pub(crate) fn top_code(body: &[u8]) -> Option<Option<i64>> {
     Some(code)
 }
 
+/// One item of a list as `T`, only when it is a JSON object: a derived struct would also take an array
+/// positionally (`[1]` as `{"id":1}`), which no Realer answer sends and which would make a 4-byte item cost a
+/// whole item.
+pub(crate) fn object<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Result<T, serde_json::Error> {
+    if !raw.get().starts_with('{') {
+        return Err(serde::de::Error::custom("not a JSON object"));
+    }
+    serde_json::from_str(raw.get())
+}
+
 /// A short excerpt of untrusted text for a message: at most `max` characters, control characters dropped.
 pub(crate) fn excerpt(s: &str, max: usize) -> String {
     let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
