@@ -125,7 +125,7 @@ impl Client {
             basic_auth: AuthHeader::new(&Secret::new(basic))?,
             tokens: TokenCache::default(),
             reported_sequence: Mutex::new(HashMap::new()),
-            outbox: config.outbox.as_ref().map(|o| Outbox::open(o, config.request_timeout)).transpose()?,
+            outbox: config.outbox.as_ref().map(|o| Outbox::open(o, config)).transpose()?,
             feed_data_path,
             batches_path,
         })
@@ -460,8 +460,10 @@ impl Client {
         let mut budget = if max_items == 0 { usize::MAX } else { max_items };
         let mut after = 0i64;
         let mut error = None;
+        // Claims the rows it sends, so that other flushes of the same file send others; ends when dropped.
+        let flush = outbox.begin_flush();
         while budget > 0 {
-            let (seqs, items) = match outbox.next_batch(after, budget.min(MAX_BATCH_ITEMS)) {
+            let (seqs, items) = match flush.next_batch(after, budget.min(MAX_BATCH_ITEMS)) {
                 Ok(b) => b,
                 Err(e) => {
                     error = Some(e);
@@ -482,7 +484,7 @@ impl Client {
                 }
                 self.remember_reported(item, r);
             }
-            if let Err(e) = outbox.settle(&seqs, &items, &results) {
+            if let Err(e) = flush.settle(&seqs, &items, &results) {
                 error = Some(e);
                 break;
             }
@@ -491,6 +493,7 @@ impl Client {
                 break;
             }
         }
+        drop(flush);
         if report.rejected > 0 {
             log!(
                 self.config.logger,

@@ -5,17 +5,43 @@
 //! Durability: WAL journal with `synchronous=FULL`, so a push returns only after its commit is fsynced
 //! (NORMAL would be faster but may lose the last commits on power loss, breaking "OK means on disk").
 //! Two processes may open one file: SQLite's locks serialise writers; `busy_timeout` (the request timeout)
-//! waits for them.
+//! waits for them. A flush claims the rows it sends (a lease), so concurrent flushers split the work.
+//!
+//! Disk use: the WAL is checkpointed every `WAL_CHECKPOINT_PAGES` and cut back to `WAL_SIZE_LIMIT`; free pages
+//! go back to the file system after a flush (incremental auto-vacuum). A reserve file of `RESERVE_BYTES` is
+//! kept beside the database: when the disk is full, deleting what a flush sent frees it first, so a full disk
+//! refuses pushes but never stops a flush from draining.
 
 use std::collections::HashSet;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
+use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{FeedResult, Prepared};
+use crate::retry::random_u64;
 use crate::time;
+
+/// SQLite's page size (its default; the outbox never changes it).
+const PAGE_BYTES: u64 = 4096;
+/// The WAL is copied into the database once it holds this many pages (SQLite's default is 1000, 4 MiB).
+const WAL_CHECKPOINT_PAGES: u64 = 64;
+/// A checkpointed WAL is cut back to this size instead of keeping its largest size for good.
+const WAL_SIZE_LIMIT: u64 = WAL_CHECKPOINT_PAGES * PAGE_BYTES;
+/// Space kept in a file beside the database and given back when the disk is full, so that a flush can
+/// still record what it sent: a checkpoint of what the last pushes left in the WAL plus a batch's deletes.
+pub(crate) const RESERVE_BYTES: u64 = 512 * 1024;
+/// A push of more item bytes than this first checks that the disk has room for it twice over (its WAL frames
+/// and the database pages its checkpoint adds), so that what it leaves to checkpoint never exceeds what the
+/// reserve can cover.
+const PROBE_ABOVE_BYTES: u64 = 64 * 1024;
+/// Free pages a flush leaves in the file for the next pushes; beyond this they go back to the file system.
+const FREE_PAGES_KEPT: i64 = 16;
 
 /// What a push does when the outbox is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,6 +74,8 @@ pub struct OutboxStats {
     pub oldest_age_ms: Option<u64>,
     /// Items deleted unsent by the drop-oldest policy, ever.
     pub dropped: u64,
+    /// Dead letters deleted to make room (the oldest first), ever: they count within the outbox's limits.
+    pub dead_dropped: u64,
 }
 
 /// What a flush did.
@@ -79,12 +107,71 @@ pub struct DeadLetter {
 pub(crate) struct Outbox {
     conn: Mutex<Connection>,
     settings: OutboxSettings,
+    /// How long rows claimed by a flush stay claimed when their flusher may still be alive.
+    lease: Duration,
+    /// `<db>-reserve`: the space given back when the disk is full.
+    reserve_path: PathBuf,
+    /// `<db>-flush`: each running flush holds a shared lock on it, so a flush that can lock it exclusively
+    /// knows every claim in the file belongs to a flusher that died.
+    flush_lock_path: PathBuf,
 }
+
+const DISK_FULL: &str = "outbox: the disk is full";
+const DISK_IO: &str = "outbox: disk I/O error (a full disk is one cause)";
 
 fn storage(e: rusqlite::Error) -> Error {
-    Error::new(ErrorKind::Storage, format!("outbox: {e}"))
+    let message = match e.sqlite_error_code() {
+        // ENOSPC on a write is SQLITE_FULL; growing the WAL's shared-memory index fails as an I/O error.
+        Some(ErrorCode::DiskFull) => format!("{DISK_FULL} ({e})"),
+        Some(ErrorCode::SystemIoFailure) => format!("{DISK_IO} ({e})"),
+        _ => format!("outbox: {e}"),
+    };
+    Error::new(ErrorKind::Storage, message)
 }
 
+/// Whether a failure may come from a full disk, so that giving space back may cure it.
+fn may_be_disk_full(e: &Error) -> bool {
+    e.kind == ErrorKind::Storage && (e.message.starts_with(DISK_FULL) || e.message.starts_with(DISK_IO))
+}
+
+/// A file beside the database: `<db><suffix>`.
+fn beside(db: &str, suffix: &str) -> PathBuf {
+    PathBuf::from(format!("{db}{suffix}"))
+}
+
+/// Writes `len` bytes that no file system compresses (UBIFS and btrfs compress zeros to nothing) to `path`,
+/// synced when `sync`: space a later write can count on. A failure removes the partial file.
+fn write_filler(path: &Path, len: u64, sync: bool) -> std::io::Result<()> {
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+        let mut x = random_u64() | 1;
+        let mut block = vec![0u8; 64 * 1024];
+        let mut left = len;
+        while left > 0 {
+            for b in block.chunks_exact_mut(8) {
+                // xorshift64: cheap and incompressible enough.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b.copy_from_slice(&x.to_le_bytes());
+            }
+            let n = left.min(block.len() as u64) as usize;
+            f.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        if sync {
+            f.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// The tables, as a new file gets them. Each statement is idempotent, so opening runs them all every time;
+/// a column added to an existing table goes in `ADDED_COLUMNS` as well, for files made before it.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,6 +183,8 @@ CREATE TABLE IF NOT EXISTS pending (
     sequence_number INTEGER,
     pushed_at_ms INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner INTEGER,
+    lease_until_ms INTEGER,
     UNIQUE (source, message_id)
 );
 CREATE TABLE IF NOT EXISTS dead (
@@ -109,23 +198,72 @@ CREATE TABLE IF NOT EXISTS dead (
     failed_at_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0), ('dead_dropped', 0);
 ";
 
+/// Columns added after the first release: (table, column, declaration).
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("pending", "lease_owner", "INTEGER"), ("pending", "lease_until_ms", "INTEGER")];
+
+/// What a dead letter weighs against `max_bytes`: its item and what Realer said about it.
+const DEAD_BYTES: &str =
+    "length(CAST(body AS BLOB)) + length(CAST(message AS BLOB)) + length(CAST(details_json AS BLOB)) + length(CAST(error_type AS BLOB))";
+
 impl Outbox {
-    /// Opens (or makes) the outbox file. `busy` bounds each wait for another process's write lock.
-    pub(crate) fn open(settings: &OutboxSettings, busy: Duration) -> Result<Outbox> {
+    /// Opens (or makes) the outbox file. Each wait for another process's write lock is bounded by the
+    /// request timeout; a flush's claims last as long as its longest batch request can (see `lease_for`).
+    pub(crate) fn open(settings: &OutboxSettings, config: &Config) -> Result<Outbox> {
         let path = &settings.path;
+        let reserve_path = beside(path, "-reserve");
+        let connect = || Outbox::connect(path, config.request_timeout);
+        // On a disk full to the last byte SQLite cannot even make its shared-memory index: the reserve is
+        // there for that too.
+        let conn = match connect() {
+            Err(e) if e.kind == ErrorKind::Storage && std::fs::remove_file(&reserve_path).is_ok() => connect()?,
+            other => other?,
+        };
+        let outbox = Outbox {
+            conn: Mutex::new(conn),
+            settings: settings.clone(),
+            lease: lease_for(config),
+            reserve_path,
+            flush_lock_path: beside(path, "-flush"),
+        };
+        // Neither may fail an open: a client must be able to start, and drain, on a full disk.
+        let _ = outbox.ensure_reserve();
+        let _ = OpenOptions::new().write(true).create(true).truncate(false).open(&outbox.flush_lock_path);
+        Ok(outbox)
+    }
+
+    fn connect(path: &str, busy: Duration) -> Result<Connection> {
         let conn = Connection::open(path).map_err(|e| Error::config(format!("outbox {path:?}: {e}")))?;
         let named = |e: rusqlite::Error| Error::new(ErrorKind::Storage, format!("outbox {path:?}: {e}"));
         conn.busy_timeout(busy).map_err(named)?;
+        // Only a new, empty file takes it: free pages can then go back to the file system.
+        conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL;").map_err(named)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(named)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::new(ErrorKind::Storage, format!("outbox {path:?}: WAL journal refused ({mode})")));
         }
-        conn.execute_batch("PRAGMA synchronous=FULL;").map_err(named)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}; \
+             PRAGMA journal_size_limit={WAL_SIZE_LIMIT};"
+        ))
+        .map_err(named)?;
         conn.execute_batch(SCHEMA).map_err(named)?;
-        Ok(Outbox { conn: Mutex::new(conn), settings: settings.clone() })
+        for (table, column, declaration) in ADDED_COLUMNS {
+            let present: bool = conn
+                .query_row(
+                    &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+                    [column],
+                    |r| r.get(0),
+                )
+                .map_err(named)?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}")).map_err(named)?;
+            }
+        }
+        Ok(conn)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -133,11 +271,76 @@ impl Outbox {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Makes the reserve file when it is missing (another process, or this one, gave it back).
+    fn ensure_reserve(&self) -> std::io::Result<()> {
+        if std::fs::metadata(&self.reserve_path).is_ok_and(|m| m.len() >= RESERVE_BYTES) {
+            return Ok(());
+        }
+        // Written aside and renamed, so that two processes making it at once never leave a short one.
+        let tmp = beside(&self.settings.path, &format!("-reserve.{:016x}", random_u64()));
+        write_filler(&tmp, RESERVE_BYTES, true)?;
+        std::fs::rename(&tmp, &self.reserve_path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
+    /// Runs a write that only ever shrinks what is stored (deleting sent items, claiming rows). If the disk is
+    /// full, the reserve is given back, the WAL checkpointed and cut to nothing, and the write tried again.
+    fn write_freeing<T>(&self, conn: &mut Connection, mut f: impl FnMut(&mut Connection) -> Result<T>) -> Result<T> {
+        match f(conn) {
+            Err(e) if may_be_disk_full(&e) => {
+                // Already gone when another flush gave it back: then what the checkpoint frees must do.
+                let _ = std::fs::remove_file(&self.reserve_path);
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                f(conn)
+            }
+            other => other,
+        }
+    }
+
     /// Stores the items in one transaction, synced before it returns. An item whose source and
     /// `message_id` are already pending with the same payload is accepted as is (a repeated push); with a
     /// different payload the whole push fails. Returns how many old items the drop-oldest policy removed.
+    /// A disk too full to keep the reserve refuses the push (`ErrorKind::Storage`): that space is a flush's.
     pub(crate) fn push(&self, items: &[Prepared]) -> Result<u64> {
         let mut conn = self.lock();
+        if let Err(e) = self.ensure_reserve() {
+            return Err(Error::new(
+                ErrorKind::Storage,
+                format!(
+                    "outbox: the disk is full: its reserve of {} KiB, kept so that a flush can always record what \
+                     it sent, cannot be made ({e}); nothing was stored",
+                    RESERVE_BYTES / 1024
+                ),
+            ));
+        }
+        let bytes: u64 = items.iter().map(|p| p.body.len() as u64).sum();
+        let large = bytes > PROBE_ABOVE_BYTES;
+        if large {
+            // Room for the WAL's copy and the database's: then the checkpoint below cannot fail for space,
+            // and nothing this push adds is left for the reserve to cover.
+            let probe = beside(&self.settings.path, &format!("-probe.{:016x}", random_u64()));
+            // ENOSPC shows at write(): no need to sync what is deleted at once.
+            let room = write_filler(&probe, 2 * bytes + PROBE_ABOVE_BYTES, false);
+            let _ = std::fs::remove_file(&probe);
+            if let Err(e) = room {
+                return Err(Error::new(
+                    ErrorKind::Storage,
+                    format!("outbox: the disk has no room for {bytes} bytes of items ({e}); nothing was stored"),
+                ));
+            }
+        }
+        let dropped = self.push_locked(&mut conn, items).map_err(|e| match e.kind {
+            ErrorKind::Storage => Error::new(ErrorKind::Storage, format!("{}; nothing was stored", e.message)),
+            _ => e,
+        })?;
+        if large {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
+        Ok(dropped)
+    }
+
+    fn push_locked(&self, conn: &mut Connection, items: &[Prepared]) -> Result<u64> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
         let now = time::now_unix_ms();
         let mut added_items = 0u64;
@@ -186,26 +389,78 @@ impl Outbox {
                 added_items += 1;
             }
         }
-        let dropped = self.make_room(&tx, added_items, &protected)?;
+        let dropped = if added_items == 0 { 0 } else { self.make_room(&tx, &protected)? };
         tx.commit().map_err(storage)?;
         Ok(dropped)
     }
 
-    /// Applies the size limits after an insert inside `tx`: refuses, or deletes the oldest items other than
-    /// the `protected` ones (those this push stored or vouched for).
-    fn make_room(&self, tx: &rusqlite::Transaction<'_>, added_items: u64, protected: &HashSet<i64>) -> Result<u64> {
+    fn limited(&self) -> bool {
+        self.settings.max_items != 0 || self.settings.max_bytes != 0
+    }
+
+    fn over(&self, items: u64, bytes: u64) -> bool {
         let s = &self.settings;
-        if (s.max_items == 0 && s.max_bytes == 0) || added_items == 0 {
+        (s.max_items != 0 && items > s.max_items) || (s.max_bytes != 0 && bytes > s.max_bytes)
+    }
+
+    /// Items and bytes held, pending and dead together (what the limits bound).
+    fn held(tx: &rusqlite::Transaction<'_>) -> Result<(u64, u64)> {
+        let (count, bytes): (i64, i64) = tx
+            .query_row(
+                &format!(
+                    "SELECT (SELECT COUNT(*) FROM pending) + (SELECT COUNT(*) FROM dead),
+                            (SELECT COALESCE(SUM(length(CAST(body AS BLOB))), 0) FROM pending)
+                          + (SELECT COALESCE(SUM({DEAD_BYTES}), 0) FROM dead)"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(storage)?;
+        Ok((count as u64, bytes as u64))
+    }
+
+    /// Deletes the oldest dead letters until what is held fits the limits or none is left; counts them in
+    /// `dead_dropped`. Returns what is held afterwards.
+    fn drop_dead_letters(&self, tx: &rusqlite::Transaction<'_>) -> Result<(u64, u64)> {
+        if !self.limited() {
+            return Ok((0, 0));
+        }
+        let (mut count, mut bytes) = Outbox::held(tx)?;
+        if !self.over(count, bytes) {
+            return Ok((count, bytes));
+        }
+        let mut victims = Vec::new();
+        {
+            let mut oldest =
+                tx.prepare(&format!("SELECT seq, {DEAD_BYTES} FROM dead ORDER BY seq")).map_err(storage)?;
+            let mut rows = oldest.query([]).map_err(storage)?;
+            while self.over(count, bytes) {
+                let Some(row) = rows.next().map_err(storage)? else { break };
+                let (seq, len): (i64, i64) = (row.get(0).map_err(storage)?, row.get(1).map_err(storage)?);
+                victims.push(seq);
+                count -= 1;
+                bytes -= len as u64;
+            }
+        }
+        let mut del = tx.prepare_cached("DELETE FROM dead WHERE seq = ?1").map_err(storage)?;
+        for &seq in &victims {
+            del.execute([seq]).map_err(storage)?;
+        }
+        tx.execute("UPDATE counters SET value = value + ?1 WHERE name = 'dead_dropped'", [victims.len() as i64])
+            .map_err(storage)?;
+        Ok((count, bytes))
+    }
+
+    /// Applies the size limits after an insert inside `tx`: dead letters give way first (oldest first), then
+    /// the policy refuses, or deletes the oldest pending items other than the `protected` ones (those this
+    /// push stored or vouched for).
+    fn make_room(&self, tx: &rusqlite::Transaction<'_>, protected: &HashSet<i64>) -> Result<u64> {
+        let s = &self.settings;
+        if !self.limited() {
             return Ok(0);
         }
-        let (count, bytes): (i64, i64) = tx
-            .query_row("SELECT COUNT(*), COALESCE(SUM(length(CAST(body AS BLOB))), 0) FROM pending", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(storage)?;
-        let (count, bytes) = (count as u64, bytes as u64);
-        let over = |c: u64, b: u64| (s.max_items != 0 && c > s.max_items) || (s.max_bytes != 0 && b > s.max_bytes);
-        if !over(count, bytes) {
+        let (count, bytes) = self.drop_dead_letters(tx)?;
+        if !self.over(count, bytes) {
             return Ok(0);
         }
         let full = || {
@@ -227,7 +482,7 @@ impl Outbox {
             tx.prepare("SELECT seq, length(CAST(body AS BLOB)) FROM pending ORDER BY seq").map_err(storage)?;
         let mut victims = Vec::new();
         let mut rows = oldest.query([]).map_err(storage)?;
-        while over(c, b) {
+        while self.over(c, b) {
             let Some(row) = rows.next().map_err(storage)? else {
                 // Only items this push needs are left, and they do not fit: store none of them.
                 return Err(full());
@@ -251,39 +506,138 @@ impl Outbox {
         Ok(dropped)
     }
 
-    /// Up to `limit` pending items after `after_seq`, oldest first, with their place in the queue.
-    pub(crate) fn next_batch(&self, after_seq: i64, limit: usize) -> Result<(Vec<i64>, Vec<Prepared>)> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT seq, source, message_id, value_received_at, body, command_id, sequence_number
-                 FROM pending WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )
-            .map_err(storage)?;
-        let rows = stmt
-            .query_map(params![after_seq, limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    Prepared {
-                        source: r.get(1)?,
-                        message_id: r.get(2)?,
-                        value_received_at: r.get(3)?,
-                        body: r.get(4)?,
-                        command_id: r.get(5)?,
-                        sequence_number: r.get(6)?,
-                    },
-                ))
-            })
-            .map_err(storage)?;
-        let pairs = rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)?;
+    /// Starts a flush: claims made through it are its own, and end when it is dropped. When no other flush
+    /// is running (in any process), claims left in the file belong to flushers that died: they are cleared.
+    pub(crate) fn begin_flush(&self) -> Flush<'_> {
+        let owner = (random_u64() >> 1) as i64;
+        let lock = OpenOptions::new().write(true).create(true).truncate(false).open(&self.flush_lock_path).ok();
+        if let Some(file) = &lock {
+            if file.try_lock().is_ok() {
+                let mut conn = self.lock();
+                // Best effort: a claim that stays only waits for its time to run out.
+                let _ = self.write_freeing(&mut conn, |c| {
+                    c.execute(
+                        "UPDATE pending SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner IS NOT NULL",
+                        [],
+                    )
+                    .map_err(storage)
+                });
+                let _ = file.unlock();
+            }
+        }
+        // Shared from here on: others see this flush alive. Another flush holds the lock exclusively only
+        // while it clears dead claims, so this waits a moment at most; without it, this flush's claims are
+        // protected by their time alone.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let lock = lock.filter(|file| loop {
+            match file.try_lock_shared() {
+                Ok(()) => break true,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(_) => break false,
+            }
+        });
+        Flush { outbox: self, owner, _lock: lock }
+    }
+
+    /// After a flush: gives back what it still claims, returns free pages to the file system, checkpoints,
+    /// and remakes the reserve if a full disk took it. Nothing here may fail the flush.
+    fn end_flush(&self, owner: i64) {
+        let mut conn = self.lock();
+        let _ = self.write_freeing(&mut conn, |c| {
+            c.execute("UPDATE pending SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner = ?1", [owner])
+                .map_err(storage)
+        });
+        // In steps of half a checkpoint's worth of pages, so the WAL stays within its bound while pages move.
+        loop {
+            let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap_or(0);
+            if free <= FREE_PAGES_KEPT {
+                break;
+            }
+            let step = (free - FREE_PAGES_KEPT).min(WAL_CHECKPOINT_PAGES as i64 / 2);
+            // It answers one row per page it frees, and frees only as many as it is stepped through.
+            let vacuumed = conn.prepare(&format!("PRAGMA incremental_vacuum({step})")).and_then(|mut stmt| {
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
+            });
+            let left: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap_or(free);
+            // A file made before auto-vacuum (or a failure) frees nothing: stop.
+            if vacuumed.is_err() || left >= free {
+                break;
+            }
+        }
+        let reserve_missing = !std::fs::metadata(&self.reserve_path).is_ok_and(|m| m.len() >= RESERVE_BYTES);
+        // TRUNCATE empties the WAL file (it waits for other connections' readers, within the busy timeout):
+        // worth it only when the disk was full. Otherwise a passive checkpoint, and `journal_size_limit` cuts
+        // the WAL back at its next reuse.
+        let mode = if reserve_missing { "TRUNCATE" } else { "PASSIVE" };
+        let _ = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+        if reserve_missing {
+            let _ = self.ensure_reserve();
+        }
+    }
+
+    /// Claims up to `limit` pending items after `after_seq`, oldest first, with their place in the queue:
+    /// rows another live flush claimed are skipped.
+    fn claim_batch(&self, owner: i64, after_seq: i64, limit: usize) -> Result<(Vec<i64>, Vec<Prepared>)> {
+        let mut conn = self.lock();
+        let lease_ms = self.lease.as_millis().min(i64::MAX as u128 / 4) as i64;
+        let mut pairs = self.write_freeing(&mut conn, |c| {
+            let now = time::now_unix_ms();
+            let mut stmt = c
+                .prepare_cached(
+                    // A claim ends at its time, or earlier when the clock went back (its end is then further
+                    // ahead than a lease can be).
+                    "UPDATE pending SET lease_owner = ?1, lease_until_ms = ?2 + ?3
+                     WHERE seq IN (SELECT seq FROM pending
+                                   WHERE seq > ?4
+                                     AND (lease_owner IS NULL OR lease_owner = ?1
+                                          OR lease_until_ms <= ?2 OR lease_until_ms > ?2 + ?3)
+                                   ORDER BY seq LIMIT ?5)
+                     RETURNING seq, source, message_id, value_received_at, body, command_id, sequence_number",
+                )
+                .map_err(storage)?;
+            let rows = stmt
+                .query_map(params![owner, now, lease_ms, after_seq, limit as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        Prepared {
+                            source: r.get(1)?,
+                            message_id: r.get(2)?,
+                            value_received_at: r.get(3)?,
+                            body: r.get(4)?,
+                            command_id: r.get(5)?,
+                            sequence_number: r.get(6)?,
+                        },
+                    ))
+                })
+                .map_err(storage)?;
+            rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)
+        })?;
+        pairs.sort_by_key(|(seq, _)| *seq);
         Ok(pairs.into_iter().unzip())
     }
 
-    /// Records a batch's fate in one transaction: accepted items leave, refused ones become dead letters,
-    /// the rest stay pending with one more attempt counted.
-    pub(crate) fn settle(&self, seqs: &[i64], items: &[Prepared], results: &[FeedResult]) -> Result<()> {
+    /// Records a batch's fate in one transaction: accepted items leave, refused ones become dead letters
+    /// (within the limits: the oldest dead letters give way), the rest stay pending with one more attempt
+    /// counted and their claim given back.
+    fn settle(&self, owner: i64, seqs: &[i64], items: &[Prepared], results: &[FeedResult]) -> Result<()> {
         let mut conn = self.lock();
+        self.write_freeing(&mut conn, |c| self.settle_once(c, owner, seqs, items, results))
+    }
+
+    fn settle_once(
+        &self,
+        conn: &mut Connection,
+        owner: i64,
+        seqs: &[i64],
+        items: &[Prepared],
+        results: &[FeedResult],
+    ) -> Result<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+        let mut buried = false;
         {
             let mut delete = tx.prepare_cached("DELETE FROM pending WHERE seq = ?1").map_err(storage)?;
             let mut bury = tx
@@ -292,8 +646,12 @@ impl Outbox {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(storage)?;
-            let mut retry =
-                tx.prepare_cached("UPDATE pending SET attempts = attempts + 1 WHERE seq = ?1").map_err(storage)?;
+            let mut retry = tx
+                .prepare_cached(
+                    "UPDATE pending SET attempts = attempts + 1, lease_owner = NULL, lease_until_ms = NULL
+                     WHERE seq = ?1 AND lease_owner = ?2",
+                )
+                .map_err(storage)?;
             let now = time::now_unix_ms();
             for ((&seq, item), result) in seqs.iter().zip(items).zip(results) {
                 use crate::feed::FeedOutcome::*;
@@ -315,12 +673,16 @@ impl Outbox {
                         ])
                         .map_err(storage)?;
                         delete.execute([seq]).map_err(storage)?;
+                        buried = true;
                     }
                     NotSent => {
-                        retry.execute([seq]).map_err(storage)?;
+                        retry.execute(params![seq, owner]).map_err(storage)?;
                     }
                 }
             }
+        }
+        if buried {
+            self.drop_dead_letters(&tx)?;
         }
         tx.commit().map_err(storage)
     }
@@ -335,15 +697,18 @@ impl Outbox {
             )
             .map_err(storage)?;
         let dead: i64 = conn.query_row("SELECT COUNT(*) FROM dead", [], |r| r.get(0)).map_err(storage)?;
-        let dropped: i64 =
-            conn.query_row("SELECT value FROM counters WHERE name = 'dropped'", [], |r| r.get(0)).map_err(storage)?;
+        let counter = |name: &str| -> Result<i64> {
+            conn.query_row("SELECT COALESCE((SELECT value FROM counters WHERE name = ?1), 0)", [name], |r| r.get(0))
+                .map_err(storage)
+        };
         let now = time::now_unix_ms();
         Ok(OutboxStats {
             pending: pending as u64,
             dead: dead as u64,
             bytes: bytes as u64,
             oldest_age_ms: oldest.map(|t| now.saturating_sub(t).max(0) as u64),
-            dropped: dropped as u64,
+            dropped: counter("dropped")? as u64,
+            dead_dropped: counter("dead_dropped")? as u64,
         })
     }
 
@@ -370,9 +735,186 @@ impl Outbox {
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)
     }
 
-    /// Deletes every dead letter; returns how many there were.
+    /// Deletes every dead letter; returns how many there were. Works on a full disk (see `write_freeing`).
     pub(crate) fn clear_dead(&self) -> Result<u64> {
-        let conn = self.lock();
-        conn.execute("DELETE FROM dead", []).map(|n| n as u64).map_err(storage)
+        let mut conn = self.lock();
+        self.write_freeing(&mut conn, |c| c.execute("DELETE FROM dead", []).map(|n| n as u64).map_err(storage))
+    }
+}
+
+/// How long a claim lasts while its flusher may be alive: twice the longest a batch request can take, every
+/// attempt with its connect and request timeouts and the longest backoff between them, plus 10 s. A batch
+/// answered 413 is split and resent within the same claim, hence twice.
+fn lease_for(config: &Config) -> Duration {
+    let attempts = config.retry.max_attempts.max(1);
+    let one = (config.connect_timeout + config.request_timeout).saturating_mul(attempts)
+        + config.retry.max_delay.saturating_mul(attempts - 1);
+    one.saturating_mul(2) + Duration::from_secs(10)
+}
+
+/// One flush's hold on the outbox: the rows it claimed are sent by it alone until it ends (when it is
+/// dropped) or, if its process dies, until another flush finds it gone or its claims' time runs out.
+pub(crate) struct Flush<'a> {
+    outbox: &'a Outbox,
+    owner: i64,
+    /// A shared lock on `<db>-flush` while the flush runs (released by the kernel if the process dies).
+    _lock: Option<File>,
+}
+
+impl Flush<'_> {
+    /// Claims up to `limit` pending items after `after_seq` that no other live flush claimed, oldest first,
+    /// with their place in the queue.
+    pub(crate) fn next_batch(&self, after_seq: i64, limit: usize) -> Result<(Vec<i64>, Vec<Prepared>)> {
+        self.outbox.claim_batch(self.owner, after_seq, limit)
+    }
+
+    /// Records a batch's fate (see `Outbox::settle`).
+    pub(crate) fn settle(&self, seqs: &[i64], items: &[Prepared], results: &[FeedResult]) -> Result<()> {
+        self.outbox.settle(self.owner, seqs, items, results)
+    }
+}
+
+impl Drop for Flush<'_> {
+    fn drop(&mut self) {
+        self.outbox.end_flush(self.owner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::FeedItem;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("realer-outbox-unit-{tag}-{}-{}", std::process::id(), random_u64()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn open(db: &Path, lease: Duration) -> Outbox {
+        let settings = OutboxSettings {
+            path: db.to_str().unwrap().into(),
+            max_items: 0,
+            max_bytes: 0,
+            when_full: FullPolicy::Refuse,
+        };
+        Outbox { lease, ..Outbox::open(&settings, &Config::new()).unwrap() }
+    }
+
+    fn push(outbox: &Outbox, n: usize) {
+        let items: Vec<Prepared> = (0..n)
+            .map(|i| {
+                FeedItem { message_id: Some(format!("m-{i}")), ..FeedItem::sensor("7", "1.5") }.prepare(0).unwrap()
+            })
+            .collect();
+        for group in items.chunks(100) {
+            outbox.push(group).unwrap();
+        }
+    }
+
+    fn seqs(batch: (Vec<i64>, Vec<Prepared>)) -> Vec<i64> {
+        batch.0
+    }
+
+    #[test]
+    fn flushes_claim_different_rows_until_they_end() {
+        let d = dir("claims");
+        let db = d.join("o.db");
+        let (a, b) = (open(&db, Duration::from_secs(60)), open(&db, Duration::from_secs(60)));
+        push(&a, 250);
+        let fa = a.begin_flush();
+        let fb = b.begin_flush();
+        assert_eq!(seqs(fa.next_batch(0, 100).unwrap()), (1..=100).collect::<Vec<_>>());
+        assert_eq!(seqs(fb.next_batch(0, 100).unwrap()), (101..=200).collect::<Vec<_>>());
+        assert_eq!(seqs(fa.next_batch(100, 100).unwrap()), (201..=250).collect::<Vec<_>>());
+        assert!(fb.next_batch(200, 100).unwrap().0.is_empty(), "everything is claimed");
+        // A flush's claims end with it, even while another flush runs.
+        drop(fa);
+        let fa = a.begin_flush();
+        assert_eq!(
+            seqs(fa.next_batch(0, 300).unwrap()),
+            [(1..=100).collect::<Vec<_>>(), (201..=250).collect()].concat()
+        );
+        drop((fa, fb));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_claim_of_a_flush_that_may_be_alive_runs_out_with_its_lease() {
+        let d = dir("lease");
+        let db = d.join("o.db");
+        let (a, b) = (open(&db, Duration::from_millis(300)), open(&db, Duration::from_millis(300)));
+        push(&a, 100);
+        let fa = a.begin_flush();
+        assert_eq!(fa.next_batch(0, 100).unwrap().0.len(), 100);
+        // `a` still holds its lock (its flush is stuck, not dead): `b` waits for the lease to run out.
+        let fb = b.begin_flush();
+        assert!(fb.next_batch(0, 100).unwrap().0.is_empty());
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(fb.next_batch(0, 100).unwrap().0.len(), 100);
+        drop((fa, fb));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn claims_of_a_flusher_that_died_are_cleared_by_the_next_flush() {
+        let d = dir("dead");
+        let db = d.join("o.db");
+        let a = open(&db, Duration::from_secs(3600));
+        push(&a, 150);
+        let b = open(&db, Duration::from_secs(3600));
+        // While another flush runs, nobody can tell whose claims those are: they wait.
+        let running = b.begin_flush();
+        // What a SIGKILLed flush leaves: claims for an hour, and no lock held.
+        let now = time::now_unix_ms();
+        a.lock()
+            .execute("UPDATE pending SET lease_owner = 42, lease_until_ms = ?1 WHERE seq <= 100", [now + 3_600_000])
+            .unwrap();
+        let fa = a.begin_flush();
+        assert_eq!(seqs(fa.next_batch(0, 200).unwrap()), (101..=150).collect::<Vec<_>>());
+        drop((fa, running));
+        // Alone, a flush knows every claim left is a dead flusher's.
+        let fa = a.begin_flush();
+        assert_eq!(seqs(fa.next_batch(0, 100).unwrap()), (1..=100).collect::<Vec<_>>());
+        drop(fa);
+        // A claim whose end is further ahead than a lease can be (the clock went back) has ended.
+        let running = b.begin_flush();
+        a.lock().execute("UPDATE pending SET lease_owner = 42, lease_until_ms = ?1", [now + 7_200_000]).unwrap();
+        assert_eq!(a.begin_flush().next_batch(0, 200).unwrap().0.len(), 150);
+        drop(running);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_file_from_the_first_release_gets_the_new_columns() {
+        let d = dir("old");
+        let db = d.join("o.db");
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch(
+                "PRAGMA journal_mode=WAL;
+                 CREATE TABLE pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,
+                     message_id TEXT NOT NULL, value_received_at TEXT NOT NULL, body TEXT NOT NULL, command_id TEXT,
+                     sequence_number INTEGER, pushed_at_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                     UNIQUE (source, message_id));
+                 INSERT INTO pending (source, message_id, value_received_at, body, pushed_at_ms)
+                     VALUES ('sensor:7', 'old', '2026-04-24T10:15:00Z', '{}', 1);",
+            )
+            .unwrap();
+        }
+        let outbox = open(&db, Duration::from_secs(60));
+        push(&outbox, 1);
+        let flush = outbox.begin_flush();
+        let (_, items) = flush.next_batch(0, 10).unwrap();
+        assert_eq!(items.iter().map(|p| p.message_id.as_str()).collect::<Vec<_>>(), ["old", "m-0"]);
+        drop(flush);
+        assert_eq!((outbox.stats().unwrap().pending, outbox.stats().unwrap().dead_dropped), (2, 0));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_lease_covers_every_attempt_of_a_batch_request() {
+        // Defaults: 5 attempts of (10 s connect + 30 s request), 4 backoffs of at most 30 s: 320 s, twice, + 10 s.
+        assert_eq!(lease_for(&Config::new()), Duration::from_secs(650));
     }
 }
