@@ -139,35 +139,44 @@ fn beside(db: &str, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{db}{suffix}"))
 }
 
-/// Writes `len` bytes that no file system compresses (UBIFS and btrfs compress zeros to nothing) to `path`,
-/// synced when `sync`: space a later write can count on. A failure removes the partial file.
-fn write_filler(path: &Path, len: u64, sync: bool) -> std::io::Result<()> {
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
-        let mut x = random_u64() | 1;
-        let mut block = vec![0u8; 64 * 1024];
-        let mut left = len;
-        while left > 0 {
-            for b in block.chunks_exact_mut(8) {
-                // xorshift64: cheap and incompressible enough.
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                b.copy_from_slice(&x.to_le_bytes());
-            }
-            let n = left.min(block.len() as u64) as usize;
-            f.write_all(&block[..n])?;
-            left -= n as u64;
+/// Writes `len` bytes that no file system compresses (UBIFS and btrfs compress zeros to nothing): space a
+/// later write can count on.
+fn write_filler(f: &mut File, len: u64) -> std::io::Result<()> {
+    let mut x = random_u64() | 1;
+    let mut block = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        for b in block.chunks_exact_mut(8) {
+            // xorshift64: cheap and incompressible enough.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b.copy_from_slice(&x.to_le_bytes());
         }
-        if sync {
-            f.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(path);
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n])?;
+        left -= n as u64;
     }
-    result
+    Ok(())
+}
+
+/// Removes `<db>-reserve.*` files a process killed while making the reserve left, once a minute old (a
+/// younger one may be another process's, still being written).
+fn remove_stale_reserve_copies(db: &str) {
+    let db = Path::new(db);
+    let (Some(dir), Some(name)) = (db.parent(), db.file_name().and_then(|n| n.to_str())) else { return };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!("{name}-reserve.");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(60)));
+        if stale && entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The tables, as a new file gets them. Each statement is idempotent, so opening runs them all every time;
@@ -219,9 +228,10 @@ impl Outbox {
         // On a disk full to the last byte SQLite cannot even make its shared-memory index: the reserve is
         // there for that too.
         let conn = match connect() {
-            Err(e) if e.kind == ErrorKind::Storage && std::fs::remove_file(&reserve_path).is_ok() => connect()?,
+            Err(e) if may_be_disk_full(&e) && std::fs::remove_file(&reserve_path).is_ok() => connect()?,
             other => other?,
         };
+        remove_stale_reserve_copies(path);
         let outbox = Outbox {
             conn: Mutex::new(conn),
             settings: settings.clone(),
@@ -237,7 +247,8 @@ impl Outbox {
 
     fn connect(path: &str, busy: Duration) -> Result<Connection> {
         let conn = Connection::open(path).map_err(|e| Error::config(format!("outbox {path:?}: {e}")))?;
-        let named = |e: rusqlite::Error| Error::new(ErrorKind::Storage, format!("outbox {path:?}: {e}"));
+        let named =
+            |e: rusqlite::Error| Error::new(ErrorKind::Storage, format!("{}, file {path:?}", storage(e).message));
         conn.busy_timeout(busy).map_err(named)?;
         // Only a new, empty file takes it: free pages can then go back to the file system.
         conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL;").map_err(named)?;
@@ -278,10 +289,16 @@ impl Outbox {
         }
         // Written aside and renamed, so that two processes making it at once never leave a short one.
         let tmp = beside(&self.settings.path, &format!("-reserve.{:016x}", random_u64()));
-        write_filler(&tmp, RESERVE_BYTES, true)?;
-        std::fs::rename(&tmp, &self.reserve_path).inspect_err(|_| {
+        let made = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| write_filler(&mut f, RESERVE_BYTES).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, &self.reserve_path));
+        if made.is_err() {
             let _ = std::fs::remove_file(&tmp);
-        })
+        }
+        made
     }
 
     /// Runs a write that only ever shrinks what is stored (deleting sent items, claiming rows). If the disk is
@@ -319,10 +336,13 @@ impl Outbox {
         if large {
             // Room for the WAL's copy and the database's: then the checkpoint below cannot fail for space,
             // and nothing this push adds is left for the reserve to cover.
+            // ENOSPC shows at write(): no need to sync what is deleted at once. Unlinked before it is written,
+            // so that a process killed meanwhile leaves nothing behind.
             let probe = beside(&self.settings.path, &format!("-probe.{:016x}", random_u64()));
-            // ENOSPC shows at write(): no need to sync what is deleted at once.
-            let room = write_filler(&probe, 2 * bytes + PROBE_ABOVE_BYTES, false);
-            let _ = std::fs::remove_file(&probe);
+            let room = OpenOptions::new().write(true).create_new(true).open(&probe).and_then(|mut f| {
+                std::fs::remove_file(&probe)?;
+                write_filler(&mut f, 2 * bytes + PROBE_ABOVE_BYTES)
+            });
             if let Err(e) = room {
                 return Err(Error::new(
                     ErrorKind::Storage,
@@ -909,6 +929,26 @@ mod tests {
         assert_eq!(items.iter().map(|p| p.message_id.as_str()).collect::<Vec<_>>(), ["old", "m-0"]);
         drop(flush);
         assert_eq!((outbox.stats().unwrap().pending, outbox.stats().unwrap().dead_dropped), (2, 0));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn opening_removes_reserve_copies_a_killed_process_left() {
+        let d = dir("stale");
+        let db = d.join("o.db");
+        let old = d.join("o.db-reserve.0123456789abcdef");
+        let young = d.join("o.db-reserve.fedcba9876543210");
+        let other = d.join("other.db-reserve.0123456789abcdef");
+        for f in [&old, &young, &other] {
+            let file = File::create(f).unwrap();
+            if f != &young {
+                file.set_modified(std::time::SystemTime::now() - Duration::from_secs(120)).unwrap();
+            }
+        }
+        let outbox = open(&db, Duration::from_secs(60));
+        assert!(!old.exists() && young.exists() && other.exists());
+        assert_eq!(std::fs::metadata(d.join("o.db-reserve")).unwrap().len(), RESERVE_BYTES);
+        drop(outbox);
         std::fs::remove_dir_all(d).unwrap();
     }
 
