@@ -160,6 +160,17 @@ fn write_filler(f: &mut File, len: u64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Runs `f` with commits that are not fsynced: for writes that only claims and file-space housekeeping
+/// depend on, never an item's fate. A power cut may undo them, which costs nothing (a lost claim is no
+/// claim; a lost vacuum step leaves free pages); the next synced commit syncs them with itself.
+fn unsynced<T>(conn: &mut Connection, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("PRAGMA synchronous=NORMAL").map_err(storage)?;
+    let result = f(conn);
+    // Pushes also set FULL before they write, should this ever fail.
+    let restored = conn.execute_batch("PRAGMA synchronous=FULL").map_err(storage);
+    result.and_then(|t| restored.map(|()| t))
+}
+
 /// Removes `<db>-reserve.*` files a process killed while making the reserve left, once a minute old (a
 /// younger one may be another process's, still being written).
 fn remove_stale_reserve_copies(db: &str) {
@@ -361,6 +372,8 @@ impl Outbox {
     }
 
     fn push_locked(&self, conn: &mut Connection, items: &[Prepared]) -> Result<u64> {
+        // "OK means on disk" must not rest on `unsynced` having restored the setting.
+        conn.prepare_cached("PRAGMA synchronous=FULL").and_then(|mut s| s.execute([])).map_err(storage)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
         let now = time::now_unix_ms();
         let mut added_items = 0u64;
@@ -536,11 +549,13 @@ impl Outbox {
                 let mut conn = self.lock();
                 // Best effort: a claim that stays only waits for its time to run out.
                 let _ = self.write_freeing(&mut conn, |c| {
-                    c.execute(
-                        "UPDATE pending SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner IS NOT NULL",
-                        [],
-                    )
-                    .map_err(storage)
+                    unsynced(c, |c| {
+                        c.execute(
+                            "UPDATE pending SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner IS NOT NULL",
+                            [],
+                        )
+                        .map_err(storage)
+                    })
                 });
                 let _ = file.unlock();
             }
@@ -566,28 +581,37 @@ impl Outbox {
     fn end_flush(&self, owner: i64) {
         let mut conn = self.lock();
         let _ = self.write_freeing(&mut conn, |c| {
-            c.execute("UPDATE pending SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner = ?1", [owner])
+            unsynced(c, |c| {
+                c.execute(
+                    "UPDATE pending SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner = ?1",
+                    [owner],
+                )
                 .map_err(storage)
+            })
         });
-        // In steps of half a checkpoint's worth of pages, so the WAL stays within its bound while pages move.
-        loop {
-            let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap_or(0);
-            if free <= FREE_PAGES_KEPT {
-                break;
+        let _ = unsynced(&mut conn, |c| {
+            // In steps of half a checkpoint's worth of pages, so the WAL stays within its bound while pages move.
+            loop {
+                let free: i64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0)).map_err(storage)?;
+                if free <= FREE_PAGES_KEPT {
+                    return Ok(());
+                }
+                let step = (free - FREE_PAGES_KEPT).min(WAL_CHECKPOINT_PAGES as i64 / 2);
+                // It answers one row per page it frees, and frees only as many as it is stepped through.
+                c.prepare(&format!("PRAGMA incremental_vacuum({step})"))
+                    .and_then(|mut stmt| {
+                        let mut rows = stmt.query([])?;
+                        while rows.next()?.is_some() {}
+                        Ok(())
+                    })
+                    .map_err(storage)?;
+                let left: i64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0)).map_err(storage)?;
+                // A file made before auto-vacuum frees nothing: stop.
+                if left >= free {
+                    return Ok(());
+                }
             }
-            let step = (free - FREE_PAGES_KEPT).min(WAL_CHECKPOINT_PAGES as i64 / 2);
-            // It answers one row per page it frees, and frees only as many as it is stepped through.
-            let vacuumed = conn.prepare(&format!("PRAGMA incremental_vacuum({step})")).and_then(|mut stmt| {
-                let mut rows = stmt.query([])?;
-                while rows.next()?.is_some() {}
-                Ok(())
-            });
-            let left: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap_or(free);
-            // A file made before auto-vacuum (or a failure) frees nothing: stop.
-            if vacuumed.is_err() || left >= free {
-                break;
-            }
-        }
+        });
         let reserve_missing = !std::fs::metadata(&self.reserve_path).is_ok_and(|m| m.len() >= RESERVE_BYTES);
         // TRUNCATE empties the WAL file (it waits for other connections' readers, within the busy timeout):
         // worth it only when the disk was full. Otherwise a passive checkpoint, and `journal_size_limit` cuts
@@ -605,36 +629,45 @@ impl Outbox {
         let mut conn = self.lock();
         let lease_ms = self.lease.as_millis().min(i64::MAX as u128 / 4) as i64;
         let mut pairs = self.write_freeing(&mut conn, |c| {
-            let now = time::now_unix_ms();
-            let mut stmt = c
-                .prepare_cached(
-                    // A claim ends at its time, or earlier when the clock went back (its end is then further
-                    // ahead than a lease can be).
-                    "UPDATE pending SET lease_owner = ?1, lease_until_ms = ?2 + ?3
-                     WHERE seq IN (SELECT seq FROM pending
-                                   WHERE seq > ?4
-                                     AND (lease_owner IS NULL OR lease_owner = ?1
-                                          OR lease_until_ms <= ?2 OR lease_until_ms > ?2 + ?3)
-                                   ORDER BY seq LIMIT ?5)
-                     RETURNING seq, source, message_id, value_received_at, body, command_id, sequence_number",
-                )
-                .map_err(storage)?;
-            let rows = stmt
-                .query_map(params![owner, now, lease_ms, after_seq, limit as i64], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        Prepared {
-                            source: r.get(1)?,
-                            message_id: r.get(2)?,
-                            value_received_at: r.get(3)?,
-                            body: r.get(4)?,
-                            command_id: r.get(5)?,
-                            sequence_number: r.get(6)?,
-                        },
-                    ))
-                })
-                .map_err(storage)?;
-            rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)
+            unsynced(c, |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+                // Read once the write lock is held: a time taken before waiting for it could be older than a
+                // claim committed meanwhile, which would then look like one made before the clock went back.
+                let now = time::now_unix_ms();
+                let pairs = {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            // A claim ends at its time, or earlier when the clock went back (its end is then
+                            // further ahead than a lease can be).
+                            "UPDATE pending SET lease_owner = ?1, lease_until_ms = ?2 + ?3
+                             WHERE seq IN (SELECT seq FROM pending
+                                           WHERE seq > ?4
+                                             AND (lease_owner IS NULL OR lease_owner = ?1
+                                                  OR lease_until_ms <= ?2 OR lease_until_ms > ?2 + ?3)
+                                           ORDER BY seq LIMIT ?5)
+                             RETURNING seq, source, message_id, value_received_at, body, command_id, sequence_number",
+                        )
+                        .map_err(storage)?;
+                    let rows = stmt
+                        .query_map(params![owner, now, lease_ms, after_seq, limit as i64], |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                Prepared {
+                                    source: r.get(1)?,
+                                    message_id: r.get(2)?,
+                                    value_received_at: r.get(3)?,
+                                    body: r.get(4)?,
+                                    command_id: r.get(5)?,
+                                    sequence_number: r.get(6)?,
+                                },
+                            ))
+                        })
+                        .map_err(storage)?;
+                    rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)?
+                };
+                tx.commit().map_err(storage)?;
+                Ok(pairs)
+            })
         })?;
         pairs.sort_by_key(|(seq, _)| *seq);
         Ok(pairs.into_iter().unzip())
@@ -845,6 +878,9 @@ mod tests {
         let fa = a.begin_flush();
         let fb = b.begin_flush();
         assert_eq!(seqs(fa.next_batch(0, 100).unwrap()), (1..=100).collect::<Vec<_>>());
+        // Claims commit unsynced; the connection is back to synced commits (2 = FULL) for the pushes.
+        let synchronous: i64 = a.lock().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(synchronous, 2);
         assert_eq!(seqs(fb.next_batch(0, 100).unwrap()), (101..=200).collect::<Vec<_>>());
         assert_eq!(seqs(fa.next_batch(100, 100).unwrap()), (201..=250).collect::<Vec<_>>());
         assert!(fb.next_batch(200, 100).unwrap().0.is_empty(), "everything is claimed");
