@@ -890,7 +890,7 @@ realer_status realer_format_timestamp(int64_t unix_ms,
  * at most `max_items` items and `max_bytes` bytes of item JSON (0 = no limit); dead letters count within
  * both limits (their bytes include Realer's error) and the oldest give way first. The file is opened by
  * `realer_client_new`, which fails with `REALER_ERR_CONFIG` or `REALER_ERR_STORAGE` when it cannot be.
- * Beside it the library keeps `<path>-wal` and `<path>-shm` (SQLite's), `<path>-reserve` (512 KiB given back
+ * Beside it the library keeps `<path>-wal` and `<path>-shm` (SQLite's), `<path>-reserve` (576 KiB given back
  * when the disk is full, so that a flush can always delete what it sent) and `<path>-flush` (an empty lock
  * file). Several clients and processes may share one file; their flushes send different items.
  *

@@ -30,16 +30,20 @@ use crate::time;
 /// SQLite's page size (its default; the outbox never changes it).
 const PAGE_BYTES: u64 = 4096;
 /// The WAL is copied into the database once it holds this many pages (SQLite's default is 1000, 4 MiB).
-const WAL_CHECKPOINT_PAGES: u64 = 64;
+/// Each checkpoint costs two fsyncs; with 100 readings a commit writes about 16 pages, so at 128 pages a
+/// checkpoint comes every 8 group pushes (at 64, every 4 cost a quarter of the durable push rate).
+const WAL_CHECKPOINT_PAGES: u64 = 128;
 /// A checkpointed WAL is cut back to this size instead of keeping its largest size for good.
 const WAL_SIZE_LIMIT: u64 = WAL_CHECKPOINT_PAGES * PAGE_BYTES;
-/// Space kept in a file beside the database and given back when the disk is full, so that a flush can
-/// still record what it sent: a checkpoint of what the last pushes left in the WAL plus a batch's deletes.
-pub(crate) const RESERVE_BYTES: u64 = 512 * 1024;
 /// A push of more item bytes than this first checks that the disk has room for it twice over (its WAL frames
 /// and the database pages its checkpoint adds), so that what it leaves to checkpoint never exceeds what the
-/// reserve can cover.
-const PROBE_ABOVE_BYTES: u64 = 64 * 1024;
+/// reserve can cover. The check writes to the page cache only (no fsync): cheap enough to do often.
+const PROBE_ABOVE_BYTES: u64 = 16 * 1024;
+/// Space kept in a file beside the database and given back when the disk is full, so that a flush can still
+/// record what it sent. After it is given back, the checkpoint that empties the WAL must be able to grow the
+/// database by every page the WAL holds: at most a checkpoint's worth, plus a push below the probe (about 14
+/// pages with its index and header pages). Once the WAL is emptied, a batch's deletes reuse its space.
+pub(crate) const RESERVE_BYTES: u64 = WAL_SIZE_LIMIT + 64 * 1024;
 /// Free pages a flush leaves in the file for the next pushes; beyond this they go back to the file system.
 const FREE_PAGES_KEPT: i64 = 16;
 
@@ -171,6 +175,12 @@ fn unsynced<T>(conn: &mut Connection, f: impl FnOnce(&mut Connection) -> Result<
     result.and_then(|t| restored.map(|()| t))
 }
 
+/// The `value_received_at` inside an item's JSON as the outbox stored it (the column is left empty).
+fn value_received_at_of(body: &str) -> String {
+    let item: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    item.as_ref().and_then(|v| v.get("value_received_at")?.as_str()).unwrap_or_default().to_string()
+}
+
 /// Removes `<db>-reserve.*` files a process killed while making the reserve left, once a minute old (a
 /// younger one may be another process's, still being written).
 fn remove_stale_reserve_copies(db: &str) {
@@ -197,6 +207,7 @@ CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL,
     message_id TEXT NOT NULL,
+    -- Empty since 0.2: the body holds it (files of 0.1 have it here). It cost a ninth of the file.
     value_received_at TEXT NOT NULL,
     body TEXT NOT NULL,
     command_id TEXT,
@@ -346,7 +357,8 @@ impl Outbox {
         let large = bytes > PROBE_ABOVE_BYTES;
         if large {
             // Room for the WAL's copy and the database's: then the checkpoint below cannot fail for space,
-            // and nothing this push adds is left for the reserve to cover.
+            // and nothing this push adds is left for the reserve to cover. (Groups of 100 readings, about
+            // 10 KiB, stay below the probe.)
             // ENOSPC shows at write(): no need to sync what is deleted at once. Unlinked before it is written,
             // so that a process killed meanwhile leaves nothing behind.
             let probe = beside(&self.settings.path, &format!("-probe.{:016x}", random_u64()));
@@ -408,15 +420,7 @@ impl Outbox {
                     None => {}
                 }
                 insert
-                    .execute(params![
-                        p.source,
-                        p.message_id,
-                        p.value_received_at,
-                        p.body,
-                        p.command_id,
-                        p.sequence_number,
-                        now
-                    ])
+                    .execute(params![p.source, p.message_id, "", p.body, p.command_id, p.sequence_number, now])
                     .map_err(storage)?;
                 protected.insert(tx.last_insert_rowid());
                 added_items += 1;
@@ -656,14 +660,20 @@ impl Outbox {
                                     source: r.get(1)?,
                                     message_id: r.get(2)?,
                                     value_received_at: r.get(3)?,
-                                    body: r.get(4)?,
+                                    body: r.get::<_, String>(4)?,
                                     command_id: r.get(5)?,
                                     sequence_number: r.get(6)?,
                                 },
                             ))
                         })
                         .map_err(storage)?;
-                    rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)?
+                    let mut pairs = rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)?;
+                    for (_, p) in &mut pairs {
+                        if p.value_received_at.is_empty() {
+                            p.value_received_at = value_received_at_of(&p.body);
+                        }
+                    }
+                    pairs
                 };
                 tx.commit().map_err(storage)?;
                 Ok(pairs)
@@ -963,6 +973,9 @@ mod tests {
         let flush = outbox.begin_flush();
         let (_, items) = flush.next_batch(0, 10).unwrap();
         assert_eq!(items.iter().map(|p| p.message_id.as_str()).collect::<Vec<_>>(), ["old", "m-0"]);
+        // From the column in an old row, from the item's JSON in a new one.
+        assert_eq!(items[0].value_received_at, "2026-04-24T10:15:00Z");
+        assert_eq!(items[1].value_received_at, "1970-01-01T00:00:00.000Z");
         drop(flush);
         assert_eq!((outbox.stats().unwrap().pending, outbox.stats().unwrap().dead_dropped), (2, 0));
         std::fs::remove_dir_all(d).unwrap();
