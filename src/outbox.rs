@@ -12,6 +12,7 @@
 //! kept beside the database: when the disk is full, deleting what a flush sent frees it first, so a full disk
 //! refuses pushes but never stops a flush from draining.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
@@ -30,9 +31,10 @@ use crate::time;
 /// SQLite's page size (its default; the outbox never changes it).
 const PAGE_BYTES: u64 = 4096;
 /// The WAL is copied into the database once it holds this many pages (SQLite's default is 1000, 4 MiB).
-/// Each checkpoint costs two fsyncs; with 100 readings a commit writes about 16 pages, so at 128 pages a
-/// checkpoint comes every 8 group pushes (at 64, every 4 cost a quarter of the durable push rate).
-const WAL_CHECKPOINT_PAGES: u64 = 128;
+/// Each checkpoint costs two fsyncs, and with 100 readings a commit writes about 16 pages: at 256 pages a
+/// checkpoint comes every 16 group pushes. (At 64 and 128 pages the durable push rate fell by a quarter and
+/// a fifth on this project's machine; see bench/outbox_bench.rs.)
+const WAL_CHECKPOINT_PAGES: u64 = 256;
 /// A checkpointed WAL is cut back to this size instead of keeping its largest size for good.
 const WAL_SIZE_LIMIT: u64 = WAL_CHECKPOINT_PAGES * PAGE_BYTES;
 /// A push of more item bytes than this first checks that the disk has room for it twice over (its WAL frames
@@ -41,9 +43,11 @@ const WAL_SIZE_LIMIT: u64 = WAL_CHECKPOINT_PAGES * PAGE_BYTES;
 const PROBE_ABOVE_BYTES: u64 = 16 * 1024;
 /// Space kept in a file beside the database and given back when the disk is full, so that a flush can still
 /// record what it sent. After it is given back, the checkpoint that empties the WAL must be able to grow the
-/// database by every page the WAL holds: at most a checkpoint's worth, plus a push below the probe (about 14
-/// pages with its index and header pages). Once the WAL is emptied, a batch's deletes reuse its space.
-pub(crate) const RESERVE_BYTES: u64 = WAL_SIZE_LIMIT + 64 * 1024;
+/// database file by the new pages the WAL holds. A commit that adds pages also rewrites at least four the
+/// file has (page 1, a pointer-map page, a table leaf, an index leaf) and a push below the probe adds at most
+/// four: new pages are at most half of a checkpoint's worth plus one push, 528 KiB (measured: 448 KiB with
+/// single 16 KiB items). Once the WAL is emptied, a batch's deletes reuse its space.
+pub(crate) const RESERVE_BYTES: u64 = WAL_SIZE_LIMIT / 2 + 64 * 1024;
 /// Free pages a flush leaves in the file for the next pushes; beyond this they go back to the file system.
 const FREE_PAGES_KEPT: i64 = 16;
 
@@ -113,6 +117,8 @@ pub(crate) struct Outbox {
     settings: OutboxSettings,
     /// How long rows claimed by a flush stay claimed when their flusher may still be alive.
     lease: Duration,
+    /// The longest wait for another connection's lock (the request timeout).
+    busy: Duration,
     /// `<db>-reserve`: the space given back when the disk is full.
     reserve_path: PathBuf,
     /// `<db>-flush`: each running flush holds a shared lock on it, so a flush that can lock it exclusively
@@ -200,8 +206,8 @@ fn remove_stale_reserve_copies(db: &str) {
     }
 }
 
-/// The tables, as a new file gets them. Each statement is idempotent, so opening runs them all every time;
-/// a column added to an existing table goes in `ADDED_COLUMNS` as well, for files made before it.
+/// The tables. Each statement is idempotent, so opening runs them all every time: a table added later is made
+/// in files of earlier versions too.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -214,9 +220,15 @@ CREATE TABLE IF NOT EXISTS pending (
     sequence_number INTEGER,
     pushed_at_ms INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    lease_owner INTEGER,
-    lease_until_ms INTEGER,
     UNIQUE (source, message_id)
+);
+-- The pending rows a flush is sending: `owner` is the flush, and the claim ends at `until_ms`. A table of
+-- its own, so that claiming writes one small page rather than rewriting (and on a full disk, splitting)
+-- the pages of the items.
+CREATE TABLE IF NOT EXISTS claims (
+    seq INTEGER PRIMARY KEY,
+    owner INTEGER NOT NULL,
+    until_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dead (
     seq INTEGER PRIMARY KEY,
@@ -231,10 +243,6 @@ CREATE TABLE IF NOT EXISTS dead (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0), ('dead_dropped', 0);
 ";
-
-/// Columns added after the first release: (table, column, declaration).
-const ADDED_COLUMNS: &[(&str, &str, &str)] =
-    &[("pending", "lease_owner", "INTEGER"), ("pending", "lease_until_ms", "INTEGER")];
 
 /// What a dead letter weighs against `max_bytes`: its item and what Realer said about it.
 const DEAD_BYTES: &str =
@@ -258,6 +266,7 @@ impl Outbox {
             conn: Mutex::new(conn),
             settings: settings.clone(),
             lease: lease_for(config),
+            busy: config.request_timeout,
             reserve_path,
             flush_lock_path: beside(path, "-flush"),
         };
@@ -284,18 +293,6 @@ impl Outbox {
         ))
         .map_err(named)?;
         conn.execute_batch(SCHEMA).map_err(named)?;
-        for (table, column, declaration) in ADDED_COLUMNS {
-            let present: bool = conn
-                .query_row(
-                    &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
-                    [column],
-                    |r| r.get(0),
-                )
-                .map_err(named)?;
-            if !present {
-                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}")).map_err(named)?;
-            }
-        }
         Ok(conn)
     }
 
@@ -553,21 +550,15 @@ impl Outbox {
                 let mut conn = self.lock();
                 // Best effort: a claim that stays only waits for its time to run out.
                 let _ = self.write_freeing(&mut conn, |c| {
-                    unsynced(c, |c| {
-                        c.execute(
-                            "UPDATE pending SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner IS NOT NULL",
-                            [],
-                        )
-                        .map_err(storage)
-                    })
+                    unsynced(c, |c| c.execute("DELETE FROM claims", []).map_err(storage))
                 });
                 let _ = file.unlock();
             }
         }
         // Shared from here on: others see this flush alive. Another flush holds the lock exclusively only
-        // while it clears dead claims, so this waits a moment at most; without it, this flush's claims are
-        // protected by their time alone.
-        let deadline = Instant::now() + Duration::from_secs(1);
+        // while it clears dead claims, which waits for SQLite's write lock at most `busy`: so does this.
+        // Without the lock, this flush's claims are protected by their time alone.
+        let deadline = Instant::now() + self.busy;
         let lock = lock.filter(|file| loop {
             match file.try_lock_shared() {
                 Ok(()) => break true,
@@ -577,21 +568,15 @@ impl Outbox {
                 Err(_) => break false,
             }
         });
-        Flush { outbox: self, owner, _lock: lock }
+        Flush { outbox: self, owner, settled: Cell::new(false), _lock: lock }
     }
 
     /// After a flush: gives back what it still claims, returns free pages to the file system, checkpoints,
     /// and remakes the reserve if a full disk took it. Nothing here may fail the flush.
-    fn end_flush(&self, owner: i64) {
+    fn end_flush(&self, owner: i64, settled: bool) {
         let mut conn = self.lock();
         let _ = self.write_freeing(&mut conn, |c| {
-            unsynced(c, |c| {
-                c.execute(
-                    "UPDATE pending SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner = ?1",
-                    [owner],
-                )
-                .map_err(storage)
-            })
+            unsynced(c, |c| c.execute("DELETE FROM claims WHERE owner = ?1", [owner]).map_err(storage))
         });
         let _ = unsynced(&mut conn, |c| {
             // In steps of half a checkpoint's worth of pages, so the WAL stays within its bound while pages move.
@@ -617,10 +602,10 @@ impl Outbox {
             }
         });
         let reserve_missing = !std::fs::metadata(&self.reserve_path).is_ok_and(|m| m.len() >= RESERVE_BYTES);
-        // TRUNCATE empties the WAL file (it waits for other connections' readers, within the busy timeout):
-        // worth it only when the disk was full. Otherwise a passive checkpoint, and `journal_size_limit` cuts
-        // the WAL back at its next reuse.
-        let mode = if reserve_missing { "TRUNCATE" } else { "PASSIVE" };
+        // After a flush that settled items, TRUNCATE empties the WAL file too (waiting for other connections'
+        // readers within the busy timeout), so a drained outbox is small. Otherwise a passive checkpoint: a
+        // flush with nothing to do (a firmware loop's usual call) leaves the WAL's space for the next pushes.
+        let mode = if settled || reserve_missing { "TRUNCATE" } else { "PASSIVE" };
         let _ = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
         if reserve_missing {
             let _ = self.ensure_reserve();
@@ -639,39 +624,48 @@ impl Outbox {
                 // claim committed meanwhile, which would then look like one made before the clock went back.
                 let now = time::now_unix_ms();
                 let pairs = {
-                    let mut stmt = tx
+                    let mut claim = tx
                         .prepare_cached(
                             // A claim ends at its time, or earlier when the clock went back (its end is then
                             // further ahead than a lease can be).
-                            "UPDATE pending SET lease_owner = ?1, lease_until_ms = ?2 + ?3
-                             WHERE seq IN (SELECT seq FROM pending
-                                           WHERE seq > ?4
-                                             AND (lease_owner IS NULL OR lease_owner = ?1
-                                                  OR lease_until_ms <= ?2 OR lease_until_ms > ?2 + ?3)
-                                           ORDER BY seq LIMIT ?5)
-                             RETURNING seq, source, message_id, value_received_at, body, command_id, sequence_number",
+                            "INSERT OR REPLACE INTO claims (seq, owner, until_ms)
+                             SELECT seq, ?1, ?2 + ?3 FROM pending
+                             WHERE seq > ?4
+                               AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.seq = pending.seq AND c.owner != ?1
+                                               AND c.until_ms > ?2 AND c.until_ms <= ?2 + ?3)
+                             ORDER BY seq LIMIT ?5
+                             RETURNING seq",
                         )
                         .map_err(storage)?;
-                    let rows = stmt
-                        .query_map(params![owner, now, lease_ms, after_seq, limit as i64], |r| {
-                            Ok((
-                                r.get::<_, i64>(0)?,
-                                Prepared {
-                                    source: r.get(1)?,
-                                    message_id: r.get(2)?,
-                                    value_received_at: r.get(3)?,
-                                    body: r.get::<_, String>(4)?,
-                                    command_id: r.get(5)?,
-                                    sequence_number: r.get(6)?,
-                                },
-                            ))
-                        })
+                    let seqs = claim
+                        .query_map(params![owner, now, lease_ms, after_seq, limit as i64], |r| r.get::<_, i64>(0))
+                        .map_err(storage)?
+                        .collect::<std::result::Result<Vec<_>, _>>()
                         .map_err(storage)?;
-                    let mut pairs = rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)?;
-                    for (_, p) in &mut pairs {
+                    let mut read = tx
+                        .prepare_cached(
+                            "SELECT source, message_id, value_received_at, body, command_id, sequence_number
+                             FROM pending WHERE seq = ?1",
+                        )
+                        .map_err(storage)?;
+                    let mut pairs = Vec::with_capacity(seqs.len());
+                    for seq in seqs {
+                        let mut p = read
+                            .query_row([seq], |r| {
+                                Ok(Prepared {
+                                    source: r.get(0)?,
+                                    message_id: r.get(1)?,
+                                    value_received_at: r.get(2)?,
+                                    body: r.get(3)?,
+                                    command_id: r.get(4)?,
+                                    sequence_number: r.get(5)?,
+                                })
+                            })
+                            .map_err(storage)?;
                         if p.value_received_at.is_empty() {
                             p.value_received_at = value_received_at_of(&p.body);
                         }
+                        pairs.push((seq, p));
                     }
                     pairs
                 };
@@ -703,6 +697,7 @@ impl Outbox {
         let mut buried = false;
         {
             let mut delete = tx.prepare_cached("DELETE FROM pending WHERE seq = ?1").map_err(storage)?;
+            let mut unclaim = tx.prepare_cached("DELETE FROM claims WHERE seq = ?1").map_err(storage)?;
             let mut bury = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO dead (seq, message_id, body, code, error_type, message, details_json, failed_at_ms)
@@ -711,16 +706,19 @@ impl Outbox {
                 .map_err(storage)?;
             let mut retry = tx
                 .prepare_cached(
-                    "UPDATE pending SET attempts = attempts + 1, lease_owner = NULL, lease_until_ms = NULL
-                     WHERE seq = ?1 AND lease_owner = ?2",
+                    "UPDATE pending SET attempts = attempts + 1
+                     WHERE seq = (SELECT seq FROM claims WHERE seq = ?1 AND owner = ?2)",
                 )
                 .map_err(storage)?;
+            let mut unclaim_own =
+                tx.prepare_cached("DELETE FROM claims WHERE seq = ?1 AND owner = ?2").map_err(storage)?;
             let now = time::now_unix_ms();
             for ((&seq, item), result) in seqs.iter().zip(items).zip(results) {
                 use crate::feed::FeedOutcome::*;
                 match result.outcome {
                     Created | Idempotent => {
                         delete.execute([seq]).map_err(storage)?;
+                        unclaim.execute([seq]).map_err(storage)?;
                     }
                     Rejected => {
                         let e = result.error.clone().unwrap_or_else(|| Error::protocol("rejected without an error"));
@@ -736,10 +734,12 @@ impl Outbox {
                         ])
                         .map_err(storage)?;
                         delete.execute([seq]).map_err(storage)?;
+                        unclaim.execute([seq]).map_err(storage)?;
                         buried = true;
                     }
                     NotSent => {
                         retry.execute(params![seq, owner]).map_err(storage)?;
+                        unclaim_own.execute(params![seq, owner]).map_err(storage)?;
                     }
                 }
             }
@@ -822,6 +822,8 @@ pub(crate) struct Flush<'a> {
     owner: i64,
     /// A shared lock on `<db>-flush` while the flush runs (released by the kernel if the process dies).
     _lock: Option<File>,
+    /// Whether a batch was settled (items left the outbox or became dead letters).
+    settled: Cell<bool>,
 }
 
 impl Flush<'_> {
@@ -833,13 +835,14 @@ impl Flush<'_> {
 
     /// Records a batch's fate (see `Outbox::settle`).
     pub(crate) fn settle(&self, seqs: &[i64], items: &[Prepared], results: &[FeedResult]) -> Result<()> {
+        self.settled.set(true);
         self.outbox.settle(self.owner, seqs, items, results)
     }
 }
 
 impl Drop for Flush<'_> {
     fn drop(&mut self) {
-        self.outbox.end_flush(self.owner);
+        self.outbox.end_flush(self.owner, self.settled.get());
     }
 }
 
@@ -934,7 +937,7 @@ mod tests {
         // What a SIGKILLed flush leaves: claims for an hour, and no lock held.
         let now = time::now_unix_ms();
         a.lock()
-            .execute("UPDATE pending SET lease_owner = 42, lease_until_ms = ?1 WHERE seq <= 100", [now + 3_600_000])
+            .execute("INSERT INTO claims SELECT seq, 42, ?1 FROM pending WHERE seq <= 100", [now + 3_600_000])
             .unwrap();
         let fa = a.begin_flush();
         assert_eq!(seqs(fa.next_batch(0, 200).unwrap()), (101..=150).collect::<Vec<_>>());
@@ -945,7 +948,7 @@ mod tests {
         drop(fa);
         // A claim whose end is further ahead than a lease can be (the clock went back) has ended.
         let running = b.begin_flush();
-        a.lock().execute("UPDATE pending SET lease_owner = 42, lease_until_ms = ?1", [now + 7_200_000]).unwrap();
+        a.lock().execute("INSERT OR REPLACE INTO claims SELECT seq, 42, ?1 FROM pending", [now + 7_200_000]).unwrap();
         assert_eq!(a.begin_flush().next_batch(0, 200).unwrap().0.len(), 150);
         drop(running);
         std::fs::remove_dir_all(d).unwrap();
