@@ -32,8 +32,8 @@ use crate::time;
 const PAGE_BYTES: u64 = 4096;
 /// The WAL is copied into the database once it holds this many pages (SQLite's default is 1000, 4 MiB).
 /// Each checkpoint costs two fsyncs, and with 100 readings a commit writes about 16 pages: at 256 pages a
-/// checkpoint comes every 16 group pushes. (At 64 and 128 pages the durable push rate fell by a quarter and
-/// a fifth on this project's machine; see bench/outbox_bench.rs.)
+/// checkpoint comes every 16 group pushes. (bench/outbox_bench.rs on this project's machine: the durable
+/// push rate in groups of 100 fell by a quarter at 128 pages, by a seventh at 256.)
 const WAL_CHECKPOINT_PAGES: u64 = 256;
 /// A checkpointed WAL is cut back to this size instead of keeping its largest size for good.
 const WAL_SIZE_LIMIT: u64 = WAL_CHECKPOINT_PAGES * PAGE_BYTES;
@@ -46,7 +46,8 @@ const PROBE_ABOVE_BYTES: u64 = 16 * 1024;
 /// database file by the new pages the WAL holds. A commit that adds pages also rewrites at least four the
 /// file has (page 1, a pointer-map page, a table leaf, an index leaf) and a push below the probe adds at most
 /// four: new pages are at most half of a checkpoint's worth plus one push, 528 KiB (measured: 448 KiB with
-/// single 16 KiB items). Once the WAL is emptied, a batch's deletes reuse its space.
+/// single 16 KiB items). Files of 0.1.0 have no pointer-map pages: there it may be 4/7, about 600 KiB.
+/// Once the WAL is emptied, a batch's deletes reuse its space.
 pub(crate) const RESERVE_BYTES: u64 = WAL_SIZE_LIMIT / 2 + 64 * 1024;
 /// Free pages a flush leaves in the file for the next pushes; beyond this they go back to the file system.
 const FREE_PAGES_KEPT: i64 = 16;
