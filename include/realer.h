@@ -385,6 +385,11 @@ typedef struct realer_outbox_stats {
    * Items the drop-oldest policy deleted unsent, ever.
    */
   uint64_t dropped;
+  /**
+   * Dead letters deleted to make room, the oldest first, ever: dead letters count within the outbox's
+   * `max_items` and `max_bytes` and give way before any pending item.
+   */
+  uint64_t dead_dropped;
 } realer_outbox_stats;
 
 /**
@@ -1070,9 +1075,12 @@ const char *realer_last_warnings(void);
 
 /**
  * Keeps unsent items in the SQLite file at `path` (created when missing; WAL mode, each push synced), with
- * at most `max_items` items and `max_bytes` bytes of item JSON (0 = no limit). The file is opened by
+ * at most `max_items` items and `max_bytes` bytes of item JSON (0 = no limit); dead letters count within
+ * both limits (their bytes include Realer's error) and the oldest give way first. The file is opened by
  * `realer_client_new`, which fails with `REALER_ERR_CONFIG` or `REALER_ERR_STORAGE` when it cannot be.
- * Several clients and processes may share one file.
+ * Beside it the library keeps `<path>-wal` and `<path>-shm` (SQLite's), `<path>-reserve` (576 KiB given back
+ * when the disk is full, so that a flush can always delete what it sent) and `<path>-flush` (an empty lock
+ * file). Several clients and processes may share one file; their flushes send different items.
  *
  * # Safety
  * `config` is NULL or live; `path` is NULL or NUL-terminated.
@@ -1100,7 +1108,8 @@ realer_status realer_config_set_outbox_when_full(struct realer_config *config,
  * Pushing an item whose `message_id` is already pending for the same source with the same payload is
  * accepted once more without a second copy.
  * `REALER_ERR_INVALID_ARGUMENT`: a bad item (the message names the field). `REALER_ERR_OUTBOX_FULL`: full,
- * with the refuse policy. `REALER_ERR_CONFIG`: the client has no outbox. `REALER_ERR_STORAGE`: disk errors.
+ * with the refuse policy. `REALER_ERR_CONFIG`: the client has no outbox. `REALER_ERR_STORAGE`: disk errors,
+ * among them a disk too full to keep the outbox's reserve; nothing was stored, nothing stored was lost.
  *
  * # Safety
  * `client` is NULL or live; `item` is NULL or readable with valid strings; `message_id_out` is NULL or
@@ -1128,6 +1137,10 @@ realer_status realer_outbox_push_many(const struct realer_client *client,
  * leave the outbox; items Realer refused one by one (4xxx other than 4001 and 4029 in the batch answer)
  * move to the dead letters; a batch answered 413 is split and resent (a single item too large for any
  * request becomes a dead letter); every other item stays for the next flush.
+ * A flush claims the items it sends, so that flushes of the same file from other clients or processes send
+ * other items; a claim ends with the flush or, if its process dies, at the next flush that runs alone (else
+ * when it expires, after twice the longest a batch request can take). A full disk does not stop a flush:
+ * the outbox's reserve is given back to record what was sent.
  * When `out` is not NULL it is written, also on failure.
  * `REALER_OK`: every request was answered. Otherwise the status of the request that failed as a whole
  * (network, timeout, 5xx after retries, or a refusal of the request itself such as 403 for a token without

@@ -156,7 +156,7 @@ impl Client {
         own.logger = config.logger.as_ref().map(|l| auth::guarded_logger(l, secrets.clone()));
         let feed_data_path = device_path(config, "/feed-data");
         let batches_path = device_path(config, "/feed-data/batches");
-        let outbox = config.outbox.as_ref().map(|o| Outbox::open(o, config.request_timeout)).transpose()?;
+        let outbox = config.outbox.as_ref().map(|o| Outbox::open(o, config)).transpose()?;
         let answered = match &config.outbox {
             Some(o) => AnsweredLog::open(&o.path, config.request_timeout)?,
             None => AnsweredLog::memory(),
@@ -638,12 +638,14 @@ impl Client {
         let mut budget = if max_items == 0 { usize::MAX } else { max_items };
         let mut after = 0i64;
         let mut error = None;
+        // Claims the rows it sends, so that other flushes of the same file send others; ends when dropped.
+        let flush = outbox.begin_flush();
         while budget > 0 {
             if let Err(e) = self.transport.cancel_state().check() {
                 error = Some(e);
                 break;
             }
-            let (seqs, items) = match outbox.next_batch(after, budget.min(MAX_BATCH_ITEMS)) {
+            let (seqs, items) = match flush.next_batch(after, budget.min(MAX_BATCH_ITEMS)) {
                 Ok(b) => b,
                 Err(e) => {
                     error = Some(e);
@@ -663,7 +665,7 @@ impl Client {
                     FeedOutcome::NotSent => {}
                 }
             }
-            if let Err(e) = outbox.settle(&seqs, &items, &results) {
+            if let Err(e) = flush.settle(&seqs, &items, &results) {
                 error = Some(e);
                 break;
             }
@@ -672,6 +674,7 @@ impl Client {
                 break;
             }
         }
+        drop(flush);
         if report.rejected > 0 {
             log!(
                 self.config.logger,

@@ -219,6 +219,7 @@ class realer_outbox_stats(Structure):
         ("bytes", c_uint64),
         ("oldest_age_ms", c_int64),
         ("dropped", c_uint64),
+        ("dead_dropped", c_uint64),
     ]
 
 

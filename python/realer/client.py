@@ -990,13 +990,14 @@ class FlushReport:
 @dataclass(frozen=True)
 class OutboxStats:
     """The outbox's state. `oldest_age_ms` is None when nothing is pending; `dropped` counts items the
-    drop-oldest policy deleted unsent, ever."""
+    drop-oldest policy deleted unsent, ever; `dead_dropped` dead letters deleted to make room, ever."""
 
     pending: int
     dead: int
     bytes: int
     oldest_age_ms: Optional[int]
     dropped: int
+    dead_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -1100,6 +1101,7 @@ class Outbox:
             bytes=out.bytes,
             oldest_age_ms=_opt_i64(out.oldest_age_ms),
             dropped=out.dropped,
+            dead_dropped=out.dead_dropped,
         )
 
     def dead_letters(self):

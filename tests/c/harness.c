@@ -1574,7 +1574,7 @@ static void test_outbox_push_and_flush(const struct catalog_picks *p)
         return;
     }
     s = STATS(client);
-    CHECK(s.pending == 0 && s.bytes == 0 && s.oldest_age_ms == -1 && s.dead == 0 && s.dropped == 0);
+    CHECK(s.pending == 0 && s.bytes == 0 && s.oldest_age_ms == -1 && s.dead == 0 && s.dropped == 0 && s.dead_dropped == 0);
 
     /* A reading without message_id or time: both are fixed now, and the message_id is handed back. */
     reading(&item, p->sensor, "20.1", NULL, NULL);
@@ -1680,7 +1680,7 @@ static void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK(report.rejected == 1);
     CHECK(report.pending == 0);
     s = STATS(client);
-    CHECK(s.pending == 0 && s.bytes == 0 && s.oldest_age_ms == -1 && s.dead == 1 && s.dropped == 0);
+    CHECK(s.pending == 0 && s.bytes == 0 && s.oldest_age_ms == -1 && s.dead == 1 && s.dropped == 0 && s.dead_dropped == 0);
     if (second != NULL) {
         CHECK(STATS(second).pending == 0);
     }
