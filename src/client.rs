@@ -14,7 +14,8 @@ use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, Prepared, Si
 use crate::json;
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
-use crate::retry::{backoff, random_u64};
+use crate::random::random_u64;
+use crate::retry::backoff;
 use crate::time;
 use crate::transport::{Answer, AuthHeader, Body, Method, Transport};
 

@@ -13,7 +13,6 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, Result};
 use crate::log::Logger;
-use crate::outbox::{FullPolicy, OutboxSettings};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.therealer.com";
 const MAX_CA_BYTES: usize = 4 << 20;
@@ -56,6 +55,25 @@ pub enum Trust {
     MozillaRoots,
     /// Only these CA certificates (DER), parsed and checked when they were set.
     Certificates(Arc<Vec<CertificateDer<'static>>>),
+}
+
+/// What a push does when the outbox is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// Refuse the new items (`ErrorKind::OutboxFull`): nothing stored is lost.
+    #[default]
+    Refuse,
+    /// Delete the oldest pending items to make room (counted in `dropped`, logged).
+    DropOldest,
+}
+
+/// Where the outbox lives and how large it may grow (0 = no limit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxSettings {
+    pub path: String,
+    pub max_items: u64,
+    pub max_bytes: u64,
+    pub when_full: FullPolicy,
 }
 
 /// Retry policy for transient failures.

@@ -9,7 +9,7 @@ use crate::codes::{self, Refusal};
 use crate::config::check_id;
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::{self, ErrorField, Int, Text};
-use crate::retry::random_u64;
+use crate::random::random_u64;
 use crate::time;
 use crate::transport::Answer;
 

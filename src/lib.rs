@@ -18,6 +18,7 @@ pub mod ffi;
 mod json;
 pub mod log;
 pub mod outbox;
+mod random;
 mod retry;
 pub mod time;
 mod transport;

@@ -25,7 +25,9 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{FeedResult, Prepared};
-use crate::retry::random_u64;
+use crate::random::random_u64;
+// The settings live with the rest of the configuration; named here too, where they are used.
+pub use crate::config::{FullPolicy, OutboxSettings};
 use crate::time;
 
 /// SQLite's page size (its default; the outbox never changes it).
@@ -51,25 +53,6 @@ const PROBE_ABOVE_BYTES: u64 = 16 * 1024;
 pub(crate) const RESERVE_BYTES: u64 = WAL_SIZE_LIMIT / 2 + 64 * 1024;
 /// Free pages a flush leaves in the file for the next pushes; beyond this they go back to the file system.
 const FREE_PAGES_KEPT: i64 = 16;
-
-/// What a push does when the outbox is full.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FullPolicy {
-    /// Refuse the new items (`ErrorKind::OutboxFull`): nothing stored is lost.
-    #[default]
-    Refuse,
-    /// Delete the oldest pending items to make room (counted in `dropped`, logged).
-    DropOldest,
-}
-
-/// Where the outbox lives and how large it may grow (0 = no limit).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutboxSettings {
-    pub path: String,
-    pub max_items: u64,
-    pub max_bytes: u64,
-    pub when_full: FullPolicy,
-}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OutboxStats {
