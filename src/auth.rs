@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use zeroize::Zeroize;
 
+use crate::codes::{self, Class};
 use crate::config::Secret;
 use crate::error::{is_control_text, strip_control, Error, ErrorKind, Result};
-use crate::log::Logger;
+use crate::log::{log, Level, Logger};
 use crate::time;
-use crate::transport::{Answer, AuthHeader};
+use crate::transport::{Answer, AuthHeader, Body, Method, Transport};
 
 /// What replaces a secret in a text.
 pub(crate) const REDACTED: &str = "<redacted>";
@@ -126,6 +127,54 @@ pub(crate) fn basic_credentials(client_id: &str, client_secret: &Secret) -> Secr
     }
     input.zeroize();
     Secret::new(out)
+}
+
+/// Where tokens are issued (contract section 2).
+pub(crate) const TOKEN_PATH: &str = "/oauth/token";
+
+/// application/x-www-form-urlencoded value encoding.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One token request (contract section 2): client credentials, the client authenticated with HTTP Basic,
+/// `scope` when one is configured. A refusal is an `Auth` error (a 5xx or 429 an `Api` one, retryable).
+pub(crate) fn request_token(
+    transport: &Transport,
+    basic: &AuthHeader,
+    scope: Option<&str>,
+    logger: &Option<Logger>,
+    deadline: Instant,
+) -> Result<Grant> {
+    let mut form = String::from("grant_type=client_credentials");
+    if let Some(scope) = scope {
+        form.push_str("&scope=");
+        form.push_str(&form_encode(scope));
+    }
+    let answer = transport.send(Method::Post, TOKEN_PATH, basic, Body::Form(&form), deadline)?;
+    if answer.status == 200 {
+        let grant = Grant::from_answer(&answer, time::now_unix_ms())?;
+        log!(
+            logger,
+            Level::Info,
+            "access token issued (renew after {:?}, expires in {:?})",
+            grant.renew_after,
+            grant.expires_in
+        );
+        return Ok(grant);
+    }
+    let retryable = codes::classify(answer.status, None) == Class::Retry;
+    let mut err = codes::error_from_answer(&answer, if retryable { ErrorKind::Api } else { ErrorKind::Auth });
+    err.message = format!("token request refused: {}", err.message);
+    Err(err)
 }
 
 /// A token as the server granted it.
@@ -338,6 +387,11 @@ mod tests {
             expires_in: None,
             scope: None,
         }
+    }
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(form_encode("iot:catalog:read iot:feed-data:write"), "iot%3Acatalog%3Aread+iot%3Afeed-data%3Awrite");
     }
 
     #[test]

@@ -68,19 +68,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// application/x-www-form-urlencoded value encoding.
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 fn device_path(config: &Config, tail: &str) -> String {
     format!("/iot/v1/devices/{}{tail}", config.device_id.as_deref().unwrap_or_default())
 }
@@ -133,8 +120,6 @@ impl From<Error> for AttemptError {
     }
 }
 
-const TOKEN_PATH: &str = "/oauth/token";
-
 /// Parses a JSON answer into its `code` and what the caller wants of it; `None` when it is not JSON.
 type ReadAnswer<T> = fn(&Answer) -> Option<(Option<i32>, T)>;
 
@@ -162,9 +147,10 @@ impl Client {
             Some(o) => AnsweredLog::open(&o.path, config.request_timeout)?,
             None => AnsweredLog::memory(),
         };
+        let transport = Transport::new(&own, &[auth::TOKEN_PATH, &feed_data_path, &batches_path]);
         Ok(Client {
             config: own,
-            transport: Transport::new(config, &[TOKEN_PATH, &feed_data_path, &batches_path]),
+            transport,
             basic_auth,
             tokens: TokenCache::new(secrets),
             answered,
@@ -181,53 +167,9 @@ impl Client {
         device_path(&self.config, tail)
     }
 
-    fn send_logged(
-        &self,
-        method: Method,
-        path: &str,
-        authorization: &AuthHeader,
-        body: Body<'_>,
-        deadline: Instant,
-    ) -> Result<Answer> {
-        let Some(logger) = self.config.logger.as_ref().filter(|l| l.enabled(Level::Debug)) else {
-            return self.transport.send(method, path, authorization, body, deadline);
-        };
-        let name = match method {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        };
-        let started = Instant::now();
-        let r = self.transport.send(method, path, authorization, body, deadline);
-        let ms = started.elapsed().as_millis();
-        match &r {
-            Ok(a) => logger.log(Level::Debug, format_args!("{name} {path} -> HTTP {} in {ms} ms", a.status)),
-            Err(e) => logger.log(Level::Debug, format_args!("{name} {path} failed after {ms} ms: {e}")),
-        }
-        r
-    }
-
     fn fetch_token(&self, deadline: Instant) -> Result<Grant> {
-        let mut form = String::from("grant_type=client_credentials");
-        if let Some(scope) = &self.config.scope {
-            form.push_str("&scope=");
-            form.push_str(&form_encode(scope));
-        }
-        let answer = self.send_logged(Method::Post, TOKEN_PATH, &self.basic_auth, Body::Form(&form), deadline)?;
-        if answer.status == 200 {
-            let grant = Grant::from_answer(&answer, time::now_unix_ms())?;
-            log!(
-                self.config.logger,
-                Level::Info,
-                "access token issued (renew after {:?}, expires in {:?})",
-                grant.renew_after,
-                grant.expires_in
-            );
-            return Ok(grant);
-        }
-        let retryable = codes::classify(answer.status, None) == Class::Retry;
-        let mut err = codes::error_from_answer(&answer, if retryable { ErrorKind::Api } else { ErrorKind::Auth });
-        err.message = format!("token request refused: {}", err.message);
-        Err(err)
+        let scope = self.config.scope.as_deref();
+        auth::request_token(&self.transport, &self.basic_auth, scope, &self.config.logger, deadline)
     }
 
     fn token(&self, deadline: Instant) -> Result<crate::auth::Token> {
@@ -245,7 +187,7 @@ impl Client {
     ) -> std::result::Result<(Answer, T), AttemptError> {
         let token = self.token(deadline)?;
         let body = body.map_or(Body::Empty, Body::Json);
-        let answer = self.send_logged(method, path, &token.header, body, deadline)?;
+        let answer = self.transport.send(method, path, &token.header, body, deadline)?;
         let parsed = read(&answer);
         match codes::classify(answer.status, parsed.as_ref().and_then(|(code, _)| *code)) {
             Class::Success => match parsed {
@@ -368,7 +310,7 @@ impl Client {
 
     /// Gets a token now, unless a valid one is cached. Optional: every call fetches one when needed.
     pub fn authenticate(&self) -> Result<()> {
-        self.retrying(TOKEN_PATH, |deadline| self.token(deadline).map(drop).map_err(AttemptError::Failed))
+        self.retrying(auth::TOKEN_PATH, |deadline| self.token(deadline).map(drop).map_err(AttemptError::Failed))
     }
 
     fn warn_sink(&self) -> impl FnMut(Level, String) + '_ {
@@ -843,15 +785,5 @@ impl Client {
             out.push(r);
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_encoding() {
-        assert_eq!(form_encode("iot:catalog:read iot:feed-data:write"), "iot%3Acatalog%3Aread+iot%3Afeed-data%3Awrite");
     }
 }

@@ -21,6 +21,7 @@ use zeroize::Zeroize;
 use crate::cancel::{cancelled, Cancel};
 use crate::config::{Config, Secret, Trust};
 use crate::error::{Error, ErrorKind, Result};
+use crate::log::{Level, Logger};
 use crate::time;
 
 /// The largest answer body read; a catalog of a few thousand items fits many times over.
@@ -369,6 +370,8 @@ pub(crate) struct Transport {
     /// What a fresh agent is made of.
     agent_config: ureq::config::Config,
     cancel: Cancel,
+    /// For one debug line per exchange (method, path, status or error, time taken).
+    logger: Option<Logger>,
     base_url: String,
     request_timeout: Duration,
     connect_timeout: Duration,
@@ -413,6 +416,7 @@ impl Transport {
             agent: Mutex::new(make_agent(&agent_config)),
             agent_config,
             cancel: Cancel::default(),
+            logger: config.logger.clone(),
             base_url: config.base_url.clone(),
             request_timeout: config.request_timeout,
             connect_timeout: config.connect_timeout,
@@ -455,8 +459,34 @@ impl Transport {
         }
     }
 
-    /// Sends one request; the whole exchange must end by `deadline`.
+    /// Sends one request; the whole exchange must end by `deadline`. With a debug logger, one line says how
+    /// it went.
     pub(crate) fn send(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &AuthHeader,
+        body: Body<'_>,
+        deadline: Instant,
+    ) -> Result<Answer> {
+        let Some(logger) = self.logger.as_ref().filter(|l| l.enabled(Level::Debug)) else {
+            return self.exchange(method, path, authorization, body, deadline);
+        };
+        let name = match method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        };
+        let started = Instant::now();
+        let r = self.exchange(method, path, authorization, body, deadline);
+        let ms = started.elapsed().as_millis();
+        match &r {
+            Ok(a) => logger.log(Level::Debug, format_args!("{name} {path} -> HTTP {} in {ms} ms", a.status)),
+            Err(e) => logger.log(Level::Debug, format_args!("{name} {path} failed after {ms} ms: {e}")),
+        }
+        r
+    }
+
+    fn exchange(
         &self,
         method: Method,
         path: &str,
