@@ -19,6 +19,16 @@
 #define REALER_MESSAGE_ID_MAX 128
 
 /**
+ * Bytes of `realer_feed_result.message_id`: the longest `message_id` and its NUL.
+ */
+#define REALER_MESSAGE_ID_SIZE 129
+
+/**
+ * Bytes of `realer_feed_result.value_received_at`: the longest RFC 3339 time sent, and its NUL.
+ */
+#define REALER_VALUE_RECEIVED_AT_SIZE 40
+
+/**
  * Bytes `realer_format_timestamp` needs, its NUL included.
  */
 #define REALER_TIMESTAMP_SIZE 25
@@ -296,12 +306,12 @@ typedef struct realer_feed_result {
   /**
    * The `message_id` used (generated when the item had none), NUL-terminated: retry with it.
    */
-  char message_id[129];
+  char message_id[REALER_MESSAGE_ID_SIZE];
   /**
    * The `value_received_at` sent (the time of the call when the item had none), NUL-terminated: a retry
    * must send it too, or Realer sees another payload under the same `message_id` (409 conflict).
    */
-  char value_received_at[40];
+  char value_received_at[REALER_VALUE_RECEIVED_AT_SIZE];
 } realer_feed_result;
 
 /**

@@ -12,15 +12,13 @@ use crate::desired::{self, AnsweredLog, DesiredSource, DesiredState, DesiredStat
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, Prepared, SingleAnswer};
 use crate::json;
+use crate::limits::MAX_BATCH_ITEMS;
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
 use crate::random::random_u64;
 use crate::retry::backoff;
 use crate::time;
 use crate::transport::{Answer, AuthHeader, Body, Method, Transport};
-
-/// Items per batch request (the contract's limit).
-pub(crate) const MAX_BATCH_ITEMS: usize = 100;
 
 /// The results of a batch post, one per item in order, and the first error that stopped a request.
 #[derive(Clone, Debug)]

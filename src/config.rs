@@ -12,6 +12,7 @@ use rustls::pki_types::CertificateDer;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, Result};
+use crate::limits::MAX_ID_LEN;
 use crate::log::Logger;
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.therealer.com";
@@ -138,8 +139,8 @@ pub(crate) fn check_id(what: &str, id: &str) -> std::result::Result<(), String> 
     if id.is_empty() {
         return Err(format!("{what} is empty"));
     }
-    if id.len() > 128 {
-        return Err(format!("{what} is longer than 128 characters"));
+    if id.len() > MAX_ID_LEN {
+        return Err(format!("{what} is longer than {MAX_ID_LEN} characters"));
     }
     if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))) {
         return Err(format!("{what} contains {c:?}: only letters, digits, '-', '_', '.' and '~' are allowed"));

@@ -9,11 +9,10 @@ use crate::codes::{self, Refusal};
 use crate::config::check_id;
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::{self, ErrorField, Int, Text};
+use crate::limits::{MAX_DESIRED_ID_LEN, MAX_MESSAGE_ID_LEN, MAX_VALUE_BYTES};
 use crate::random::random_u64;
 use crate::time;
 use crate::transport::Answer;
-
-pub(crate) const MAX_MESSAGE_ID_LEN: usize = 128;
 
 /// `report_status` of a command report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,8 +163,8 @@ impl ItemRef<'_> {
         };
         check_id(key, id).map_err(|e| bad(key, &e))?;
         let value = self.value.ok_or_else(|| bad("value", "is required"))?;
-        if value.len() > 16 * 1024 {
-            return Err(bad("value", "is longer than 16384 bytes"));
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(bad("value", &format!("is longer than {MAX_VALUE_BYTES} bytes")));
         }
         let at = match self.value_received_at {
             Some(at) => {
@@ -187,8 +186,11 @@ impl ItemRef<'_> {
             if !is_command {
                 return Err(bad("desired_id", "is only for command reports"));
             }
-            if d.is_empty() || d.len() > 128 || !d.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(bad("desired_id", "must be 1 to 128 printable ASCII characters"));
+            if d.is_empty() || d.len() > MAX_DESIRED_ID_LEN || !d.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(bad(
+                    "desired_id",
+                    &format!("must be 1 to {MAX_DESIRED_ID_LEN} printable ASCII characters"),
+                ));
             }
         }
         let report_status = match (self.report_status, is_command, self.desired_id.is_some()) {

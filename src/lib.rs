@@ -16,6 +16,7 @@ pub mod error;
 pub mod feed;
 pub mod ffi;
 mod json;
+mod limits;
 pub mod log;
 pub mod outbox;
 mod random;

@@ -25,7 +25,7 @@ use crate::log::{Level, Logger};
 use crate::time;
 
 /// The largest answer body read; a catalog of a few thousand items fits many times over.
-const MAX_BODY_BYTES: u64 = 8 << 20;
+const MAX_BODY_BYTES: u64 = crate::limits::MAX_ANSWER_BYTES;
 /// How long a looked-up address is reused (curl's default DNS cache time).
 const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
 

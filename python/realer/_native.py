@@ -28,6 +28,8 @@ ABI_VERSION = (0, 1)
 
 # Constants of realer.h.
 REALER_MESSAGE_ID_MAX = 128
+REALER_MESSAGE_ID_SIZE = 129
+REALER_VALUE_RECEIVED_AT_SIZE = 40
 REALER_TIMESTAMP_SIZE = 25
 REALER_BATCH_MAX_ITEMS = 100000
 
@@ -184,8 +186,8 @@ class realer_feed_result(Structure):
         ("feed_data_id", c_int64),
         ("http_status", c_int32),
         ("code", c_int32),
-        ("message_id", c_char * (REALER_MESSAGE_ID_MAX + 1)),
-        ("value_received_at", c_char * 40),
+        ("message_id", c_char * REALER_MESSAGE_ID_SIZE),
+        ("value_received_at", c_char * REALER_VALUE_RECEIVED_AT_SIZE),
     ]
 
 

@@ -32,8 +32,17 @@ pub const REALER_FEED_OUTCOME_NOT_SENT: realer_feed_outcome = 3;
 
 /// The longest `message_id`, in bytes.
 pub const REALER_MESSAGE_ID_MAX: usize = 128;
+/// Bytes of `realer_feed_result.message_id`: the longest `message_id` and its NUL.
+pub const REALER_MESSAGE_ID_SIZE: usize = 129;
+/// Bytes of `realer_feed_result.value_received_at`: the longest RFC 3339 time sent, and its NUL.
+pub const REALER_VALUE_RECEIVED_AT_SIZE: usize = 40;
 /// Bytes `realer_format_timestamp` needs, its NUL included.
 pub const REALER_TIMESTAMP_SIZE: usize = 25;
+// The header's constants are literal values (cbindgen copies no expressions): they must agree with the core's.
+const _: () = assert!(REALER_MESSAGE_ID_MAX == crate::limits::MAX_MESSAGE_ID_LEN);
+const _: () = assert!(REALER_MESSAGE_ID_SIZE == crate::limits::MESSAGE_ID_BUFFER);
+const _: () = assert!(REALER_VALUE_RECEIVED_AT_SIZE == crate::limits::TIMESTAMP_BUFFER);
+const _: () = assert!(REALER_TIMESTAMP_SIZE == crate::limits::FORMATTED_TIMESTAMP);
 
 /// One command acknowledgement or sensor reading. Caller-owned: fill it with `realer_feed_item_init`, then
 /// set the fields; the library only reads it during the call.
@@ -70,10 +79,10 @@ pub struct realer_feed_result {
     /// Realer's `code` (2000 on success), 0 when no answer arrived.
     pub code: i32,
     /// The `message_id` used (generated when the item had none), NUL-terminated: retry with it.
-    pub message_id: [c_char; 129],
+    pub message_id: [c_char; REALER_MESSAGE_ID_SIZE],
     /// The `value_received_at` sent (the time of the call when the item had none), NUL-terminated: a retry
     /// must send it too, or Realer sees another payload under the same `message_id` (409 conflict).
-    pub value_received_at: [c_char; 40],
+    pub value_received_at: [c_char; REALER_VALUE_RECEIVED_AT_SIZE],
 }
 
 /// One item's fate in a batch. Strings live as long as the batch result; absent ones are NULL.
@@ -312,6 +321,7 @@ fn batch_list(results: &[FeedResult]) -> realer_batch_result {
 
 /// The most items one `realer_post_feed_batch` call takes.
 pub const REALER_BATCH_MAX_ITEMS: usize = 100_000;
+const _: () = assert!(REALER_BATCH_MAX_ITEMS == crate::limits::MAX_ITEMS_PER_CALL);
 
 /// Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
 /// 100 items per request: more items make several requests, sent one after the other, each with its own
