@@ -101,14 +101,26 @@ typedef struct realer_command {
    * wants; on a newer one the value last confirmed.
    */
   const char *value;
+  /**
+   * How the value reads, such as "NumericRange" (compare values with `realer_values_equal`).
+   */
   const char *value_type;
+  /**
+   * What the actuator is, such as "relay".
+   */
   const char *kind;
+  /**
+   * Where it is wired on the device, such as "6".
+   */
   const char *pin_port;
   /**
    * Non-NULL only for an item Realer cannot represent, or one librealer could not read
    * ("unreadable_item"); then only `id` is set besides.
    */
   const char *error_type;
+  /**
+   * Why, with `error_type`.
+   */
   const char *error_message;
 } realer_command;
 
@@ -116,7 +128,13 @@ typedef struct realer_command {
  * A sensor of the catalog: what the device may report. Strings as in `realer_command`.
  */
 typedef struct realer_sensor {
+  /**
+   * The sensor id, as text ("7", or a string id).
+   */
   const char *id;
+  /**
+   * What the sensor is, such as "thermistor".
+   */
   const char *kind;
   /**
    * The quantity, such as "celsius_temperature".
@@ -126,8 +144,17 @@ typedef struct realer_sensor {
    * The measurement unit, such as "degree_celsius:0".
    */
   const char *mu;
+  /**
+   * Where it is wired on the device, such as "5".
+   */
   const char *pin_port;
+  /**
+   * Non-NULL only for an item Realer cannot represent (or librealer could not read).
+   */
   const char *error_type;
+  /**
+   * Why, with `error_type`.
+   */
   const char *error_message;
 } realer_sensor;
 
@@ -318,6 +345,9 @@ typedef struct realer_feed_result {
  * One item's fate in a batch. Strings live as long as the batch result; absent ones are NULL.
  */
 typedef struct realer_item_result {
+  /**
+   * `REALER_FEED_OUTCOME_*`.
+   */
   realer_feed_outcome outcome;
   /**
    * -1 unless the item is stored.
@@ -335,7 +365,13 @@ typedef struct realer_item_result {
    * The `value_received_at` sent for this item (empty when the item was not read). Never NULL.
    */
   const char *value_received_at;
+  /**
+   * Realer's `error.type` for this item (its label of `code`), NULL when accepted.
+   */
   const char *error_type;
+  /**
+   * Why it was rejected or not sent, NULL when accepted.
+   */
   const char *error_message;
   /**
    * Realer's `error.details` as JSON.
@@ -365,7 +401,8 @@ typedef struct realer_flush_report {
    */
   uint64_t replayed;
   /**
-   * Items refused for good (4xxx other than 4001 and 4029), moved to the dead letters.
+   * Items Realer judged and refused for good (409, 422, 413 alone, another 4xxx; never a refusal of the
+   * request as a whole such as 401, 402, 403, 404, 429), moved to the dead letters.
    */
   uint64_t rejected;
   /**
@@ -378,6 +415,9 @@ typedef struct realer_flush_report {
  * The outbox's state.
  */
 typedef struct realer_outbox_stats {
+  /**
+   * Items waiting to be sent.
+   */
   uint64_t pending;
   /**
    * Dead letters kept.
@@ -406,6 +446,9 @@ typedef struct realer_outbox_stats {
  * An item Realer refused for good. Strings live as long as the list; never NULL (empty when absent).
  */
 typedef struct realer_dead_letter {
+  /**
+   * The `message_id` the item was sent under.
+   */
   const char *message_id;
   /**
    * The item as it was sent (JSON).
@@ -415,18 +458,42 @@ typedef struct realer_dead_letter {
    * Realer's code, such as 4022.
    */
   int32_t code;
+  /**
+   * Realer's `error.type` (its label of `code`).
+   */
   const char *error_type;
+  /**
+   * Realer's `error.message`.
+   */
   const char *error_message;
+  /**
+   * Realer's `error.details` as JSON (which fields were wrong, and why).
+   */
   const char *details_json;
+  /**
+   * When Realer refused it, in Unix milliseconds.
+   */
   int64_t failed_at_unix_ms;
 } realer_dead_letter;
 
+/**
+ * Failures a call reports anyway (the status says them too).
+ */
 #define REALER_LOG_ERROR 1
 
+/**
+ * Retries, skipped catalog items, dropped outbox items: the library coped, something is wrong.
+ */
 #define REALER_LOG_WARN 2
 
+/**
+ * Token issue and renewal, fallbacks (no /desired-states, no batch endpoint).
+ */
 #define REALER_LOG_INFO 3
 
+/**
+ * One line per HTTP exchange: method, path, status, time taken.
+ */
 #define REALER_LOG_DEBUG 4
 
 /**
@@ -533,10 +600,19 @@ typedef struct realer_dead_letter {
  */
 #define REALER_REPORT_STATUS_NONE 0
 
+/**
+ * The desired state was applied (the value is the physical result).
+ */
 #define REALER_REPORT_STATUS_APPLIED 1
 
+/**
+ * The device could not apply the desired state (the value is what the actuator holds).
+ */
 #define REALER_REPORT_STATUS_REJECTED 2
 
+/**
+ * The desired state was not applied: expired, or older than one already answered.
+ */
 #define REALER_REPORT_STATUS_STALE 3
 
 /**

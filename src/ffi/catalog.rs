@@ -19,26 +19,35 @@ pub struct realer_command {
     /// The command's value, as text. On an older service (the seed page's API) it is the value Realer
     /// wants; on a newer one the value last confirmed.
     pub value: *const c_char,
+    /// How the value reads, such as "NumericRange" (compare values with `realer_values_equal`).
     pub value_type: *const c_char,
+    /// What the actuator is, such as "relay".
     pub kind: *const c_char,
+    /// Where it is wired on the device, such as "6".
     pub pin_port: *const c_char,
     /// Non-NULL only for an item Realer cannot represent, or one librealer could not read
     /// ("unreadable_item"); then only `id` is set besides.
     pub error_type: *const c_char,
+    /// Why, with `error_type`.
     pub error_message: *const c_char,
 }
 
 /// A sensor of the catalog: what the device may report. Strings as in `realer_command`.
 #[repr(C)]
 pub struct realer_sensor {
+    /// The sensor id, as text ("7", or a string id).
     pub id: *const c_char,
+    /// What the sensor is, such as "thermistor".
     pub kind: *const c_char,
     /// The quantity, such as "celsius_temperature".
     pub qc: *const c_char,
     /// The measurement unit, such as "degree_celsius:0".
     pub mu: *const c_char,
+    /// Where it is wired on the device, such as "5".
     pub pin_port: *const c_char,
+    /// Non-NULL only for an item Realer cannot represent (or librealer could not read).
     pub error_type: *const c_char,
+    /// Why, with `error_type`.
     pub error_message: *const c_char,
 }
 

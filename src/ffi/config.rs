@@ -17,9 +17,13 @@ pub struct realer_config {
 
 /// Log severities: a logger receives lines at or below its max level.
 pub type realer_log_level = i32;
+/// Failures a call reports anyway (the status says them too).
 pub const REALER_LOG_ERROR: realer_log_level = 1;
+/// Retries, skipped catalog items, dropped outbox items: the library coped, something is wrong.
 pub const REALER_LOG_WARN: realer_log_level = 2;
+/// Token issue and renewal, fallbacks (no /desired-states, no batch endpoint).
 pub const REALER_LOG_INFO: realer_log_level = 3;
+/// One line per HTTP exchange: method, path, status, time taken.
 pub const REALER_LOG_DEBUG: realer_log_level = 4;
 
 /// A log callback. `message` is valid only during the call. It may be called from any thread that uses the

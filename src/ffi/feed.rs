@@ -13,8 +13,11 @@ use crate::ffi::{c_string, free_box, into_raw, mut_arg, opt_str_arg, ref_arg, st
 pub type realer_report_status = i32;
 /// Omit `report_status` (with a `desired_id`, Realer takes `applied`).
 pub const REALER_REPORT_STATUS_NONE: realer_report_status = 0;
+/// The desired state was applied (the value is the physical result).
 pub const REALER_REPORT_STATUS_APPLIED: realer_report_status = 1;
+/// The device could not apply the desired state (the value is what the actuator holds).
 pub const REALER_REPORT_STATUS_REJECTED: realer_report_status = 2;
+/// The desired state was not applied: expired, or older than one already answered.
 pub const REALER_REPORT_STATUS_STALE: realer_report_status = 3;
 /// Only for a local physical change (no `desired_id`).
 pub const REALER_REPORT_STATUS_REPORTED: realer_report_status = 4;
@@ -88,6 +91,7 @@ pub struct realer_feed_result {
 /// One item's fate in a batch. Strings live as long as the batch result; absent ones are NULL.
 #[repr(C)]
 pub struct realer_item_result {
+    /// `REALER_FEED_OUTCOME_*`.
     pub outcome: realer_feed_outcome,
     /// -1 unless the item is stored.
     pub feed_data_id: i64,
@@ -97,7 +101,9 @@ pub struct realer_item_result {
     pub message_id: *const c_char,
     /// The `value_received_at` sent for this item (empty when the item was not read). Never NULL.
     pub value_received_at: *const c_char,
+    /// Realer's `error.type` for this item (its label of `code`), NULL when accepted.
     pub error_type: *const c_char,
+    /// Why it was rejected or not sent, NULL when accepted.
     pub error_message: *const c_char,
     /// Realer's `error.details` as JSON.
     pub details_json: *const c_char,

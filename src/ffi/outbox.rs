@@ -24,7 +24,8 @@ pub struct realer_flush_report {
     pub sent: u64,
     /// Items Realer already had (`idempotent`): resends after a lost answer.
     pub replayed: u64,
-    /// Items refused for good (4xxx other than 4001 and 4029), moved to the dead letters.
+    /// Items Realer judged and refused for good (409, 422, 413 alone, another 4xxx; never a refusal of the
+    /// request as a whole such as 401, 402, 403, 404, 429), moved to the dead letters.
     pub rejected: u64,
     /// Items still pending after the flush.
     pub pending: u64,
@@ -33,6 +34,7 @@ pub struct realer_flush_report {
 /// The outbox's state.
 #[repr(C)]
 pub struct realer_outbox_stats {
+    /// Items waiting to be sent.
     pub pending: u64,
     /// Dead letters kept.
     pub dead: u64,
@@ -50,14 +52,19 @@ pub struct realer_outbox_stats {
 /// An item Realer refused for good. Strings live as long as the list; never NULL (empty when absent).
 #[repr(C)]
 pub struct realer_dead_letter {
+    /// The `message_id` the item was sent under.
     pub message_id: *const c_char,
     /// The item as it was sent (JSON).
     pub item_json: *const c_char,
     /// Realer's code, such as 4022.
     pub code: i32,
+    /// Realer's `error.type` (its label of `code`).
     pub error_type: *const c_char,
+    /// Realer's `error.message`.
     pub error_message: *const c_char,
+    /// Realer's `error.details` as JSON (which fields were wrong, and why).
     pub details_json: *const c_char,
+    /// When Realer refused it, in Unix milliseconds.
     pub failed_at_unix_ms: i64,
 }
 
