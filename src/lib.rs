@@ -20,6 +20,9 @@ mod retry;
 pub mod time;
 mod transport;
 
+#[cfg(test)]
+mod proptests;
+
 pub use catalog::{values_equal, Command, ItemError, Sensor};
 pub use client::{BatchReport, Client};
 pub use config::{Config, RetryPolicy};
