@@ -20,6 +20,9 @@ mod retry;
 pub mod time;
 mod transport;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(test)]
 mod proptests;
 
