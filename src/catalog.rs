@@ -199,17 +199,19 @@ fn not_json(key: &str, e: &serde_json::Error) -> Error {
     Error::protocol(format!("the {key} answer is not JSON: {e}"))
 }
 
-fn skipped(what: &str, raw: &RawValue) -> String {
-    format!("skipped a {what} without an id: {}", json::excerpt(raw.get(), 200))
+fn excerpt(raw: &RawValue) -> String {
+    json::excerpt(raw.get(), 200)
 }
 
 /// Reads a commands answer (`{"code":2000,"commands":[…]}`; also a bare array, or one object under
-/// `command`), handing each command to `each`. Items without an id are skipped with a warning.
+/// `command`), handing each command to `each`. Items without an id (or that are not objects) are skipped,
+/// told in one warning.
 pub(crate) fn parse_commands(
     body: &[u8],
     each: &mut dyn FnMut(CommandRef<'_>),
     warn: &mut dyn FnMut(Level, String),
 ) -> Result<()> {
+    let (mut skipped, mut unreadable_items) = (json::Skipped::default(), json::Skipped::default());
     let found =
         json::for_each_item(body, "commands", Some("command"), &mut |raw| match json::object::<CommandItem<'_>>(raw) {
             Ok(c) => match c.id.0 {
@@ -222,17 +224,19 @@ pub(crate) fn parse_commands(
                     };
                     each(CommandRef { id, value, value_type, kind, pin_port, error })
                 }
-                None => warn(Level::Warn, skipped("command", raw)),
+                None => skipped.add(|| excerpt(raw)),
             },
             Err(e) => match unreadable(raw, e) {
                 Some((id, error)) => {
-                    warn(Level::Warn, format!("command {}: {}", json::excerpt(&id, 64), error.message));
+                    unreadable_items.add(|| format!("command {}: {}", json::excerpt(&id, 64), error.message));
                     each(CommandRef { id, error: Some(error), ..CommandRef::default() })
                 }
-                None => warn(Level::Warn, skipped("command", raw)),
+                None => skipped.add(|| excerpt(raw)),
             },
         })
         .map_err(|e| not_json("commands", &e))?;
+    skipped.report("commands skipped (not an object with an id)", warn);
+    unreadable_items.report("commands unreadable (kept as error items)", warn);
     if found.found {
         Ok(())
     } else {
@@ -246,6 +250,7 @@ pub(crate) fn parse_sensors(
     each: &mut dyn FnMut(SensorRef<'_>),
     warn: &mut dyn FnMut(Level, String),
 ) -> Result<()> {
+    let (mut skipped, mut unreadable_items) = (json::Skipped::default(), json::Skipped::default());
     let found =
         json::for_each_item(body, "sensors", Some("sensor"), &mut |raw| match json::object::<SensorItem<'_>>(raw) {
             Ok(s) => match s.id.0 {
@@ -258,17 +263,19 @@ pub(crate) fn parse_sensors(
                     };
                     each(SensorRef { id, kind, qc, mu, pin_port, error })
                 }
-                None => warn(Level::Warn, skipped("sensor", raw)),
+                None => skipped.add(|| excerpt(raw)),
             },
             Err(e) => match unreadable(raw, e) {
                 Some((id, error)) => {
-                    warn(Level::Warn, format!("sensor {}: {}", json::excerpt(&id, 64), error.message));
+                    unreadable_items.add(|| format!("sensor {}: {}", json::excerpt(&id, 64), error.message));
                     each(SensorRef { id, error: Some(error), ..SensorRef::default() })
                 }
-                None => warn(Level::Warn, skipped("sensor", raw)),
+                None => skipped.add(|| excerpt(raw)),
             },
         })
         .map_err(|e| not_json("sensors", &e))?;
+    skipped.report("sensors skipped (not an object with an id)", warn);
+    unreadable_items.report("sensors unreadable (kept as error items)", warn);
     if found.found {
         Ok(())
     } else {
@@ -341,13 +348,14 @@ mod tests {
         assert_eq!(s[0].mu.as_deref(), Some("degree_celsius:0"));
         assert!(sensors(r#"{"code":2000}"#, &mut no_warn()).is_err());
         assert_eq!(sensors(r#"{"sensor":{"id":7}}"#, &mut no_warn()).unwrap().len(), 1);
-        let mut warned = 0;
-        assert_eq!(sensors(r#"[{"id":7},{"kind":"x"},3]"#, &mut |_, _| warned += 1).unwrap().len(), 1);
-        assert_eq!(warned, 2);
+        let mut warned = Vec::new();
+        assert_eq!(sensors(r#"[{"id":7},{"kind":"x"},3]"#, &mut |_, m| warned.push(m)).unwrap().len(), 1);
+        assert_eq!(warned.len(), 1, "one warning per list");
+        assert!(warned[0].starts_with("2 sensors skipped"), "{}", warned[0]);
         // An array is no item, even one a struct could be read from by position.
         let mut warned = 0;
         assert!(commands(r#"{"commands":[[1],[2,"0"]]}"#, &mut |_, _| warned += 1).unwrap().is_empty());
-        assert_eq!(warned, 2);
+        assert_eq!(warned, 1);
     }
 
     #[test]
@@ -364,7 +372,8 @@ mod tests {
         assert_eq!(e.error_type, "unreadable_item");
         assert!(e.message.contains("number out of range"), "{}", e.message);
         assert_eq!(cmds[2].error.as_ref().unwrap().error_type, "unreadable_item");
-        assert_eq!(warnings.len(), 2);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("2 commands unreadable"), "{}", warnings[0]);
         assert!(commands("<html>", &mut no_warn()).unwrap_err().message.contains("not JSON"));
     }
 

@@ -184,11 +184,36 @@ pub(crate) fn for_each_item<'a>(
     Ok(found)
 }
 
-/// How many items [`for_each_item`] would hand over (0 when the body is not a readable list answer).
+/// How many items of the list [`for_each_item`] would hand over are JSON objects (what a list may hold:
+/// see [`object`]); 0 when the body is not a readable list answer.
 pub(crate) fn count_items(body: &[u8], key: &str, singular: Option<&str>) -> usize {
     let mut n = 0usize;
-    let _ = for_each_item(body, key, singular, &mut |_| n += 1);
+    let _ = for_each_item(body, key, singular, &mut |raw| n += usize::from(raw.get().starts_with('{')));
     n
+}
+
+/// Items of a list that could not be used, told once (with the first one) rather than once each: a list
+/// of 500,000 bad items is one log line, and costs no more memory than one.
+#[derive(Default)]
+pub(crate) struct Skipped {
+    count: usize,
+    first: Option<String>,
+}
+
+impl Skipped {
+    pub(crate) fn add(&mut self, why: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(why());
+        }
+    }
+
+    /// One warning, when anything was skipped: `what` names the items ("commands without an id").
+    pub(crate) fn report(self, what: &str, warn: &mut dyn FnMut(crate::log::Level, String)) {
+        if let Some(first) = self.first {
+            warn(crate::log::Level::Warn, format!("{} {what}; the first: {first}", self.count));
+        }
+    }
 }
 
 struct Top<'k, 'f, 'a> {
@@ -383,7 +408,7 @@ mod tests {
         assert_eq!(got[0], r#"{"id":1,"value":1e999}"#);
         assert!(items("{", "commands", None).0.is_err());
         assert!(items(r#"{"commands":[]} x"#, "commands", None).0.is_err());
-        assert_eq!(count_items(br#"{"commands":[1,2,3]}"#, "commands", None), 3);
+        assert_eq!(count_items(br#"{"commands":[1,{"id":2},[3]]}"#, "commands", None), 1, "objects only");
     }
 
     #[test]

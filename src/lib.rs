@@ -29,6 +29,12 @@ mod retry;
 pub mod time;
 mod transport;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(test)]
+mod proptests;
+
 pub use auth::TokenInfo;
 pub use catalog::{values_equal, Command, ItemError, Sensor};
 pub use client::{BatchReport, Client};

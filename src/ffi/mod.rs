@@ -11,6 +11,8 @@ pub mod config;
 pub mod desired;
 pub mod error;
 pub mod feed;
+#[cfg(test)]
+pub(crate) mod heap_meter;
 pub mod outbox;
 pub mod version;
 
