@@ -1,8 +1,10 @@
 /* firmware_loop.c: one pass of a Realer device's loop (contract section 7) with librealer.
  *
  *   1. authenticate with the device's OAuth client credentials;
- *   2. read the catalog: commands (desired states) and sensors (what may be reported);
- *   3. answer every pending desired state: apply it and report "applied", or report "stale";
+ *   2. read the catalog: commands (the device's actuators) and sensors (what may be reported);
+ *   3. ask what Realer wants the actuators at, drive the ones that differ, and answer: on a newer service
+ *      every pending desired state is answered "applied" or "stale" with its desired_id; on an older one
+ *      (the catalog's values) each actuator that changed is reported with its new physical value;
  *   4. report one local physical command change (no desired_id);
  *   5. post one reading per sensor, one by one;
  *   6. post a new reading of the same sensors as one batch;
@@ -13,9 +15,13 @@
  * With --outbox PATH, step 5 stores the readings in a durable outbox (an SQLite file at PATH) instead of
  * posting them, and a step 7 sends the outbox. A reading is then never lost: when the network or Realer is
  * away, it waits in the file for the next run (or the next pass of a real loop), under the message_id it got
- * when it was stored, so a resend is never a duplicate. Command acknowledgements stay direct posts: they
- * answer the catalog just read, and one that cannot be sent is answered again when the next pass reads the
- * catalog (the desired state stays pending until then).
+ * when it was stored, so a resend is never a duplicate. Answers to Realer stay direct posts: one that cannot
+ * be sent is answered again when the next pass asks (the desired state stays pending until then). The
+ * outbox file also keeps which desired states were answered, so a restarted device never applies an old
+ * one again.
+ *
+ * The same code works against both kinds of Realer service: librealer asks /desired-states and falls back
+ * to the catalog's values where the service does not offer it.
  *
  * Everything comes from the environment and the catalog; nothing about the device is hard-coded:
  *   REALER_BASE_URL       https://api.therealer.com (the default) or a test server
@@ -26,15 +32,70 @@
  *   REALER_SCOPE          optional: the OAuth scope to request
  *
  * Exit status 0 when every step succeeded, or when the only failure was a transient one while sending the
- * outbox (the readings wait in it for the next run); 1 otherwise (the reason is printed on stderr); 2 for
- * bad arguments.
- * A real firmware runs steps 2-7 periodically; where it would talk to hardware, this example says so. */
+ * outbox (the readings wait in it for the next run), or when SIGTERM or SIGINT stopped it (see stop_waiter);
+ * 1 otherwise (the reason is printed on stderr); 2 for bad arguments.
+ * A real firmware runs steps 2-7 periodically; where it would talk to hardware, this example says so: its
+ * actuators are simulated, and all start at "0". */
 
+#define _POSIX_C_SOURCE 200809L /* pthread_sigmask, sigwait */
+
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "realer.h"
+
+/* Stopping on SIGTERM (what systemd sends to stop a service) or SIGINT (Ctrl-C), without waiting on the
+ * network: the signals are blocked in every thread, and one thread waits for them with sigwait(), so that no
+ * librealer function runs inside a signal handler. That thread cancels the client: a call blocked on the
+ * network returns REALER_ERR_CANCELLED at once, the loop stops between steps, and whatever was not sent
+ * stays in the outbox (or is sent again by the next run, under the same message_id). */
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static const realer_client *stop_client; /* cancelled on a stop signal; NULL when there is none yet */
+static int stop_signal;                  /* the signal that asked to stop; 0 while running */
+
+static void *stop_waiter(void *arg)
+{
+    const sigset_t *signals = arg;
+    int sig = 0;
+
+    while (sigwait(signals, &sig) != 0) {
+    }
+    if (sig == SIGUSR1) {
+        return NULL; /* main() is done: nobody asked to stop */
+    }
+    pthread_mutex_lock(&stop_lock);
+    stop_signal = sig;
+    if (stop_client != NULL) {
+        realer_client_cancel(stop_client);
+    }
+    pthread_mutex_unlock(&stop_lock);
+    return NULL;
+}
+
+/* The signal that asked to stop, 0 while the loop may go on. */
+static int stopping(void)
+{
+    int sig;
+
+    pthread_mutex_lock(&stop_lock);
+    sig = stop_signal;
+    pthread_mutex_unlock(&stop_lock);
+    return sig;
+}
+
+/* Hands the client to the stop thread (NULL takes it back); cancels it at once if a stop came first. */
+static void watch_client(const realer_client *client)
+{
+    pthread_mutex_lock(&stop_lock);
+    stop_client = client;
+    if (client != NULL && stop_signal != 0) {
+        realer_client_cancel(client);
+    }
+    pthread_mutex_unlock(&stop_lock);
+}
 
 /* Prints why the last librealer call failed: its status, and the details librealer kept for this thread. */
 static void print_failure(const char *what, realer_status status)
@@ -176,13 +237,47 @@ static realer_client *connect_from_env(const char *outbox_path)
     return client;
 }
 
-/* Step 2: prints the catalog. */
+/* Simulated actuators, one per usable command, all starting at "0": where a real device drives its relays. */
+#define MAX_ACTUATORS 64
+struct actuator {
+    const char *command_id; /* points into the command list, which lives as long as the actuators */
+    const char *value_type;
+    char value[256];
+};
+
+static struct actuator actuators[MAX_ACTUATORS];
+static size_t n_actuators;
+
+static struct actuator *actuator_for(const char *command_id)
+{
+    size_t i;
+
+    for (i = 0; i < n_actuators; i++) {
+        if (strcmp(actuators[i].command_id, command_id) == 0) {
+            return &actuators[i];
+        }
+    }
+    return NULL;
+}
+
+/* Hardware: drive the actuator to `value`. Returns 0 on success (-1: the value does not fit this device). */
+static int drive(struct actuator *a, const char *value)
+{
+    if (strlen(value) >= sizeof a->value) {
+        return -1;
+    }
+    strcpy(a->value, value);
+    return 0;
+}
+
+/* Step 2: prints the catalog, and makes one simulated actuator per usable command. */
 static void print_catalog(const realer_commands *commands, const realer_sensors *sensors)
 {
     size_t i;
 
     printf("2. The catalog has %zu command(s) and %zu sensor(s).\n", realer_commands_len(commands),
            realer_sensors_len(sensors));
+    n_actuators = 0;
     for (i = 0; i < realer_commands_len(commands); i++) {
         const realer_command *c = realer_commands_get(commands, i);
 
@@ -191,13 +286,14 @@ static void print_catalog(const realer_commands *commands, const realer_sensors 
                    or_none(c->error_message));
             continue;
         }
-        printf("  command %s: %s on pin %s, value %s (%s)", c->id, or_none(c->kind), or_none(c->pin_port),
+        printf("  command %s: %s on pin %s, value %s (%s)\n", c->id, or_none(c->kind), or_none(c->pin_port),
                or_none(c->value), or_none(c->value_type));
-        if (c->desired_id != NULL) {
-            printf(", desired state %s pending (sequence %lld, expires %s)", c->desired_id,
-                   (long long)c->sequence_number, or_none(c->expires_at));
+        if (n_actuators < MAX_ACTUATORS) {
+            actuators[n_actuators].command_id = c->id;
+            actuators[n_actuators].value_type = c->value_type;
+            strcpy(actuators[n_actuators].value, "0");
+            n_actuators++;
         }
-        printf("\n");
     }
     for (i = 0; i < realer_sensors_len(sensors); i++) {
         const realer_sensor *s = realer_sensors_get(sensors, i);
@@ -212,95 +308,95 @@ static void print_catalog(const realer_commands *commands, const realer_sensors 
     }
 }
 
-/* Step 3: answers every pending desired state. Returns the number of failures. */
-static int answer_desired_states(const realer_client *client, const realer_commands *commands)
+/* Answers one desired state with the actuator's physical value. Returns 0 when Realer has the answer. */
+static int answer(const realer_client *client, const realer_desired_state *d, const struct actuator *a,
+                  realer_report_status report_status, const char *what)
 {
+    realer_feed_item item;
+    realer_status status = realer_feed_item_init_answer(&item, d, a->value, report_status);
+
+    if (status != REALER_OK) {
+        print_failure(what, status);
+        return -1;
+    }
+    return post_item(client, &item, what);
+}
+
+/* Step 3: asks what Realer wants, drives the actuators that differ, and answers as the contract says.
+ * Returns the number of failures. */
+static int apply_what_realer_wants(const realer_client *client)
+{
+    realer_desired_states *wanted = NULL;
+    realer_status status = realer_desired_states_fetch(client, &wanted);
     int failures = 0;
-    int answered = 0;
+    int newer;
     size_t i;
 
-    printf("3. Answering pending desired states.\n");
-    for (i = 0; i < realer_commands_len(commands); i++) {
-        const realer_command *c = realer_commands_get(commands, i);
-        realer_command_action action;
-        realer_feed_item item;
-        char what[160];
+    if (status != REALER_OK) {
+        print_failure("asking what Realer wants", status);
+        return 1;
+    }
+    newer = realer_desired_states_source(wanted) == REALER_DESIRED_SOURCE_DESIRED_STATES;
+    printf("3. Realer wants %zu setting(s) (%s).\n", realer_desired_states_len(wanted),
+           newer ? "pending desired states" : "the catalog's values");
+    for (i = 0; i < realer_desired_states_len(wanted); i++) {
+        const realer_desired_state *d = realer_desired_states_get(wanted, i);
+        struct actuator *a = actuator_for(d->command_id);
+        char what[200];
 
-        if (c->error_type != NULL) {
-            continue; /* not usable: Realer cannot represent it */
-        }
-        /* 0 = now. The library also remembers which sequence numbers this client already reported. */
-        action = realer_command_desired_action(client, c, 0);
-        if (action == REALER_COMMAND_ACTION_NONE) {
+        if (a == NULL) {
+            printf("  command %s: no actuator on this device\n", d->command_id);
             continue;
         }
-        if (action == REALER_COMMAND_ACTION_INVALID) {
-            print_failure("deciding what to do with a desired state", realer_last_error()->status);
-            failures++;
+        if (d->action == REALER_DESIRED_ACTION_STALE) {
+            /* Expired, or older than one already answered: leave the actuator, say so. */
+            printf("  command %s: desired state %s is stale, not applying it\n", d->command_id, d->desired_id);
+            snprintf(what, sizeof what, "command %s: stale answer", d->command_id);
+            failures += answer(client, d, a, REALER_REPORT_STATUS_STALE, what) != 0;
             continue;
         }
-
-        realer_feed_item_init(&item);
-        item.command_id = c->id;
-        item.desired_id = c->desired_id;
-        item.sequence_number = c->sequence_number; /* echoed as received (-1 = absent) */
-        /* While a desired state is pending, the catalog's value is the desired value. */
-        item.value = c->value;
-        if (action == REALER_COMMAND_ACTION_APPLY) {
-            /* Hardware: drive the actuator to c->value here. Report "rejected" instead if it cannot. */
-            printf("  command %s: applying desired value %s (desired state %s)\n", c->id, c->value, c->desired_id);
-            item.report_status = REALER_REPORT_STATUS_APPLIED;
-            snprintf(what, sizeof what, "command %s: applied report", c->id);
+        if (d->value != NULL && realer_values_equal(a->value_type, a->value, d->value)) {
+            if (d->desired_id == NULL) {
+                continue; /* a catalog value the actuator already holds: nothing to report */
+            }
+            printf("  command %s: already at %s\n", d->command_id, a->value);
+        } else if (d->value == NULL || drive(a, d->value) != 0) {
+            printf("  command %s: cannot drive the actuator to %s\n", d->command_id, or_none(d->value));
+            snprintf(what, sizeof what, "command %s: rejected answer", d->command_id);
+            failures += answer(client, d, a, REALER_REPORT_STATUS_REJECTED, what) != 0;
+            continue;
         } else {
-            /* Expired, or not newer than one already handled: leave the actuator as it is. A real device
-             * reports the value its actuator holds; this one has no actuator, so it echoes the catalog. */
-            printf("  command %s: desired state %s is stale, not applying it\n", c->id, c->desired_id);
-            item.report_status = REALER_REPORT_STATUS_STALE;
-            snprintf(what, sizeof what, "command %s: stale report", c->id);
+            printf("  command %s: actuator driven to %s\n", d->command_id, a->value);
         }
-        answered++;
-        if (post_item(client, &item, what) != 0) {
-            failures++;
-        }
+        /* With a desired_id: "applied" with it and its sequence number; without: the new physical value. */
+        snprintf(what, sizeof what, "command %s: %s %s", d->command_id, d->desired_id != NULL ? "applied" : "now",
+                 a->value);
+        failures += answer(client, d, a, REALER_REPORT_STATUS_APPLIED, what) != 0;
     }
-    if (answered == 0) {
-        printf("  none pending.\n");
-    }
+    realer_desired_states_free(wanted);
     return failures;
 }
 
-/* Step 4: reports a local physical change (someone pressed the relay's button, say) on one command: a
- * command without desired state if there is one, else the first usable command. Returns 0 on success. */
-static int report_local_change(const realer_client *client, const realer_commands *commands)
+/* Step 4: reports a local physical change (someone pressed the first actuator's button): its new value,
+ * without desired_id. Returns 0 on success. */
+static int report_local_change(const realer_client *client)
 {
-    const realer_command *chosen = NULL;
     realer_feed_item item;
-    char what[160];
-    size_t i;
+    char what[200];
+    struct actuator *a = n_actuators > 0 ? &actuators[0] : NULL;
 
     printf("4. Reporting a local physical change.\n");
-    for (i = 0; i < realer_commands_len(commands); i++) {
-        const realer_command *c = realer_commands_get(commands, i);
-
-        if (c->error_type != NULL || c->value == NULL) {
-            continue;
-        }
-        if (chosen == NULL || (chosen->desired_id != NULL && c->desired_id == NULL)) {
-            chosen = c;
-        }
-    }
-    if (chosen == NULL) {
-        printf("  no usable command: nothing to report.\n");
+    if (a == NULL) {
+        printf("  no actuator: nothing to report.\n");
         return 0;
     }
-
+    drive(a, strcmp(a->value, "0") == 0 ? "1" : "0");
     realer_feed_item_init(&item);
-    item.command_id = chosen->id;
-    /* Hardware: the value the actuator now holds. This example reports the catalog's value. */
-    item.value = chosen->value;
+    item.command_id = a->command_id;
+    item.value = a->value;
     /* No desired_id: this change did not come from Realer. report_status stays NONE (omitted), which
      * Realer reads as "reported"; sequence_number stays -1 (absent). */
-    snprintf(what, sizeof what, "command %s: local change to %s", chosen->id, chosen->value);
+    snprintf(what, sizeof what, "command %s: local change to %s", a->command_id, a->value);
     return post_item(client, &item, what);
 }
 
@@ -534,6 +630,8 @@ int main(int argc, char **argv)
     realer_sensors *sensors = NULL;
     realer_status status;
     int failures = 0;
+    sigset_t signals;
+    pthread_t waiter;
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--outbox") == 0 && i + 1 < argc && outbox_path == NULL) {
@@ -547,13 +645,28 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Before any other thread exists, so that every thread inherits the mask. */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGUSR1);
+    if (pthread_sigmask(SIG_BLOCK, &signals, NULL) != 0 || pthread_create(&waiter, NULL, stop_waiter, &signals) != 0) {
+        fprintf(stderr, "FAILED: cannot set up the stop signals\n");
+        return EXIT_FAILURE;
+    }
+
+    /* Line by line, as a service's log should be, also into a file or a pipe. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     /* The header this program was built with and the library it runs with should agree. */
     printf("librealer %s (built with header %s)\n", realer_version(), REALER_VERSION_STRING);
 
     client = connect_from_env(outbox_path);
     if (client == NULL) {
+        pthread_kill(waiter, SIGUSR1);
+        pthread_join(waiter, NULL);
         return EXIT_FAILURE;
     }
+    watch_client(client);
 
     status = realer_fetch_commands(client, &commands);
     if (status != REALER_OK) {
@@ -569,18 +682,35 @@ int main(int argc, char **argv)
     }
     print_catalog(commands, sensors);
 
-    failures += answer_desired_states(client, commands);
-    failures += report_local_change(client, commands) != 0;
-    failures += post_readings_one_by_one(client, sensors, outbox_path != NULL);
-    failures += post_readings_as_batch(client, sensors, outbox_path != NULL);
-    if (outbox_path != NULL) {
+    /* Each step starts only while nobody asked to stop; one under way is cancelled by the stop thread. */
+    if (!stopping()) {
+        failures += apply_what_realer_wants(client);
+    }
+    if (!stopping()) {
+        failures += report_local_change(client) != 0;
+    }
+    if (!stopping()) {
+        failures += post_readings_one_by_one(client, sensors, outbox_path != NULL);
+    }
+    if (!stopping()) {
+        failures += post_readings_as_batch(client, sensors, outbox_path != NULL);
+    }
+    if (!stopping() && outbox_path != NULL) {
         failures += flush_outbox(client, &waiting);
     }
 
 done:
+    watch_client(NULL);
+    pthread_kill(waiter, SIGUSR1); /* ends the stop thread if no signal did */
+    pthread_join(waiter, NULL);
     realer_sensors_free(sensors);
     realer_commands_free(commands);
     realer_client_free(client);
+    if (stopping()) {
+        printf("Stopped by %s: what was not sent %s.\n", stopping() == SIGTERM ? "SIGTERM" : "SIGINT",
+               outbox_path != NULL ? "waits in the outbox for the next run" : "is sent again by the next run");
+        return EXIT_SUCCESS;
+    }
     if (failures != 0) {
         fprintf(stderr, "The loop failed: %d step(s) went wrong.\n", failures);
         return EXIT_FAILURE;

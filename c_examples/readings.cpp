@@ -1,6 +1,7 @@
 // readings.cpp: the C++ wrapper (include/realer.hpp) in a small program. Reads the REALER_* variables (as
-// firmware_loop.c does), lists the device's catalog, posts one reading per usable sensor, then the same
-// sensors as one batch, and shows how a failure arrives: as a realer::Error with Realer's details.
+// firmware_loop.c does), lists the device's catalog, answers the pending desired states, posts one reading
+// per usable sensor, then the same sensors as one batch, and shows how a failure arrives: as a realer::Error
+// with Realer's details.
 //
 //   REALER_BASE_URL=... REALER_DEVICE_ID=... REALER_CLIENT_ID=... REALER_CLIENT_SECRET=... ./readings
 //
@@ -35,6 +36,19 @@ int main() {
         const realer::Commands commands = client.commands();
         const realer::Sensors sensors = client.sensors();
         std::printf("catalog: %zu commands, %zu sensors\n", commands.size(), sensors.size());
+
+        // Pending desired states: applied (a real device drives its actuator to state.value first) or, when
+        // expired or out of sequence, reported stale.
+        const realer::DesiredStates desired = client.desired_states();
+        for (const realer_desired_state &state : desired) {
+            const bool apply = state.action == REALER_DESIRED_ACTION_APPLY;
+            const realer_feed_item report =
+                realer::answer(state, state.value, apply ? REALER_REPORT_STATUS_APPLIED : REALER_REPORT_STATUS_STALE);
+            client.post(report);
+            std::printf("  command %s: desired state %s %s\n", state.command_id, state.desired_id,
+                        apply ? "applied" : "reported stale");
+        }
+        std::printf("desired states: %zu answered\n", desired.size());
 
         // One reading per usable sensor, one by one. The ids point into `sensors`, which outlives the items.
         std::vector<realer_feed_item> items;

@@ -19,6 +19,16 @@
 #define REALER_MESSAGE_ID_MAX 128
 
 /**
+ * Bytes of `realer_feed_result.message_id`: the longest `message_id` and its NUL.
+ */
+#define REALER_MESSAGE_ID_SIZE 129
+
+/**
+ * Bytes of `realer_feed_result.value_received_at`: the longest RFC 3339 time sent, and its NUL.
+ */
+#define REALER_VALUE_RECEIVED_AT_SIZE 40
+
+/**
  * Bytes `realer_format_timestamp` needs, its NUL included.
  */
 #define REALER_TIMESTAMP_SIZE 25
@@ -36,6 +46,13 @@ typedef struct realer_batch_result realer_batch_result;
 /**
  * A client for one device. Thread-safe: any number of threads may call it at once (it serialises token
  * requests itself). Freed by `realer_client_free`, which must not race with calls on it.
+ *
+ * After fork(), the child may use a client it inherited, provided no other thread was inside a librealer
+ * call at the moment of the fork: its first request drops the inherited connections without writing to
+ * them (the parent's connections keep working) and opens its own. The inherited outbox is not usable in the
+ * child (an SQLite connection does not survive fork): outbox calls there fail with `REALER_ERR_CONFIG`, and
+ * `realer_client_free` in the child leaves that SQLite connection alone. Make a new client in the child for
+ * an outbox.
  */
 typedef struct realer_client realer_client;
 
@@ -56,6 +73,11 @@ typedef struct realer_config realer_config;
 typedef struct realer_dead_letters realer_dead_letters;
 
 /**
+ * A list of desired states; free it with `realer_desired_states_free`.
+ */
+typedef struct realer_desired_states realer_desired_states;
+
+/**
  * A list of sensors; free it with `realer_sensors_free`.
  */
 typedef struct realer_sensors realer_sensors;
@@ -66,7 +88,8 @@ typedef struct realer_sensors realer_sensors;
 typedef int32_t realer_status;
 
 /**
- * A command of the catalog. Strings live as long as the list that holds it; absent ones are NULL.
+ * A command of the catalog. Strings live as long as the list that holds it; absent ones are NULL. The
+ * catalog carries no desired-state ids: ask `realer_desired_states_fetch` what Realer wants.
  */
 typedef struct realer_command {
   /**
@@ -74,32 +97,30 @@ typedef struct realer_command {
    */
   const char *id;
   /**
-   * The desired state set in Realer, as text.
+   * The command's value, as text. On an older service (the seed page's API) it is the value Realer
+   * wants; on a newer one the value last confirmed.
    */
   const char *value;
+  /**
+   * How the value reads, such as "NumericRange" (compare values with `realer_values_equal`).
+   */
   const char *value_type;
+  /**
+   * What the actuator is, such as "relay".
+   */
   const char *kind;
+  /**
+   * Where it is wired on the device, such as "6".
+   */
   const char *pin_port;
   /**
-   * The pending desired state to answer, NULL when none is pending.
-   */
-  const char *desired_id;
-  /**
-   * The desired state's sequence number, -1 when absent.
-   */
-  int64_t sequence_number;
-  /**
-   * When the desired state expires (RFC 3339), NULL when absent.
-   */
-  const char *expires_at;
-  /**
-   * `expires_at` in Unix milliseconds, -1 when absent or unreadable.
-   */
-  int64_t expires_at_unix_ms;
-  /**
-   * Non-NULL only for an item Realer cannot represent (then only `id` is set besides).
+   * Non-NULL only for an item Realer cannot represent, or one librealer could not read
+   * ("unreadable_item"); then only `id` is set besides.
    */
   const char *error_type;
+  /**
+   * Why, with `error_type`.
+   */
   const char *error_message;
 } realer_command;
 
@@ -107,7 +128,13 @@ typedef struct realer_command {
  * A sensor of the catalog: what the device may report. Strings as in `realer_command`.
  */
 typedef struct realer_sensor {
+  /**
+   * The sensor id, as text ("7", or a string id).
+   */
   const char *id;
+  /**
+   * What the sensor is, such as "thermistor".
+   */
   const char *kind;
   /**
    * The quantity, such as "celsius_temperature".
@@ -117,15 +144,19 @@ typedef struct realer_sensor {
    * The measurement unit, such as "degree_celsius:0".
    */
   const char *mu;
+  /**
+   * Where it is wired on the device, such as "5".
+   */
   const char *pin_port;
+  /**
+   * Non-NULL only for an item Realer cannot represent (or librealer could not read).
+   */
   const char *error_type;
+  /**
+   * Why, with `error_type`.
+   */
   const char *error_message;
 } realer_sensor;
-
-/**
- * What to do about a command's desired state (`realer_command_desired_action`).
- */
-typedef int32_t realer_command_action;
 
 /**
  * Log severities: a logger receives lines at or below its max level.
@@ -139,46 +170,52 @@ typedef int32_t realer_log_level;
 typedef void (*realer_log_callback)(void *user_data, realer_log_level level, const char *message);
 
 /**
- * The last failure on the calling thread. Strings are never NULL (empty when absent).
+ * Which kind of service said what it wants (`realer_desired_states_source`).
  */
-typedef struct realer_error {
+typedef int32_t realer_desired_source;
+
+/**
+ * What to do about one desired state (`realer_desired_state.action`).
+ */
+typedef int32_t realer_desired_action;
+
+/**
+ * One thing Realer wants. Strings live as long as the list that holds it; absent ones are NULL.
+ */
+typedef struct realer_desired_state {
   /**
-   * The status the failing call returned.
+   * The command whose actuator it is about.
    */
-  realer_status status;
+  const char *command_id;
   /**
-   * HTTP status of the server's answer, 0 when none arrived.
+   * The value Realer wants; NULL only when a desired state came without one (answer it rejected).
    */
-  int32_t http_status;
+  const char *value;
   /**
-   * Realer's numeric `code` (derived from the HTTP status when the answer had none: 422 gives 4022), 0 when none.
+   * The command's value type when the catalog gave it (compare with `realer_values_equal`), else NULL.
    */
-  int32_t code;
+  const char *value_type;
   /**
-   * Realer's `error.type` (or the OAuth `error`), such as "validation_failed".
+   * The desired state to answer; NULL for a catalog value (an older service).
    */
-  const char *type;
+  const char *desired_id;
   /**
-   * What went wrong, in words. Never contains a secret.
+   * Its sequence number, -1 when absent.
    */
-  const char *message;
+  int64_t sequence_number;
   /**
-   * The server's `request_id`, for Realer support.
+   * When it expires, as Realer gave it (RFC 3339); NULL when it does not.
    */
-  const char *request_id;
+  const char *expires_at;
   /**
-   * Realer's `error.details` as JSON, such as {"sensor_id":["is invalid for this device"]}.
+   * `expires_at` in Unix milliseconds, -1 when absent or unreadable.
    */
-  const char *details_json;
+  int64_t expires_at_unix_ms;
   /**
-   * Whether the same call may succeed later unchanged (same `message_id`).
+   * `REALER_DESIRED_ACTION_APPLY` or `REALER_DESIRED_ACTION_STALE`.
    */
-  bool retryable;
-  /**
-   * The server's Retry-After in milliseconds, -1 when it sent none.
-   */
-  int64_t retry_after_ms;
-} realer_error;
+  realer_desired_action action;
+} realer_desired_state;
 
 /**
  * `report_status` of a command report.
@@ -226,6 +263,49 @@ typedef struct realer_feed_item {
 } realer_feed_item;
 
 /**
+ * The last failure on the calling thread. Strings are never NULL (empty when absent).
+ */
+typedef struct realer_error {
+  /**
+   * The status the failing call returned.
+   */
+  realer_status status;
+  /**
+   * HTTP status of the server's answer, 0 when none arrived.
+   */
+  int32_t http_status;
+  /**
+   * Realer's numeric `code` (derived from the HTTP status when the answer had none: 422 gives 4022), 0 when none.
+   */
+  int32_t code;
+  /**
+   * Realer's `error.type` (or the OAuth `error`), such as "validation_failed".
+   */
+  const char *type;
+  /**
+   * What went wrong, in words. Never contains the client secret, the Basic credentials or a token (also
+   * when a server echoed them: they are redacted) nor control characters.
+   */
+  const char *message;
+  /**
+   * The server's `request_id`, for Realer support.
+   */
+  const char *request_id;
+  /**
+   * Realer's `error.details` as JSON, such as {"sensor_id":["is invalid for this device"]}.
+   */
+  const char *details_json;
+  /**
+   * Whether the same call may succeed later unchanged (same `message_id`).
+   */
+  bool retryable;
+  /**
+   * The server's Retry-After in milliseconds, -1 when it sent none.
+   */
+  int64_t retry_after_ms;
+} realer_error;
+
+/**
  * What became of an item.
  */
 typedef int32_t realer_feed_outcome;
@@ -253,18 +333,21 @@ typedef struct realer_feed_result {
   /**
    * The `message_id` used (generated when the item had none), NUL-terminated: retry with it.
    */
-  char message_id[129];
+  char message_id[REALER_MESSAGE_ID_SIZE];
   /**
    * The `value_received_at` sent (the time of the call when the item had none), NUL-terminated: a retry
    * must send it too, or Realer sees another payload under the same `message_id` (409 conflict).
    */
-  char value_received_at[40];
+  char value_received_at[REALER_VALUE_RECEIVED_AT_SIZE];
 } realer_feed_result;
 
 /**
  * One item's fate in a batch. Strings live as long as the batch result; absent ones are NULL.
  */
 typedef struct realer_item_result {
+  /**
+   * `REALER_FEED_OUTCOME_*`.
+   */
   realer_feed_outcome outcome;
   /**
    * -1 unless the item is stored.
@@ -282,12 +365,22 @@ typedef struct realer_item_result {
    * The `value_received_at` sent for this item (empty when the item was not read). Never NULL.
    */
   const char *value_received_at;
+  /**
+   * Realer's `error.type` for this item (its label of `code`), NULL when accepted.
+   */
   const char *error_type;
+  /**
+   * Why it was rejected or not sent, NULL when accepted.
+   */
   const char *error_message;
   /**
    * Realer's `error.details` as JSON.
    */
   const char *details_json;
+  /**
+   * The `warnings` Realer sent with this item's result, as JSON; NULL when none.
+   */
+  const char *warnings_json;
 } realer_item_result;
 
 /**
@@ -308,7 +401,8 @@ typedef struct realer_flush_report {
    */
   uint64_t replayed;
   /**
-   * Items refused for good (4xxx other than 4001 and 4029), moved to the dead letters.
+   * Items Realer judged and refused for good (409, 422, 413 alone, another 4xxx; never a refusal of the
+   * request as a whole such as 401, 402, 403, 404, 429), moved to the dead letters.
    */
   uint64_t rejected;
   /**
@@ -321,6 +415,9 @@ typedef struct realer_flush_report {
  * The outbox's state.
  */
 typedef struct realer_outbox_stats {
+  /**
+   * Items waiting to be sent.
+   */
   uint64_t pending;
   /**
    * Dead letters kept.
@@ -338,12 +435,20 @@ typedef struct realer_outbox_stats {
    * Items the drop-oldest policy deleted unsent, ever.
    */
   uint64_t dropped;
+  /**
+   * Dead letters deleted to make room, the oldest first, ever: dead letters count within the outbox's
+   * `max_items` and `max_bytes` and give way before any pending item.
+   */
+  uint64_t dead_dropped;
 } realer_outbox_stats;
 
 /**
  * An item Realer refused for good. Strings live as long as the list; never NULL (empty when absent).
  */
 typedef struct realer_dead_letter {
+  /**
+   * The `message_id` the item was sent under.
+   */
   const char *message_id;
   /**
    * The item as it was sent (JSON).
@@ -353,39 +458,66 @@ typedef struct realer_dead_letter {
    * Realer's code, such as 4022.
    */
   int32_t code;
+  /**
+   * Realer's `error.type` (its label of `code`).
+   */
   const char *error_type;
+  /**
+   * Realer's `error.message`.
+   */
   const char *error_message;
+  /**
+   * Realer's `error.details` as JSON (which fields were wrong, and why).
+   */
   const char *details_json;
+  /**
+   * When Realer refused it, in Unix milliseconds.
+   */
   int64_t failed_at_unix_ms;
 } realer_dead_letter;
 
 /**
- * The arguments were invalid (see `realer_last_error`).
+ * Failures a call reports anyway (the status says them too).
  */
-#define REALER_COMMAND_ACTION_INVALID -1
-
-/**
- * No desired state is pending.
- */
-#define REALER_COMMAND_ACTION_NONE 0
-
-/**
- * Apply the value, then report `applied` (or `rejected`) with its `desired_id` and `sequence_number`.
- */
-#define REALER_COMMAND_ACTION_APPLY 1
-
-/**
- * Expired, or not newer than one already reported: do not apply; report `stale` with its `desired_id`.
- */
-#define REALER_COMMAND_ACTION_STALE 2
-
 #define REALER_LOG_ERROR 1
 
+/**
+ * Retries, skipped catalog items, dropped outbox items: the library coped, something is wrong.
+ */
 #define REALER_LOG_WARN 2
 
+/**
+ * Token issue and renewal, fallbacks (no /desired-states, no batch endpoint).
+ */
 #define REALER_LOG_INFO 3
 
+/**
+ * One line per HTTP exchange: method, path, status, time taken.
+ */
 #define REALER_LOG_DEBUG 4
+
+/**
+ * Drive the actuator to `value` when it is not there already, then answer with the physical result:
+ * `realer_feed_item_init_answer` with `REALER_REPORT_STATUS_APPLIED` (or `_REJECTED` when the device cannot).
+ * For a catalog value (`desired_id` NULL) report only when the actuator changed.
+ */
+#define REALER_DESIRED_ACTION_APPLY 1
+
+/**
+ * Do not apply it (expired, or an older `sequence_number` than one already answered or listed beside it):
+ * answer it with `REALER_REPORT_STATUS_STALE` and the actuator's current value.
+ */
+#define REALER_DESIRED_ACTION_STALE 2
+
+/**
+ * A newer service: pending desired states from GET …/desired-states, each with a `desired_id` to answer.
+ */
+#define REALER_DESIRED_SOURCE_DESIRED_STATES 1
+
+/**
+ * An older service (no /desired-states, or no scope for it): the catalog's command values.
+ */
+#define REALER_DESIRED_SOURCE_CATALOG 2
 
 /**
  * Success.
@@ -458,14 +590,29 @@ typedef struct realer_dead_letter {
 #define REALER_ERR_STORAGE 13
 
 /**
+ * `realer_client_cancel` interrupted the call, or refused it until `realer_client_resume`. Nothing was
+ * lost: a feed item is NOT_SENT (send it again with its `message_id`), an outbox item stays pending.
+ */
+#define REALER_ERR_CANCELLED 14
+
+/**
  * Omit `report_status` (with a `desired_id`, Realer takes `applied`).
  */
 #define REALER_REPORT_STATUS_NONE 0
 
+/**
+ * The desired state was applied (the value is the physical result).
+ */
 #define REALER_REPORT_STATUS_APPLIED 1
 
+/**
+ * The device could not apply the desired state (the value is what the actuator holds).
+ */
 #define REALER_REPORT_STATUS_REJECTED 2
 
+/**
+ * The desired state was not applied: expired, or older than one already answered.
+ */
 #define REALER_REPORT_STATUS_STALE 3
 
 /**
@@ -595,19 +742,6 @@ const struct realer_sensor *realer_sensors_get(const struct realer_sensors *list
 void realer_sensors_free(struct realer_sensors *list);
 
 /**
- * What to do about `command`'s desired state at `now_unix_ms` (0 = now): `REALER_COMMAND_ACTION_NONE`
- * (nothing pending), `_APPLY`, or `_STALE` (expired, or its sequence_number is not newer than one this
- * client already reported for that command). `REALER_COMMAND_ACTION_INVALID` for a NULL argument or a
- * command whose strings are not UTF-8 (see `realer_last_error`).
- *
- * # Safety
- * `client` and `command` are NULL or live; `command`'s strings are NULL or NUL-terminated.
- */
-realer_command_action realer_command_desired_action(const struct realer_client *client,
-                                                    const struct realer_command *command,
-                                                    int64_t now_unix_ms);
-
-/**
  * Makes a client from a copy of `config` (which stays the caller's). No network I/O; the outbox file, when
  * one is configured, is opened (and made) here. On success `*out` holds the client; free it with
  * `realer_client_free`.
@@ -621,7 +755,8 @@ realer_status realer_client_new(const struct realer_config *config,
                                 struct realer_client **out);
 
 /**
- * Frees a client and its connections. NULL is accepted. No other thread may be using it.
+ * Frees a client and its connections, wiping the memory that held the client secret, tokens and the
+ * plaintext of its connections. NULL is accepted. No other thread may be using it.
  *
  * # Safety
  * `client` is NULL or from `realer_client_new`, and is not used afterwards.
@@ -636,6 +771,30 @@ void realer_client_free(struct realer_client *client);
  * `client` is NULL or live.
  */
 realer_status realer_authenticate(const struct realer_client *client);
+
+/**
+ * Cancels every call in progress on `client` and refuses new ones, so that a firmware shutdown never waits
+ * on the network: each returns `REALER_ERR_CANCELLED` promptly (a blocked read or write at once; a TCP
+ * connect in progress, rare, within its connect timeout), and every call started afterwards returns it at
+ * once, until `realer_client_resume`. Nothing is lost: a cancelled `realer_post_feed_data` is
+ * `REALER_FEED_OUTCOME_NOT_SENT` with its `message_id` (an item that may have reached Realer is sent again
+ * later under the same `message_id`: Realer answers it idempotent), a cancelled flush leaves every
+ * unconfirmed item pending. Callable from any thread, several at once; not from inside a signal handler
+ * (it takes locks and allocates): let a thread wait for the signal (`sigwait`) or a self-pipe, then call it.
+ * `REALER_ERR_INVALID_ARGUMENT`: NULL `client`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+realer_status realer_client_cancel(const struct realer_client *client);
+
+/**
+ * Lets calls on `client` run again after `realer_client_cancel`. `REALER_ERR_INVALID_ARGUMENT`: NULL `client`.
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+realer_status realer_client_resume(const struct realer_client *client);
 
 /**
  * A new configuration with the defaults: base URL https://api.therealer.com, the bundled Mozilla root
@@ -656,7 +815,8 @@ void realer_config_free(struct realer_config *config);
 /**
  * Sets the API origin, `https://host[:port][/prefix]` (a trailing slash is ignored).
  * `REALER_ERR_CONFIG`: not https (plain http is accepted only for 127.0.0.1 or ::1, and only after
- * `realer_config_allow_insecure_loopback`), or malformed. `REALER_ERR_INVALID_ARGUMENT`: NULL or not UTF-8.
+ * `realer_config_allow_insecure_loopback`), a port that is not 1 to 65535, user info (`user:password@`, refused
+ * without repeating the URL in the message), or malformed. `REALER_ERR_INVALID_ARGUMENT`: NULL or not UTF-8.
  *
  * # Safety
  * `config` is NULL or live; `base_url` is NULL or a NUL-terminated string.
@@ -675,12 +835,14 @@ realer_status realer_config_allow_insecure_loopback(struct realer_config *config
                                                     int32_t allow);
 
 /**
- * Sets the device id (Realer's `device_id`, such as "12345"): letters, digits, '-', '_', '.', '~'.
+ * Sets the device id (Realer's `device_id`, such as "12345"): 1 to 128 letters, digits, '-', '_', '.', '~',
+ * and not "." or ".." (they would change the URL path). `REALER_ERR_CONFIG` otherwise.
  *
  * # Safety
  * `config` is NULL or live; `device_id` is NULL or a NUL-terminated string.
  */
-realer_status realer_config_set_device_id(struct realer_config *config, const char *device_id);
+realer_status realer_config_set_device_id(struct realer_config *config,
+                                          const char *device_id);
 
 /**
  * Sets the OAuth client credentials (sent with HTTP Basic authentication to /oauth/token). The secret is
@@ -705,7 +867,9 @@ realer_status realer_config_set_scope(struct realer_config *config,
 
 /**
  * Trusts only the CA certificates in this PEM file (instead of the bundled Mozilla roots). The file is read
- * now. `REALER_ERR_CONFIG`: unreadable, no CERTIFICATE section, or a certificate that does not parse.
+ * now; it must be a regular file (or a link to one) of at most 4 MiB: a FIFO, a device or a directory is
+ * refused without being read, so the call never blocks. `REALER_ERR_CONFIG`: not a regular file, too large,
+ * unreadable, no CERTIFICATE section, or a certificate that does not parse.
  *
  * # Safety
  * `config` is NULL or live; `path` is NULL or NUL-terminated.
@@ -727,7 +891,8 @@ realer_status realer_config_set_ca_pem(struct realer_config *config,
 /**
  * Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
  * 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
- * backoff included.
+ * backoff included. There is no shorter timeout per read: a server may use what is left of the call to
+ * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps).
  *
  * # Safety
  * `config` is NULL or live.
@@ -739,8 +904,9 @@ realer_status realer_config_set_timeouts(struct realer_config *config,
 /**
  * Sets the retry policy for transient failures (network, timeout, 429, 5xx): at most `max_attempts`
  * attempts (1 to 100, the first included), waiting a random time up to `base_delay_ms` doubled per failure
- * and capped at `max_delay_ms` (full jitter), and at least the server's Retry-After. A Retry-After longer
- * than `max_delay_ms` ends the call with a retryable error carrying `retry_after_ms`.
+ * and capped at `max_delay_ms` (full jitter), and at least the server's Retry-After (seconds, or an HTTP
+ * date read against the device clock; at most a day). A Retry-After longer than `max_delay_ms` ends the call
+ * with a retryable error carrying `retry_after_ms`.
  *
  * # Safety
  * `config` is NULL or live.
@@ -783,6 +949,105 @@ realer_status realer_config_set_logger(struct realer_config *config,
 realer_status realer_config_from_env(struct realer_config *config);
 
 /**
+ * Applies the settings of a configuration file: `KEY=value` lines with the names of the variables
+ * `realer_config_from_env` reads (blank lines and `#` comments skipped; the value is everything after the
+ * first `=`, as it is), so that the secret need not sit in the environment. Each value is checked as its
+ * setter checks it. `REALER_ERR_CONFIG`, naming the file and the line (never a value): an unknown key, a
+ * key set twice, a line without `=`, a refused value, a file that is not a regular file or is larger than
+ * 64 KiB, or a file holding `REALER_CLIENT_SECRET` that its group or others may read (chmod 600 it).
+ * `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 `path`.
+ *
+ * # Safety
+ * `config` is NULL or live; `path` is NULL or NUL-terminated.
+ */
+realer_status realer_config_from_file(struct realer_config *config,
+                                      const char *path);
+
+/**
+ * Asks Realer what it wants the device's actuators at, whichever kind of service answers: a newer one's
+ * pending desired states (GET …/desired-states), each decided APPLY or STALE against what this device
+ * already answered (kept in the outbox file when one is configured, so a restart never applies an old
+ * sequence again); or, where that endpoint answers 404 or 403 (remembered for an hour), every representable
+ * command's catalog value (GET …/commands), to apply where the actuator differs. States already answered, or
+ * queued in the outbox to be, are left out. On success `*out` holds the list (possibly empty: nothing
+ * pending); free it with `realer_desired_states_free`. Answer each state with `realer_feed_item_init_answer`
+ * and `realer_post_feed_data` (or `realer_outbox_push`).
+ * `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: unreadable answer;
+ * `REALER_ERR_STORAGE`: the outbox file could not be read.
+ *
+ * # Safety
+ * `client` is NULL or live; `out` is NULL or writable.
+ */
+realer_status realer_desired_states_fetch(const struct realer_client *client,
+                                          struct realer_desired_states **out);
+
+/**
+ * Which kind of service the list came from: `REALER_DESIRED_SOURCE_DESIRED_STATES` or
+ * `REALER_DESIRED_SOURCE_CATALOG`; 0 for NULL.
+ *
+ * # Safety
+ * `list` is NULL or live.
+ */
+realer_desired_source realer_desired_states_source(const struct realer_desired_states *list);
+
+/**
+ * The number of desired states in the list; 0 for NULL.
+ *
+ * # Safety
+ * `list` is NULL or live.
+ */
+size_t realer_desired_states_len(const struct realer_desired_states *list);
+
+/**
+ * The desired state at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
+ *
+ * # Safety
+ * `list` is NULL or live.
+ */
+const struct realer_desired_state *realer_desired_states_get(const struct realer_desired_states *list,
+                                                             size_t index);
+
+/**
+ * Frees a desired-state list and its strings. NULL is accepted.
+ *
+ * # Safety
+ * `list` is NULL or from this library, and is not used afterwards.
+ */
+void realer_desired_states_free(struct realer_desired_states *list);
+
+/**
+ * Fills `item` as the answer to `state`, with `value` the physical value now at the actuator. With a
+ * `desired_id`: a command report carrying it, `report_status` (`REALER_REPORT_STATUS_APPLIED`, `_REJECTED` or
+ * `_STALE`; `_NONE` means applied) and its `sequence_number` echoed. Without (a catalog value): a plain
+ * report of the physical value (`_APPLIED`, `_REJECTED` or `_NONE`; the value tells Realer the outcome).
+ * Every other field is as `realer_feed_item_init` leaves it (`message_id` and `value_received_at` NULL:
+ * generated and now); set them before posting when this answer is a retry. The item points at `state`'s
+ * and `value`'s strings: keep the list and `value` alive until the item is posted or pushed.
+ * `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 argument, or a status that cannot answer this state
+ * (`*item` unchanged).
+ *
+ * # Safety
+ * `item` is NULL or writable; `state` is NULL or from a live list; `value` is NULL or NUL-terminated.
+ */
+realer_status realer_feed_item_init_answer(struct realer_feed_item *item,
+                                           const struct realer_desired_state *state,
+                                           const char *value,
+                                           realer_report_status report_status);
+
+/**
+ * Whether two values of a command are the same setting, compared as Realer's contract says: by
+ * `value_type` (NULL: unknown), numerically for "NumericRange" and "Binary" ("0" equals "0.0"), else as
+ * text. Use it to tell whether an actuator is already at a catalog value. False when an argument is NULL or
+ * not UTF-8.
+ *
+ * # Safety
+ * Each argument is NULL or NUL-terminated.
+ */
+bool realer_values_equal(const char *value_type,
+                         const char *a,
+                         const char *b);
+
+/**
  * The static name of a status, such as "REALER_ERR_TIMEOUT"; "REALER_ERR_UNKNOWN" for a value that is not
  * a status. Never NULL; never free it.
  */
@@ -811,9 +1076,12 @@ realer_status realer_feed_item_init(struct realer_feed_item *item);
  * also after a failure, so the caller can retry with it.
  * `REALER_OK`: `outcome` is CREATED or IDEMPOTENT (a replay of an already stored item).
  * `REALER_ERR_INVALID_ARGUMENT`: the item breaks the contract (the message names the field); nothing sent.
- * `REALER_ERR_API`: Realer refused it (outcome REJECTED; code 4009 conflict, 4022 validation with
- * `details_json`, 4003 forbidden...) or kept failing transiently (outcome NOT_SENT, retryable).
+ * `REALER_ERR_API`: outcome REJECTED when Realer judged the item (code 4009 conflict, 4022 validation with
+ * `details_json`, 4013 over the byte budget, another 4xxx); outcome NOT_SENT when the request was refused
+ * as a whole (4001 after a token renewal, 4002 subscription inactive, 4003, 4004, 4029 or 5xxx after the
+ * retries): keep the item and send it again later with the same `message_id` and `value_received_at`.
  * `REALER_ERR_NETWORK`/`_TIMEOUT`/`_TLS`: no answer (outcome NOT_SENT).
+ * Realer's `warnings` (undocumented contents) are read with `realer_last_warnings`.
  *
  * # Safety
  * `client` is NULL or live; `item` is NULL or readable with valid strings; `out` is NULL or writable.
@@ -825,13 +1093,17 @@ realer_status realer_post_feed_data(const struct realer_client *client,
 /**
  * Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
  * 100 items per request: more items make several requests, sent one after the other, each with its own
- * request timeout. A request answered 413 is split in halves and resent. Every item is checked before
+ * request timeout. A request answered 413 is split in halves (by bytes) and resent. Where the batch
+ * endpoint refuses a request as a whole (400, 404, 405, 415, 422 without per-item results) or answers in a
+ * shape librealer cannot read, the items go one by one through /feed-data, and this client keeps doing so
+ * for an hour before it tries batches again: every item is delivered either way. Every item is checked before
  * anything is sent: one bad item fails the call with `REALER_ERR_INVALID_ARGUMENT` (the message names it).
  * `*out` is set to NULL first, then to the per-item results whenever the items could be read, also on
  * failure; free it with `realer_batch_result_free` (NULL is accepted).
  * `REALER_OK`: every request was answered; items may still be REJECTED one by one (see each result).
- * Any other status: the request that failed and the ones after it were not (all) answered: their items are
- * NOT_SENT (or REJECTED when the whole request was refused for good); earlier requests' results stand.
+ * Any other status: a request was refused as a whole (402, 403, 429/5xx after retries, no answer...): its
+ * items and the ones after it are NOT_SENT (send them again later with the same `message_id`s); earlier
+ * results stand.
  *
  * # Safety
  * `client` is NULL or live; `items` is NULL or points to `count` readable items with valid strings;
@@ -881,10 +1153,20 @@ realer_status realer_format_timestamp(int64_t unix_ms,
                                       size_t len);
 
 /**
+ * The `warnings` of the last `realer_post_feed_data` on the calling thread, as JSON text ("" when Realer
+ * sent none, or an empty list). Their contents are not documented by Realer: log them. Never NULL; valid
+ * until the next `realer_post_feed_data` on this thread.
+ */
+const char *realer_last_warnings(void);
+
+/**
  * Keeps unsent items in the SQLite file at `path` (created when missing; WAL mode, each push synced), with
- * at most `max_items` items and `max_bytes` bytes of item JSON (0 = no limit). The file is opened by
+ * at most `max_items` items and `max_bytes` bytes of item JSON (0 = no limit); dead letters count within
+ * both limits (their bytes include Realer's error) and the oldest give way first. The file is opened by
  * `realer_client_new`, which fails with `REALER_ERR_CONFIG` or `REALER_ERR_STORAGE` when it cannot be.
- * Several clients and processes may share one file.
+ * Beside it the library keeps `<path>-wal` and `<path>-shm` (SQLite's), `<path>-reserve` (576 KiB given back
+ * when the disk is full, so that a flush can always delete what it sent) and `<path>-flush` (an empty lock
+ * file). Several clients and processes may share one file; their flushes send different items.
  *
  * # Safety
  * `config` is NULL or live; `path` is NULL or NUL-terminated.
@@ -912,7 +1194,8 @@ realer_status realer_config_set_outbox_when_full(struct realer_config *config,
  * Pushing an item whose `message_id` is already pending for the same source with the same payload is
  * accepted once more without a second copy.
  * `REALER_ERR_INVALID_ARGUMENT`: a bad item (the message names the field). `REALER_ERR_OUTBOX_FULL`: full,
- * with the refuse policy. `REALER_ERR_CONFIG`: the client has no outbox. `REALER_ERR_STORAGE`: disk errors.
+ * with the refuse policy. `REALER_ERR_CONFIG`: the client has no outbox. `REALER_ERR_STORAGE`: disk errors,
+ * among them a disk too full to keep the outbox's reserve; nothing was stored, nothing stored was lost.
  *
  * # Safety
  * `client` is NULL or live; `item` is NULL or readable with valid strings; `message_id_out` is NULL or
@@ -940,6 +1223,10 @@ realer_status realer_outbox_push_many(const struct realer_client *client,
  * leave the outbox; items Realer refused one by one (4xxx other than 4001 and 4029 in the batch answer)
  * move to the dead letters; a batch answered 413 is split and resent (a single item too large for any
  * request becomes a dead letter); every other item stays for the next flush.
+ * A flush claims the items it sends, so that flushes of the same file from other clients or processes send
+ * other items; a claim ends with the flush or, if its process dies, at the next flush that runs alone (else
+ * when it expires, after twice the longest a batch request can take). A full disk does not stop a flush:
+ * the outbox's reserve is given back to record what was sent.
  * When `out` is not NULL it is written, also on failure.
  * `REALER_OK`: every request was answered. Otherwise the status of the request that failed as a whole
  * (network, timeout, 5xx after retries, or a refusal of the request itself such as 403 for a token without

@@ -1,8 +1,9 @@
 /* librealer for C++17: a header-only wrapper over realer.h.
  *
  * - Ownership: every object the library allocates is held by a move-only C++ object that frees it once
- *   (Config, Client, Commands, Sensors, BatchResult, DeadLetters). The C structs inside a list (realer_command,
- *   realer_sensor, realer_item_result, realer_dead_letter) and their strings live as long as the list.
+ *   (Config, Client, Commands, Sensors, DesiredStates, BatchResult, DeadLetters). The C structs inside a list
+ *   (realer_command, realer_sensor, realer_desired_state, realer_item_result, realer_dead_letter) and their
+ *   strings live as long as the list.
  * - Errors: a failing call throws realer::Error, which carries realer_last_error() as it was right after the
  *   call (status, HTTP status, Realer code, error.type, message, request_id, details JSON, retryable,
  *   retry-after). Client::post throws realer::FeedError, which also carries the feed result: its message_id and
@@ -153,6 +154,15 @@ using Sensors =
 /// One realer_item_result per item of a batch, in the items' order.
 using BatchResult = detail::List<realer_batch_result, realer_item_result, realer_batch_result_len,
                                  realer_batch_result_get, realer_batch_result_free>;
+/// Desired states to answer (realer_desired_state, each with its `action`), from /desired-states or the
+/// catalog; `source()` says which.
+class DesiredStates : public detail::List<realer_desired_states, realer_desired_state, realer_desired_states_len,
+                                          realer_desired_states_get, realer_desired_states_free> {
+  public:
+    using List::List;
+    /// REALER_DESIRED_SOURCE_DESIRED_STATES or REALER_DESIRED_SOURCE_CATALOG.
+    realer_desired_source source() const noexcept { return realer_desired_states_source(get()); }
+};
 /// The outbox's dead letters (realer_dead_letter): items Realer refused for good.
 using DeadLetters = detail::List<realer_dead_letters, realer_dead_letter, realer_dead_letters_len,
                                  realer_dead_letters_get, realer_dead_letters_free>;
@@ -164,6 +174,14 @@ inline std::string version() { return realer_version(); }
 inline realer_feed_item feed_item() {
     realer_feed_item item;
     detail::check(realer_feed_item_init(&item));
+    return item;
+}
+
+/// The report answering `state`, with `value` the physical value now at the actuator; its strings point into
+/// `state` and `value`, which must outlive it.
+inline realer_feed_item answer(const realer_desired_state &state, const char *value, realer_report_status status) {
+    realer_feed_item item;
+    detail::check(realer_feed_item_init_answer(&item, &state, value, status));
     return item;
 }
 
@@ -185,6 +203,8 @@ class Config {
 
     /// Reads the REALER_* variables (REALER_BASE_URL, REALER_DEVICE_ID, REALER_CLIENT_ID, ...).
     Config &from_env() { return set(realer_config_from_env(c())); }
+    /// Reads the settings from a file (see realer_config_from_file).
+    Config &from_file(const std::string &path) { return set(realer_config_from_file(c(), path.c_str())); }
     Config &base_url(const std::string &url) { return set(realer_config_set_base_url(c(), url.c_str())); }
     /// Plain http:// to 127.0.0.1 or ::1 only, for local tests.
     Config &allow_insecure_loopback(bool allow) {
@@ -268,10 +288,15 @@ class Client {
         detail::check(realer_fetch_sensor(c(), id.c_str(), &out));
         return Sensors(out);
     }
-    /// What to do with a command's desired state at `now_unix_ms`: REALER_COMMAND_ACTION_APPLY, _STALE or _NONE.
-    realer_command_action desired_action(const realer_command &command, int64_t now_unix_ms) const {
-        return realer_command_desired_action(c(), &command, now_unix_ms);
+    /// The desired states to answer, each with what to do (`action`: REALER_DESIRED_ACTION_APPLY or _STALE).
+    DesiredStates desired_states() const {
+        realer_desired_states *out = nullptr;
+        detail::check(realer_desired_states_fetch(c(), &out));
+        return DesiredStates(out);
     }
+    /// Stops the calls in progress on this client (from another thread) until resume().
+    void cancel() const { detail::check(realer_client_cancel(c())); }
+    void resume() const { detail::check(realer_client_resume(c())); }
 
     /// Posts one item. Throws realer::FeedError, with the result to retry with, when it is not stored.
     realer_feed_result post(const realer_feed_item &item) const {

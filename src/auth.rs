@@ -1,16 +1,181 @@
 //! The OAuth access token: fetched on demand, cached, renewed once `renew_after` has passed (measured on the
 //! monotonic clock from its arrival), dropped on a 401. One fetch in flight per client: other threads wait
 //! for it on a condition variable, so no lock is held across network I/O or a log callback.
+//! Also what the client knows to be secret (the client secret, its Basic value, the tokens it was granted),
+//! to redact from anything a server says.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use zeroize::Zeroize;
 
+use crate::codes::{self, Class};
 use crate::config::Secret;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{is_control_text, strip_control, Error, ErrorKind, Result};
+use crate::log::{log, Level, Logger};
 use crate::time;
-use crate::transport::AuthHeader;
+use crate::transport::{Answer, AuthHeader, Body, Method, Transport};
+
+/// What replaces a secret in a text.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+/// The tokens remembered for redaction: a server may echo a token it has just refused or replaced.
+const REMEMBERED_TOKENS: usize = 4;
+
+/// The secrets one client holds; every text a server sent is passed through [`KnownSecrets::clean`].
+#[derive(Default)]
+pub(crate) struct KnownSecrets {
+    /// The client secret and the base64 Basic credentials.
+    fixed: Vec<Secret>,
+    /// The most recent access tokens, newest last.
+    tokens: Mutex<VecDeque<Secret>>,
+}
+
+impl KnownSecrets {
+    pub(crate) fn new(fixed: Vec<Secret>) -> KnownSecrets {
+        KnownSecrets { fixed: fixed.into_iter().filter(|s| !s.expose().is_empty()).collect(), ..Default::default() }
+    }
+
+    fn remember_token(&self, token: &Secret) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if tokens.len() >= REMEMBERED_TOKENS {
+            tokens.pop_front();
+        }
+        tokens.push_back(token.clone());
+    }
+
+    fn each(&self, mut f: impl FnMut(&str)) {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        for secret in self.fixed.iter().chain(tokens.iter()) {
+            if !secret.expose().is_empty() {
+                f(secret.expose());
+            }
+        }
+    }
+
+    fn redact(&self, text: &mut String) {
+        self.each(|s| {
+            if text.contains(s) {
+                let redacted = text.replace(s, REDACTED);
+                text.zeroize();
+                *text = redacted;
+            }
+        });
+    }
+
+    fn holds_secret(&self, text: &str) -> bool {
+        let mut found = false;
+        self.each(|s| found |= text.contains(s));
+        found
+    }
+
+    /// A text a server sent, safe to show: every known secret redacted, each run of control characters one
+    /// space. A secret with control characters inserted into it is redacted too (the text then loses them
+    /// without a space).
+    pub(crate) fn clean(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        self.redact(&mut out);
+        if !out.chars().any(is_control_text) {
+            return out;
+        }
+        let mut removed: String = out.chars().filter(|c| !is_control_text(*c)).collect();
+        if self.holds_secret(&removed) {
+            out.zeroize();
+            self.redact(&mut removed);
+            return removed;
+        }
+        removed.zeroize();
+        let spaced = strip_control(&out).into_owned();
+        out.zeroize();
+        spaced
+    }
+
+    /// An error with every server-provided text cleaned.
+    pub(crate) fn clean_error(&self, mut e: Error) -> Error {
+        e.map_server_text(&|t| self.clean(t));
+        e
+    }
+}
+
+/// A logger whose every line is cleaned by `secrets` (a log line may quote what a server said).
+pub(crate) fn guarded_logger(logger: &Logger, secrets: Arc<KnownSecrets>) -> Logger {
+    logger.filtered(move |line| secrets.clean(line))
+}
+
+/// base64(client_id ":" client_secret), the Basic credentials, built in buffers of their final size so that
+/// no copy is left behind by a reallocation.
+pub(crate) fn basic_credentials(client_id: &str, client_secret: &Secret) -> Secret {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let secret = client_secret.expose();
+    let mut input = Vec::with_capacity(client_id.len() + 1 + secret.len());
+    input.extend_from_slice(client_id.as_bytes());
+    input.push(b':');
+    input.extend_from_slice(secret.as_bytes());
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    input.zeroize();
+    Secret::new(out)
+}
+
+/// Where tokens are issued (contract section 2).
+pub(crate) const TOKEN_PATH: &str = "/oauth/token";
+
+/// application/x-www-form-urlencoded value encoding.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One token request (contract section 2): client credentials, the client authenticated with HTTP Basic,
+/// `scope` when one is configured. A refusal is an `Auth` error (a 5xx or 429 an `Api` one, retryable).
+pub(crate) fn request_token(
+    transport: &Transport,
+    basic: &AuthHeader,
+    scope: Option<&str>,
+    logger: &Option<Logger>,
+    deadline: Instant,
+) -> Result<Grant> {
+    let mut form = String::from("grant_type=client_credentials");
+    if let Some(scope) = scope {
+        form.push_str("&scope=");
+        form.push_str(&form_encode(scope));
+    }
+    let answer = transport.send(Method::Post, TOKEN_PATH, basic, Body::Form(&form), deadline)?;
+    if answer.status == 200 {
+        let grant = Grant::from_answer(&answer, time::now_unix_ms())?;
+        log!(
+            logger,
+            Level::Info,
+            "access token issued (renew after {}, expires in {})",
+            seconds_or_unknown(grant.renew_after),
+            seconds_or_unknown(grant.expires_in)
+        );
+        return Ok(grant);
+    }
+    let retryable = codes::classify(answer.status, None) == Class::Retry;
+    let mut err = codes::error_from_answer(&answer, if retryable { ErrorKind::Api } else { ErrorKind::Auth });
+    err.message = format!("token request refused: {}", err.message);
+    Err(err)
+}
 
 /// A token as the server granted it.
 #[derive(Debug)]
@@ -18,6 +183,19 @@ pub(crate) struct Grant {
     pub access_token: Secret,
     pub renew_after: Option<Duration>,
     pub expires_in: Option<Duration>,
+    /// The scopes granted, as the answer's `scope` lists them.
+    pub scope: Option<String>,
+}
+
+/// What the token endpoint said about the client's current access token; never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The scopes granted (space separated), when the answer said.
+    pub scope: Option<String>,
+    pub expires_in: Option<Duration>,
+    pub renew_after: Option<Duration>,
+    /// Since the token arrived.
+    pub age: Duration,
 }
 
 impl Grant {
@@ -49,7 +227,19 @@ impl Grant {
             access_token: Secret::new(access_token),
             renew_after: secs("renew_after"),
             expires_in: secs("expires_in"),
+            scope: v.get("scope").and_then(Value::as_str).map(|s| s.chars().filter(|c| !c.is_control()).collect()),
         })
+    }
+
+    /// Reads a token answer (HTTP 200), then wipes the copy of the token its JSON tree holds (the answer's
+    /// body is wiped when the answer is dropped).
+    pub(crate) fn from_answer(answer: &Answer, now_unix_ms: i64) -> Result<Grant> {
+        let mut json = crate::codes::json_body(answer).ok_or_else(|| Error::protocol("token answer is not JSON"))?;
+        let grant = Grant::parse(&json, now_unix_ms);
+        if let Some(Value::String(token)) = json.get_mut("access_token") {
+            token.zeroize();
+        }
+        grant
     }
 }
 
@@ -71,6 +261,8 @@ impl Token {
 #[derive(Default)]
 struct State {
     token: Option<Token>,
+    /// What was said about `token`, and when it arrived.
+    info: Option<(TokenInfo, Instant)>,
     fetching: bool,
     generation: u64,
 }
@@ -79,6 +271,8 @@ struct State {
 pub(crate) struct TokenCache {
     state: Mutex<State>,
     changed: Condvar,
+    /// Learns every token granted.
+    secrets: Arc<KnownSecrets>,
 }
 
 /// Clears `fetching` even when the fetch panics, so waiters never hang.
@@ -94,6 +288,15 @@ impl Drop for FetchGuard<'_> {
 }
 
 impl TokenCache {
+    pub(crate) fn new(secrets: Arc<KnownSecrets>) -> TokenCache {
+        TokenCache { secrets, ..Default::default() }
+    }
+
+    /// The client's secrets, the tokens this cache was granted among them.
+    pub(crate) fn secrets(&self) -> &KnownSecrets {
+        &self.secrets
+    }
+
     fn lock_state(&self) -> MutexGuard<'_, State> {
         // The state stays consistent under every panic (plain field writes), so a poisoned lock is usable.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -128,7 +331,8 @@ impl TokenCache {
         let result = fetch();
         let mut st = self.lock_state();
         let out = result.and_then(|grant| {
-            let header = AuthHeader::new(&Secret::new(format!("Bearer {}", grant.access_token.expose())))?;
+            self.secrets.remember_token(&grant.access_token);
+            let header = AuthHeader::with_scheme("Bearer ", &grant.access_token)?;
             st.generation += 1;
             let renew_after = match (grant.renew_after, grant.expires_in) {
                 (Some(r), Some(e)) => Some(r.min(e.mul_f64(0.9))),
@@ -139,11 +343,25 @@ impl TokenCache {
             let token =
                 Token { header, generation: st.generation, renew_at: renew_after.and_then(|d| arrived.checked_add(d)) };
             st.token = Some(token.clone());
+            let info = TokenInfo {
+                scope: grant.scope.clone(),
+                expires_in: grant.expires_in,
+                renew_after: grant.renew_after,
+                age: Duration::ZERO,
+            };
+            st.info = Some((info, arrived));
             Ok(token)
         });
         drop(st);
         drop(guard);
         out
+    }
+
+    /// What was said about the current token, if there is one.
+    pub(crate) fn info(&self) -> Option<TokenInfo> {
+        let st = self.lock_state();
+        st.token.as_ref()?;
+        st.info.as_ref().map(|(info, arrived)| TokenInfo { age: arrived.elapsed(), ..info.clone() })
     }
 
     /// Drops the token after the server refused it (401), unless another thread already replaced it.
@@ -155,6 +373,11 @@ impl TokenCache {
     }
 }
 
+/// A lifetime for a log line: "3000 s", or "not given" (never Rust's `Some(3000s)`).
+fn seconds_or_unknown(lifetime: Option<std::time::Duration>) -> String {
+    lifetime.map_or_else(|| "not given".to_string(), |d| format!("{} s", d.as_secs()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +386,17 @@ mod tests {
     use std::sync::Arc;
 
     fn grant(renew: Option<u64>) -> Grant {
-        Grant { access_token: Secret::new("t"), renew_after: renew.map(Duration::from_millis), expires_in: None }
+        Grant {
+            access_token: Secret::new("t"),
+            renew_after: renew.map(Duration::from_millis),
+            expires_in: None,
+            scope: None,
+        }
+    }
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(form_encode("iot:catalog:read iot:feed-data:write"), "iot%3Acatalog%3Aread+iot%3Afeed-data%3Awrite");
     }
 
     #[test]
@@ -181,6 +414,52 @@ mod tests {
         assert!(Grant::parse(&json!({"token":"abc"}), 0).is_err());
         assert!(Grant::parse(&json!({"access_token":"a b"}), 0).is_err());
         assert!(!format!("{:?}", Grant::parse(&json!({"access_token":"sekrit"}), 0).unwrap()).contains("sekrit"));
+    }
+
+    #[test]
+    fn basic_credentials_are_base64() {
+        let b = |id: &str, secret: &str| basic_credentials(id, &Secret::new(secret)).expose().to_string();
+        assert_eq!(b("cdv_x", "demo-secret"), "Y2R2X3g6ZGVtby1zZWNyZXQ=");
+        assert_eq!(b("f", "o"), "Zjpv");
+        assert_eq!(b("fo", "o"), "Zm86bw==");
+        assert_eq!(b("fo", "ob"), "Zm86b2I=");
+    }
+
+    #[test]
+    fn known_secrets_are_redacted_from_server_text() {
+        let secrets = KnownSecrets::new(vec![Secret::new("s3cret"), Secret::new("QmFzaWM="), Secret::new("")]);
+        secrets.remember_token(&Secret::new("tok-1"));
+        assert_eq!(
+            secrets.clean("Basic QmFzaWM= and s3cret, Bearer tok-1"),
+            "Basic <redacted> and <redacted>, Bearer <redacted>"
+        );
+        assert_eq!(secrets.clean("s3c\u{1b}ret"), "<redacted>", "a control character inside is no way around");
+        assert_eq!(secrets.clean("a s3\u{200e}cret\r\n"), "a <redacted>");
+        assert_eq!(secrets.clean("line\r\nX-Forged: 1\u{1b}[2J"), "line X-Forged: 1 [2J");
+        assert_eq!(secrets.clean("nothing here"), "nothing here");
+        for i in 2..=5 {
+            secrets.remember_token(&Secret::new(format!("tok-{i}")));
+        }
+        assert_eq!(secrets.clean("tok-2 tok-5"), "<redacted> <redacted>");
+        let mut e = Error::new(ErrorKind::Api, "echo s3cret");
+        e.details = Some(json!({"s3cret": ["tok-5"]}));
+        let e = secrets.clean_error(e);
+        assert_eq!(
+            (e.message.as_str(), e.details_json()),
+            ("echo <redacted>", r#"{"<redacted>":["<redacted>"]}"#.into())
+        );
+    }
+
+    #[test]
+    fn the_token_cache_learns_each_token_for_redaction() {
+        let cache = TokenCache::new(Arc::new(KnownSecrets::new(vec![])));
+        let far = Instant::now() + Duration::from_secs(5);
+        cache
+            .get(far, || {
+                Ok(Grant { access_token: Secret::new("tok-xyz"), renew_after: None, expires_in: None, scope: None })
+            })
+            .unwrap();
+        assert_eq!(cache.secrets().clean("got tok-xyz"), "got <redacted>");
     }
 
     #[test]

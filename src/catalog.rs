@@ -1,21 +1,26 @@
-//! The device catalog (contract section 3): commands with their desired state, and sensors. The parser is
-//! tolerant: ids may be numbers or strings, unknown fields are ignored, missing optional fields are absent,
-//! and an item Realer cannot represent keeps its id and carries its error.
+//! The device catalog (contract section 3): what the device's commands and sensors are. Realer's catalog
+//! carries no desired-state ids: a command's `value` is what Realer wants in the older API, and the newer one
+//! lists desired states elsewhere (`desired.rs`). The parser is typed and tolerant: ids may be numbers or
+//! strings, unknown fields are skipped, missing optional fields are absent, an item Realer cannot represent
+//! keeps its id and carries its error, and an item this client cannot read becomes such an error item.
 
-use serde_json::Value;
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
+use crate::json::{self, ErrorField, Text};
 use crate::log::Level;
-use crate::time;
 
-/// Why Realer could not represent an item.
+/// Why Realer could not represent an item (or this client could not read it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemError {
     pub error_type: String,
     pub message: String,
 }
 
-/// A command: `value` is the desired state set in Realer.
+/// A command of the catalog. In the older API its `value` is the value Realer wants the actuator at.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Command {
     pub id: String,
@@ -23,12 +28,6 @@ pub struct Command {
     pub value_type: Option<String>,
     pub kind: Option<String>,
     pub pin_port: Option<String>,
-    /// A pending desired state not yet answered by the device.
-    pub desired_id: Option<String>,
-    pub sequence_number: Option<i64>,
-    pub expires_at: Option<String>,
-    /// `expires_at` in Unix milliseconds; absent when `expires_at` is absent or unreadable.
-    pub expires_at_unix_ms: Option<i64>,
     pub error: Option<ItemError>,
 }
 
@@ -42,192 +41,350 @@ pub struct Sensor {
     pub error: Option<ItemError>,
 }
 
-/// What to do about a command's desired state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DesiredAction {
-    /// No desired state is pending.
-    None,
-    /// Apply the value, then report `applied` (or `rejected`) with its `desired_id`.
-    Apply,
-    /// Expired, or not newer than one already reported: do not apply; report `stale`.
-    Stale,
+/// An item's error as read, borrowed from the answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ItemErrorRef<'a> {
+    pub error_type: Cow<'a, str>,
+    pub message: Cow<'a, str>,
 }
 
-/// A scalar as text: catalog strings sometimes arrive as numbers.
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+impl ItemErrorRef<'_> {
+    fn to_owned(&self) -> ItemError {
+        ItemError { error_type: self.error_type.to_string(), message: self.message.to_string() }
     }
 }
 
-fn item_error(v: &Value) -> Option<ItemError> {
-    match v.get("error")? {
-        Value::Object(o) => Some(ItemError {
-            error_type: text(o.get("type")).unwrap_or_default(),
-            message: text(o.get("message")).unwrap_or_default(),
-        }),
-        Value::String(s) => Some(ItemError { error_type: String::new(), message: s.clone() }),
-        Value::Null => None,
-        other => Some(ItemError { error_type: String::new(), message: other.to_string() }),
+/// A command as read, its strings borrowed from the answer where they needed no unescaping.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CommandRef<'a> {
+    pub id: Cow<'a, str>,
+    pub value: Option<Cow<'a, str>>,
+    pub value_type: Option<Cow<'a, str>>,
+    pub kind: Option<Cow<'a, str>>,
+    pub pin_port: Option<Cow<'a, str>>,
+    pub error: Option<ItemErrorRef<'a>>,
+}
+
+impl CommandRef<'_> {
+    pub(crate) fn to_owned(&self) -> Command {
+        Command {
+            id: self.id.to_string(),
+            value: self.value.as_deref().map(str::to_string),
+            value_type: self.value_type.as_deref().map(str::to_string),
+            kind: self.kind.as_deref().map(str::to_string),
+            pin_port: self.pin_port.as_deref().map(str::to_string),
+            error: self.error.as_ref().map(ItemErrorRef::to_owned),
+        }
     }
 }
 
-fn parse_command(v: &Value) -> Option<Command> {
-    let id = text(v.get("id"))?;
-    let sequence_number = match v.get("sequence_number") {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.parse().ok(),
-        _ => None,
+/// Where a fetch puts the commands it reads: told the count first (to allocate once), then each command.
+pub(crate) trait CommandSink {
+    fn reserve(&mut self, _items: usize) {}
+    fn push(&mut self, command: CommandRef<'_>);
+}
+
+/// As [`CommandSink`], for sensors.
+pub(crate) trait SensorSink {
+    fn reserve(&mut self, _items: usize) {}
+    fn push(&mut self, sensor: SensorRef<'_>);
+}
+
+impl CommandSink for Vec<Command> {
+    fn reserve(&mut self, items: usize) {
+        self.reserve_exact(items);
     }
-    .filter(|n| *n >= 0);
-    let expires_at = text(v.get("expires_at"));
-    Some(Command {
+    fn push(&mut self, command: CommandRef<'_>) {
+        Vec::push(self, command.to_owned());
+    }
+}
+
+impl SensorSink for Vec<Sensor> {
+    fn reserve(&mut self, items: usize) {
+        self.reserve_exact(items);
+    }
+    fn push(&mut self, sensor: SensorRef<'_>) {
+        Vec::push(self, sensor.to_owned());
+    }
+}
+
+/// A sensor as read; see [`CommandRef`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SensorRef<'a> {
+    pub id: Cow<'a, str>,
+    pub kind: Option<Cow<'a, str>>,
+    pub qc: Option<Cow<'a, str>>,
+    pub mu: Option<Cow<'a, str>>,
+    pub pin_port: Option<Cow<'a, str>>,
+    pub error: Option<ItemErrorRef<'a>>,
+}
+
+impl SensorRef<'_> {
+    pub(crate) fn to_owned(&self) -> Sensor {
+        Sensor {
+            id: self.id.to_string(),
+            kind: self.kind.as_deref().map(str::to_string),
+            qc: self.qc.as_deref().map(str::to_string),
+            mu: self.mu.as_deref().map(str::to_string),
+            pin_port: self.pin_port.as_deref().map(str::to_string),
+            error: self.error.as_ref().map(ItemErrorRef::to_owned),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CommandItem<'a> {
+    #[serde(borrow, default)]
+    id: Text<'a>,
+    #[serde(borrow, default)]
+    value: Text<'a>,
+    #[serde(borrow, default)]
+    value_type: Text<'a>,
+    #[serde(borrow, default)]
+    kind: Text<'a>,
+    #[serde(borrow, default)]
+    pin_port: Text<'a>,
+    #[serde(borrow, default)]
+    error: ErrorField<'a>,
+}
+
+#[derive(Deserialize)]
+struct SensorItem<'a> {
+    #[serde(borrow, default)]
+    id: Text<'a>,
+    #[serde(borrow, default)]
+    kind: Text<'a>,
+    #[serde(borrow, default)]
+    qc: Text<'a>,
+    #[serde(borrow, default)]
+    mu: Text<'a>,
+    #[serde(borrow, default)]
+    pin_port: Text<'a>,
+    #[serde(borrow, default)]
+    error: ErrorField<'a>,
+}
+
+/// Only the id of an item that could not be read whole.
+#[derive(Deserialize)]
+struct IdOnly<'a> {
+    #[serde(borrow, default)]
+    id: Text<'a>,
+}
+
+fn item_error(e: ErrorField<'_>) -> Option<ItemErrorRef<'_>> {
+    e.present.then(|| ItemErrorRef {
+        error_type: e.error_type.unwrap_or_default(),
+        message: e.message.or(e.plain).unwrap_or_default(),
+    })
+}
+
+/// What an item this client cannot read becomes: an item with its id and an error saying why, as one
+/// Realer cannot represent. `None` when not even its id can be read.
+fn unreadable(raw: &RawValue, why: serde_json::Error) -> Option<(Cow<'_, str>, ItemErrorRef<'static>)> {
+    let id = json::object::<IdOnly<'_>>(raw).ok()?.id.0?;
+    Some((
         id,
-        value: text(v.get("value")),
-        value_type: text(v.get("value_type")),
-        kind: text(v.get("kind")),
-        pin_port: text(v.get("pin_port")),
-        desired_id: text(v.get("desired_id")).filter(|d| !d.is_empty()),
-        sequence_number,
-        expires_at_unix_ms: expires_at.as_deref().and_then(|s| time::parse_rfc3339_any_ms(s).ok()),
-        expires_at,
-        error: item_error(v),
-    })
+        ItemErrorRef {
+            error_type: Cow::Borrowed("unreadable_item"),
+            message: Cow::Owned(format!("librealer could not read this item: {why}")),
+        },
+    ))
 }
 
-fn parse_sensor(v: &Value) -> Option<Sensor> {
-    Some(Sensor {
-        id: text(v.get("id"))?,
-        kind: text(v.get("kind")),
-        qc: text(v.get("qc")),
-        mu: text(v.get("mu")),
-        pin_port: text(v.get("pin_port")),
-        error: item_error(v),
-    })
+fn no_list(key: &str) -> Error {
+    Error::protocol(format!("the catalog answer has no \"{key}\" array"))
 }
 
-/// Items under `key` (`{"code":2000,"commands":[…]}`), also tolerating a bare array or a single object
-/// under the singular key. Items without an id are skipped and reported through `skipped`.
-fn parse_list<T>(
-    body: &Value,
-    key: &str,
-    singular: &str,
-    parse: fn(&Value) -> Option<T>,
-    skipped: &mut dyn FnMut(String),
-) -> Result<Vec<T>> {
-    let items: Vec<&Value> = match (body, body.get(key), body.get(singular)) {
-        (Value::Array(a), _, _) => a.iter().collect(),
-        (_, Some(Value::Array(a)), _) => a.iter().collect(),
-        (_, None, Some(one @ Value::Object(_))) => vec![one],
-        _ => return Err(Error::protocol(format!("catalog answer has no \"{key}\" array"))),
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        match parse(item) {
-            Some(x) => out.push(x),
-            None => skipped(format!("skipped a {singular} without an id: {}", truncate(&item.to_string(), 200))),
+fn not_json(key: &str, e: &serde_json::Error) -> Error {
+    Error::protocol(format!("the {key} answer is not JSON: {e}"))
+}
+
+fn excerpt(raw: &RawValue) -> String {
+    json::excerpt(raw.get(), 200)
+}
+
+/// Reads a commands answer (`{"code":2000,"commands":[…]}`; also a bare array, or one object under
+/// `command`), handing each command to `each`. Items without an id (or that are not objects) are skipped,
+/// told in one warning.
+pub(crate) fn parse_commands(
+    body: &[u8],
+    each: &mut dyn FnMut(CommandRef<'_>),
+    warn: &mut dyn FnMut(Level, String),
+) -> Result<()> {
+    let (mut skipped, mut unreadable_items) = (json::Skipped::default(), json::Skipped::default());
+    let found =
+        json::for_each_item(body, "commands", Some("command"), &mut |raw| match json::object::<CommandItem<'_>>(raw) {
+            Ok(c) => match c.id.0 {
+                Some(id) => {
+                    let error = item_error(c.error);
+                    let (value, value_type, kind, pin_port) = if error.is_some() {
+                        (None, None, None, None)
+                    } else {
+                        (c.value.0, c.value_type.0, c.kind.0, c.pin_port.0)
+                    };
+                    each(CommandRef { id, value, value_type, kind, pin_port, error })
+                }
+                None => skipped.add(|| excerpt(raw)),
+            },
+            Err(e) => match unreadable(raw, e) {
+                Some((id, error)) => {
+                    unreadable_items.add(|| format!("command {}: {}", json::excerpt(&id, 64), error.message));
+                    each(CommandRef { id, error: Some(error), ..CommandRef::default() })
+                }
+                None => skipped.add(|| excerpt(raw)),
+            },
+        })
+        .map_err(|e| not_json("commands", &e))?;
+    skipped.report("commands skipped (not an object with an id)", warn);
+    unreadable_items.report("commands unreadable (kept as error items)", warn);
+    if found.found {
+        Ok(())
+    } else {
+        Err(no_list("commands"))
+    }
+}
+
+/// Reads a sensors answer; as [`parse_commands`].
+pub(crate) fn parse_sensors(
+    body: &[u8],
+    each: &mut dyn FnMut(SensorRef<'_>),
+    warn: &mut dyn FnMut(Level, String),
+) -> Result<()> {
+    let (mut skipped, mut unreadable_items) = (json::Skipped::default(), json::Skipped::default());
+    let found =
+        json::for_each_item(body, "sensors", Some("sensor"), &mut |raw| match json::object::<SensorItem<'_>>(raw) {
+            Ok(s) => match s.id.0 {
+                Some(id) => {
+                    let error = item_error(s.error);
+                    let (kind, qc, mu, pin_port) = if error.is_some() {
+                        (None, None, None, None)
+                    } else {
+                        (s.kind.0, s.qc.0, s.mu.0, s.pin_port.0)
+                    };
+                    each(SensorRef { id, kind, qc, mu, pin_port, error })
+                }
+                None => skipped.add(|| excerpt(raw)),
+            },
+            Err(e) => match unreadable(raw, e) {
+                Some((id, error)) => {
+                    unreadable_items.add(|| format!("sensor {}: {}", json::excerpt(&id, 64), error.message));
+                    each(SensorRef { id, error: Some(error), ..SensorRef::default() })
+                }
+                None => skipped.add(|| excerpt(raw)),
+            },
+        })
+        .map_err(|e| not_json("sensors", &e))?;
+    skipped.report("sensors skipped (not an object with an id)", warn);
+    unreadable_items.report("sensors unreadable (kept as error items)", warn);
+    if found.found {
+        Ok(())
+    } else {
+        Err(no_list("sensors"))
+    }
+}
+
+/// How many items a commands or sensors answer holds (for the C lists, which are allocated once).
+pub(crate) fn count(body: &[u8], key: &str, singular: &str) -> usize {
+    json::count_items(body, key, Some(singular))
+}
+
+/// Whether two values of a command are the same setting, compared as the contract says (section 3): by
+/// `value_type`, numerically for `NumericRange` and `Binary` ("0" equals "0.0"), else as text. Numbers that
+/// do not parse are compared as text.
+pub fn values_equal(value_type: Option<&str>, a: &str, b: &str) -> bool {
+    let numeric =
+        matches!(value_type, Some(t) if t.eq_ignore_ascii_case("NumericRange") || t.eq_ignore_ascii_case("Binary"));
+    if numeric {
+        if let (Ok(x), Ok(y)) = (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
+            return x == y;
         }
     }
-    Ok(out)
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-pub(crate) fn parse_commands(body: &Value, warn: &mut dyn FnMut(Level, String)) -> Result<Vec<Command>> {
-    parse_list(body, "commands", "command", parse_command, &mut |m| warn(Level::Warn, m))
-}
-
-pub(crate) fn parse_sensors(body: &Value, warn: &mut dyn FnMut(Level, String)) -> Result<Vec<Sensor>> {
-    parse_list(body, "sensors", "sensor", parse_sensor, &mut |m| warn(Level::Warn, m))
-}
-
-/// The contract's rule for a pending desired state: stale once expired, or when its `sequence_number` is not
-/// newer than `last_reported` (the highest this client reported for the command).
-pub fn desired_action(command: &Command, last_reported: Option<i64>, now_unix_ms: i64) -> DesiredAction {
-    if command.desired_id.is_none() || command.error.is_some() {
-        return DesiredAction::None;
-    }
-    // An expiry that cannot be read cannot be shown to lie ahead: fail closed, never apply it.
-    if command.expires_at_unix_ms.is_some_and(|at| now_unix_ms >= at)
-        || (command.expires_at.is_some() && command.expires_at_unix_ms.is_none())
-    {
-        return DesiredAction::Stale;
-    }
-    if let (Some(seq), Some(last)) = (command.sequence_number, last_reported) {
-        if seq <= last {
-            return DesiredAction::Stale;
-        }
-    }
-    DesiredAction::Apply
+    a == b
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn no_warn() -> impl FnMut(Level, String) {
         |_, m| panic!("unexpected warning {m}")
     }
 
+    fn commands(body: &str, warn: &mut dyn FnMut(Level, String)) -> Result<Vec<Command>> {
+        let mut out = Vec::new();
+        parse_commands(body.as_bytes(), &mut |c| out.push(c.to_owned()), warn)?;
+        Ok(out)
+    }
+
+    fn sensors(body: &str, warn: &mut dyn FnMut(Level, String)) -> Result<Vec<Sensor>> {
+        let mut out = Vec::new();
+        parse_sensors(body.as_bytes(), &mut |s| out.push(s.to_owned()), warn)?;
+        Ok(out)
+    }
+
     #[test]
     fn parses_the_contract_shapes() {
-        let body = json!({"code":2000,"commands":[
-            {"id":1,"value":"0.0","value_type":"NumericRange","kind":"relay","pin_port":"6",
-             "desired_id":"des_1","sequence_number":3,"expires_at":"2026-04-24T10:15:00Z","future_field":{}},
+        let body = r#"{"code":2000,"commands":[
+            {"id":1,"value":"0.0","value_type":"NumericRange","kind":"relay","pin_port":"6","future_field":{}},
             {"id":"cmd_0123456789abcdefghijklmnopq","error":{"type":"unsupported","message":"cannot"}},
-            {"id":4,"value":1.5,"pin_port":6,"error":"legacy"}
-        ]});
-        let cmds = parse_commands(&body, &mut no_warn()).unwrap();
+            {"id":4,"value":1.5,"pin_port":6,"error":"legacy"},
+            {"id":5,"value":"a\"b","desired_id":"des_x","sequence_number":3}
+        ]}"#;
+        let cmds = commands(body, &mut no_warn()).unwrap();
         assert_eq!(cmds[0].id, "1");
-        assert_eq!(cmds[0].desired_id.as_deref(), Some("des_1"));
-        assert_eq!(cmds[0].sequence_number, Some(3));
-        assert_eq!(cmds[0].expires_at_unix_ms, Some(1_777_025_700_000));
+        assert_eq!(cmds[0].value.as_deref(), Some("0.0"));
         assert_eq!(cmds[1].error, Some(ItemError { error_type: "unsupported".into(), message: "cannot".into() }));
         assert_eq!(cmds[1].value, None);
-        assert_eq!((cmds[2].value.as_deref(), cmds[2].pin_port.as_deref()), (Some("1.5"), Some("6")));
-        assert_eq!(cmds[2].error.as_ref().unwrap().message, "legacy");
+        // An item with an error carries only its id and the error.
+        assert_eq!((cmds[2].value.as_deref(), cmds[2].error.as_ref().unwrap().message.as_str()), (None, "legacy"));
+        // Desired-state fields on a catalog item are not the catalog's: ignored.
+        assert_eq!(cmds[3], Command { id: "5".into(), value: Some("a\"b".into()), ..Command::default() });
 
-        let sensors = parse_sensors(
-            &json!({"code":2000,"sensors":[{"id":7,"kind":"thermistor","qc":"celsius_temperature","mu":"degree_celsius:0","pin_port":"5"}]}),
+        let s = sensors(
+            r#"{"code":2000,"sensors":[{"id":7,"kind":"thermistor","qc":"celsius_temperature","mu":"degree_celsius:0","pin_port":"5"}]}"#,
             &mut no_warn(),
         )
         .unwrap();
-        assert_eq!(sensors[0].mu.as_deref(), Some("degree_celsius:0"));
-        assert!(parse_sensors(&json!({"code":2000}), &mut no_warn()).is_err());
-        assert_eq!(parse_sensors(&json!({"sensor":{"id":7}}), &mut no_warn()).unwrap().len(), 1);
+        assert_eq!(s[0].mu.as_deref(), Some("degree_celsius:0"));
+        assert!(sensors(r#"{"code":2000}"#, &mut no_warn()).is_err());
+        assert_eq!(sensors(r#"{"sensor":{"id":7}}"#, &mut no_warn()).unwrap().len(), 1);
+        let mut warned = Vec::new();
+        assert_eq!(sensors(r#"[{"id":7},{"kind":"x"},3]"#, &mut |_, m| warned.push(m)).unwrap().len(), 1);
+        assert_eq!(warned.len(), 1, "one warning per list");
+        assert!(warned[0].starts_with("2 sensors skipped"), "{}", warned[0]);
+        // An array is no item, even one a struct could be read from by position.
         let mut warned = 0;
-        assert_eq!(parse_sensors(&json!([{"id":7},{"kind":"x"}]), &mut |_, _| warned += 1).unwrap().len(), 1);
+        assert!(commands(r#"{"commands":[[1],[2,"0"]]}"#, &mut |_, _| warned += 1).unwrap().is_empty());
         assert_eq!(warned, 1);
     }
 
     #[test]
-    fn desired_action_rules() {
-        let mut c = Command {
-            id: "1".into(),
-            desired_id: Some("d".into()),
-            sequence_number: Some(5),
-            expires_at_unix_ms: Some(1000),
-            ..Command::default()
-        };
-        assert_eq!(desired_action(&c, None, 999), DesiredAction::Apply);
-        assert_eq!(desired_action(&c, None, 1000), DesiredAction::Stale);
-        assert_eq!(desired_action(&c, Some(4), 0), DesiredAction::Apply);
-        assert_eq!(desired_action(&c, Some(5), 0), DesiredAction::Stale);
-        c.expires_at_unix_ms = None;
-        assert_eq!(desired_action(&c, None, i64::MAX), DesiredAction::Apply, "no expiry");
-        c.expires_at = Some("next tuesday".into());
-        assert_eq!(desired_action(&c, None, 0), DesiredAction::Stale, "an unreadable expiry is not applied");
-        c.expires_at = None;
-        c.desired_id = None;
-        assert_eq!(desired_action(&c, None, 0), DesiredAction::None);
+    fn one_unreadable_item_spoils_only_itself() {
+        let mut warnings = Vec::new();
+        let cmds = commands(
+            r#"{"commands":[{"id":1,"value":"1"},{"id":2,"value":1e999},{"id":3,"value":"3","kind":"a","kind":"b"}]}"#,
+            &mut |_, m| warnings.push(m),
+        )
+        .unwrap();
+        assert_eq!(cmds.len(), 3);
+        assert_eq!(cmds[0].value.as_deref(), Some("1"));
+        let e = cmds[1].error.as_ref().unwrap();
+        assert_eq!(e.error_type, "unreadable_item");
+        assert!(e.message.contains("number out of range"), "{}", e.message);
+        assert_eq!(cmds[2].error.as_ref().unwrap().error_type, "unreadable_item");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("2 commands unreadable"), "{}", warnings[0]);
+        assert!(commands("<html>", &mut no_warn()).unwrap_err().message.contains("not JSON"));
+    }
+
+    #[test]
+    fn values_compare_by_type() {
+        assert!(values_equal(Some("NumericRange"), "0", "0.0"));
+        assert!(values_equal(Some("Binary"), "1", "1.00"));
+        assert!(!values_equal(Some("NumericRange"), "1", "0.0"));
+        assert!(!values_equal(Some("Boolean"), "on", "On"));
+        assert!(values_equal(None, "x", "x"));
+        assert!(!values_equal(None, "0", "0.0"));
+        assert!(!values_equal(Some("NumericRange"), "warm", "0"));
     }
 }

@@ -1,26 +1,24 @@
 //! The client: one per device, shareable between threads. Every call runs inside one deadline (the request
 //! timeout) that covers its token fetch, its retries and their backoff.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use serde_json::Value;
-
-use crate::auth::{Grant, TokenCache};
-use crate::catalog::{self, Command, DesiredAction, Sensor};
+use crate::auth::{self, Grant, KnownSecrets, TokenCache};
+use crate::catalog::{self, Command, CommandRef, CommandSink, ItemErrorRef, Sensor, SensorSink};
 use crate::codes::{self, Class};
-use crate::config::{check_id, Config, Secret};
+use crate::config::{check_id, Config};
+use crate::desired::{self, AnsweredLog, DesiredSource, DesiredState, DesiredStates, REPROBE_AFTER};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, Prepared, SingleAnswer};
+use crate::json;
+use crate::limits::MAX_BATCH_ITEMS;
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
-use crate::retry::{backoff, random_u64};
+use crate::random::random_u64;
+use crate::retry::backoff;
 use crate::time;
 use crate::transport::{Answer, AuthHeader, Body, Method, Transport};
-
-/// Items per batch request (the contract's limit).
-pub(crate) const MAX_BATCH_ITEMS: usize = 100;
 
 /// The results of a batch post, one per item in order, and the first error that stopped a request.
 #[derive(Clone, Debug)]
@@ -35,11 +33,28 @@ pub struct Client {
     transport: Transport,
     basic_auth: AuthHeader,
     tokens: TokenCache,
-    /// The highest `sequence_number` this client reported, per command id.
-    reported_sequence: Mutex<HashMap<String, i64>>,
+    /// What this device answered of Realer's desired states (in the outbox file when there is one).
+    answered: AnsweredLog,
+    /// When `/desired-states` was found missing (404) or not allowed (403): the catalog's values stand in.
+    desired_states_missing: Mutex<Option<Instant>>,
+    /// When `/feed-data/batches` refused a request as a whole or answered in a shape this client cannot
+    /// read: batches go one item at a time through `/feed-data` until `REPROBE_AFTER` has passed.
+    batches_missing: Mutex<Option<Instant>>,
     outbox: Option<Outbox>,
     feed_data_path: String,
     batches_path: String,
+    /// The process that made the client (and opened its outbox).
+    pid: u32,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            // A child after fork(): closing the parent's SQLite connection could disturb the parent's locks
+            // and WAL; it is left as it is (its memory and file descriptor go with the process).
+            std::mem::forget(self.outbox.take());
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -51,47 +66,44 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn base64(input: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// application/x-www-form-urlencoded value encoding.
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 fn device_path(config: &Config, tail: &str) -> String {
     format!("/iot/v1/devices/{}{tail}", config.device_id.as_deref().unwrap_or_default())
 }
 
-/// What a refusal of a whole batch request (403, 402, 404...) does to its items. It says nothing about the
-/// items themselves: a direct post reports them rejected with the request's code; the outbox keeps them
-/// pending, since Realer never judged them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Refused {
-    Reject,
-    KeepPending,
+/// Locks a mutex whose data stays consistent under any panic (plain field writes).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether something found missing at `since` should be asked for again.
+fn reprobe_due(since: &Mutex<Option<Instant>>) -> bool {
+    lock(since).is_none_or(|at| at.elapsed() >= REPROBE_AFTER)
+}
+
+/// How a batch request that failed as a whole goes on (contract section 5).
+enum BatchRefusal {
+    /// 413: halve the batch by bytes.
+    Split,
+    /// The endpoint refused the request itself (400, 404, 405, 415, 422 without per-item results, another
+    /// 4xx) or answered in a shape this client cannot read: send the items one by one.
+    OneByOne,
+    /// A refusal of the request that says nothing of the endpoint or the items (a token refused after
+    /// renewal, 402, 403, 429/5xx after retries, network, timeout): the items stay unsent.
+    Stop,
+}
+
+fn batch_refusal(e: &Error, items: usize) -> BatchRefusal {
+    if e.kind != ErrorKind::Api || e.retryable {
+        return BatchRefusal::Stop;
+    }
+    match e.code {
+        4013 if items > 1 => BatchRefusal::Split,
+        // One item over the byte budget: its own post judges it.
+        4013 => BatchRefusal::OneByOne,
+        4001 | 4002 | 4003 | 4029 => BatchRefusal::Stop,
+        4000..=4999 => BatchRefusal::OneByOne,
+        _ => BatchRefusal::Stop,
+    }
 }
 
 enum AttemptError {
@@ -106,28 +118,46 @@ impl From<Error> for AttemptError {
     }
 }
 
-const TOKEN_PATH: &str = "/oauth/token";
-
 /// Parses a JSON answer into its `code` and what the caller wants of it; `None` when it is not JSON.
 type ReadAnswer<T> = fn(&Answer) -> Option<(Option<i32>, T)>;
+
+/// Reads only an answer's top-level `code` (the body itself is read later, by its owner).
+fn read_code(answer: &Answer) -> Option<(Option<i32>, ())> {
+    let code = json::top_code(codes::json_bytes(answer)?)?;
+    Some((code.and_then(|c| i32::try_from(c).ok()), ()))
+}
 
 impl Client {
     /// Copies the configuration and opens the outbox file when one is configured; no network I/O.
     pub fn new(config: &Config) -> Result<Client> {
         config.check_complete()?;
         let client_id = config.client_id.as_deref().unwrap_or_default();
-        let basic = format!("Basic {}", base64(format!("{client_id}:{}", config.client_secret.expose()).as_bytes()));
+        let basic = auth::basic_credentials(client_id, &config.client_secret);
+        let basic_auth = AuthHeader::with_scheme("Basic ", &basic)?;
+        // Redacted from whatever a server says, in errors and in log lines.
+        let secrets = Arc::new(KnownSecrets::new(vec![config.client_secret.clone(), basic]));
+        let mut own = config.clone();
+        own.logger = config.logger.as_ref().map(|l| auth::guarded_logger(l, secrets.clone()));
         let feed_data_path = device_path(config, "/feed-data");
         let batches_path = device_path(config, "/feed-data/batches");
+        let outbox = config.outbox.as_ref().map(|o| Outbox::open(o, config)).transpose()?;
+        let answered = match &config.outbox {
+            Some(o) => AnsweredLog::open(&o.path, config.request_timeout)?,
+            None => AnsweredLog::memory(),
+        };
+        let transport = Transport::new(&own, &[auth::TOKEN_PATH, &feed_data_path, &batches_path]);
         Ok(Client {
-            config: config.clone(),
-            transport: Transport::new(config, &[TOKEN_PATH, &feed_data_path, &batches_path]),
-            basic_auth: AuthHeader::new(&Secret::new(basic))?,
-            tokens: TokenCache::default(),
-            reported_sequence: Mutex::new(HashMap::new()),
-            outbox: config.outbox.as_ref().map(|o| Outbox::open(o, config.request_timeout)).transpose()?,
+            config: own,
+            transport,
+            basic_auth,
+            tokens: TokenCache::new(secrets),
+            answered,
+            desired_states_missing: Mutex::new(None),
+            batches_missing: Mutex::new(None),
+            outbox,
             feed_data_path,
             batches_path,
+            pid: std::process::id(),
         })
     }
 
@@ -135,54 +165,9 @@ impl Client {
         device_path(&self.config, tail)
     }
 
-    fn send_logged(
-        &self,
-        method: Method,
-        path: &str,
-        authorization: &AuthHeader,
-        body: Body<'_>,
-        deadline: Instant,
-    ) -> Result<Answer> {
-        let Some(logger) = self.config.logger.as_ref().filter(|l| l.enabled(Level::Debug)) else {
-            return self.transport.send(method, path, authorization, body, deadline);
-        };
-        let name = match method {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        };
-        let started = Instant::now();
-        let r = self.transport.send(method, path, authorization, body, deadline);
-        let ms = started.elapsed().as_millis();
-        match &r {
-            Ok(a) => logger.log(Level::Debug, format_args!("{name} {path} -> HTTP {} in {ms} ms", a.status)),
-            Err(e) => logger.log(Level::Debug, format_args!("{name} {path} failed after {ms} ms: {e}")),
-        }
-        r
-    }
-
     fn fetch_token(&self, deadline: Instant) -> Result<Grant> {
-        let mut form = String::from("grant_type=client_credentials");
-        if let Some(scope) = &self.config.scope {
-            form.push_str("&scope=");
-            form.push_str(&form_encode(scope));
-        }
-        let answer = self.send_logged(Method::Post, TOKEN_PATH, &self.basic_auth, Body::Form(&form), deadline)?;
-        if answer.status == 200 {
-            let json = codes::json_body(&answer).ok_or_else(|| Error::protocol("token answer is not JSON"))?;
-            let grant = Grant::parse(&json, time::now_unix_ms())?;
-            log!(
-                self.config.logger,
-                Level::Info,
-                "access token issued (renew after {}, expires in {})",
-                seconds_or_unknown(grant.renew_after),
-                seconds_or_unknown(grant.expires_in)
-            );
-            return Ok(grant);
-        }
-        let retryable = codes::classify(answer.status, None) == Class::Retry;
-        let mut err = codes::error_from_answer(&answer, if retryable { ErrorKind::Api } else { ErrorKind::Auth });
-        err.message = format!("token request refused: {}", err.message);
-        Err(err)
+        let scope = self.config.scope.as_deref();
+        auth::request_token(&self.transport, &self.basic_auth, scope, &self.config.logger, deadline)
     }
 
     fn token(&self, deadline: Instant) -> Result<crate::auth::Token> {
@@ -197,14 +182,14 @@ impl Client {
         body: Option<&[u8]>,
         deadline: Instant,
         read: ReadAnswer<T>,
-    ) -> std::result::Result<(u16, T), AttemptError> {
+    ) -> std::result::Result<(Answer, T), AttemptError> {
         let token = self.token(deadline)?;
         let body = body.map_or(Body::Empty, Body::Json);
-        let answer = self.send_logged(method, path, &token.header, body, deadline)?;
+        let answer = self.transport.send(method, path, &token.header, body, deadline)?;
         let parsed = read(&answer);
         match codes::classify(answer.status, parsed.as_ref().and_then(|(code, _)| *code)) {
             Class::Success => match parsed {
-                Some((_, v)) => Ok((answer.status, v)),
+                Some((_, v)) => Ok((answer, v)),
                 None => Err(Error::protocol(format!("HTTP {} answer is not JSON", answer.status)).into()),
             },
             Class::RenewToken => {
@@ -215,9 +200,10 @@ impl Client {
     }
 
     /// One protected call with the contract's handling: one new token and one retry after a 401, backoff
-    /// retries of transient failures, all before the request deadline.
-    fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<(u16, Value)> {
-        self.call_reading(method, path, body, |answer| codes::json_body(answer).map(|v| (codes::code_of(&v), v)))
+    /// retries of transient failures, all before the request deadline. The answer is a success (2xx with a
+    /// JSON body whose `code`, if any, is 2xxx); its body is the caller's to read.
+    fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Answer> {
+        self.call_reading(method, path, body, read_code).map(|(answer, ())| answer)
     }
 
     /// `call`, with the answer parsed by `read`.
@@ -227,7 +213,7 @@ impl Client {
         path: &str,
         body: Option<&[u8]>,
         read: ReadAnswer<T>,
-    ) -> Result<(u16, T)> {
+    ) -> Result<(Answer, T)> {
         self.retrying(path, |deadline| self.attempt(method, path, body, deadline, read))
     }
 
@@ -239,8 +225,17 @@ impl Client {
         let mut failed = 0u32;
         let mut renewed = false;
         let mut reconnected = false;
+        let cancel = self.transport.cancel_state();
         loop {
-            let err = match attempt(deadline) {
+            cancel.check()?;
+            // What a server said may echo a secret or carry control characters: cleaned before anyone sees it.
+            let outcome = attempt(deadline).map_err(|e| match e {
+                AttemptError::Unauthorized(g, err) => {
+                    AttemptError::Unauthorized(g, self.tokens.secrets().clean_error(err))
+                }
+                AttemptError::Failed(err) => AttemptError::Failed(self.tokens.secrets().clean_error(err)),
+            });
+            let err = match outcome {
                 Ok(ok) => return Ok(ok),
                 // A kept-alive connection the server closed moments ago: once per call, a new connection at
                 // once, outside the count (the transport skips probing connections used within a second).
@@ -262,6 +257,7 @@ impl Client {
                     renewed = true;
                     continue;
                 }
+                Err(AttemptError::Failed(err)) if err.kind == ErrorKind::Cancelled => return Err(err),
                 Err(AttemptError::Failed(err)) => err,
             };
             failed += 1;
@@ -285,60 +281,170 @@ impl Client {
                 "{what}: attempt {failed} failed ({err}); retrying in {} ms",
                 delay.as_millis()
             );
-            std::thread::sleep(delay);
+            cancel.sleep(delay)?;
         }
+    }
+
+    /// Makes every call in progress on this client return `ErrorKind::Cancelled` promptly (within
+    /// milliseconds on a blocked read or write; a TCP connect in progress runs out its connect timeout), and
+    /// every call started afterwards at once, until [`Client::resume`]. Callable from any thread; nothing is
+    /// lost: a cancelled post is `NotSent` with its `message_id`, a cancelled flush leaves every unconfirmed
+    /// item pending. Not async-signal-safe (it takes locks and allocates): from a signal, use a thread that
+    /// waits for it (sigwait) or a self-pipe.
+    pub fn cancel(&self) {
+        self.transport.cancel();
+    }
+
+    /// What the token endpoint said about the current access token (scopes, lifetimes; never the token),
+    /// `None` before the first token (call [`Client::authenticate`]).
+    pub fn token_info(&self) -> Option<crate::auth::TokenInfo> {
+        self.tokens.info()
+    }
+
+    /// Lets calls run again after [`Client::cancel`].
+    pub fn resume(&self) {
+        self.transport.resume();
     }
 
     /// Gets a token now, unless a valid one is cached. Optional: every call fetches one when needed.
     pub fn authenticate(&self) -> Result<()> {
-        self.retrying(TOKEN_PATH, |deadline| self.token(deadline).map(drop).map_err(AttemptError::Failed))
+        self.retrying(auth::TOKEN_PATH, |deadline| self.token(deadline).map(drop).map_err(AttemptError::Failed))
     }
 
     fn warn_sink(&self) -> impl FnMut(Level, String) + '_ {
         move |level, m| log!(self.config.logger, level, "{m}")
     }
 
+    /// Reads the device's commands (or, with `id`, one command) into `sink`, borrowed from the answer.
+    pub(crate) fn fetch_commands_with(&self, id: Option<&str>, sink: &mut dyn CommandSink) -> Result<()> {
+        let answer = self.fetch_catalog("command", "/commands", id)?;
+        sink.reserve(catalog::count(&answer.body, "commands", "command"));
+        let mut seen = 0usize;
+        catalog::parse_commands(
+            &answer.body,
+            &mut |mut c| {
+                seen += 1;
+                self.clean_item_error(&mut c.error);
+                sink.push(c)
+            },
+            &mut self.warn_sink(),
+        )?;
+        Self::one_expected(id, seen, "command")
+    }
+
+    /// As [`Client::fetch_commands_with`], for sensors.
+    pub(crate) fn fetch_sensors_with(&self, id: Option<&str>, sink: &mut dyn SensorSink) -> Result<()> {
+        let answer = self.fetch_catalog("sensor", "/sensors", id)?;
+        sink.reserve(catalog::count(&answer.body, "sensors", "sensor"));
+        let mut seen = 0usize;
+        catalog::parse_sensors(
+            &answer.body,
+            &mut |mut s| {
+                seen += 1;
+                self.clean_item_error(&mut s.error);
+                sink.push(s)
+            },
+            &mut self.warn_sink(),
+        )?;
+        Self::one_expected(id, seen, "sensor")
+    }
+
+    fn fetch_catalog(&self, what: &str, tail: &str, id: Option<&str>) -> Result<Answer> {
+        let path = match id {
+            None => self.device_path(tail),
+            Some(id) => {
+                check_id(&format!("{what} id"), id).map_err(Error::invalid)?;
+                self.device_path(&format!("{tail}/{id}"))
+            }
+        };
+        self.call(Method::Get, &path, None)
+    }
+
+    /// An item's error is what the server said about it: cleaned as any error is (secrets redacted, control
+    /// characters dropped).
+    fn clean_item_error(&self, error: &mut Option<ItemErrorRef<'_>>) {
+        if let Some(e) = error {
+            e.error_type = self.tokens.secrets().clean(&e.error_type).into();
+            e.message = self.tokens.secrets().clean(&e.message).into();
+        }
+    }
+
+    fn one_expected(id: Option<&str>, seen: usize, what: &str) -> Result<()> {
+        match id {
+            Some(id) if seen == 0 => Err(Error::protocol(format!("the answer for {what} {id} holds no item"))),
+            _ => Ok(()),
+        }
+    }
+
     pub fn fetch_commands(&self) -> Result<Vec<Command>> {
-        let (_, body) = self.call(Method::Get, &self.device_path("/commands"), None)?;
-        catalog::parse_commands(&body, &mut self.warn_sink())
+        let mut out = Vec::new();
+        self.fetch_commands_with(None, &mut out)?;
+        Ok(out)
     }
 
     pub fn fetch_sensors(&self) -> Result<Vec<Sensor>> {
-        let (_, body) = self.call(Method::Get, &self.device_path("/sensors"), None)?;
-        catalog::parse_sensors(&body, &mut self.warn_sink())
-    }
-
-    fn one<T>(items: Vec<T>, what: &str, id: &str) -> Result<T> {
-        items.into_iter().next().ok_or_else(|| Error::protocol(format!("the answer for {what} {id} holds no item")))
+        let mut out = Vec::new();
+        self.fetch_sensors_with(None, &mut out)?;
+        Ok(out)
     }
 
     pub fn fetch_command(&self, id: &str) -> Result<Command> {
-        check_id("command id", id).map_err(Error::invalid)?;
-        let (_, body) = self.call(Method::Get, &self.device_path(&format!("/commands/{id}")), None)?;
-        Self::one(catalog::parse_commands(&body, &mut self.warn_sink())?, "command", id)
+        let mut out: Vec<Command> = Vec::new();
+        self.fetch_commands_with(Some(id), &mut out)?;
+        Ok(out.swap_remove(0))
     }
 
     pub fn fetch_sensor(&self, id: &str) -> Result<Sensor> {
-        check_id("sensor id", id).map_err(Error::invalid)?;
-        let (_, body) = self.call(Method::Get, &self.device_path(&format!("/sensors/{id}")), None)?;
-        Self::one(catalog::parse_sensors(&body, &mut self.warn_sink())?, "sensor", id)
+        let mut out: Vec<Sensor> = Vec::new();
+        self.fetch_sensors_with(Some(id), &mut out)?;
+        Ok(out.swap_remove(0))
     }
 
-    /// What to do about a command's pending desired state at `now_unix_ms`, given what this client reported.
-    pub fn desired_action(&self, command: &Command, now_unix_ms: i64) -> DesiredAction {
-        let last = self.lock_reported().get(&command.id).copied();
-        catalog::desired_action(command, last, now_unix_ms)
+    /// What Realer wants the device's actuators at (contract section 7.2), whichever kind of service answers:
+    /// the pending desired states of `/desired-states`, decided (apply, or answer stale) against what this
+    /// device already answered; or, where that endpoint answers 404 or 403 (remembered for an hour), every
+    /// representable command's catalog value. States already answered, or queued in the outbox to be, are
+    /// left out. Answer each with [`crate::DesiredState::answer`] and a post or an outbox push.
+    pub fn fetch_desired_states(&self) -> Result<DesiredStates> {
+        if reprobe_due(&self.desired_states_missing) {
+            let path = self.device_path("/desired-states");
+            match self.call(Method::Get, &path, None) {
+                Ok(answer) => {
+                    let now = time::now_unix_ms();
+                    let mut states = desired::parse_desired_states(&answer.body, now, &mut self.warn_sink())?;
+                    drop(answer);
+                    desired::decide(&mut states, &self.answered, now)?;
+                    *lock(&self.desired_states_missing) = None;
+                    return Ok(DesiredStates { source: DesiredSource::DesiredStates, states });
+                }
+                Err(e) if e.kind == ErrorKind::Api && matches!(e.http_status, 403 | 404) => {
+                    log!(
+                        self.config.logger,
+                        Level::Info,
+                        "desired states: {e}; using the catalog's command values (asking again in an hour)"
+                    );
+                    *lock(&self.desired_states_missing) = Some(Instant::now());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        struct FromCatalog(Vec<DesiredState>);
+        impl CommandSink for FromCatalog {
+            fn push(&mut self, c: CommandRef<'_>) {
+                self.0.extend(desired::from_catalog(&c));
+            }
+        }
+        let mut states = FromCatalog(Vec::new());
+        self.fetch_commands_with(None, &mut states)?;
+        Ok(DesiredStates { source: DesiredSource::Catalog, states: states.0 })
     }
 
-    fn lock_reported(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
-        self.reported_sequence.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn remember_reported(&self, prepared: &Prepared, result: &FeedResult) {
-        if let (true, Some(cmd), Some(seq)) = (result.is_accepted(), &prepared.command_id, prepared.sequence_number) {
-            let mut map = self.lock_reported();
-            let e = map.entry(cmd.clone()).or_insert(seq);
-            *e = (*e).max(seq);
+    /// Remembers that a desired state was answered (accepted by Realer, or queued in the outbox), so it is
+    /// never offered again and no older sequence is applied after it.
+    fn remember_answer(&self, p: &Prepared) {
+        let (Some(command_id), Some(desired_id)) = (&p.command_id, &p.desired_id) else { return };
+        if let Err(e) = self.answered.record(command_id, Some(desired_id), p.sequence_number) {
+            log!(self.config.logger, Level::Warn, "desired state {desired_id} answered, but not remembered: {e}");
         }
     }
 
@@ -349,24 +455,31 @@ impl Client {
 
     /// [`Client::post_feed_data`] for an item whose strings are borrowed (the C ABI's).
     pub(crate) fn post_item(&self, item: ItemRef<'_>) -> FeedResult {
-        let prepared = match item.prepare(time::now_unix_ms()) {
-            Ok(p) => p,
-            Err(e) => return FeedResult::not_sent(item.message_id.unwrap_or_default().to_string(), e),
-        };
+        match item.prepare(time::now_unix_ms()) {
+            Ok(p) => self.post_prepared(&p),
+            Err(e) => FeedResult::not_sent(item.message_id.unwrap_or_default().to_string(), e),
+        }
+    }
+
+    /// Posts one checked item through `/feed-data`.
+    fn post_prepared(&self, prepared: &Prepared) -> FeedResult {
         let body = prepared.body.as_bytes();
         let sent = self.call_reading(Method::Post, &self.feed_data_path, Some(body), SingleAnswer::read);
         let mut result = match sent {
-            Ok((status, answer)) => feed::parse_single(status, &answer, prepared.message_id.clone()),
+            Ok((answer, single)) => feed::parse_single(answer.status, &single, prepared.message_id.clone()),
             Err(e) => FeedResult::from_error(prepared.message_id.clone(), e),
         };
-        self.remember_reported(&prepared, &result);
-        result.value_received_at = prepared.value_received_at;
+        if result.is_accepted() {
+            self.remember_answer(prepared);
+        }
+        result.value_received_at.clone_from(&prepared.value_received_at);
         result
     }
 
     /// Posts items in batch requests of up to 100 (more items make more requests, sent in order; a batch
-    /// answered 413 is split in halves and resent). Stops at the first request that fails as a whole; the
-    /// items it and later requests held are `NotSent` (or `Rejected`, when the failure is final).
+    /// answered 413 is split in halves and resent; where the batch endpoint is missing or answers in a shape
+    /// this client cannot read, the items go one by one through `/feed-data`). Stops at the first request
+    /// refused as a whole (contract section 7.5): the items it and later requests held are `NotSent`.
     pub fn post_feed_batch(&self, items: &[FeedItem]) -> BatchReport {
         let now = time::now_unix_ms();
         let mut prepared = Vec::with_capacity(items.len());
@@ -404,18 +517,23 @@ impl Client {
                 results.extend(chunk.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), Error::clone(e))));
                 continue;
             }
-            if let Err(e) = self.send_batch(chunk, &mut results, Refused::Reject) {
+            if let Err(e) = self.send_batch(chunk, &mut results) {
                 error = Some(e);
             }
         }
         for (p, r) in prepared.iter().zip(results.iter_mut()) {
-            r.value_received_at = p.value_received_at.clone();
-            self.remember_reported(p, r);
+            r.value_received_at.clone_from(&p.value_received_at);
         }
         BatchReport { results, error }
     }
 
     fn outbox(&self) -> Result<&Outbox> {
+        if self.pid != std::process::id() {
+            // SQLite: a database connection must not be used across fork() (its locks belong to the parent).
+            return Err(Error::config(
+                "this client's outbox was opened by the parent process: after fork(), make a new client in the child",
+            ));
+        }
         self.outbox.as_ref().ok_or_else(|| Error::config("no outbox is configured: call realer_config_set_outbox"))
     }
 
@@ -441,6 +559,7 @@ impl Client {
 
     fn outbox_store(&self, prepared: Vec<Prepared>) -> Result<Vec<String>> {
         let dropped = self.outbox()?.push(&prepared)?;
+        prepared.iter().for_each(|p| self.remember_answer(p));
         if dropped > 0 {
             log!(self.config.logger, Level::Warn, "outbox full: dropped the {dropped} oldest unsent items");
         }
@@ -460,8 +579,14 @@ impl Client {
         let mut budget = if max_items == 0 { usize::MAX } else { max_items };
         let mut after = 0i64;
         let mut error = None;
+        // Claims the rows it sends, so that other flushes of the same file send others; ends when dropped.
+        let flush = outbox.begin_flush();
         while budget > 0 {
-            let (seqs, items) = match outbox.next_batch(after, budget.min(MAX_BATCH_ITEMS)) {
+            if let Err(e) = self.transport.cancel_state().check() {
+                error = Some(e);
+                break;
+            }
+            let (seqs, items) = match flush.next_batch(after, budget.min(MAX_BATCH_ITEMS)) {
                 Ok(b) => b,
                 Err(e) => {
                     error = Some(e);
@@ -472,17 +597,16 @@ impl Client {
             after = last;
             budget -= items.len();
             let mut results = Vec::with_capacity(items.len());
-            let sent = self.send_batch(&items, &mut results, Refused::KeepPending);
-            for (item, r) in items.iter().zip(&results) {
+            let sent = self.send_batch(&items, &mut results);
+            for r in &results {
                 match r.outcome {
                     FeedOutcome::Created => report.sent += 1,
                     FeedOutcome::Idempotent => report.replayed += 1,
                     FeedOutcome::Rejected => report.rejected += 1,
                     FeedOutcome::NotSent => {}
                 }
-                self.remember_reported(item, r);
             }
-            if let Err(e) = outbox.settle(&seqs, &items, &results) {
+            if let Err(e) = flush.settle(&seqs, &items, &results) {
                 error = Some(e);
                 break;
             }
@@ -491,6 +615,7 @@ impl Client {
                 break;
             }
         }
+        drop(flush);
         if report.rejected > 0 {
             log!(
                 self.config.logger,
@@ -516,79 +641,147 @@ impl Client {
         self.outbox()?.dead_letters()
     }
 
+    /// SQLite's check of the outbox file: empty when it is sound, else what it found.
+    pub fn outbox_check(&self) -> Result<Vec<String>> {
+        self.outbox()?.check()
+    }
+
+    /// The pending items, oldest first, at most `limit` (for a maintainer's eyes).
+    pub fn outbox_pending(&self, limit: usize) -> Result<Vec<crate::outbox::PendingItem>> {
+        self.outbox()?.pending(limit)
+    }
+
+    /// Puts every dead letter back in the outbox, to be sent again (after its cause was fixed in Realer);
+    /// returns how many.
+    pub fn outbox_retry_dead(&self) -> Result<u64> {
+        self.outbox()?.retry_dead()
+    }
+
     /// Deletes every dead letter; returns how many there were.
     pub fn outbox_clear_dead(&self) -> Result<u64> {
         self.outbox()?.clear_dead()
     }
 
-    fn send_batch(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>, refused: Refused) -> Result<()> {
-        let mut body = String::with_capacity(chunk.iter().map(|p| p.body.len() + 1).sum::<usize>() + 12);
-        body.push_str("{\"items\":[");
-        for (i, p) in chunk.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(&p.body);
+    /// Sends one chunk (up to 100 items), appending one result per item to `out`, in order. `Err` when a
+    /// request was refused as a whole in a way that stops the caller (the items left are `NotSent`).
+    fn send_batch(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>) -> Result<()> {
+        if !reprobe_due(&self.batches_missing) {
+            return self.send_one_by_one(chunk, out);
         }
-        body.push_str("]}");
-        match self.call(Method::Post, &self.batches_path, Some(body.as_bytes())) {
-            Ok((status, json)) => {
+        let mut body = String::with_capacity(chunk.iter().map(|p| p.body.len() + 1).sum::<usize>() + 12);
+        feed::write_items_envelope(&mut body, chunk);
+        let refusal = match self.call_reading(Method::Post, &self.batches_path, Some(body.as_bytes()), read_code) {
+            Ok((answer, ())) => {
                 let ids: Vec<String> = chunk.iter().map(|p| p.message_id.clone()).collect();
-                match feed::parse_batch(status, &json, &ids) {
+                match feed::parse_batch(answer.status, &answer.body, &ids) {
                     Ok(results) => {
-                        out.extend(results);
-                        Ok(())
+                        drop(answer);
+                        return self.settle_batch(chunk, results, out);
                     }
                     Err(e) => {
-                        out.extend(chunk.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
-                        Err(e)
+                        log!(self.config.logger, Level::Warn, "batch answer unreadable ({e}); sending one by one");
+                        *lock(&self.batches_missing) = Some(Instant::now());
+                        BatchRefusal::OneByOne
                     }
                 }
             }
-            Err(e) if e.code == 4013 && chunk.len() > 1 => {
-                log!(self.config.logger, Level::Info, "batch of {} items too large (413); splitting it", chunk.len());
-                let (a, b) = chunk.split_at(chunk.len() / 2);
-                match self.send_batch(a, out, refused) {
-                    Ok(()) => self.send_batch(b, out, refused),
-                    Err(e) => {
-                        out.extend(b.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
-                        Err(e)
-                    }
+            Err(e) => match batch_refusal(&e, chunk.len()) {
+                BatchRefusal::Stop => {
+                    out.extend(chunk.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
+                    return Err(e);
                 }
-            }
+                BatchRefusal::Split => {
+                    log!(
+                        self.config.logger,
+                        Level::Info,
+                        "batch of {} items too large (413); splitting it",
+                        chunk.len()
+                    );
+                    return self.split_batch(chunk, out);
+                }
+                BatchRefusal::OneByOne => {
+                    if chunk.len() > 1 || e.code != 4013 {
+                        log!(
+                            self.config.logger,
+                            Level::Warn,
+                            "batch endpoint refused the request ({e}); sending one by one for an hour"
+                        );
+                        *lock(&self.batches_missing) = Some(Instant::now());
+                    }
+                    BatchRefusal::OneByOne
+                }
+            },
+        };
+        debug_assert!(matches!(refusal, BatchRefusal::OneByOne));
+        self.send_one_by_one(chunk, out)
+    }
+
+    /// Halves a chunk by bytes (413) and sends each part.
+    fn split_batch(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>) -> Result<()> {
+        let total: usize = chunk.iter().map(|p| p.body.len()).sum();
+        let mut bytes = 0;
+        let half = chunk
+            .iter()
+            .position(|p| {
+                bytes += p.body.len();
+                bytes * 2 >= total
+            })
+            .map_or(chunk.len() / 2, |i| i + 1)
+            .clamp(1, chunk.len() - 1);
+        let (a, b) = chunk.split_at(half);
+        match self.send_batch(a, out) {
+            Ok(()) => self.send_batch(b, out),
             Err(e) => {
-                // A single item too large for any request is refused for good, whoever sent it.
-                let keep = refused == Refused::KeepPending && !(chunk.len() == 1 && e.code == 4013);
-                out.extend(chunk.iter().map(|p| {
-                    let r = FeedResult::from_error(p.message_id.clone(), e.clone());
-                    if keep {
-                        FeedResult { outcome: FeedOutcome::NotSent, ..r }
-                    } else {
-                        r
-                    }
-                }));
+                out.extend(b.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
                 Err(e)
             }
         }
     }
-}
 
-/// A lifetime for a log line: "3000 s", or "not given" (never Rust's `Some(3000s)`).
-fn seconds_or_unknown(lifetime: Option<std::time::Duration>) -> String {
-    lifetime.map_or_else(|| "not given".to_string(), |d| format!("{} s", d.as_secs()))
-}
+    /// Results of a readable batch answer; the items it said nothing readable about go one by one.
+    fn settle_batch(
+        &self,
+        chunk: &[Prepared],
+        results: Vec<Option<FeedResult>>,
+        out: &mut Vec<FeedResult>,
+    ) -> Result<()> {
+        let mut stopped = None;
+        for (p, r) in chunk.iter().zip(results) {
+            let r = match (r, &stopped) {
+                (Some(mut r), _) => {
+                    if r.is_accepted() {
+                        self.remember_answer(p);
+                    }
+                    // A rejected item's error is what the server said about it.
+                    r.error = r.error.map(|e| self.tokens.secrets().clean_error(e));
+                    r
+                }
+                (None, Some(e)) => FeedResult::not_sent(p.message_id.clone(), Error::clone(e)),
+                (None, None) => {
+                    let r = self.post_prepared(p);
+                    if r.outcome == FeedOutcome::NotSent {
+                        stopped = r.error.clone();
+                    }
+                    r
+                }
+            };
+            out.push(r);
+        }
+        stopped.map_or(Ok(()), Err)
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_and_form_encoding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"cdv_x:demo-secret"), "Y2R2X3g6ZGVtby1zZWNyZXQ=");
-        assert_eq!(form_encode("iot:catalog:read iot:feed-data:write"), "iot%3Acatalog%3Aread+iot%3Afeed-data%3Awrite");
+    /// Sends a chunk item by item through `/feed-data`, stopping at the first item left unsent.
+    fn send_one_by_one(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>) -> Result<()> {
+        for (i, p) in chunk.iter().enumerate() {
+            let r = self.post_prepared(p);
+            if r.outcome == FeedOutcome::NotSent {
+                let e = r.error.clone().unwrap_or_else(|| Error::protocol("the item was not sent"));
+                out.push(r);
+                out.extend(chunk[i + 1..].iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
+                return Err(e);
+            }
+            out.push(r);
+        }
+        Ok(())
     }
 }

@@ -1,9 +1,11 @@
 //! Realer's response codes (contract section 6): what an answer means for the client, and the error it
 //! becomes. The HTTP status decides transport handling, the body's `code` application behaviour.
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind};
+use crate::json::{ErrorField, Int, Text};
 use crate::transport::Answer;
 
 /// What to do with an answer.
@@ -53,14 +55,9 @@ pub(crate) fn json_bytes(answer: &Answer) -> Option<&[u8]> {
     (answer.is_json || *first == b'{').then_some(answer.body.as_slice())
 }
 
-/// The answer's JSON body, when it has one.
+/// The answer's JSON body as a tree, when it has one (only for the small token answer).
 pub(crate) fn json_body(answer: &Answer) -> Option<Value> {
     serde_json::from_slice(json_bytes(answer)?).ok()
-}
-
-/// Reads `code` as an integer (tolerating a digit string).
-pub(crate) fn code_of(v: &Value) -> Option<i32> {
-    code_value(v.get("code")?)
 }
 
 /// A `code` field's value as an integer (tolerating a digit string).
@@ -72,53 +69,87 @@ pub(crate) fn code_value(code: &Value) -> Option<i32> {
     }
 }
 
-fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+/// What an error answer (or one rejected item of a batch) says, read without a tree.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Refusal<'a> {
+    #[serde(default)]
+    pub code: Int,
+    #[serde(borrow, default)]
+    pub error: ErrorField<'a>,
+    #[serde(borrow, default)]
+    pub error_description: Text<'a>,
+    #[serde(borrow, default)]
+    pub message: Text<'a>,
+    #[serde(borrow, default)]
+    pub request_id: Text<'a>,
+}
+
+impl Refusal<'_> {
+    pub(crate) fn code(&self) -> Option<i32> {
+        self.code.0.and_then(|c| i32::try_from(c).ok())
+    }
 }
 
 /// The error a failed answer stands for, with everything the server said. `kind` is `Api` unless the caller
 /// knows better (the token endpoint refusing credentials is `Auth`).
 pub(crate) fn error_from_answer(answer: &Answer, kind: ErrorKind) -> Error {
-    let json = json_body(answer);
-    let code = json.as_ref().and_then(code_of);
-    let class = classify(answer.status, code);
-    let mut err = Error::new(kind, String::new());
-    err.http_status = answer.status;
-    err.code = code.unwrap_or_else(|| code_from_http(answer.status));
-    err.retryable = class == Class::Retry;
+    let body = json_bytes(answer).and_then(|b| serde_json::from_slice::<Refusal<'_>>(b).ok());
+    let mut err = error_from_refusal(answer.status, body.as_ref(), kind);
     err.retry_after = answer.retry_after;
-    err.request_id = answer.request_id.clone().unwrap_or_default();
+    if err.request_id.is_empty() {
+        err.request_id = answer.request_id.clone().unwrap_or_default();
+    }
+    err
+}
+
+/// The error a refusal stands for: an answer's body (`None`: not JSON), or one item's result in a batch.
+pub(crate) fn error_from_refusal(http_status: u16, body: Option<&Refusal<'_>>, kind: ErrorKind) -> Error {
+    let code = body.and_then(Refusal::code);
+    let class = classify(http_status, code);
+    let mut err = Error::new(kind, String::new());
+    err.http_status = http_status;
+    err.code = code.unwrap_or_else(|| code_from_http(http_status));
+    err.retryable = class == Class::Retry;
     let mut message = None;
-    if let Some(v) = &json {
-        match v.get("error") {
+    if let Some(v) = body {
+        let e = &v.error;
+        if e.error_type.is_some() || e.message.is_some() || e.details.is_some() {
             // Realer: {"error":{"type","message","details"}}
-            Some(Value::Object(e)) => {
-                err.error_type = e.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
-                message = e.get("message").and_then(Value::as_str).map(str::to_string);
-                err.details = e.get("details").filter(|d| !d.is_null()).cloned();
-            }
+            err.error_type = e.error_type.as_deref().unwrap_or_default().to_string();
+            message = e.message.as_deref().filter(|m| !m.is_empty()).map(str::to_string);
+            err.details = e.details.and_then(|d| serde_json::from_str(d.get()).ok());
+        } else if let Some(plain) = &e.plain {
             // RFC 6749 {"error":"invalid_client","error_description":…}, or Realer's legacy plain string.
-            Some(Value::String(s)) => {
-                err.error_type = s.clone();
-                message = str_field(v, "error_description").map(str::to_string);
-            }
-            _ => {}
+            err.error_type = plain.to_string();
+            message = v.error_description.as_str().filter(|m| !m.is_empty()).map(str::to_string);
         }
-        message = message.or_else(|| str_field(v, "message").map(str::to_string));
-        if let Some(id) = str_field(v, "request_id") {
+        message = message.or_else(|| v.message.as_str().filter(|m| !m.is_empty()).map(str::to_string));
+        if let Some(id) = v.request_id.as_str().filter(|id| !id.is_empty()) {
             err.request_id = id.to_string();
         }
     }
     let what = if err.error_type.is_empty() { String::new() } else { format!("{}: ", err.error_type) };
-    err.message = match (message, &json) {
+    err.message = match (message, body) {
         (Some(m), _) => format!("server refused the request: {what}{m}"),
-        (None, Some(_)) => format!("server refused the request: {what}HTTP {}", answer.status),
-        (None, None) => format!("server answered HTTP {} without a JSON body", answer.status),
+        (None, Some(_)) => format!("server refused the request: {what}HTTP {http_status}"),
+        (None, None) => format!("server answered HTTP {http_status} without a JSON body"),
     };
     if let Some(d) = &err.details {
         err.message.push_str(&format!(" {d}"));
     }
     err
+}
+
+/// Whether a failure judged the item itself, so that sending it again unchanged is pointless (contract
+/// section 7.5): a conflict, a validation failure, an item over the byte budget, or another 4xxx code. A
+/// request refused as a whole (a token refused after renewal, 402, 403, 404, 429, 5xx) and every failure
+/// without an answer (network, timeout) leave the item unsent: it is sent again later with its `message_id`.
+pub(crate) fn judges_the_item(e: &Error) -> bool {
+    e.kind == ErrorKind::Api
+        && e.http_status != 0
+        && !e.retryable
+        && (4000..5000).contains(&e.code)
+        && !matches!(e.code, 4001 | 4002 | 4003 | 4004 | 4029)
 }
 
 #[cfg(test)]
@@ -188,5 +219,22 @@ mod tests {
         let e = error_from_answer(&answer(502, "<html><body>502 Bad Gateway</body></html>"), ErrorKind::Api);
         assert_eq!((e.code, e.retryable), (5002, true));
         assert!(e.message.contains("without a JSON body"));
+    }
+
+    #[test]
+    fn refusals_of_the_request_are_not_rejections_of_the_item() {
+        let judged =
+            |status: u16, body: &str| judges_the_item(&error_from_answer(&answer(status, body), ErrorKind::Api));
+        for (status, code) in [(409, 4009), (422, 4022), (413, 4013), (400, 4000), (415, 4015), (418, 4999)] {
+            assert!(judged(status, &format!(r#"{{"code":{code}}}"#)), "{status}");
+        }
+        for (status, code) in [(401, 4001), (402, 4002), (403, 4003), (404, 4004), (429, 4029), (503, 5003)] {
+            assert!(!judged(status, &format!(r#"{{"code":{code}}}"#)), "{status}");
+            assert!(!judged(status, "<html>"), "{status} without JSON");
+        }
+        // The second label vocabulary changes nothing: decisions go by code.
+        assert!(!judged(402, r#"{"code":4002,"error":{"type":"subscription_inactive","message":"x"}}"#));
+        assert!(!judges_the_item(&Error::new(ErrorKind::Network, "reset")));
+        assert!(!judges_the_item(&Error::new(ErrorKind::Timeout, "slow")));
     }
 }

@@ -2,15 +2,18 @@
 //! about a bad URL or an unreadable CA file at that line, not at the first request.
 
 use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, Result};
+use crate::limits::MAX_ID_LEN;
 use crate::log::Logger;
-use crate::outbox::{FullPolicy, OutboxSettings};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.therealer.com";
 const MAX_CA_BYTES: usize = 4 << 20;
@@ -18,9 +21,17 @@ const MAX_SETTING_LEN: usize = 1024;
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
 const MAX_ATTEMPTS: u32 = 100;
 
-/// A value that must never be printed: `Debug` shows `<redacted>`.
+/// A value that must never be printed: `Debug` shows `<redacted>`. Its bytes are wiped when it is dropped.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Secret {}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Secret {
@@ -45,6 +56,25 @@ pub enum Trust {
     MozillaRoots,
     /// Only these CA certificates (DER), parsed and checked when they were set.
     Certificates(Arc<Vec<CertificateDer<'static>>>),
+}
+
+/// What a push does when the outbox is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// Refuse the new items (`ErrorKind::OutboxFull`): nothing stored is lost.
+    #[default]
+    Refuse,
+    /// Delete the oldest pending items to make room (counted in `dropped`, logged).
+    DropOldest,
+}
+
+/// Where the outbox lives and how large it may grow (0 = no limit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxSettings {
+    pub path: String,
+    pub max_items: u64,
+    pub max_bytes: u64,
+    pub when_full: FullPolicy,
 }
 
 /// Retry policy for transient failures.
@@ -109,11 +139,15 @@ pub(crate) fn check_id(what: &str, id: &str) -> std::result::Result<(), String> 
     if id.is_empty() {
         return Err(format!("{what} is empty"));
     }
-    if id.len() > 128 {
-        return Err(format!("{what} is longer than 128 characters"));
+    if id.len() > MAX_ID_LEN {
+        return Err(format!("{what} is longer than {MAX_ID_LEN} characters"));
     }
     if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))) {
         return Err(format!("{what} contains {c:?}: only letters, digits, '-', '_', '.' and '~' are allowed"));
+    }
+    if id == "." || id == ".." {
+        // In a URL path these are not names: /devices/../commands is /commands.
+        return Err(format!("{what} {id:?} is not an id: '.' and '..' mean a place in a URL path"));
     }
     if id.bytes().all(|b| b.is_ascii_digit()) && id.parse::<u64>().is_err() {
         return Err(format!("{what} is a number too large for Realer's integer ids"));
@@ -136,24 +170,45 @@ impl Config {
     /// [`Config::allow_insecure_loopback`] was called and the host is 127.0.0.1 or ::1.
     pub fn set_base_url(&mut self, url: &str) -> Result<()> {
         check_len("base URL", url)?;
+        if url.contains('@') {
+            // user:password@host: the URL is not echoed, it may hold a password.
+            return Err(Error::config(
+                "base URL must not contain '@' (user info such as user:password@ is refused, and the URL is not \
+                 shown here since it may hold a password): give credentials with realer_config_set_credentials",
+            ));
+        }
         let url = url.trim_end_matches('/');
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| Error::config(format!("base URL {url:?} has no scheme: use https://host")))?;
-        let authority = rest.split('/').next().unwrap_or("");
-        if authority.is_empty() {
-            return Err(Error::config(format!("base URL {url:?} has no host")));
-        }
-        if rest.contains(['?', '#', ' ', '@']) || !rest.is_ascii() {
+        if rest.contains(['?', '#', ' ']) || !rest.is_ascii() || rest.chars().any(|c| c.is_ascii_control()) {
             return Err(Error::config(format!(
                 "base URL {url:?} must be https://host[:port][/path] without user info, query, fragment or spaces"
             )));
         }
-        let host = if let Some(v6) = authority.strip_prefix('[') {
-            v6.split(']').next().unwrap_or("")
-        } else {
-            authority.split(':').next().unwrap_or("")
+        let authority = rest.split('/').next().unwrap_or("");
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => v6
+                .split_once(']')
+                .ok_or_else(|| Error::config(format!("base URL {url:?} has no ']' after its IPv6 address")))?,
+            None => authority.split_at(authority.find(':').unwrap_or(authority.len())),
         };
+        if host.is_empty() {
+            return Err(Error::config(format!("base URL {url:?} has no host")));
+        }
+        if !port.is_empty() {
+            // ":port", 1 to 65535: anything else was taken as no port at all (443) by the HTTP stack.
+            let digits = port.strip_prefix(':').unwrap_or(port);
+            let valid = port.starts_with(':')
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u16>().is_ok_and(|p| p != 0);
+            if !valid {
+                return Err(Error::config(format!(
+                    "base URL {url:?}: port {digits:?} is not a number from 1 to 65535"
+                )));
+            }
+        }
         match scheme.to_ascii_lowercase().as_str() {
             "https" => {}
             "http" => {
@@ -212,13 +267,35 @@ impl Config {
         Ok(())
     }
 
-    /// Trusts only the CA certificates in this PEM file.
+    /// Trusts only the CA certificates in this PEM file: a regular file (or a link to one) of at most 4 MiB.
+    /// A FIFO, a device such as /dev/zero or a directory is refused before it is read: the first would block
+    /// the call, the second would never end.
     pub fn set_ca_file(&mut self, path: &str) -> Result<()> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::config(format!("CA file {path:?}: {e}")))?;
+        let failed = |e: std::io::Error| Error::config(format!("CA file {path:?}: {e}"));
+        let not_regular = || Error::config(format!("CA file {path:?} is not a regular file"));
+        // Looked at before it is opened: opening a FIFO for reading waits for a writer.
+        if !std::fs::metadata(path).map_err(failed)?.is_file() {
+            return Err(not_regular());
+        }
+        // Without blocking, should it have been replaced by a FIFO since; then checked again, as opened.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(failed)?;
+        let meta = file.metadata().map_err(failed)?;
+        if !meta.is_file() {
+            return Err(not_regular());
+        }
         if meta.len() > MAX_CA_BYTES as u64 {
             return Err(Error::config(format!("CA file {path:?} is larger than {MAX_CA_BYTES} bytes")));
         }
-        let pem = std::fs::read(path).map_err(|e| Error::config(format!("CA file {path:?}: {e}")))?;
+        let mut pem = Vec::with_capacity(meta.len() as usize);
+        // Bounded even if the file grows while it is read.
+        file.take(MAX_CA_BYTES as u64 + 1).read_to_end(&mut pem).map_err(failed)?;
+        if pem.len() > MAX_CA_BYTES {
+            return Err(Error::config(format!("CA file {path:?} is larger than {MAX_CA_BYTES} bytes")));
+        }
         self.set_ca_pem(&pem).map_err(|e| Error::config(format!("CA file {path:?}: {}", e.message)))
     }
 
@@ -292,6 +369,10 @@ impl Config {
         check_len("outbox path", path)?;
         if path.is_empty() {
             return Err(Error::config("outbox path is empty"));
+        }
+        // SQLite would read a FIFO (blocking) or a device as its database. A missing file is made later.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(Error::config(format!("outbox path {path:?} is not a regular file")));
         }
         let when_full = self.outbox.as_ref().map(|o| o.when_full).unwrap_or_default();
         self.outbox = Some(OutboxSettings { path: path.to_string(), max_items, max_bytes, when_full });
@@ -392,6 +473,50 @@ mod tests {
         for bad in ["ftp://x", "api.therealer.com", "https://", "https://a?b", "https://u@h", "https://h #"] {
             assert!(c.set_base_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn base_url_ports_are_checked_and_user_info_is_never_echoed() {
+        let mut c = Config::new();
+        for bad in
+            ["https://h:99999", "https://h:0", "https://h:", "https://h:44x", "https://[::1]:70000", "https://:443"]
+        {
+            let e = c.set_base_url(bad).unwrap_err();
+            assert!(e.message.contains("base URL"), "{bad}: {}", e.message);
+        }
+        assert!(c.set_base_url("https://h:99999").unwrap_err().message.contains("port"));
+        assert!(c.set_base_url("https://h:65535").is_ok());
+        assert!(c.set_base_url("https://[::1]:1").is_ok());
+        for bad in [
+            "https://alice:hunter2@api.example.com",
+            "https://alice:hunter2@h?q#f",
+            "https://hunter2@h/p",
+            "ftp://alice:hunter2@h",
+        ] {
+            let e = c.set_base_url(bad).unwrap_err();
+            assert!(!e.message.contains("hunter2") && !e.message.contains("alice"), "{bad}: {}", e.message);
+            assert!(e.message.contains("base URL"), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn device_ids_that_would_change_the_path_are_refused() {
+        let mut c = Config::new();
+        for bad in [".", "..", "a/b", "a?b", "a#b", "a%2e", "%2e%2e"] {
+            let e = c.set_device_id(bad).unwrap_err();
+            assert!(e.message.starts_with("device id"), "{bad}: {}", e.message);
+        }
+        assert_eq!(c.device_id, None);
+        for good in ["a.b", "...", ".x", "x.", "cdv_1", "12345"] {
+            assert!(c.set_device_id(good).is_ok(), "{good}");
+        }
+        assert!(check_id("command id", "..").unwrap_err().starts_with("command id"));
+    }
+
+    #[test]
+    fn secrets_are_wiped_when_dropped() {
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<Secret>();
     }
 
     #[test]

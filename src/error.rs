@@ -1,5 +1,7 @@
 //! The one error type of the core: a kind that maps to a C status, plus what Realer said about it.
-//! Messages never carry a secret: the client secret and tokens are not formatted anywhere in this crate.
+//! Messages never carry a secret: the client secret and tokens are not formatted anywhere in this crate, and
+//! what a server said passes through [`Error::map_server_text`] (secrets it echoed are redacted, control
+//! characters dropped) before a caller or a log line sees it.
 
 use std::fmt;
 use std::time::Duration;
@@ -33,6 +35,8 @@ pub enum ErrorKind {
     OutboxFull,
     /// The outbox file could not be read or written (disk full, permissions, corruption).
     Storage,
+    /// `Client::cancel` interrupted the call, or refused it until `Client::resume`.
+    Cancelled,
 }
 
 /// A failure, with everything Realer said about it.
@@ -87,10 +91,66 @@ impl Error {
         Error::new(ErrorKind::Internal, message)
     }
 
+    /// Rewrites every text that may hold what a server said: message, `error_type`, `request_id`, and every
+    /// key and string inside `details`.
+    pub(crate) fn map_server_text(&mut self, f: &dyn Fn(&str) -> String) {
+        for text in [&mut self.message, &mut self.error_type, &mut self.request_id] {
+            *text = f(text);
+        }
+        if let Some(d) = &mut self.details {
+            map_json_strings(d, f);
+        }
+    }
+
     /// `details` serialised as JSON, empty when absent.
     pub fn details_json(&self) -> String {
         self.details.as_ref().map(|d| d.to_string()).unwrap_or_default()
     }
+}
+
+fn map_json_strings(v: &mut serde_json::Value, f: &dyn Fn(&str) -> String) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => *s = f(s),
+        Value::Array(items) => items.iter_mut().for_each(|i| map_json_strings(i, f)),
+        Value::Object(map) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(k, mut v)| {
+                    map_json_strings(&mut v, f);
+                    (f(&k), v)
+                })
+                .collect();
+        }
+        _ => {}
+    }
+}
+
+/// Characters a terminal or a log viewer acts on rather than shows: C0 (CR, LF, ESC...), DEL, C1, and the
+/// bidirectional overrides and marks that reorder what is displayed.
+pub(crate) fn is_control_text(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Server text made safe to print on one line: each run of control characters becomes one space.
+pub(crate) fn strip_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_control_text) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_run = false;
+    for c in text.chars() {
+        if is_control_text(c) {
+            if !in_run {
+                out.push(' ');
+            }
+            in_run = true;
+        } else {
+            out.push(c);
+            in_run = false;
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl fmt::Display for Error {
@@ -113,3 +173,27 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_become_one_space() {
+        assert_eq!(strip_control("plain text"), "plain text");
+        assert_eq!(strip_control("a\r\nX-Forged: 1\u{1b}[2J\u{7}"), "a X-Forged: 1 [2J ");
+        assert_eq!(strip_control("\u{9b}31m\u{202e}gnp.exe\u{7f}"), " 31m gnp.exe ");
+        assert_eq!(strip_control("tab\there é ✓"), "tab here é ✓");
+    }
+
+    #[test]
+    fn every_server_text_is_mapped() {
+        let mut e = Error::new(ErrorKind::Api, "m\n");
+        e.error_type = "t\n".into();
+        e.request_id = "r\n".into();
+        e.details = Some(serde_json::json!({"k\n": ["v\n", 1, {"x": "y\n"}]}));
+        e.map_server_text(&|s| strip_control(s).into_owned());
+        assert_eq!((e.message.as_str(), e.error_type.as_str(), e.request_id.as_str()), ("m ", "t ", "r "));
+        assert_eq!(e.details_json(), r#"{"k ":["v ",1,{"x":"y "}]}"#);
+    }
+}

@@ -43,6 +43,13 @@ impl Logger {
         level <= self.max_level
     }
 
+    /// The same logger, with every line passed through `filter` first (the client redacts what a server
+    /// echoed).
+    pub(crate) fn filtered(&self, filter: impl Fn(&str) -> String + Send + Sync + 'static) -> Logger {
+        let sink = self.sink.clone();
+        Logger { sink: Arc::new(move |level, line: &str| sink(level, &filter(line))), max_level: self.max_level }
+    }
+
     pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
         if self.enabled(level) {
             (self.sink)(level, &args.to_string());

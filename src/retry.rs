@@ -2,20 +2,7 @@
 
 use std::time::Duration;
 
-use ring::rand::{SecureRandom, SystemRandom};
-
 use crate::config::RetryPolicy;
-
-/// 8 random bytes from the OS, for jitter and generated ids.
-pub(crate) fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if SystemRandom::new().fill(&mut b).is_err() {
-        // getrandom cannot fail on Linux >= 3.17; fall back to the clock rather than fail a report.
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        return u64::from(t.subsec_nanos()) ^ t.as_secs().rotate_left(32);
-    }
-    u64::from_le_bytes(b)
-}
 
 /// The wait before attempt `failed + 1`, after `failed` failed attempts (1-based), or `None` when the
 /// server's `Retry-After` is longer than the policy's `max_delay`: then the caller gets the error, with the

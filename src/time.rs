@@ -1,6 +1,6 @@
-//! RFC 3339 timestamps in UTC, the only form Realer takes for `value_received_at` and gives for `expires_at`.
-//! Hand-written (civil-from-days arithmetic) because a date crate would be the largest dependency for two
-//! functions.
+//! RFC 3339 timestamps in UTC, the only form Realer takes for `value_received_at` and gives for `expires_at`,
+//! and HTTP dates (RFC 9110), the other form of `Retry-After`. Hand-written (civil-from-days arithmetic)
+//! because a date crate would be the largest dependency for three functions.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -134,6 +134,72 @@ fn parse(s: &str, any_offset: bool) -> Result<i64, &'static str> {
     Ok(secs * 1000 + i64::from(frac_ms))
 }
 
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const LONG_DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+
+/// Parses an HTTP date (RFC 9110 section 5.6.7) to Unix milliseconds: the IMF-fixdate
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, and the obsolete forms a recipient must accept, RFC 850
+/// `Sunday, 06-Nov-94 08:49:37 GMT` (a two-digit year more than 50 years ahead is in the past century) and
+/// asctime `Sun Nov  6 08:49:37 1994`. The day name is checked for form, not against the date.
+pub fn parse_http_date_ms(s: &str) -> Option<i64> {
+    let digits = |t: &str, n: usize| -> Option<u32> {
+        (t.len() == n && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
+    };
+    let month = |t: &str| MONTHS.iter().position(|m| *m == t).map(|i| i as u32 + 1);
+    let clock = |t: &str| -> Option<(u32, u32, u32)> {
+        let mut p = t.split(':');
+        let hms = (digits(p.next()?, 2)?, digits(p.next()?, 2)?, digits(p.next()?, 2)?);
+        p.next().is_none().then_some(hms)
+    };
+    let (y, mo, d, (h, mi, sec)) = if let Some((day, rest)) = s.split_once(", ") {
+        let parts: Vec<&str> = rest.split(' ').collect();
+        if DAYS.contains(&day) {
+            // IMF-fixdate: day-name "," SP date1 SP time-of-day SP GMT, date1 = 2DIGIT SP month SP 4DIGIT
+            let [d, mo, y, t, "GMT"] = parts[..] else { return None };
+            (i64::from(digits(y, 4)?), month(mo)?, digits(d, 2)?, clock(t)?)
+        } else if LONG_DAYS.contains(&day) {
+            // RFC 850: day-name-l "," SP date2 SP time-of-day SP GMT, date2 = 2DIGIT "-" month "-" 2DIGIT
+            let [date, t, "GMT"] = parts[..] else { return None };
+            let mut p = date.split('-');
+            let (d, mo, yy) = (digits(p.next()?, 2)?, month(p.next()?)?, digits(p.next()?, 2)?);
+            if p.next().is_some() {
+                return None;
+            }
+            // RFC 9110: a two-digit year more than 50 years in the future is the most recent past one.
+            let this_year = civil_from_days(now_unix_ms().div_euclid(86_400_000)).0;
+            let mut y = this_year - this_year.rem_euclid(100) + i64::from(yy);
+            if y > this_year + 50 {
+                y -= 100;
+            }
+            (y, mo, d, clock(t)?)
+        } else {
+            return None;
+        }
+    } else {
+        // asctime: day-name SP month SP ( 2DIGIT / ( SP DIGIT ) ) SP time-of-day SP year
+        let b = s.as_bytes();
+        if !s.is_ascii()
+            || b.len() != 24
+            || b[3] != b' '
+            || b[7] != b' '
+            || b[10] != b' '
+            || b[19] != b' '
+            || !DAYS.contains(&&s[..3])
+        {
+            return None;
+        }
+        let day = s[8..10].trim_start_matches(' ');
+        let d = if day.len() == 1 { digits(day, 1)? } else { digits(day, 2)? };
+        (i64::from(digits(&s[20..], 4)?), month(&s[4..7])?, d, clock(&s[11..19])?)
+    };
+    if d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let secs = days_from_civil(y, mo, d) * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec.min(59));
+    Some(secs * 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +222,47 @@ mod tests {
         assert_eq!(parse_rfc3339_utc_ms("2026-04-24T10:15:00.123456789Z"), Ok(1_777_025_700_123));
         assert_eq!(parse_rfc3339_any_ms("2026-04-24T12:15:00+02:00"), Ok(1_777_025_700_000));
         assert_eq!(parse_rfc3339_utc_ms("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000));
+    }
+
+    #[test]
+    fn http_dates_in_all_three_forms() {
+        let t = 784_111_777_000; // 1994-11-06T08:49:37Z, RFC 9110's example
+        assert_eq!(parse_http_date_ms("Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date_ms("Sun Nov  6 08:49:37 1994"), Some(t));
+        assert_eq!(parse_http_date_ms("Sun Nov 16 08:49:37 1994"), Some(t + 10 * 86_400_000));
+        // RFC 850 years are two digits: "94" is 1994 only while 1994 is less than 50 years back.
+        let this_year = civil_from_days(now_unix_ms().div_euclid(86_400_000)).0;
+        let yy = this_year % 100;
+        let rfc850 = format!("Sunday, 06-Nov-{yy:02} 08:49:37 GMT");
+        let expected = days_from_civil(this_year, 11, 6) * 86_400_000 + (8 * 3600 + 49 * 60 + 37) * 1000;
+        assert_eq!(parse_http_date_ms(&rfc850), Some(expected));
+        assert_eq!(
+            parse_http_date_ms("Thu, 29 Feb 2024 23:59:60 GMT"),
+            Some(1_709_251_199_000),
+            "leap day, leap second"
+        );
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 94 08:49:37 GMT",
+            "Sun, 06 nov 1994 08:49:37 GMT",
+            "Sun, 31 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 06 Nov 1994 08:49 GMT",
+            "Sun, 06 Nov 1994 08:49:37:00 GMT",
+            "Sun, 06 Nov 1994  08:49:37 GMT",
+            "Xyz, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94-1 08:49:37 GMT",
+            "Sun Nov 6 08:49:37 1994",
+            "Sun Nov  6 08:49:37 94",
+            "Sun, 06 Nov 1994 08:49:37 GMT ",
+            "Sun, ０6 Nov 1994 08:49:37 GMT",
+            "Sun Nov  ６08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date_ms(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Builds the C test harness (tests/c/harness.c) against the librealer that `cargo build --workspace` made,
-//! shared and static, and runs it against a fresh realer-sim with the built-in fixture. With
+//! shared and static, and runs it against a fresh realer-sim with the built-in fixture, as a newer service
+//! (v2: desired states with ids to answer). With
 //! `REALER_VALGRIND=1` the harness runs under valgrind (tests/c/valgrind.supp lists the known false positives).
 
 #[path = "c/support.rs"]
@@ -7,7 +8,7 @@ mod support;
 
 use std::fs;
 
-use realer_sim::{builtin, Sim, SimOptions};
+use realer_sim::{builtin, Fault, Flavour, Sim, SimOptions, Target};
 use support::{compile_c, repo, run_program, scratch_dir, sim_env};
 
 /// Exported functions harness.c does not call yet (none: keep it that way).
@@ -16,7 +17,8 @@ const NOT_YET_COVERED: &[&str] = &[];
 fn run_harness(name: &str, static_link: bool) {
     let dir = scratch_dir(name);
     let exe = compile_c("tests/c/harness.c", &dir, "harness", static_link);
-    let sim = Sim::start(SimOptions { quiet: true, ..Default::default() }).expect("realer-sim starts");
+    let sim =
+        Sim::start(SimOptions { quiet: true, flavour: Flavour::V2, ..Default::default() }).expect("realer-sim starts");
     // Only its CA matters: one that did not sign the first sim's certificate.
     let stranger = Sim::start(SimOptions { quiet: true, ..Default::default() }).expect("realer-sim starts");
     let wrong_ca = dir.join("wrong-ca.pem");
@@ -34,6 +36,11 @@ fn run_harness(name: &str, static_link: bool) {
     let run = run_program(&exe, &env, &dir);
     println!("{}", run.output());
 
+    assert_summary(&run);
+}
+
+/// The program printed "N passed, 0 failed" (N > 0) last, and exited 0.
+fn assert_summary(run: &support::Run) {
     let summary = run.stdout.lines().rev().find(|l| l.contains(" passed, ")).unwrap_or("");
     let counts: Vec<u32> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
     assert!(
@@ -42,6 +49,26 @@ fn run_harness(name: &str, static_link: bool) {
         run.output()
     );
     assert_eq!(run.code, Some(0), "the harness exited with {:?}\n{}", run.code, run.output());
+}
+
+/// tests/c/cancel.c: calls blocked on a silent server, cancelled from 8 threads (under valgrind in CI).
+#[test]
+fn c_cancel_from_other_threads() {
+    let dir = scratch_dir("c-cancel");
+    let exe = compile_c("tests/c/cancel.c", &dir, "cancel", false);
+    let sim = Sim::start(SimOptions { quiet: true, ..Default::default() }).expect("realer-sim starts");
+    for target in [Target::FeedData, Target::Catalog, Target::Batch] {
+        sim.inject(Fault::Hang, target, 100);
+    }
+    let mut env = sim_env(&sim, &dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+    env.push(("REALER_TEST_DIR".to_string(), dir.display().to_string()));
+    if support::valgrind_requested() {
+        env.push(("REALER_CANCEL_LIMIT_MS".to_string(), "10000".to_string()));
+    }
+    let run = run_program(&exe, &env, &dir);
+    println!("{}", run.output());
+    assert_summary(&run);
+    assert!(sim.records().is_empty());
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use realer::{Client, Config, DesiredAction, ErrorKind, FeedItem, FeedOutcome, Level, Logger, ReportStatus};
+use realer::{Client, Config, ErrorKind, FeedItem, FeedOutcome, Level, Logger};
 
 /// A reading with a fixed identity: the same call twice is a replay.
 fn reading(id: &str) -> FeedItem {
@@ -195,7 +195,8 @@ fn a_scope_without_feed_data_write_is_forbidden_for_feed_data() {
     let c = Client::new(&cfg).unwrap();
     assert!(c.fetch_sensors().is_ok());
     let r = c.post_feed_data(&reading("scoped"));
-    assert_eq!((r.outcome, r.code), (FeedOutcome::Rejected, 4003));
+    // The request was refused, not the item: it stays sendable under its message_id.
+    assert_eq!((r.outcome, r.code, r.message_id.as_str()), (FeedOutcome::NotSent, 4003, "scoped"));
 }
 
 #[test]
@@ -213,24 +214,16 @@ fn wrong_credentials_are_an_auth_error_without_retries() {
 }
 
 #[test]
-fn catalog_and_desired_actions() {
+fn catalog_items_carry_no_desired_state() {
     let sim = sim();
     let c = client(&sim);
     let cmds = c.fetch_commands().unwrap();
     let by_id = |id: u64| cmds.iter().find(|c| c.id == id.to_string()).unwrap().clone();
+    // v1: the catalog's value is the value Realer wants.
     let pending = by_id(builtin::PENDING_COMMAND_ID);
-    assert_eq!(pending.desired_id.as_deref(), Some(builtin::PENDING_DESIRED_ID));
-    assert_eq!(pending.sequence_number, Some(builtin::PENDING_SEQUENCE_NUMBER as i64));
-    assert!(pending.expires_at_unix_ms.unwrap() > realer::time::now_unix_ms());
-    assert_eq!(c.desired_action(&pending, realer::time::now_unix_ms()), DesiredAction::Apply);
-    assert_eq!(
-        c.desired_action(&by_id(builtin::EXPIRED_COMMAND_ID), realer::time::now_unix_ms()),
-        DesiredAction::Stale
-    );
+    assert_eq!(pending.value.as_deref(), Some(builtin::PENDING_DESIRED_VALUE));
     let unrepresentable = by_id(builtin::UNREPRESENTABLE_COMMAND_ID);
     assert!(unrepresentable.error.is_some() && unrepresentable.value.is_none());
-    assert_eq!(c.desired_action(&unrepresentable, realer::time::now_unix_ms()), DesiredAction::None);
-    assert_eq!(c.desired_action(&by_id(builtin::PLAIN_COMMAND_ID), realer::time::now_unix_ms()), DesiredAction::None);
 
     let one = c.fetch_command(&builtin::PENDING_COMMAND_ID.to_string()).unwrap();
     assert_eq!(one, pending);
@@ -241,18 +234,6 @@ fn catalog_and_desired_actions() {
     );
     let e = c.fetch_sensor("404").unwrap_err();
     assert_eq!((e.kind, e.code), (ErrorKind::Api, 4004));
-
-    // Answer the pending state: applied, with its desired_id and sequence_number.
-    let r = c.post_feed_data(&FeedItem {
-        desired_id: pending.desired_id.clone(),
-        report_status: ReportStatus::Applied,
-        sequence_number: pending.sequence_number,
-        ..FeedItem::command(&pending.id, builtin::PENDING_DESIRED_VALUE)
-    });
-    assert_eq!(r.outcome, FeedOutcome::Created, "{r:?}");
-    // The same sequence_number again is not newer than what this client reported.
-    assert_eq!(c.desired_action(&pending, realer::time::now_unix_ms()), DesiredAction::Stale);
-    assert_eq!(c.fetch_command(&pending.id).unwrap().desired_id, None, "answered states leave the catalog");
 }
 
 #[test]

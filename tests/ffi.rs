@@ -10,6 +10,7 @@ use common::*;
 use realer::ffi::catalog::*;
 use realer::ffi::client::*;
 use realer::ffi::config::*;
+use realer::ffi::desired::*;
 use realer::ffi::error::*;
 use realer::ffi::feed::*;
 use realer::ffi::version::*;
@@ -57,7 +58,8 @@ fn version_and_status_names() {
     assert_eq!(s(realer_status_str(-7)), "REALER_ERR_UNKNOWN");
     assert_eq!(s(realer_status_str(12)), "REALER_ERR_OUTBOX_FULL");
     assert_eq!(s(realer_status_str(13)), "REALER_ERR_STORAGE");
-    assert_eq!(s(realer_status_str(14)), "REALER_ERR_UNKNOWN");
+    assert_eq!(s(realer_status_str(14)), "REALER_ERR_CANCELLED");
+    assert_eq!(s(realer_status_str(15)), "REALER_ERR_UNKNOWN");
 }
 
 #[test]
@@ -214,17 +216,103 @@ fn catalog_exports_check_their_arguments_and_lists_are_bounded() {
         assert_eq!(realer_commands_len(cmds), 4);
         assert!(realer_commands_get(cmds, 4).is_null() && realer_commands_get(cmds, usize::MAX).is_null());
         let first = &*realer_commands_get(cmds, 0);
-        assert_eq!((s(first.id), s(first.desired_id)), ("1".to_string(), builtin::PENDING_DESIRED_ID.to_string()));
-        assert_eq!(realer_command_desired_action(client, first, 0), REALER_COMMAND_ACTION_APPLY);
+        assert_eq!((s(first.id), s(first.value)), ("1".to_string(), builtin::PENDING_DESIRED_VALUE.to_string()));
         let unrepresentable = &*realer_commands_get(cmds, 2);
         assert!(unrepresentable.value.is_null() && !unrepresentable.error_type.is_null());
-        assert_eq!(realer_command_desired_action(client, unrepresentable, 0), REALER_COMMAND_ACTION_NONE);
-        assert_eq!(realer_command_desired_action(null(), first, 0), REALER_COMMAND_ACTION_INVALID);
-        assert_eq!(realer_command_desired_action(client, null(), 0), REALER_COMMAND_ACTION_INVALID);
-        assert_eq!(realer_command_desired_action(client, first, -5), REALER_COMMAND_ACTION_INVALID);
-        let broken = realer_command { id: bad(), ..std::ptr::read(first) };
-        assert_eq!(realer_command_desired_action(client, &broken, 0), REALER_COMMAND_ACTION_INVALID);
-        assert!(last().1.contains("UTF-8"));
+
+        // What Realer wants (v1: the catalog's values), and the item answering it.
+        let mut wanted = null_mut();
+        expect(realer_desired_states_fetch(null(), &mut wanted), REALER_ERR_INVALID_ARGUMENT, "client is NULL");
+        expect(realer_desired_states_fetch(client, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out is NULL");
+        expect(realer_desired_states_fetch(client, &mut wanted), REALER_OK, "");
+        assert_eq!(realer_desired_states_source(wanted), REALER_DESIRED_SOURCE_CATALOG);
+        assert_eq!(realer_desired_states_len(wanted), 3);
+        assert!(realer_desired_states_get(wanted, 3).is_null());
+        let state = &*realer_desired_states_get(wanted, 0);
+        assert!(state.desired_id.is_null() && state.sequence_number == -1);
+        assert_eq!(
+            (s(state.command_id), s(state.value), state.action),
+            ("1".into(), "1.0".into(), REALER_DESIRED_ACTION_APPLY)
+        );
+        let (seven, one_value) = (cstr("7"), cstr("1"));
+        let mut answer = item(&seven, &one_value);
+        let physical = cstr("1.0");
+        expect(
+            realer_feed_item_init_answer(null_mut(), state, physical.as_ptr(), REALER_REPORT_STATUS_APPLIED),
+            REALER_ERR_INVALID_ARGUMENT,
+            "item is NULL",
+        );
+        expect(
+            realer_feed_item_init_answer(&mut answer, null(), physical.as_ptr(), REALER_REPORT_STATUS_APPLIED),
+            REALER_ERR_INVALID_ARGUMENT,
+            "state is NULL",
+        );
+        expect(
+            realer_feed_item_init_answer(&mut answer, state, null(), REALER_REPORT_STATUS_APPLIED),
+            REALER_ERR_INVALID_ARGUMENT,
+            "value is NULL",
+        );
+        expect(
+            realer_feed_item_init_answer(&mut answer, state, bad(), REALER_REPORT_STATUS_APPLIED),
+            REALER_ERR_INVALID_ARGUMENT,
+            "UTF-8",
+        );
+        expect(
+            realer_feed_item_init_answer(&mut answer, state, physical.as_ptr(), 77),
+            REALER_ERR_INVALID_ARGUMENT,
+            "REALER_REPORT_STATUS_",
+        );
+        expect(
+            realer_feed_item_init_answer(&mut answer, state, physical.as_ptr(), REALER_REPORT_STATUS_STALE),
+            REALER_ERR_INVALID_ARGUMENT,
+            "never stale",
+        );
+        assert_eq!(s(answer.sensor_id), "7", "a refused call leaves the item as it was");
+        expect(
+            realer_feed_item_init_answer(&mut answer, state, physical.as_ptr(), REALER_REPORT_STATUS_APPLIED),
+            REALER_OK,
+            "",
+        );
+        assert!(answer.sensor_id.is_null() && answer.desired_id.is_null() && answer.message_id.is_null());
+        assert_eq!(
+            (answer.command_id, answer.value),
+            (state.command_id, physical.as_ptr()),
+            "it points at the strings given"
+        );
+        assert_eq!((answer.report_status, answer.sequence_number), (REALER_REPORT_STATUS_NONE, -1));
+        let broken = realer_desired_state { command_id: bad(), ..std::ptr::read(state) };
+        expect(
+            realer_feed_item_init_answer(&mut answer, &broken, physical.as_ptr(), REALER_REPORT_STATUS_APPLIED),
+            REALER_ERR_INVALID_ARGUMENT,
+            "UTF-8",
+        );
+        // With a desired_id: the status and the echoed sequence.
+        let des = cstr("des_x");
+        let with_id = realer_desired_state { desired_id: des.as_ptr(), sequence_number: 9, ..std::ptr::read(state) };
+        expect(
+            realer_feed_item_init_answer(&mut answer, &with_id, physical.as_ptr(), REALER_REPORT_STATUS_NONE),
+            REALER_OK,
+            "",
+        );
+        assert_eq!(
+            (s(answer.desired_id), answer.report_status, answer.sequence_number),
+            ("des_x".into(), REALER_REPORT_STATUS_APPLIED, 9)
+        );
+        expect(
+            realer_feed_item_init_answer(&mut answer, &with_id, physical.as_ptr(), REALER_REPORT_STATUS_REPORTED),
+            REALER_ERR_INVALID_ARGUMENT,
+            "applied, rejected or stale",
+        );
+        assert_eq!(realer_desired_states_len(null()), 0);
+        assert_eq!(realer_desired_states_source(null()), 0);
+        assert!(realer_desired_states_get(null(), 0).is_null());
+        realer_desired_states_free(wanted);
+        realer_desired_states_free(null_mut());
+        assert!(realer_values_equal(cstr("NumericRange").as_ptr(), cstr("0").as_ptr(), cstr("0.0").as_ptr()));
+        assert!(!realer_values_equal(null(), cstr("0").as_ptr(), cstr("0.0").as_ptr()));
+        assert!(!realer_values_equal(null(), null(), cstr("0").as_ptr()));
+        assert!(!realer_values_equal(bad(), cstr("0").as_ptr(), cstr("0").as_ptr()));
+        assert_eq!(CStr::from_ptr(realer_last_warnings()).to_bytes(), b"");
         realer_commands_free(cmds);
 
         expect(realer_fetch_sensor(client, cstr("404").as_ptr(), &mut sensors), REALER_ERR_API, "not");

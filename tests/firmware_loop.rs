@@ -1,17 +1,21 @@
-//! Builds c_examples/firmware_loop with its Makefile (shared and STATIC=1) and runs it against realer-sim:
-//! the built-in fixture, and a fixture with other ids, another device id and other credentials, given only
-//! through the REALER_* variables. What the sim stored proves the whole loop ran: an `applied` report for the
-//! pending desired state, a `stale` one for the expired state, a local change without desired_id, and each
-//! usable sensor's reading twice (one by one, then in the batch). With `--outbox PATH` the readings go through
+//! Builds c_examples/firmware_loop with its Makefile (shared and STATIC=1) and runs it against realer-sim,
+//! both flavours (v1: the catalog's values; v2: /desired-states): the built-in fixture, and a fixture with
+//! other ids, another device id and other credentials, given only through the REALER_* variables. What the
+//! sim stored proves the whole loop ran: in v1 a report of the new physical value for every command whose
+//! catalog value differs from its actuator (which start at "0"), no desired_id anywhere; in v2 an answer to
+//! every pending desired state (`applied`, or `stale` for an expired one or a lower sequence), its sequence
+//! echoed, and nothing left pending; a local change without desired_id; and each usable sensor's reading
+//! twice (one by one, then in the batch). With `--outbox PATH` the readings go through
 //! the outbox: each arrives exactly once, also when the first run could not send them and a later run did.
 
 #[path = "c/support.rs"]
 mod support;
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use realer_sim::{builtin, time, Fault, Fixture, FixtureDevice, Id, Record, Sim, SimOptions, Target};
+use realer_sim::{builtin, time, Fault, Fixture, FixtureDevice, Flavour, Id, Record, Sim, SimOptions, Target};
 use serde_json::Value;
 use support::{build, compile_c, lib_dir, repo, run_program, run_program_with_args, scratch_dir, sim_env};
 
@@ -31,7 +35,10 @@ const CUSTOM_FIXTURE: &str = r#"{
         { "id": "cmd_valve_b", "value": "closed", "value_type": "Enum", "kind": "valve", "pin_port": "A2",
           "desired": { "desired_id": "des_valve_b_late", "value": "open", "sequence_number": 9,
                        "expires_in_secs": -60 } },
-        { "id": 880001, "value": "0", "value_type": "Boolean", "kind": "pump", "pin_port": "B2" }
+        { "id": 880001, "value": "0", "value_type": "Boolean", "kind": "pump", "pin_port": "B2",
+          "desired": [ { "desired_id": "des_pump_on_old", "value": "1", "sequence_number": 2, "expires_in_secs": 900 },
+                       { "desired_id": "des_pump_on_new", "value": "1", "sequence_number": 3, "expires_in_secs": 900 } ] },
+        { "id": 880002, "value": "0", "value_type": "Boolean", "kind": "fan", "pin_port": "B3" }
       ],
       "sensors": [
         { "id": "sns_broken", "error": { "type": "unsupported_quantity", "message": "not in v1" } },
@@ -83,47 +90,82 @@ fn text(item: &Value, key: &str) -> Option<String> {
     }
 }
 
-/// Checks what the sim stored for `device` against the fixture's catalog.
-fn check_records(records: &[Record], device: &FixtureDevice, start_unix: i64) {
+/// Checks what the sim stored for `device` against the fixture's catalog and the flavour's rules.
+fn check_records(records: &[Record], device: &FixtureDevice, start_unix: i64, flavour: Flavour) {
     let device_id = device.id.to_string();
     let mine: Vec<&Value> = records.iter().filter(|r| r.device_id == device_id).map(|r| &r.item).collect();
     let shown = || format!("{:#?}", mine);
     assert_eq!(mine.len(), records.len(), "records for another device: {records:#?}");
-    let mut pending = 0;
-    let mut expired = 0;
-    for cmd in device.commands.iter().filter(|c| c.error.is_none()) {
-        let Some(desired) = &cmd.desired else { continue };
-        let expires = match (desired.expires_in_secs, &desired.expires_at) {
-            (Some(secs), _) => start_unix + secs,
-            (None, Some(at)) => time::parse_rfc3339_utc(at).expect("fixture expires_at"),
-            (None, None) => i64::MAX,
-        };
-        let (status, value) = if expires > start_unix + 60 {
-            pending += 1;
-            ("applied", Some(desired.value.as_str()))
-        } else {
-            expired += 1;
-            ("stale", None)
-        };
-        let reports: Vec<&&Value> =
-            mine.iter().filter(|i| text(i, "desired_id").as_deref() == Some(desired.desired_id.as_str())).collect();
-        assert_eq!(reports.len(), 1, "one report for desired state {}: {}", desired.desired_id, shown());
-        let r = reports[0];
-        assert_eq!(text(r, "command_id"), Some(cmd.id.to_string()), "{r}");
-        assert_eq!(text(r, "report_status").as_deref(), Some(status), "{r}");
-        assert_eq!(r.get("sequence_number").and_then(Value::as_u64), Some(desired.sequence_number), "{r}");
-        if let Some(v) = value {
-            assert_eq!(text(r, "value").as_deref(), Some(v), "{r}");
-        }
-        // Command ids made of digits go out as JSON numbers, others as strings.
-        assert_eq!(r["command_id"].is_number(), matches!(cmd.id, Id::Int(_)), "{r}");
-    }
-    assert!(pending >= 1 && expired >= 1, "the fixture needs a pending and an expired desired state");
-
-    let local: Vec<&&Value> =
+    let usable = device.commands.iter().filter(|c| c.error.is_none());
+    let plain: Vec<&&Value> =
         mine.iter().filter(|i| i.get("command_id").is_some() && i.get("desired_id").is_none()).collect();
-    assert_eq!(local.len(), 1, "one local change without desired_id: {}", shown());
-    assert!(matches!(text(local[0], "report_status").as_deref(), None | Some("reported")), "{}", local[0]);
+    let answers = match flavour {
+        Flavour::V1 => {
+            // The catalog's value is what Realer wants: every actuator ("0") that differs is driven and
+            // reported, without desired_id; one more plain report is the local change.
+            let mut driven = 0;
+            for cmd in usable {
+                let wanted = cmd
+                    .desired
+                    .iter()
+                    .max_by_key(|d| d.sequence_number)
+                    .map_or(cmd.value.clone().unwrap_or_default(), |d| d.value.clone());
+                if realer::values_equal(cmd.value_type.as_deref(), "0", &wanted) {
+                    continue;
+                }
+                driven += 1;
+                let reports = plain
+                    .iter()
+                    .filter(|i| {
+                        text(i, "command_id") == Some(cmd.id.to_string()) && text(i, "value") == Some(wanted.clone())
+                    })
+                    .count();
+                assert!(reports >= 1, "command {} driven to {wanted} and reported: {}", cmd.id, shown());
+            }
+            assert!(driven >= 1, "the fixture needs a command whose value differs from \"0\"");
+            assert!(mine.iter().all(|i| i.get("desired_id").is_none()), "no desired_id in v1: {}", shown());
+            assert_eq!(plain.len(), driven + 1, "one report per driven actuator and the local change: {}", shown());
+            driven
+        }
+        Flavour::V2 => {
+            let (mut applied, mut stale) = (0, 0);
+            for cmd in usable {
+                let top = cmd.desired.iter().map(|d| d.sequence_number).max();
+                for desired in &cmd.desired {
+                    let expires = match (desired.expires_in_secs, &desired.expires_at) {
+                        (Some(secs), _) => start_unix + secs,
+                        (None, Some(at)) => time::parse_rfc3339_utc(at).expect("fixture expires_at"),
+                        (None, None) => i64::MAX,
+                    };
+                    let apply = expires > start_unix + 60 && Some(desired.sequence_number) == top;
+                    let (status, value) = if apply {
+                        applied += 1;
+                        ("applied", desired.value.as_str())
+                    } else {
+                        stale += 1;
+                        ("stale", "0")
+                    };
+                    let reports: Vec<&&Value> = mine
+                        .iter()
+                        .filter(|i| text(i, "desired_id").as_deref() == Some(desired.desired_id.as_str()))
+                        .collect();
+                    assert_eq!(reports.len(), 1, "one answer to desired state {}: {}", desired.desired_id, shown());
+                    let r = reports[0];
+                    assert_eq!(text(r, "command_id"), Some(cmd.id.to_string()), "{r}");
+                    assert_eq!(text(r, "report_status").as_deref(), Some(status), "{r}");
+                    assert_eq!(r.get("sequence_number").and_then(Value::as_u64), Some(desired.sequence_number), "{r}");
+                    assert_eq!(text(r, "value").as_deref(), Some(value), "{r}");
+                    // Command ids made of digits go out as JSON numbers, others as strings.
+                    assert_eq!(r["command_id"].is_number(), matches!(cmd.id, Id::Int(_)), "{r}");
+                }
+            }
+            assert!(applied >= 1 && stale >= 1, "the fixture needs a pending and an expired desired state");
+            assert_eq!(plain.len(), 1, "one local change without desired_id: {}", shown());
+            applied + stale
+        }
+    };
+    let local = plain.last().expect("the local change");
+    assert!(matches!(text(local, "report_status").as_deref(), None | Some("reported")), "{local}");
 
     let usable: Vec<&Id> = device.sensors.iter().filter(|s| s.error.is_none()).map(|s| &s.id).collect();
     for id in &usable {
@@ -132,46 +174,62 @@ fn check_records(records: &[Record], device: &FixtureDevice, start_unix: i64) {
     }
     let sensor_items = mine.iter().filter(|i| i.get("sensor_id").is_some()).count();
     assert_eq!(sensor_items, 2 * usable.len(), "readings only for usable sensors: {}", shown());
-    assert_eq!(mine.len(), pending + expired + 1 + 2 * usable.len(), "nothing else stored: {}", shown());
+    let expected = answers + 1 + 2 * usable.len();
+    assert_eq!(mine.len(), expected, "nothing else stored: {}", shown());
 }
 
-fn run_loop(name: &str, fixture: Option<Fixture>, static_link: bool) {
+fn start_sim(fixture: Fixture, flavour: Flavour) -> Sim {
+    Sim::start(SimOptions { quiet: true, fixture: Some(fixture), flavour, ..Default::default() })
+        .expect("realer-sim starts")
+}
+
+fn run_loop(name: &str, fixture: Option<Fixture>, static_link: bool, flavour: Flavour) {
     let dir = scratch_dir(name);
     let exe = build_firmware_loop(&dir, static_link);
     let fixture = fixture.unwrap_or_else(Fixture::builtin);
     let device = fixture.devices[0].clone();
     let start_unix = time::now_unix();
-    let sim = Sim::start(SimOptions { quiet: true, fixture: Some(fixture), ..Default::default() })
-        .expect("realer-sim starts");
+    let sim = start_sim(fixture, flavour);
     let env = sim_env(&sim, &dir, &device.id.to_string(), &device.client_id, &device.client_secret);
 
     let run = run_program(&exe, &env, &dir);
     println!("{}", run.output());
     assert_eq!(run.code, Some(0), "firmware_loop failed\n{}", run.output());
     assert!(run.stdout.contains("Done: every step succeeded."), "{}", run.output());
-    check_records(&sim.records(), &device, start_unix);
+    check_records(&sim.records(), &device, start_unix, flavour);
+    assert!(sim.desired_states(&device.id.to_string()).is_empty() || flavour == Flavour::V1, "all answered");
 }
 
 #[test]
-fn firmware_loop_builtin_fixture() {
-    run_loop("firmware-loop-builtin", None, false);
+fn firmware_loop_builtin_fixture_v1() {
+    run_loop("firmware-loop-builtin-v1", None, false, Flavour::V1);
 }
 
 #[test]
-fn firmware_loop_custom_fixture() {
+fn firmware_loop_builtin_fixture_v2() {
+    run_loop("firmware-loop-builtin-v2", None, false, Flavour::V2);
+}
+
+#[test]
+fn firmware_loop_custom_fixture_v1() {
     let fixture = Fixture::from_json(CUSTOM_FIXTURE).expect("the custom fixture is valid");
     assert_ne!(fixture.devices[0].id.to_string(), builtin::DEVICE_ID);
-    run_loop("firmware-loop-custom", Some(fixture), false);
+    run_loop("firmware-loop-custom-v1", Some(fixture), false, Flavour::V1);
+}
+
+#[test]
+fn firmware_loop_custom_fixture_v2() {
+    let fixture = Fixture::from_json(CUSTOM_FIXTURE).expect("the custom fixture is valid");
+    run_loop("firmware-loop-custom-v2", Some(fixture), false, Flavour::V2);
 }
 
 /// The Python binding's example (python/examples/firmware_loop.py) does the same loop, unchanged, against
 /// the same servers.
-fn run_python_loop(name: &str, fixture: Fixture) {
+fn run_python_loop(name: &str, fixture: Fixture, flavour: Flavour) {
     let dir = scratch_dir(name);
     let device = fixture.devices[0].clone();
     let start_unix = time::now_unix();
-    let sim = Sim::start(SimOptions { quiet: true, fixture: Some(fixture), ..Default::default() })
-        .expect("realer-sim starts");
+    let sim = start_sim(fixture, flavour);
     let out = std::process::Command::new("python3")
         .arg(repo().join("python/examples/firmware_loop.py"))
         .env_clear()
@@ -186,22 +244,25 @@ fn run_python_loop(name: &str, fixture: Fixture) {
     println!("{output}");
     assert!(out.status.success(), "firmware_loop.py failed\n{output}");
     assert!(output.contains("Done: every step succeeded."), "{output}");
-    check_records(&sim.records(), &device, start_unix);
+    check_records(&sim.records(), &device, start_unix, flavour);
 }
 
 #[test]
 fn python_firmware_loop_builtin_fixture() {
-    run_python_loop("python-loop-builtin", Fixture::builtin());
+    run_python_loop("python-loop-builtin-v1", Fixture::builtin(), Flavour::V1);
+    run_python_loop("python-loop-builtin-v2", Fixture::builtin(), Flavour::V2);
 }
 
 #[test]
 fn python_firmware_loop_custom_fixture() {
-    run_python_loop("python-loop-custom", Fixture::from_json(CUSTOM_FIXTURE).expect("the custom fixture is valid"));
+    let fixture = || Fixture::from_json(CUSTOM_FIXTURE).expect("the custom fixture is valid");
+    run_python_loop("python-loop-custom-v1", fixture(), Flavour::V1);
+    run_python_loop("python-loop-custom-v2", fixture(), Flavour::V2);
 }
 
 #[test]
 fn firmware_loop_static() {
-    run_loop("firmware-loop-static", None, true);
+    run_loop("firmware-loop-static", None, true, Flavour::V2);
 }
 
 /// A refused secret: the loop stops at authentication with a non-zero exit and says why, never the secret.
@@ -279,7 +340,7 @@ fn firmware_loop_outbox() {
     assert!(run.stdout.contains("outbox: 0 pending (0 bytes), 0 dead letter(s), 0 dropped"), "{}", run.output());
 
     let records = sim.records();
-    check_records(&records, &device, start_unix);
+    check_records(&records, &device, start_unix, Flavour::V1);
     let readings = readings(&records);
     assert_each_once(&readings);
     assert_arrived(&run.stdout, &readings, usable);
@@ -336,6 +397,138 @@ fn firmware_loop_outbox_keeps_readings_until_realer_is_back() {
     assert_each_once(&readings);
     assert_arrived(&first.stdout, &readings, usable);
     assert_arrived(&last.stdout, &readings, usable);
+}
+
+/// SIGTERM while the outbox is being sent to a server that never answers (systemd stopping the service):
+/// the run ends within moments, says so, exits 0, and the readings wait in the outbox; the next run sends
+/// each of them once.
+#[test]
+fn firmware_loop_stops_promptly_on_sigterm() {
+    let dir = scratch_dir("firmware-loop-sigterm");
+    let exe = build_firmware_loop(&dir, false);
+    let fixture = Fixture::builtin();
+    let device = fixture.devices[0].clone();
+    let usable = device.sensors.iter().filter(|s| s.error.is_none()).count();
+    let sim = start_sim(fixture, Flavour::V1);
+    let env = sim_env(&sim, &dir, &device.id.to_string(), &device.client_id, &device.client_secret);
+    let outbox = dir.join("outbox.db");
+    let args = ["--outbox", outbox.to_str().unwrap()];
+    sim.inject(Fault::Hang, Target::Batch, 1000);
+
+    let out_path = dir.join("sigterm-stdout.txt");
+    let mut child = Command::new(&exe)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(dir.join("sigterm-stderr.txt")).unwrap())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while !fs::read_to_string(&out_path).unwrap_or_default().contains("7. Sending the outbox.") {
+        assert!(waited.elapsed() < std::time::Duration::from_secs(60), "never reached the flush");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300)); // blocked on the silent server by now
+    let signalled = std::time::Instant::now();
+    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < std::time::Duration::from_secs(10), "still running after SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let took = signalled.elapsed();
+    let stdout = fs::read_to_string(&out_path).unwrap();
+    println!("{stdout}\nexited {} ms after SIGTERM", took.as_millis());
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    assert!(stdout.contains("Stopped by SIGTERM: what was not sent waits in the outbox"), "{stdout}");
+    assert!(readings(&sim.records()).is_empty());
+
+    sim.clear_faults();
+    let next = run_program_with_args(&exe, &args, &env, &dir);
+    assert_eq!(next.code, Some(0), "{}", next.output());
+    let records = sim.records();
+    let readings = readings(&records);
+    assert_eq!(readings.len(), 4 * usable, "both runs' readings: {readings:#?}");
+    assert_each_once(&readings);
+}
+
+/// The field tool on the outbox firmware_loop left while Realer's batch endpoint was cut off: `outbox stats`,
+/// `list` and `dead` show what waits, `flush` sends it once Realer is back (0 pending), `retry-dead` and
+/// `purge-dead` handle what Realer refused.
+#[test]
+fn realer_outbox_commands_on_a_firmware_outbox() {
+    let dir = scratch_dir("realer-outbox-commands");
+    let exe = build_firmware_loop(&dir, false);
+    let fixture = Fixture::builtin();
+    let device = fixture.devices[0].clone();
+    let usable = device.sensors.iter().filter(|s| s.error.is_none()).count();
+    let sim = start_sim(fixture, Flavour::V1);
+    let env = sim_env(&sim, &dir, &device.id.to_string(), &device.client_id, &device.client_secret);
+    let outbox = dir.join("outbox.db");
+    let _ = fs::remove_file(&outbox);
+    sim.inject(Fault::CloseBeforeAnswer, Target::Batch, 1000);
+    let run = run_program_with_args(&exe, &["--outbox", outbox.to_str().unwrap()], &env, &dir);
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    sim.clear_faults();
+
+    let realer = |args: &[&str]| {
+        let out = Command::new(lib_dir().join("realer"))
+            .arg("--outbox")
+            .arg(&outbox)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("the realer binary runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        println!("$ realer {}\n{stdout}{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), stdout)
+    };
+    let json = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let (code, stdout) = realer(&all);
+        assert_eq!(code, Some(0), "{stdout}");
+        serde_json::from_str(&stdout).unwrap()
+    };
+    assert_eq!(json(&["outbox", "stats"])["pending"], 2 * usable as u64);
+    let (code, text) = realer(&["outbox", "stats"]);
+    assert_eq!(code, Some(0));
+    assert!(text.lines().next().unwrap().starts_with("pending"), "{text}");
+    let listed = json(&["outbox", "list"]);
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2 * usable);
+    assert!(items.iter().all(|i| i["item"]["sensor_id"].is_number() && i["message_id"].is_string()));
+    assert_eq!(json(&["outbox", "dead"])["dead_letters"], serde_json::json!([]));
+
+    // Back: flush sends everything, each once; plain lines when stdout is not a terminal.
+    let (code, text) = realer(&["outbox", "flush"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("sent {} of {}", 2 * usable, 2 * usable)), "{text}");
+    assert!(text.contains(&format!("sent {}, already stored 0, refused for good 0", 2 * usable)), "{text}");
+    assert_eq!(json(&["outbox", "stats"])["pending"], 0);
+    assert_each_once(&readings(&sim.records()));
+
+    // A reading Realer refuses for good becomes a dead letter; retry-dead puts it back, purge-dead drops it.
+    let mut cfg = realer::Config::new();
+    cfg.apply_env(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+    cfg.set_outbox(outbox.to_str().unwrap(), 0, 0).unwrap();
+    let client = realer::Client::new(&cfg).unwrap();
+    client.outbox_push(&realer::FeedItem::sensor("987654", "1")).unwrap();
+    let (report, _) = client.outbox_flush(0);
+    assert_eq!(report.rejected, 1);
+    let dead = json(&["outbox", "dead"]);
+    assert_eq!(dead["dead_letters"][0]["code"], 4022);
+    assert_eq!(json(&["outbox", "retry-dead"])["requeued"], 1);
+    assert_eq!(json(&["outbox", "stats"])["pending"], 1);
+    let (code, _) = realer(&["outbox", "flush"]);
+    assert_eq!(code, Some(0), "a flush that dead-letters an item still ran");
+    assert_eq!(json(&["outbox", "purge-dead"])["purged"], 1);
+    assert_eq!(json(&["outbox", "stats"])["dead"], 0);
 }
 
 /// Bad arguments: the usage line and exit status 2, before anything else happens.

@@ -426,3 +426,290 @@ fn killed_at_random_instants_loses_and_duplicates_nothing() {
     assert_exactly_once(&sim, &c, &ids);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Every file the outbox at `db` keeps (the database, its WAL and shared-memory index, and any companion
+/// file named after it), with its size in bytes.
+fn outbox_files(db: &Path) -> Vec<(String, u64)> {
+    let name = db.file_name().unwrap().to_str().unwrap();
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(name) && !n.ends_with(".progress")))
+        .map(|e| {
+            use std::os::unix::fs::MetadataExt;
+            let m = e.metadata().unwrap();
+            // What the file takes on disk, or its length if that is more (a sparse file counts in full).
+            (e.file_name().to_str().unwrap().to_string(), m.len().max(m.blocks() * 512))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Bytes of the item JSON the outbox holds: pending items, and dead letters with Realer's error.
+fn item_bytes(c: &Client) -> u64 {
+    let dead: usize = c
+        .outbox_dead_letters()
+        .unwrap()
+        .iter()
+        .map(|d| d.item_json.len() + d.error_type.len() + d.message.len() + d.details_json.len())
+        .sum();
+    c.outbox_stats().unwrap().bytes + dead as u64
+}
+
+/// The fixed overhead the outbox's files may take beyond twice its item bytes (README, "Offline outbox").
+const FILES_OVERHEAD: u64 = 1792 * 1024;
+
+#[track_caller]
+fn assert_files_bounded(db: &Path, c: &Client, when: &str) -> u64 {
+    let files = outbox_files(db);
+    let total: u64 = files.iter().map(|(_, n)| n).sum();
+    let items = item_bytes(c);
+    eprintln!("{when}: {total} bytes in files {files:?} for {items} item bytes");
+    assert!(total <= 2 * items + FILES_OVERHEAD, "{when}: files take {total} bytes for {items} item bytes: {files:?}");
+    total
+}
+
+#[test]
+fn dead_letters_count_within_the_limits_and_the_files_stay_bounded() {
+    let sim = sim();
+    let dir = temp_dir("bounded");
+    let db = dir.join("o.db");
+    let mut cfg = config(&sim);
+    cfg.set_outbox(db.to_str().unwrap(), 100, 0).unwrap();
+    let c = Client::new(&cfg).unwrap();
+    // 3,000 readings of a sensor Realer does not know, 100 at a time: every one becomes a dead letter.
+    for round in 0..30 {
+        let items: Vec<FeedItem> = (0..100)
+            .map(|i| FeedItem { message_id: Some(format!("dead-{round}-{i}")), ..FeedItem::sensor("99", "1") })
+            .collect();
+        c.outbox_push_many(&items).unwrap();
+        assert_eq!(drain(&c, 1).rejected, 100);
+        let s = c.outbox_stats().unwrap();
+        assert!(s.pending + s.dead <= 100, "round {round}: {s:?}");
+    }
+    let dead = c.outbox_dead_letters().unwrap();
+    assert_eq!(dead.len(), 100);
+    assert_eq!(dead[0].message_id, "dead-29-0", "the oldest dead letters went first");
+    assert_eq!(c.outbox_stats().unwrap().dead_dropped, 2_900, "each one dropped is counted");
+    assert_files_bounded(&db, &c, "100 dead letters");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_files_stay_within_twice_the_item_bytes_and_shrink_when_drained() {
+    let sim = sim();
+    let dir = temp_dir("files");
+    let db = dir.join("o.db");
+    let c = Client::new(&outbox_config(&sim, &db)).unwrap();
+    let mut ids = Vec::new();
+    for round in 0..4 {
+        ids.extend(push(&c, &format!("files{round}"), 5_000));
+        assert_files_bounded(&db, &c, &format!("{} pending", ids.len()));
+    }
+    // One by one, as a firmware loop pushes: the WAL still stays small.
+    for i in 0..500 {
+        ids.push(c.outbox_push(&reading("single", i)).unwrap());
+    }
+    assert_files_bounded(&db, &c, &format!("{} pending", ids.len()));
+    drain(&c, 1);
+    let total = assert_files_bounded(&db, &c, "drained");
+    assert!(total <= FILES_OVERHEAD, "drained: {total} bytes");
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn two_flushers_split_the_work_and_send_each_item_once() {
+    let sim = sim();
+    let dir = temp_dir("split");
+    let db = dir.join("o.db");
+    let (a, b) = (Client::new(&outbox_config(&sim, &db)).unwrap(), Client::new(&outbox_config(&sim, &db)).unwrap());
+    let ids = push(&a, "split", 1_000);
+    a.authenticate().unwrap();
+    b.authenticate().unwrap();
+    // Each batch answer takes 40 ms, so the two flushes run side by side for their whole length.
+    sim.inject(Fault::Delay { ms: 40 }, Target::Batch, 1_000);
+    let (ra, rb) = std::thread::scope(|s| {
+        let fa = s.spawn(|| a.outbox_flush(0));
+        let fb = s.spawn(|| b.outbox_flush(0));
+        (fa.join().unwrap(), fb.join().unwrap())
+    });
+    sim.clear_faults();
+    assert!(ra.1.is_none() && rb.1.is_none(), "{ra:?} {rb:?}");
+    let (ra, rb) = (ra.0, rb.0);
+    assert_eq!((ra.replayed, rb.replayed), (0, 0), "an item was sent twice: {ra:?} {rb:?}");
+    assert_eq!(ra.sent + rb.sent, 1_000, "{ra:?} {rb:?}");
+    assert!(ra.sent > 0 && rb.sent > 0, "both flushes took a share: {ra:?} {rb:?}");
+    let items_received: u32 = sim.records().iter().map(|r| r.times_received).sum();
+    assert_eq!(items_received, 1_000, "the sim received each item once");
+    assert_eq!(sim.request_log().iter().filter(|e| e.path.ends_with("/batches")).count(), 10);
+    assert_exactly_once(&sim, &a, &ids);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A tmpfs of `size` mounted on `dir` for the life of the value (root only).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None`, after saying why on stderr, when this process is not root and cannot mount.
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1));
+        if euid != Some("0") {
+            eprintln!("SKIPPED: mounting a small tmpfs needs root (effective uid {euid:?}); CI runs this test as root");
+            return None;
+        }
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount: {}", String::from_utf8_lossy(&out.stderr));
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes a file at `path` until the disk refuses one more byte.
+fn fill_disk(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    for chunk in [65_536usize, 4096, 512, 1] {
+        while f.write_all(&vec![0xa5; chunk]).is_ok() {}
+    }
+    let _ = f.sync_all();
+}
+
+/// Pushes groups of `group` items made by `item` until the disk (a tmpfs of `size`) is full, lets another
+/// program take the last byte, restarts, and flushes: every item leaves, each reaches Realer once, and pushes
+/// are accepted again.
+fn full_disk_drains(tag: &str, size: &str, group: usize, item: fn(usize) -> FeedItem) {
+    let sim = sim();
+    let dir = temp_dir(tag);
+    let Some(tmpfs) = Tmpfs::mount(&dir, size) else { return };
+    let db = dir.join("o.db");
+    let c = Client::new(&outbox_config(&sim, &db)).unwrap();
+    let mut ids = Vec::new();
+    // Until the disk is full: the group that does not fit is refused whole.
+    loop {
+        let items: Vec<FeedItem> = (ids.len()..ids.len() + group).map(item).collect();
+        match c.outbox_push_many(&items) {
+            Ok(stored) => ids.extend(stored),
+            Err(e) => {
+                assert_eq!(e.kind, ErrorKind::Storage, "{e:?}");
+                break;
+            }
+        }
+    }
+    assert!(ids.len() >= 10 * group, "only {} items fit", ids.len());
+    // Another program takes what is left, to the last byte.
+    fill_disk(&dir.join("other-program"));
+    // One by one, pushes go on only while what SQLite already holds has room, then they are refused.
+    let refused = loop {
+        match c.outbox_push(&item(ids.len())) {
+            Ok(id) => ids.push(id),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(refused.kind, ErrorKind::Storage, "{refused:?}");
+    assert_eq!(c.outbox_stats().unwrap().pending, ids.len() as u64, "nothing stored was lost");
+    // A restart on the full disk, then a flush to a healthy server: every item leaves.
+    drop(c);
+    let c = Client::new(&outbox_config(&sim, &db)).unwrap();
+    let report = drain(&c, 3);
+    assert_eq!(report.pending, 0);
+    assert_exactly_once(&sim, &c, &ids);
+    // The space the sent items took is free again: pushes are accepted while the other file stays.
+    let mut more = push(&c, "again", 300);
+    std::fs::remove_file(dir.join("other-program")).unwrap();
+    more.extend(push(&c, "later", 300));
+    drain(&c, 1);
+    assert_exactly_once(&sim, &c, &[ids, more].concat());
+    drop(c);
+    drop(tmpfs);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_full_disk_refuses_pushes_and_a_flush_still_drains() {
+    full_disk_drains("tmpfs", "3m", 100, |i| reading("disk", i));
+}
+
+#[test]
+fn a_full_disk_of_medium_items_still_drains() {
+    // 13 items of 1.1 KiB a push, just below the probe: nearly every page the WAL holds is a new one.
+    full_disk_drains("tmpfs-medium", "4m", 13, |i| FeedItem {
+        value: Some(format!("{i:08}").repeat(128)),
+        ..reading("medium", i)
+    });
+}
+
+#[test]
+fn a_disk_that_fills_between_pushes_still_drains() {
+    // Pushes of one 16 KiB item (just below the probe) while the disk has room: of all pushes, those add the
+    // most pages the database file does not have yet. 26 of them fill a new WAL to just below its first
+    // checkpoint. Then another program takes every byte, with no refused push to leave slack in the WAL:
+    // emptying the WAL must fit in the reserve (this fails with a reserve of 256 KiB).
+    let sim = sim();
+    let dir = temp_dir("tmpfs-between");
+    let Some(tmpfs) = Tmpfs::mount(&dir, "8m") else { return };
+    let db = dir.join("o.db");
+    let c = Client::new(&outbox_config(&sim, &db)).unwrap();
+    let item = |i: usize| FeedItem { value: Some(format!("{i:08}").repeat(2000)), ..reading("between", i) };
+    let mut ids = Vec::new();
+    for _ in 0..26 {
+        let group: Vec<FeedItem> = (ids.len()..ids.len() + 1).map(item).collect();
+        ids.extend(c.outbox_push_many(&group).unwrap());
+    }
+    fill_disk(&dir.join("other-program"));
+    let report = drain(&c, 3);
+    assert_eq!(report.pending, 0);
+    assert_exactly_once(&sim, &c, &ids);
+    std::fs::remove_file(dir.join("other-program")).unwrap();
+    let more = push(&c, "after", 100);
+    drain(&c, 1);
+    assert_exactly_once(&sim, &c, &[ids, more].concat());
+    drop(c);
+    drop(tmpfs);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_large_push_on_a_full_disk_is_refused_and_the_outbox_still_drains() {
+    // 100 items of 8 KiB: one push writes more than the reserve holds.
+    let sim = sim();
+    let dir = temp_dir("tmpfs-large");
+    let Some(tmpfs) = Tmpfs::mount(&dir, "6m") else { return };
+    let db = dir.join("o.db");
+    let c = Client::new(&outbox_config(&sim, &db)).unwrap();
+    let group = |from: usize| -> Vec<FeedItem> {
+        (from..from + 100)
+            .map(|i| FeedItem { value: Some(format!("{i:08}").repeat(1024)), ..reading("large", i) })
+            .collect()
+    };
+    let mut ids = c.outbox_push_many(&group(0)).unwrap();
+    fill_disk(&dir.join("other-program"));
+    // The WAL that push left is cut back when the next one starts, which gives that one room for its own
+    // frames, but none for the checkpoint that must follow. Stored, it would leave more to checkpoint than
+    // the reserve gives back; it is refused.
+    match c.outbox_push_many(&group(100)) {
+        Ok(stored) => ids.extend(stored),
+        Err(e) => assert_eq!(e.kind, ErrorKind::Storage, "{e:?}"),
+    }
+    let report = drain(&c, 3);
+    assert_eq!(report.pending, 0);
+    assert_exactly_once(&sim, &c, &ids);
+    assert_eq!(ids.len(), 100, "the second push was refused");
+    std::fs::remove_file(dir.join("other-program")).unwrap();
+    ids.extend(c.outbox_push_many(&group(100)).unwrap());
+    drain(&c, 1);
+    assert_exactly_once(&sim, &c, &ids);
+    drop(c);
+    drop(tmpfs);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use realer_sim::{builtin, Sim, SimOptions};
+use realer_sim::{builtin, Flavour, Sim, SimOptions};
 
 /// The whole suite takes about a second; this only bounds a hang.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -63,7 +63,8 @@ fn tests_run(output: &str) -> Option<u32> {
 fn python_binding_suite() {
     let lib = built_lib();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let sim = Sim::start(SimOptions { quiet: true, ..Default::default() }).expect("realer-sim starts");
+    let sim =
+        Sim::start(SimOptions { quiet: true, flavour: Flavour::V2, ..Default::default() }).expect("realer-sim starts");
     let ca = TempFile::new("ca.pem", &sim.ca_pem());
 
     let mut cmd = Command::new("python3");

@@ -1,9 +1,11 @@
 """One pass of a Realer device's loop (contract section 7) with the librealer Python binding: the same loop as
 c_examples/firmware_loop.c.
 
-    1. authenticate; 2. read commands and sensors; 3. answer every pending desired state ("applied" after
-    applying it, or "stale"); 4. report one local physical command change (no desired_id); 5. post one reading
-    per sensor, one by one, then the same sensors again as one batch.
+    1. authenticate; 2. read commands and sensors; 3. ask what Realer wants, drive the simulated actuators
+    (they start at "0") that differ, and answer: every pending desired state "applied" or "stale" with its
+    desired_id on a newer service, each changed actuator's new value on an older one (the catalog's values);
+    4. report one local physical command change (no desired_id); 5. post one reading per sensor, one by one,
+    then the same sensors again as one batch.
 
 Configured only from the environment (REALER_BASE_URL, REALER_DEVICE_ID, REALER_CLIENT_ID,
 REALER_CLIENT_SECRET, optional REALER_CA_FILE and REALER_SCOPE); every id comes from the catalog.
@@ -30,28 +32,38 @@ def main():
         sensors = [s for s in client.sensors() if s.error_type is None]
         usable = [c for c in commands if c.error_type is None]
         print(f"2. The catalog has {len(commands)} command(s) and {len(sensors)} usable sensor(s).")
+        # Simulated actuators, one per usable command: where a real device drives its relays.
+        actuators = {c.id: "0" for c in usable}
+        value_types = {c.id: c.value_type for c in usable}
 
-        print("3. Answering pending desired states.")
-        for cmd in usable:
-            action = client.desired_action(cmd)
-            if action == "none":
+        wanted = client.desired_states()
+        print(f"3. Realer wants {len(wanted)} setting(s) ({wanted.source}).")
+        for state in wanted:
+            if state.command_id not in actuators:
+                print(f"  command {state.command_id}: no actuator on this device")
                 continue
-            # "apply": drive the actuator to cmd.value here, then report what happened.
-            status = "applied" if action == "apply" else "stale"
-            result = client.post(
-                command_id=cmd.id,
-                value=cmd.value,
-                desired_id=cmd.desired_id,
-                report_status=status,
-                sequence_number=cmd.sequence_number,
-            )
-            print(f"  command {cmd.id}: {status} report {result.outcome}, feed_data_id {result.feed_data_id}")
+            current = actuators[state.command_id]
+            if state.action == "stale":
+                print(f"  command {state.command_id}: desired state {state.desired_id} is stale, not applying it")
+                status = "stale"
+            elif state.value is not None and realer.values_equal(value_types[state.command_id], current, state.value):
+                if state.desired_id is None:
+                    continue  # a catalog value the actuator already holds: nothing to report
+                status = "applied"
+            elif state.value is None:
+                status = "rejected"
+            else:
+                actuators[state.command_id] = state.value  # drive the actuator here
+                status = "applied"
+            result = client.post_item(state.answer(actuators[state.command_id], status))
+            print(f"  command {state.command_id}: {status} {actuators[state.command_id]}: {result.outcome}")
 
         print("4. Reporting a local physical change.")
-        local = next((c for c in usable if c.desired_id is None), usable[0] if usable else None)
-        if local is not None:
-            result = client.post(command_id=local.id, value=local.value)
-            print(f"  command {local.id}: local change to {local.value}: {result.outcome}")
+        if usable:
+            local = usable[0].id
+            actuators[local] = "1" if actuators[local] == "0" else "0"
+            result = client.post(command_id=local, value=actuators[local])
+            print(f"  command {local}: local change to {actuators[local]}: {result.outcome}")
 
         print("5. Posting one reading per sensor, one by one, then as one batch.")
         for sensor in sensors:

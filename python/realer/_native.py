@@ -28,13 +28,16 @@ ABI_VERSION = (0, 1)
 
 # Constants of realer.h.
 REALER_MESSAGE_ID_MAX = 128
+REALER_MESSAGE_ID_SIZE = 129
+REALER_VALUE_RECEIVED_AT_SIZE = 40
 REALER_TIMESTAMP_SIZE = 25
 REALER_BATCH_MAX_ITEMS = 100000
 
-REALER_COMMAND_ACTION_INVALID = -1
-REALER_COMMAND_ACTION_NONE = 0
-REALER_COMMAND_ACTION_APPLY = 1
-REALER_COMMAND_ACTION_STALE = 2
+REALER_DESIRED_ACTION_APPLY = 1
+REALER_DESIRED_ACTION_STALE = 2
+
+REALER_DESIRED_SOURCE_DESIRED_STATES = 1
+REALER_DESIRED_SOURCE_CATALOG = 2
 
 REALER_LOG_ERROR = 1
 REALER_LOG_WARN = 2
@@ -55,6 +58,7 @@ REALER_ERR_BUFFER_TOO_SMALL = 10
 REALER_ERR_INTERNAL = 11
 REALER_ERR_OUTBOX_FULL = 12
 REALER_ERR_STORAGE = 13
+REALER_ERR_CANCELLED = 14
 
 REALER_REPORT_STATUS_NONE = 0
 REALER_REPORT_STATUS_APPLIED = 1
@@ -72,7 +76,8 @@ REALER_OUTBOX_FULL_DROP_OLDEST = 1
 
 # Integer typedefs of realer.h.
 realer_status = c_int32
-realer_command_action = c_int32
+realer_desired_action = c_int32
+realer_desired_source = c_int32
 realer_log_level = c_int32
 realer_report_status = c_int32
 realer_feed_outcome = c_int32
@@ -100,6 +105,10 @@ class realer_dead_letters(Structure):
     pass
 
 
+class realer_desired_states(Structure):
+    pass
+
+
 class realer_sensors(Structure):
     pass
 
@@ -111,12 +120,21 @@ class realer_command(Structure):
         ("value_type", c_char_p),
         ("kind", c_char_p),
         ("pin_port", c_char_p),
+        ("error_type", c_char_p),
+        ("error_message", c_char_p),
+    ]
+
+
+class realer_desired_state(Structure):
+    _fields_ = [
+        ("command_id", c_char_p),
+        ("value", c_char_p),
+        ("value_type", c_char_p),
         ("desired_id", c_char_p),
         ("sequence_number", c_int64),
         ("expires_at", c_char_p),
         ("expires_at_unix_ms", c_int64),
-        ("error_type", c_char_p),
-        ("error_message", c_char_p),
+        ("action", realer_desired_action),
     ]
 
 
@@ -168,8 +186,8 @@ class realer_feed_result(Structure):
         ("feed_data_id", c_int64),
         ("http_status", c_int32),
         ("code", c_int32),
-        ("message_id", c_char * (REALER_MESSAGE_ID_MAX + 1)),
-        ("value_received_at", c_char * 40),
+        ("message_id", c_char * REALER_MESSAGE_ID_SIZE),
+        ("value_received_at", c_char * REALER_VALUE_RECEIVED_AT_SIZE),
     ]
 
 
@@ -183,6 +201,7 @@ class realer_item_result(Structure):
         ("error_type", c_char_p),
         ("error_message", c_char_p),
         ("details_json", c_char_p),
+        ("warnings_json", c_char_p),
     ]
 
 
@@ -202,6 +221,7 @@ class realer_outbox_stats(Structure):
         ("bytes", c_uint64),
         ("oldest_age_ms", c_int64),
         ("dropped", c_uint64),
+        ("dead_dropped", c_uint64),
     ]
 
 
@@ -229,13 +249,24 @@ PROTOTYPES = {
     "realer_sensors_len": (c_size_t, [POINTER(realer_sensors)]),
     "realer_sensors_get": (POINTER(realer_sensor), [POINTER(realer_sensors), c_size_t]),
     "realer_sensors_free": (None, [POINTER(realer_sensors)]),
-    "realer_command_desired_action": (
-        realer_command_action,
-        [POINTER(realer_client), POINTER(realer_command), c_int64],
+    "realer_desired_states_fetch": (
+        realer_status,
+        [POINTER(realer_client), POINTER(POINTER(realer_desired_states))],
     ),
+    "realer_desired_states_source": (realer_desired_source, [POINTER(realer_desired_states)]),
+    "realer_desired_states_len": (c_size_t, [POINTER(realer_desired_states)]),
+    "realer_desired_states_get": (POINTER(realer_desired_state), [POINTER(realer_desired_states), c_size_t]),
+    "realer_desired_states_free": (None, [POINTER(realer_desired_states)]),
+    "realer_feed_item_init_answer": (
+        realer_status,
+        [POINTER(realer_feed_item), POINTER(realer_desired_state), c_char_p, realer_report_status],
+    ),
+    "realer_values_equal": (c_bool, [c_char_p, c_char_p, c_char_p]),
     "realer_client_new": (realer_status, [POINTER(realer_config), POINTER(POINTER(realer_client))]),
     "realer_client_free": (None, [POINTER(realer_client)]),
     "realer_authenticate": (realer_status, [POINTER(realer_client)]),
+    "realer_client_cancel": (realer_status, [POINTER(realer_client)]),
+    "realer_client_resume": (realer_status, [POINTER(realer_client)]),
     "realer_config_new": (POINTER(realer_config), []),
     "realer_config_free": (None, [POINTER(realer_config)]),
     "realer_config_set_base_url": (realer_status, [POINTER(realer_config), c_char_p]),
@@ -253,6 +284,7 @@ PROTOTYPES = {
         [POINTER(realer_config), realer_log_callback, c_void_p, realer_log_level],
     ),
     "realer_config_from_env": (realer_status, [POINTER(realer_config)]),
+    "realer_config_from_file": (realer_status, [POINTER(realer_config), c_char_p]),
     "realer_status_str": (c_char_p, [realer_status]),
     "realer_last_error": (POINTER(realer_error), []),
     "realer_feed_item_init": (realer_status, [POINTER(realer_feed_item)]),
@@ -264,6 +296,7 @@ PROTOTYPES = {
         realer_status,
         [POINTER(realer_client), POINTER(realer_feed_item), c_size_t, POINTER(POINTER(realer_batch_result))],
     ),
+    "realer_last_warnings": (c_char_p, []),
     "realer_batch_result_len": (c_size_t, [POINTER(realer_batch_result)]),
     "realer_batch_result_get": (POINTER(realer_item_result), [POINTER(realer_batch_result), c_size_t]),
     "realer_batch_result_free": (None, [POINTER(realer_batch_result)]),

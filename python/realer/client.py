@@ -8,6 +8,8 @@ import decimal
 import enum
 import logging
 import os
+import queue
+import signal
 import threading
 from dataclasses import dataclass, field
 from typing import Optional
@@ -38,11 +40,18 @@ class _StrEnum(str, enum.Enum):
 
 
 class DesiredAction(_StrEnum):
-    """What to do about a command's desired state; compares equal to "none", "apply" and "stale"."""
+    """What to do about one thing Realer wants; compares equal to "apply" and "stale"."""
 
-    NONE = "none"
     APPLY = "apply"
     STALE = "stale"
+
+
+class DesiredSource(_StrEnum):
+    """Which kind of Realer service said what it wants: "desired_states" (a newer one, each state with a
+    `desired_id` to answer) or "catalog" (an older one: the catalog's command values)."""
+
+    DESIRED_STATES = "desired_states"
+    CATALOG = "catalog"
 
 
 class Outcome(_StrEnum):
@@ -64,9 +73,12 @@ class ReportStatus(_StrEnum):
 
 
 _ACTIONS = {
-    n.REALER_COMMAND_ACTION_NONE: DesiredAction.NONE,
-    n.REALER_COMMAND_ACTION_APPLY: DesiredAction.APPLY,
-    n.REALER_COMMAND_ACTION_STALE: DesiredAction.STALE,
+    n.REALER_DESIRED_ACTION_APPLY: DesiredAction.APPLY,
+    n.REALER_DESIRED_ACTION_STALE: DesiredAction.STALE,
+}
+_SOURCES = {
+    n.REALER_DESIRED_SOURCE_DESIRED_STATES: DesiredSource.DESIRED_STATES,
+    n.REALER_DESIRED_SOURCE_CATALOG: DesiredSource.CATALOG,
 }
 _OUTCOMES = {
     n.REALER_FEED_OUTCOME_CREATED: Outcome.CREATED,
@@ -89,18 +101,15 @@ _REPORT_STATUSES = {
 
 @dataclass(frozen=True)
 class Command:
-    """A command of the catalog. `value` is the desired state set in Realer. For an item Realer cannot
-    represent, only `id`, `error_type` and `error_message` are set."""
+    """A command of the catalog (the device's actuators). On an older service its `value` is what Realer
+    wants; on a newer one the value last confirmed: ask `Client.desired_states()` what Realer wants. For an
+    item Realer cannot represent, only `id`, `error_type` and `error_message` are set."""
 
     id: str
     value: Optional[str] = None
     value_type: Optional[str] = None
     kind: Optional[str] = None
     pin_port: Optional[str] = None
-    desired_id: Optional[str] = None
-    sequence_number: Optional[int] = None
-    expires_at: Optional[str] = None
-    expires_at_unix_ms: Optional[int] = None
     error_type: Optional[str] = None
     error_message: Optional[str] = None
 
@@ -135,7 +144,8 @@ class FeedItem:
 @dataclass(frozen=True)
 class PostResult:
     """A stored item: `outcome` is "created" or "idempotent" (a replay; `feed_data_id` is the original).
-    `message_id` and `value_received_at` are what was sent (generated when not given)."""
+    `message_id` and `value_received_at` are what was sent (generated when not given). `warnings` is the
+    `warnings` list Realer sent, as JSON text (undocumented contents), or None."""
 
     outcome: Outcome
     feed_data_id: Optional[int]
@@ -143,6 +153,7 @@ class PostResult:
     value_received_at: str
     http_status: int
     code: int
+    warnings: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -159,11 +170,93 @@ class ItemResult:
     error_type: Optional[str] = None
     error_message: Optional[str] = None
     details: Optional[dict] = field(default=None)
+    warnings: Optional[str] = None
 
     @property
     def ok(self):
         """Stored (now or before)."""
         return self.outcome in (Outcome.CREATED, Outcome.IDEMPOTENT)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """One thing Realer wants: drive command `command_id`'s actuator to `value`. With a `desired_id` (a newer
+    service) answer it with `answer()`: "applied" (or "rejected") when `action` is "apply", "stale" when it
+    is "stale". Without (a catalog value of an older service) apply it only when the actuator differs
+    (`values_equal`), then report the new physical value with `answer()`."""
+
+    command_id: str
+    value: Optional[str]
+    value_type: Optional[str]
+    desired_id: Optional[str]
+    sequence_number: Optional[int]
+    expires_at: Optional[str]
+    expires_at_unix_ms: Optional[int]
+    action: DesiredAction
+
+    def answer(self, value, report_status="applied"):
+        """The `FeedItem` answering this state with `value`, the physical value now at the actuator (built by
+        the library: with a `desired_id`, the status and echoed `sequence_number`; without, a plain report).
+        Post it with `Client.post_item`, or push it to the outbox."""
+        raw_value = _value(value)
+        c = n.realer_desired_state(
+            command_id=_text(self.command_id, "command_id", optional=False),
+            value=_text(self.value, "value"),
+            value_type=_text(self.value_type, "value_type"),
+            desired_id=_text(self.desired_id, "desired_id"),
+            sequence_number=-1
+            if self.sequence_number is None
+            else _int(self.sequence_number, "sequence_number", 0, _I64_MAX),
+            expires_at=_text(self.expires_at, "expires_at"),
+            expires_at_unix_ms=-1
+            if self.expires_at_unix_ms is None
+            else _int(self.expires_at_unix_ms, "expires_at_unix_ms", 0, _I64_MAX),
+            action=n.REALER_DESIRED_ACTION_STALE if self.action == DesiredAction.STALE else n.REALER_DESIRED_ACTION_APPLY,
+        )
+        item = n.realer_feed_item()
+        check(n.lib.realer_feed_item_init_answer(ctypes.byref(item), ctypes.byref(c), raw_value, _report_status(report_status)))
+        statuses = {code: status for status, code in _REPORT_STATUSES.items()}
+        return FeedItem(
+            command_id=decode(item.command_id),
+            value=decode(item.value),
+            desired_id=decode(item.desired_id),
+            report_status=statuses.get(item.report_status),
+            sequence_number=_opt_i64(item.sequence_number),
+        )
+
+
+@dataclass(frozen=True)
+class DesiredStates:
+    """What Realer wants (`Client.desired_states()`): `states` (a list of `DesiredState`), and `source`,
+    which kind of service said so. Iterating goes over the states."""
+
+    source: DesiredSource
+    states: list
+
+    def __iter__(self):
+        return iter(self.states)
+
+    def __len__(self):
+        return len(self.states)
+
+
+def _desired_state(d):
+    return DesiredState(
+        command_id=decode(d.command_id),
+        value=decode(d.value),
+        value_type=decode(d.value_type),
+        desired_id=decode(d.desired_id),
+        sequence_number=_opt_i64(d.sequence_number),
+        expires_at=decode(d.expires_at),
+        expires_at_unix_ms=_opt_i64(d.expires_at_unix_ms),
+        action=_ACTIONS.get(d.action, DesiredAction.STALE),
+    )
+
+
+def values_equal(value_type, a, b):
+    """Whether two values of a command are the same setting, as Realer's contract compares them: by
+    `value_type`, numerically for "NumericRange" and "Binary" ("0" equals "0.0"), else as text."""
+    return bool(n.lib.realer_values_equal(_text(value_type, "value_type"), _value(a), _value(b)))
 
 
 # Converting arguments. C strings cannot hold NUL and ctypes integers wrap silently, so both are refused here.
@@ -285,10 +378,6 @@ def _command(c):
         value_type=decode(c.value_type),
         kind=decode(c.kind),
         pin_port=decode(c.pin_port),
-        desired_id=decode(c.desired_id),
-        sequence_number=_opt_i64(c.sequence_number),
-        expires_at=decode(c.expires_at),
-        expires_at_unix_ms=_opt_i64(c.expires_at_unix_ms),
         error_type=decode(c.error_type),
         error_message=decode(c.error_message),
     )
@@ -322,6 +411,7 @@ def _batch_results(ptr):
                 error_type=decode(r.error_type) or None,
                 error_message=decode(r.error_message) or None,
                 details=parse_details(r.details_json),
+                warnings=decode(r.warnings_json),
             )
         )
     return out
@@ -370,6 +460,69 @@ _OPTIONS = (
     "outbox_max_bytes",
     "outbox_when_full",
 )
+
+
+def _status_and_error(status):
+    """A call's status and, on failure, its exception (read on the thread that made the call)."""
+    return status, (None if status == n.REALER_OK else last_error(status))
+
+
+class _Runner:
+    """Runs a client's network calls. From the main thread they run on a worker thread of the client's, so
+    that Ctrl-C reaches Python at once instead of after the call: the call is cancelled
+    (`realer_client_cancel`), returns within milliseconds, the client is resumed, and the KeyboardInterrupt
+    goes on. From other threads they run where they are called."""
+
+    def __init__(self):
+        self._jobs = None
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def _work(self):
+        # Signals go to the main thread, which turns them into exceptions.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            call, box, done = job
+            try:
+                box.append((True, call()))
+            except BaseException as e:  # handed to the caller as it is
+                box.append((False, e))
+            finally:
+                done.set()
+
+    def run(self, call, handle):
+        if threading.current_thread() is not threading.main_thread():
+            return call()
+        with self._lock:
+            if self._thread is None:
+                self._jobs = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._work, name="realer-call", daemon=True)
+                self._thread.start()
+        box, done = [], threading.Event()
+        self._jobs.put((call, box, done))
+        try:
+            # Woken every 50 ms, so a signal's exception is raised even when the signal reached another thread.
+            while not done.wait(0.05):
+                pass
+        except KeyboardInterrupt:
+            n.lib.realer_client_cancel(handle)
+            done.wait()
+            n.lib.realer_client_resume(handle)
+            raise
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def stop(self):
+        with self._lock:
+            if self._thread is not None:
+                self._jobs.put(None)
+                self._thread = None
 
 
 class Client:
@@ -439,7 +592,17 @@ class Client:
         self._init(True, overrides)
         return self
 
-    def _init(self, from_env, options):
+    @classmethod
+    def from_file(cls, path, **overrides):
+        """A client configured from a file of KEY=value lines with the REALER_* variables' names (see
+        `realer_config_from_file`: a file holding the secret must be readable by its owner only), then from
+        `overrides`, which take the constructor's keywords."""
+        self = cls.__new__(cls)
+        self._init(("file", _path(path, "path")), overrides)
+        return self
+
+    def _init(self, source, options):
+        from_env = source is True
         # Set first, so close() and __del__ work whatever fails below.
         self._handle = None
         self._free = n.lib.realer_client_free
@@ -447,6 +610,7 @@ class Client:
         self._busy = 0
         self._closed = False
         self._log_callback = None
+        self._runner = _Runner()
 
         unknown = set(options) - set(_OPTIONS)
         if unknown:
@@ -467,6 +631,8 @@ class Client:
         try:
             if from_env:
                 check(n.lib.realer_config_from_env(cfg))
+            elif isinstance(source, tuple):
+                check(n.lib.realer_config_from_file(cfg, source[1]))
             self._configure(cfg, o)
             handle = ctypes.POINTER(n.realer_client)()
             check(n.lib.realer_client_new(cfg, ctypes.byref(handle)))
@@ -581,6 +747,9 @@ class Client:
             while self._busy:
                 cond.wait()
             handle, self._handle = self._handle, None
+        runner = getattr(self, "_runner", None)
+        if runner is not None:
+            runner.stop()
         if handle:
             self._free(handle)
 
@@ -605,11 +774,18 @@ class Client:
 
     # Calls.
 
+    def _checked(self, call, h):
+        """Runs a network call (through the runner: see `_Runner`) and raises its error, read on the thread
+        that made it (the last error is per thread)."""
+        _, err = self._runner.run(lambda: _status_and_error(call()), h)
+        if err is not None:
+            raise err
+
     def authenticate(self):
         """Gets an access token now unless a valid one is cached (optional: calls authenticate as needed)."""
         h = self._enter()
         try:
-            check(n.lib.realer_authenticate(h))
+            self._checked(lambda: n.lib.realer_authenticate(h), h)
         finally:
             self._leave()
 
@@ -617,7 +793,7 @@ class Client:
         h = self._enter()
         try:
             ptr = ctypes.POINTER(n.realer_commands)()
-            check(fetch(h, *args, ctypes.byref(ptr)))
+            self._checked(lambda: fetch(h, *args, ctypes.byref(ptr)), h)
         finally:
             self._leave()
         try:
@@ -629,7 +805,7 @@ class Client:
         h = self._enter()
         try:
             ptr = ctypes.POINTER(n.realer_sensors)()
-            check(fetch(h, *args, ctypes.byref(ptr)))
+            self._checked(lambda: fetch(h, *args, ctypes.byref(ptr)), h)
         finally:
             self._leave()
         try:
@@ -655,39 +831,51 @@ class Client:
         found = self._sensors(n.lib.realer_fetch_sensor, _id(id, "id"))
         return found[0] if found else None
 
-    def desired_action(self, command, now_unix_ms=0):
-        """What to do about `command`'s desired state at `now_unix_ms` (0 = now): `DesiredAction.NONE`,
-        `.APPLY`, or `.STALE` (expired, or not newer than a sequence number this client already reported)."""
-        if not isinstance(command, Command):
-            raise TypeError(f"command must be a realer.Command, not {type(command).__name__}")
-        now_unix_ms = _int(now_unix_ms, "now_unix_ms", 0, _I64_MAX)
-        c = n.realer_command(
-            id=_text(command.id, "command.id", optional=False),
-            value=_text(command.value, "command.value"),
-            value_type=_text(command.value_type, "command.value_type"),
-            kind=_text(command.kind, "command.kind"),
-            pin_port=_text(command.pin_port, "command.pin_port"),
-            desired_id=_text(command.desired_id, "command.desired_id"),
-            sequence_number=-1
-            if command.sequence_number is None
-            else _int(command.sequence_number, "command.sequence_number", 0, _I64_MAX),
-            expires_at=_text(command.expires_at, "command.expires_at"),
-            expires_at_unix_ms=-1
-            if command.expires_at_unix_ms is None
-            else _int(command.expires_at_unix_ms, "command.expires_at_unix_ms", 0, _I64_MAX),
-            error_type=_text(command.error_type, "command.error_type"),
-            error_message=_text(command.error_message, "command.error_message"),
-        )
+    def desired_states(self):
+        """What Realer wants the device's actuators at (`DesiredStates`), whichever kind of service answers:
+        a newer one's pending desired states, each decided "apply" or "stale" by the library against what
+        this device already answered; or an older one's catalog values. Answer each with
+        `DesiredState.answer()` and `post_item()`."""
         h = self._enter()
         try:
-            action = n.lib.realer_command_desired_action(h, ctypes.byref(c), now_unix_ms)
-            if action == n.REALER_COMMAND_ACTION_INVALID:
-                raise last_error(n.REALER_ERR_INVALID_ARGUMENT)
+            ptr = ctypes.POINTER(n.realer_desired_states)()
+            self._checked(lambda: n.lib.realer_desired_states_fetch(h, ctypes.byref(ptr)), h)
         finally:
             self._leave()
-        if action not in _ACTIONS:
-            raise RealerError(n.REALER_ERR_INTERNAL, f"realer_command_desired_action returned {action}")
-        return _ACTIONS[action]
+        try:
+            states = [
+                _desired_state(n.lib.realer_desired_states_get(ptr, i).contents)
+                for i in range(n.lib.realer_desired_states_len(ptr))
+            ]
+            source = _SOURCES.get(n.lib.realer_desired_states_source(ptr), DesiredSource.CATALOG)
+        finally:
+            n.lib.realer_desired_states_free(ptr)
+        return DesiredStates(source=source, states=states)
+
+    def cancel(self):
+        """Makes every call in progress on this client (from any thread) raise `CancelledError` promptly, and
+        every call started afterwards at once, until `resume()`. Nothing is lost: a cancelled `post` carries
+        the `message_id` and `value_received_at` to send again, a cancelled flush leaves its items pending.
+        Ctrl-C (KeyboardInterrupt) in a call made from the main thread does this by itself."""
+        h = self._enter()
+        try:
+            check(n.lib.realer_client_cancel(h))
+        finally:
+            self._leave()
+
+    def resume(self):
+        """Lets calls run again after `cancel()`."""
+        h = self._enter()
+        try:
+            check(n.lib.realer_client_resume(h))
+        finally:
+            self._leave()
+
+    def post_item(self, item):
+        """`post()` for a `FeedItem` (such as `DesiredState.answer()`'s)."""
+        if not isinstance(item, FeedItem):
+            raise TypeError(f"item must be a realer.FeedItem, not {type(item).__name__}")
+        return self.post(**{name: getattr(item, name) for name in FeedItem.__dataclass_fields__})
 
     def post(
         self,
@@ -725,8 +913,12 @@ class Client:
             out.message_id = item.keep["message_id"][: n.REALER_MESSAGE_ID_MAX]
         h = self._enter()
         try:
-            status = n.lib.realer_post_feed_data(h, ctypes.byref(c), ctypes.byref(out))
-            err = None if status == n.REALER_OK else last_error(status)
+
+            def call():
+                status, err = _status_and_error(n.lib.realer_post_feed_data(h, ctypes.byref(c), ctypes.byref(out)))
+                return err, decode(n.lib.realer_last_warnings()) or None
+
+            err, warnings = self._runner.run(call, h)
         finally:
             self._leave()
         message_id = out.message_id.decode("ascii", "replace")
@@ -744,6 +936,7 @@ class Client:
             value_received_at=value_received_at,
             http_status=out.http_status,
             code=out.code,
+            warnings=warnings,
         )
 
     def post_batch(self, items):
@@ -759,8 +952,10 @@ class Client:
         out = ctypes.POINTER(n.realer_batch_result)()
         h = self._enter()
         try:
-            status = n.lib.realer_post_feed_batch(h, array, len(converted), ctypes.byref(out))
-            err = None if status == n.REALER_OK else last_error(status)
+            status, err = self._runner.run(
+                lambda: _status_and_error(n.lib.realer_post_feed_batch(h, array, len(converted), ctypes.byref(out))),
+                h,
+            )
         finally:
             self._leave()
         try:
@@ -795,13 +990,14 @@ class FlushReport:
 @dataclass(frozen=True)
 class OutboxStats:
     """The outbox's state. `oldest_age_ms` is None when nothing is pending; `dropped` counts items the
-    drop-oldest policy deleted unsent, ever."""
+    drop-oldest policy deleted unsent, ever; `dead_dropped` dead letters deleted to make room, ever."""
 
     pending: int
     dead: int
     bytes: int
     oldest_age_ms: Optional[int]
     dropped: int
+    dead_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -880,8 +1076,9 @@ class Outbox:
         out = n.realer_flush_report()
         h = self._client._enter()
         try:
-            status = n.lib.realer_outbox_flush(h, max_items, ctypes.byref(out))
-            err = None if status == n.REALER_OK else last_error(status)
+            status, err = self._client._runner.run(
+                lambda: _status_and_error(n.lib.realer_outbox_flush(h, max_items, ctypes.byref(out))), h
+            )
         finally:
             self._client._leave()
         report = FlushReport(sent=out.sent, replayed=out.replayed, rejected=out.rejected, pending=out.pending)
@@ -904,6 +1101,7 @@ class Outbox:
             bytes=out.bytes,
             oldest_age_ms=_opt_i64(out.oldest_age_ms),
             dropped=out.dropped,
+            dead_dropped=out.dead_dropped,
         )
 
     def dead_letters(self):

@@ -24,6 +24,7 @@ class Status(enum.IntEnum):
     INTERNAL = n.REALER_ERR_INTERNAL
     OUTBOX_FULL = n.REALER_ERR_OUTBOX_FULL
     STORAGE = n.REALER_ERR_STORAGE
+    CANCELLED = n.REALER_ERR_CANCELLED
 
 
 class RealerError(Exception):
@@ -151,6 +152,11 @@ class StorageError(RealerError):
     """REALER_ERR_STORAGE: the outbox file could not be read or written."""
 
 
+class CancelledError(RealerError):
+    """REALER_ERR_CANCELLED: `Client.cancel()` (or Ctrl-C) interrupted the call, or refused it until
+    `Client.resume()`. Nothing was lost."""
+
+
 _CLASSES = {
     Status.INVALID_ARGUMENT: InvalidArgumentError,
     Status.CONFIG: ConfigError,
@@ -165,6 +171,7 @@ _CLASSES = {
     Status.INTERNAL: InternalError,
     Status.OUTBOX_FULL: OutboxFullError,
     Status.STORAGE: StorageError,
+    Status.CANCELLED: CancelledError,
 }
 
 

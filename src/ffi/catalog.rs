@@ -1,109 +1,114 @@
 //! The catalog as C lists: `realer_commands` and `realer_sensors` own their items and every string in them.
+//! A list is built straight from the answer (one allocation for the items, a few blocks for the strings), so
+//! a large catalog costs about its own size.
 
 use std::ffi::c_char;
 
-use crate::catalog::{Command, DesiredAction, Sensor};
+use crate::catalog::{CommandRef, CommandSink, SensorRef, SensorSink};
 use crate::error::{Error, Result};
 use crate::ffi::client::realer_client;
-use crate::ffi::error::{realer_status, set_last_error, REALER_ERR_INTERNAL};
-use crate::ffi::{free_box, into_raw, opt_str_arg, ref_arg, status, str_arg, Strings};
+use crate::ffi::error::{realer_status, REALER_ERR_INTERNAL};
+use crate::ffi::{free_box, into_raw, ref_arg, status, str_arg, Arena};
 
-/// A command of the catalog. Strings live as long as the list that holds it; absent ones are NULL.
+/// A command of the catalog. Strings live as long as the list that holds it; absent ones are NULL. The
+/// catalog carries no desired-state ids: ask `realer_desired_states_fetch` what Realer wants.
 #[repr(C)]
 pub struct realer_command {
     /// The command id, as text ("1", or a string id such as "cmd_...").
     pub id: *const c_char,
-    /// The desired state set in Realer, as text.
+    /// The command's value, as text. On an older service (the seed page's API) it is the value Realer
+    /// wants; on a newer one the value last confirmed.
     pub value: *const c_char,
+    /// How the value reads, such as "NumericRange" (compare values with `realer_values_equal`).
     pub value_type: *const c_char,
+    /// What the actuator is, such as "relay".
     pub kind: *const c_char,
+    /// Where it is wired on the device, such as "6".
     pub pin_port: *const c_char,
-    /// The pending desired state to answer, NULL when none is pending.
-    pub desired_id: *const c_char,
-    /// The desired state's sequence number, -1 when absent.
-    pub sequence_number: i64,
-    /// When the desired state expires (RFC 3339), NULL when absent.
-    pub expires_at: *const c_char,
-    /// `expires_at` in Unix milliseconds, -1 when absent or unreadable.
-    pub expires_at_unix_ms: i64,
-    /// Non-NULL only for an item Realer cannot represent (then only `id` is set besides).
+    /// Non-NULL only for an item Realer cannot represent, or one librealer could not read
+    /// ("unreadable_item"); then only `id` is set besides.
     pub error_type: *const c_char,
+    /// Why, with `error_type`.
     pub error_message: *const c_char,
 }
 
 /// A sensor of the catalog: what the device may report. Strings as in `realer_command`.
 #[repr(C)]
 pub struct realer_sensor {
+    /// The sensor id, as text ("7", or a string id).
     pub id: *const c_char,
+    /// What the sensor is, such as "thermistor".
     pub kind: *const c_char,
     /// The quantity, such as "celsius_temperature".
     pub qc: *const c_char,
     /// The measurement unit, such as "degree_celsius:0".
     pub mu: *const c_char,
+    /// Where it is wired on the device, such as "5".
     pub pin_port: *const c_char,
+    /// Non-NULL only for an item Realer cannot represent (or librealer could not read).
     pub error_type: *const c_char,
+    /// Why, with `error_type`.
     pub error_message: *const c_char,
 }
 
 /// A list of commands; free it with `realer_commands_free`.
 pub struct realer_commands {
     items: Vec<realer_command>,
-    _strings: Strings,
+    _strings: Arena,
 }
 
 /// A list of sensors; free it with `realer_sensors_free`.
 pub struct realer_sensors {
     items: Vec<realer_sensor>,
-    _strings: Strings,
+    _strings: Arena,
 }
 
-/// What to do about a command's desired state (`realer_command_desired_action`).
-pub type realer_command_action = i32;
-/// The arguments were invalid (see `realer_last_error`).
-pub const REALER_COMMAND_ACTION_INVALID: realer_command_action = -1;
-/// No desired state is pending.
-pub const REALER_COMMAND_ACTION_NONE: realer_command_action = 0;
-/// Apply the value, then report `applied` (or `rejected`) with its `desired_id` and `sequence_number`.
-pub const REALER_COMMAND_ACTION_APPLY: realer_command_action = 1;
-/// Expired, or not newer than one already reported: do not apply; report `stale` with its `desired_id`.
-pub const REALER_COMMAND_ACTION_STALE: realer_command_action = 2;
-
-fn commands_list(commands: Vec<Command>) -> realer_commands {
-    let mut s = Strings::default();
-    let items = commands
-        .iter()
-        .map(|c| realer_command {
+impl CommandSink for realer_commands {
+    fn reserve(&mut self, items: usize) {
+        self.items.reserve_exact(items);
+    }
+    fn push(&mut self, c: CommandRef<'_>) {
+        let s = &mut self._strings;
+        self.items.push(realer_command {
             id: s.add(&c.id),
             value: s.opt(c.value.as_deref()),
             value_type: s.opt(c.value_type.as_deref()),
             kind: s.opt(c.kind.as_deref()),
             pin_port: s.opt(c.pin_port.as_deref()),
-            desired_id: s.opt(c.desired_id.as_deref()),
-            sequence_number: c.sequence_number.unwrap_or(-1),
-            expires_at: s.opt(c.expires_at.as_deref()),
-            expires_at_unix_ms: c.expires_at_unix_ms.unwrap_or(-1),
-            error_type: s.opt(c.error.as_ref().map(|e| e.error_type.as_str())),
-            error_message: s.opt(c.error.as_ref().map(|e| e.message.as_str())),
-        })
-        .collect();
-    realer_commands { items, _strings: s }
+            error_type: s.opt(c.error.as_ref().map(|e| &*e.error_type)),
+            error_message: s.opt(c.error.as_ref().map(|e| &*e.message)),
+        });
+    }
 }
 
-fn sensors_list(sensors: Vec<Sensor>) -> realer_sensors {
-    let mut s = Strings::default();
-    let items = sensors
-        .iter()
-        .map(|x| realer_sensor {
+impl SensorSink for realer_sensors {
+    fn reserve(&mut self, items: usize) {
+        self.items.reserve_exact(items);
+    }
+    fn push(&mut self, x: SensorRef<'_>) {
+        let s = &mut self._strings;
+        self.items.push(realer_sensor {
             id: s.add(&x.id),
             kind: s.opt(x.kind.as_deref()),
             qc: s.opt(x.qc.as_deref()),
             mu: s.opt(x.mu.as_deref()),
             pin_port: s.opt(x.pin_port.as_deref()),
-            error_type: s.opt(x.error.as_ref().map(|e| e.error_type.as_str())),
-            error_message: s.opt(x.error.as_ref().map(|e| e.message.as_str())),
-        })
-        .collect();
-    realer_sensors { items, _strings: s }
+            error_type: s.opt(x.error.as_ref().map(|e| &*e.error_type)),
+            error_message: s.opt(x.error.as_ref().map(|e| &*e.message)),
+        });
+    }
+}
+
+fn commands_list(client: &realer_client, id: Option<&str>) -> Result<realer_commands> {
+    let mut list = realer_commands { items: Vec::new(), _strings: Arena::default() };
+    client.inner.fetch_commands_with(id, &mut list)?;
+    Ok(list)
+}
+
+fn sensors_list(client: &realer_client, id: Option<&str>) -> Result<realer_sensors> {
+    let mut list = realer_sensors { items: Vec::new(), _strings: Arena::default() };
+    client.inner.fetch_sensors_with(id, &mut list)?;
+    Ok(list)
 }
 
 /// Runs a fetch and stores its list in `*out` on success.
@@ -138,7 +143,7 @@ pub unsafe extern "C" fn realer_fetch_commands(
     out: *mut *mut realer_commands,
 ) -> realer_status {
     // SAFETY: forwarded from the caller.
-    unsafe { fetch_into(client, out, |c| c.inner.fetch_commands().map(commands_list)) }
+    unsafe { fetch_into(client, out, |c| commands_list(c, None)) }
 }
 
 /// Reads one command by id; `*out` holds a list of exactly one command (free it with
@@ -156,7 +161,7 @@ pub unsafe extern "C" fn realer_fetch_command(
     unsafe {
         fetch_into(client, out, |c| {
             let id = str_arg(id, "id")?;
-            c.inner.fetch_command(id).map(|cmd| commands_list(vec![cmd]))
+            commands_list(c, Some(id))
         })
     }
 }
@@ -171,7 +176,7 @@ pub unsafe extern "C" fn realer_fetch_sensors(
     out: *mut *mut realer_sensors,
 ) -> realer_status {
     // SAFETY: forwarded from the caller.
-    unsafe { fetch_into(client, out, |c| c.inner.fetch_sensors().map(sensors_list)) }
+    unsafe { fetch_into(client, out, |c| sensors_list(c, None)) }
 }
 
 /// Reads one sensor by id; `*out` holds a list of exactly one sensor. As `realer_fetch_command`.
@@ -188,7 +193,7 @@ pub unsafe extern "C" fn realer_fetch_sensor(
     unsafe {
         fetch_into(client, out, |c| {
             let id = str_arg(id, "id")?;
-            c.inner.fetch_sensor(id).map(|s| sensors_list(vec![s]))
+            sensors_list(c, Some(id))
         })
     }
 }
@@ -255,61 +260,4 @@ pub unsafe extern "C" fn realer_sensors_get(list: *const realer_sensors, index: 
 pub unsafe extern "C" fn realer_sensors_free(list: *mut realer_sensors) {
     // SAFETY: the caller hands back a list from this library, once.
     ffi_boundary!((), { unsafe { free_box(list) } })
-}
-
-/// What to do about `command`'s desired state at `now_unix_ms` (0 = now): `REALER_COMMAND_ACTION_NONE`
-/// (nothing pending), `_APPLY`, or `_STALE` (expired, or its sequence_number is not newer than one this
-/// client already reported for that command). `REALER_COMMAND_ACTION_INVALID` for a NULL argument or a
-/// command whose strings are not UTF-8 (see `realer_last_error`).
-///
-/// # Safety
-/// `client` and `command` are NULL or live; `command`'s strings are NULL or NUL-terminated.
-#[no_mangle]
-pub unsafe extern "C" fn realer_command_desired_action(
-    client: *const realer_client,
-    command: *const realer_command,
-    now_unix_ms: i64,
-) -> realer_command_action {
-    ffi_boundary!(REALER_COMMAND_ACTION_INVALID, {
-        let r = (|| -> Result<DesiredAction> {
-            // SAFETY: the caller passes NULL or live pointers with valid strings.
-            let (client, cmd) = unsafe { (ref_arg(client, "client")?, ref_arg(command, "command")?) };
-            // SAFETY: as above.
-            let (error_type, error_message) = unsafe {
-                (
-                    opt_str_arg(cmd.error_type, "command error_type")?,
-                    opt_str_arg(cmd.error_message, "command error_message")?,
-                )
-            };
-            let core = Command {
-                // SAFETY: as above.
-                id: unsafe { str_arg(cmd.id, "command id")? }.to_string(),
-                // SAFETY: as above.
-                desired_id: unsafe { opt_str_arg(cmd.desired_id, "command desired_id")? }.map(str::to_string),
-                sequence_number: (cmd.sequence_number >= 0).then_some(cmd.sequence_number),
-                // SAFETY: as above.
-                expires_at: unsafe { opt_str_arg(cmd.expires_at, "command expires_at")? }.map(str::to_string),
-                expires_at_unix_ms: (cmd.expires_at_unix_ms >= 0).then_some(cmd.expires_at_unix_ms),
-                error: (error_type.is_some() || error_message.is_some()).then(|| crate::catalog::ItemError {
-                    error_type: error_type.unwrap_or_default().to_string(),
-                    message: error_message.unwrap_or_default().to_string(),
-                }),
-                ..Command::default()
-            };
-            if now_unix_ms < 0 {
-                return Err(Error::invalid("now_unix_ms must not be negative"));
-            }
-            let now = if now_unix_ms == 0 { crate::time::now_unix_ms() } else { now_unix_ms };
-            Ok(client.inner.desired_action(&core, now))
-        })();
-        match r {
-            Ok(DesiredAction::None) => REALER_COMMAND_ACTION_NONE,
-            Ok(DesiredAction::Apply) => REALER_COMMAND_ACTION_APPLY,
-            Ok(DesiredAction::Stale) => REALER_COMMAND_ACTION_STALE,
-            Err(e) => {
-                set_last_error(&e);
-                REALER_COMMAND_ACTION_INVALID
-            }
-        }
-    })
 }

@@ -8,6 +8,13 @@ use crate::ffi::{free_box, into_raw, ref_arg, status};
 
 /// A client for one device. Thread-safe: any number of threads may call it at once (it serialises token
 /// requests itself). Freed by `realer_client_free`, which must not race with calls on it.
+///
+/// After fork(), the child may use a client it inherited, provided no other thread was inside a librealer
+/// call at the moment of the fork: its first request drops the inherited connections without writing to
+/// them (the parent's connections keep working) and opens its own. The inherited outbox is not usable in the
+/// child (an SQLite connection does not survive fork): outbox calls there fail with `REALER_ERR_CONFIG`, and
+/// `realer_client_free` in the child leaves that SQLite connection alone. Make a new client in the child for
+/// an outbox.
 pub struct realer_client {
     pub(crate) inner: Client,
 }
@@ -32,6 +39,7 @@ pub unsafe extern "C" fn realer_client_new(
             if out.is_null() {
                 return Err(Error::invalid("out is NULL"));
             }
+            count_forks();
             let client = Client::new(&config.inner)?;
             // SAFETY: checked non-NULL; the caller promises it is writable.
             unsafe { *out = into_raw(realer_client { inner: client }) };
@@ -40,7 +48,24 @@ pub unsafe extern "C" fn realer_client_new(
     })
 }
 
-/// Frees a client and its connections. NULL is accepted. No other thread may be using it.
+/// Installs, once per process, a pthread_atfork child handler that counts forks for the transport: a
+/// connection then tells it was made by another process with an atomic load, not a getpid system call.
+fn count_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn child() {
+        crate::transport::count_fork();
+    }
+    ONCE.call_once(|| {
+        // SAFETY: the handler only adds to an atomic counter, which is async-signal-safe as a handler run in
+        // the child of a multi-threaded process must be; it is never unregistered (handlers cannot be).
+        if unsafe { libc::pthread_atfork(None, None, Some(child)) } == 0 {
+            crate::transport::forks_are_counted();
+        }
+    });
+}
+
+/// Frees a client and its connections, wiping the memory that held the client secret, tokens and the
+/// plaintext of its connections. NULL is accepted. No other thread may be using it.
 ///
 /// # Safety
 /// `client` is NULL or from `realer_client_new`, and is not used afterwards.
@@ -62,5 +87,37 @@ pub unsafe extern "C" fn realer_authenticate(client: *const realer_client) -> re
     ffi_boundary!(REALER_ERR_INTERNAL, {
         // SAFETY: the caller passes NULL or a live client.
         status(unsafe { ref_arg(client, "client") }.and_then(|c| c.inner.authenticate()))
+    })
+}
+
+/// Cancels every call in progress on `client` and refuses new ones, so that a firmware shutdown never waits
+/// on the network: each returns `REALER_ERR_CANCELLED` promptly (a blocked read or write at once; a TCP
+/// connect in progress, rare, within its connect timeout), and every call started afterwards returns it at
+/// once, until `realer_client_resume`. Nothing is lost: a cancelled `realer_post_feed_data` is
+/// `REALER_FEED_OUTCOME_NOT_SENT` with its `message_id` (an item that may have reached Realer is sent again
+/// later under the same `message_id`: Realer answers it idempotent), a cancelled flush leaves every
+/// unconfirmed item pending. Callable from any thread, several at once; not from inside a signal handler
+/// (it takes locks and allocates): let a thread wait for the signal (`sigwait`) or a self-pipe, then call it.
+/// `REALER_ERR_INVALID_ARGUMENT`: NULL `client`.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_client_cancel(client: *const realer_client) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        // SAFETY: the caller passes NULL or a live client.
+        status(unsafe { ref_arg(client, "client") }.map(|c| c.inner.cancel()))
+    })
+}
+
+/// Lets calls on `client` run again after `realer_client_cancel`. `REALER_ERR_INVALID_ARGUMENT`: NULL `client`.
+///
+/// # Safety
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_client_resume(client: *const realer_client) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        // SAFETY: the caller passes NULL or a live client.
+        status(unsafe { ref_arg(client, "client") }.map(|c| c.inner.resume()))
     })
 }

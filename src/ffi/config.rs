@@ -17,9 +17,13 @@ pub struct realer_config {
 
 /// Log severities: a logger receives lines at or below its max level.
 pub type realer_log_level = i32;
+/// Failures a call reports anyway (the status says them too).
 pub const REALER_LOG_ERROR: realer_log_level = 1;
+/// Retries, skipped catalog items, dropped outbox items: the library coped, something is wrong.
 pub const REALER_LOG_WARN: realer_log_level = 2;
+/// Token issue and renewal, fallbacks (no /desired-states, no batch endpoint).
 pub const REALER_LOG_INFO: realer_log_level = 3;
+/// One line per HTTP exchange: method, path, status, time taken.
 pub const REALER_LOG_DEBUG: realer_log_level = 4;
 
 /// A log callback. `message` is valid only during the call. It may be called from any thread that uses the
@@ -58,7 +62,8 @@ unsafe fn with_config(config: *mut realer_config, f: impl FnOnce(&mut Config) ->
 
 /// Sets the API origin, `https://host[:port][/prefix]` (a trailing slash is ignored).
 /// `REALER_ERR_CONFIG`: not https (plain http is accepted only for 127.0.0.1 or ::1, and only after
-/// `realer_config_allow_insecure_loopback`), or malformed. `REALER_ERR_INVALID_ARGUMENT`: NULL or not UTF-8.
+/// `realer_config_allow_insecure_loopback`), a port that is not 1 to 65535, user info (`user:password@`, refused
+/// without repeating the URL in the message), or malformed. `REALER_ERR_INVALID_ARGUMENT`: NULL or not UTF-8.
 ///
 /// # Safety
 /// `config` is NULL or live; `base_url` is NULL or a NUL-terminated string.
@@ -90,7 +95,8 @@ pub unsafe extern "C" fn realer_config_allow_insecure_loopback(
     }
 }
 
-/// Sets the device id (Realer's `device_id`, such as "12345"): letters, digits, '-', '_', '.', '~'.
+/// Sets the device id (Realer's `device_id`, such as "12345"): 1 to 128 letters, digits, '-', '_', '.', '~',
+/// and not "." or ".." (they would change the URL path). `REALER_ERR_CONFIG` otherwise.
 ///
 /// # Safety
 /// `config` is NULL or live; `device_id` is NULL or a NUL-terminated string.
@@ -134,7 +140,9 @@ pub unsafe extern "C" fn realer_config_set_scope(config: *mut realer_config, sco
 }
 
 /// Trusts only the CA certificates in this PEM file (instead of the bundled Mozilla roots). The file is read
-/// now. `REALER_ERR_CONFIG`: unreadable, no CERTIFICATE section, or a certificate that does not parse.
+/// now; it must be a regular file (or a link to one) of at most 4 MiB: a FIFO, a device or a directory is
+/// refused without being read, so the call never blocks. `REALER_ERR_CONFIG`: not a regular file, too large,
+/// unreadable, no CERTIFICATE section, or a certificate that does not parse.
 ///
 /// # Safety
 /// `config` is NULL or live; `path` is NULL or NUL-terminated.
@@ -172,7 +180,8 @@ pub unsafe extern "C" fn realer_config_set_ca_pem(
 
 /// Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
 /// 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
-/// backoff included.
+/// backoff included. There is no shorter timeout per read: a server may use what is left of the call to
+/// answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps).
 ///
 /// # Safety
 /// `config` is NULL or live.
@@ -192,8 +201,9 @@ pub unsafe extern "C" fn realer_config_set_timeouts(
 
 /// Sets the retry policy for transient failures (network, timeout, 429, 5xx): at most `max_attempts`
 /// attempts (1 to 100, the first included), waiting a random time up to `base_delay_ms` doubled per failure
-/// and capped at `max_delay_ms` (full jitter), and at least the server's Retry-After. A Retry-After longer
-/// than `max_delay_ms` ends the call with a retryable error carrying `retry_after_ms`.
+/// and capped at `max_delay_ms` (full jitter), and at least the server's Retry-After (seconds, or an HTTP
+/// date read against the device clock; at most a day). A Retry-After longer than `max_delay_ms` ends the call
+/// with a retryable error carrying `retry_after_ms`.
 ///
 /// # Safety
 /// `config` is NULL or live.
@@ -288,4 +298,25 @@ pub unsafe extern "C" fn realer_config_set_logger(
 pub unsafe extern "C" fn realer_config_from_env(config: *mut realer_config) -> realer_status {
     // SAFETY: forwarded from the caller.
     unsafe { with_config(config, Config::from_env) }
+}
+
+/// Applies the settings of a configuration file: `KEY=value` lines with the names of the variables
+/// `realer_config_from_env` reads (blank lines and `#` comments skipped; the value is everything after the
+/// first `=`, as it is), so that the secret need not sit in the environment. Each value is checked as its
+/// setter checks it. `REALER_ERR_CONFIG`, naming the file and the line (never a value): an unknown key, a
+/// key set twice, a line without `=`, a refused value, a file that is not a regular file or is larger than
+/// 64 KiB, or a file holding `REALER_CLIENT_SECRET` that its group or others may read (chmod 600 it).
+/// `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 `path`.
+///
+/// # Safety
+/// `config` is NULL or live; `path` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_from_file(config: *mut realer_config, path: *const c_char) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_config(config, |c| {
+            let path = str_arg(path, "path")?;
+            c.apply_file(path)
+        })
+    }
 }

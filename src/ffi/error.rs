@@ -37,6 +37,9 @@ pub const REALER_ERR_INTERNAL: realer_status = 11;
 pub const REALER_ERR_OUTBOX_FULL: realer_status = 12;
 /// The outbox file could not be read or written (disk full, permissions, corruption).
 pub const REALER_ERR_STORAGE: realer_status = 13;
+/// `realer_client_cancel` interrupted the call, or refused it until `realer_client_resume`. Nothing was
+/// lost: a feed item is NOT_SENT (send it again with its `message_id`), an outbox item stays pending.
+pub const REALER_ERR_CANCELLED: realer_status = 14;
 
 pub(crate) fn status_of(kind: ErrorKind) -> realer_status {
     match kind {
@@ -53,6 +56,7 @@ pub(crate) fn status_of(kind: ErrorKind) -> realer_status {
         ErrorKind::Internal => REALER_ERR_INTERNAL,
         ErrorKind::OutboxFull => REALER_ERR_OUTBOX_FULL,
         ErrorKind::Storage => REALER_ERR_STORAGE,
+        ErrorKind::Cancelled => REALER_ERR_CANCELLED,
     }
 }
 
@@ -75,6 +79,7 @@ pub extern "C" fn realer_status_str(status: realer_status) -> *const c_char {
         REALER_ERR_INTERNAL => "REALER_ERR_INTERNAL\0",
         REALER_ERR_OUTBOX_FULL => "REALER_ERR_OUTBOX_FULL\0",
         REALER_ERR_STORAGE => "REALER_ERR_STORAGE\0",
+        REALER_ERR_CANCELLED => "REALER_ERR_CANCELLED\0",
         _ => "REALER_ERR_UNKNOWN\0",
     };
     s.as_ptr().cast()
@@ -91,7 +96,8 @@ pub struct realer_error {
     pub code: i32,
     /// Realer's `error.type` (or the OAuth `error`), such as "validation_failed".
     pub r#type: *const c_char,
-    /// What went wrong, in words. Never contains a secret.
+    /// What went wrong, in words. Never contains the client secret, the Basic credentials or a token (also
+    /// when a server echoed them: they are redacted) nor control characters.
     pub message: *const c_char,
     /// The server's `request_id`, for Realer support.
     pub request_id: *const c_char,

@@ -7,14 +7,17 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{FeedItem, FeedOutcome, FeedResult, ItemRef, ReportStatus};
 use crate::ffi::client::realer_client;
 use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_ERR_INTERNAL, REALER_OK};
-use crate::ffi::{free_box, into_raw, mut_arg, opt_str_arg, ref_arg, status, Strings};
+use crate::ffi::{c_string, free_box, into_raw, mut_arg, opt_str_arg, ref_arg, status, Strings};
 
 /// `report_status` of a command report.
 pub type realer_report_status = i32;
 /// Omit `report_status` (with a `desired_id`, Realer takes `applied`).
 pub const REALER_REPORT_STATUS_NONE: realer_report_status = 0;
+/// The desired state was applied (the value is the physical result).
 pub const REALER_REPORT_STATUS_APPLIED: realer_report_status = 1;
+/// The device could not apply the desired state (the value is what the actuator holds).
 pub const REALER_REPORT_STATUS_REJECTED: realer_report_status = 2;
+/// The desired state was not applied: expired, or older than one already answered.
 pub const REALER_REPORT_STATUS_STALE: realer_report_status = 3;
 /// Only for a local physical change (no `desired_id`).
 pub const REALER_REPORT_STATUS_REPORTED: realer_report_status = 4;
@@ -32,8 +35,17 @@ pub const REALER_FEED_OUTCOME_NOT_SENT: realer_feed_outcome = 3;
 
 /// The longest `message_id`, in bytes.
 pub const REALER_MESSAGE_ID_MAX: usize = 128;
+/// Bytes of `realer_feed_result.message_id`: the longest `message_id` and its NUL.
+pub const REALER_MESSAGE_ID_SIZE: usize = 129;
+/// Bytes of `realer_feed_result.value_received_at`: the longest RFC 3339 time sent, and its NUL.
+pub const REALER_VALUE_RECEIVED_AT_SIZE: usize = 40;
 /// Bytes `realer_format_timestamp` needs, its NUL included.
 pub const REALER_TIMESTAMP_SIZE: usize = 25;
+// The header's constants are literal values (cbindgen copies no expressions): they must agree with the core's.
+const _: () = assert!(REALER_MESSAGE_ID_MAX == crate::limits::MAX_MESSAGE_ID_LEN);
+const _: () = assert!(REALER_MESSAGE_ID_SIZE == crate::limits::MESSAGE_ID_BUFFER);
+const _: () = assert!(REALER_VALUE_RECEIVED_AT_SIZE == crate::limits::TIMESTAMP_BUFFER);
+const _: () = assert!(REALER_TIMESTAMP_SIZE == crate::limits::FORMATTED_TIMESTAMP);
 
 /// One command acknowledgement or sensor reading. Caller-owned: fill it with `realer_feed_item_init`, then
 /// set the fields; the library only reads it during the call.
@@ -70,15 +82,16 @@ pub struct realer_feed_result {
     /// Realer's `code` (2000 on success), 0 when no answer arrived.
     pub code: i32,
     /// The `message_id` used (generated when the item had none), NUL-terminated: retry with it.
-    pub message_id: [c_char; 129],
+    pub message_id: [c_char; REALER_MESSAGE_ID_SIZE],
     /// The `value_received_at` sent (the time of the call when the item had none), NUL-terminated: a retry
     /// must send it too, or Realer sees another payload under the same `message_id` (409 conflict).
-    pub value_received_at: [c_char; 40],
+    pub value_received_at: [c_char; REALER_VALUE_RECEIVED_AT_SIZE],
 }
 
 /// One item's fate in a batch. Strings live as long as the batch result; absent ones are NULL.
 #[repr(C)]
 pub struct realer_item_result {
+    /// `REALER_FEED_OUTCOME_*`.
     pub outcome: realer_feed_outcome,
     /// -1 unless the item is stored.
     pub feed_data_id: i64,
@@ -88,10 +101,14 @@ pub struct realer_item_result {
     pub message_id: *const c_char,
     /// The `value_received_at` sent for this item (empty when the item was not read). Never NULL.
     pub value_received_at: *const c_char,
+    /// Realer's `error.type` for this item (its label of `code`), NULL when accepted.
     pub error_type: *const c_char,
+    /// Why it was rejected or not sent, NULL when accepted.
     pub error_message: *const c_char,
     /// Realer's `error.details` as JSON.
     pub details_json: *const c_char,
+    /// The `warnings` Realer sent with this item's result, as JSON; NULL when none.
+    pub warnings_json: *const c_char,
 }
 
 /// The results of `realer_post_feed_batch`, one per item in order; free with `realer_batch_result_free`.
@@ -153,19 +170,7 @@ pub(crate) unsafe fn read_item_ref(item: &realer_feed_item, index: Option<usize>
         // SAFETY: forwarded from the caller. The field's name is formatted only for an error.
         unsafe { opt_str_arg(p, FieldName(index, f)) }
     };
-    let report_status = match item.report_status {
-        REALER_REPORT_STATUS_NONE => ReportStatus::None,
-        REALER_REPORT_STATUS_APPLIED => ReportStatus::Applied,
-        REALER_REPORT_STATUS_REJECTED => ReportStatus::Rejected,
-        REALER_REPORT_STATUS_STALE => ReportStatus::Stale,
-        REALER_REPORT_STATUS_REPORTED => ReportStatus::Reported,
-        other => {
-            return Err(Error::invalid(format!(
-                "{} {other} is not a REALER_REPORT_STATUS_* value",
-                FieldName(index, "report_status")
-            )))
-        }
-    };
+    let report_status = read_report_status(item.report_status, FieldName(index, "report_status"))?;
     let sequence_number = match item.sequence_number {
         -1 => None,
         n if n < -1 => {
@@ -186,6 +191,33 @@ pub(crate) unsafe fn read_item_ref(item: &realer_feed_item, index: Option<usize>
         report_status,
         sequence_number,
     })
+}
+
+/// A `REALER_REPORT_STATUS_*` value from C.
+pub(crate) fn read_report_status(code: realer_report_status, what: impl std::fmt::Display) -> Result<ReportStatus> {
+    Ok(match code {
+        REALER_REPORT_STATUS_NONE => ReportStatus::None,
+        REALER_REPORT_STATUS_APPLIED => ReportStatus::Applied,
+        REALER_REPORT_STATUS_REJECTED => ReportStatus::Rejected,
+        REALER_REPORT_STATUS_STALE => ReportStatus::Stale,
+        REALER_REPORT_STATUS_REPORTED => ReportStatus::Reported,
+        other => return Err(Error::invalid(format!("{what} {other} is not a REALER_REPORT_STATUS_* value"))),
+    })
+}
+
+pub(crate) fn report_status_code(s: ReportStatus) -> realer_report_status {
+    match s {
+        ReportStatus::None => REALER_REPORT_STATUS_NONE,
+        ReportStatus::Applied => REALER_REPORT_STATUS_APPLIED,
+        ReportStatus::Rejected => REALER_REPORT_STATUS_REJECTED,
+        ReportStatus::Stale => REALER_REPORT_STATUS_STALE,
+        ReportStatus::Reported => REALER_REPORT_STATUS_REPORTED,
+    }
+}
+
+thread_local! {
+    /// The `warnings` of the last `realer_post_feed_data` on this thread, NUL-terminated ("" for none).
+    static LAST_WARNINGS: std::cell::RefCell<std::ffi::CString> = std::cell::RefCell::new(std::ffi::CString::default());
 }
 
 fn outcome_code(o: FeedOutcome) -> realer_feed_outcome {
@@ -221,9 +253,12 @@ fn copy_truncated(dst: &mut [c_char], src: &str) {
 /// also after a failure, so the caller can retry with it.
 /// `REALER_OK`: `outcome` is CREATED or IDEMPOTENT (a replay of an already stored item).
 /// `REALER_ERR_INVALID_ARGUMENT`: the item breaks the contract (the message names the field); nothing sent.
-/// `REALER_ERR_API`: Realer refused it (outcome REJECTED; code 4009 conflict, 4022 validation with
-/// `details_json`, 4003 forbidden...) or kept failing transiently (outcome NOT_SENT, retryable).
+/// `REALER_ERR_API`: outcome REJECTED when Realer judged the item (code 4009 conflict, 4022 validation with
+/// `details_json`, 4013 over the byte budget, another 4xxx); outcome NOT_SENT when the request was refused
+/// as a whole (4001 after a token renewal, 4002 subscription inactive, 4003, 4004, 4029 or 5xxx after the
+/// retries): keep the item and send it again later with the same `message_id` and `value_received_at`.
 /// `REALER_ERR_NETWORK`/`_TIMEOUT`/`_TLS`: no answer (outcome NOT_SENT).
+/// Realer's `warnings` (undocumented contents) are read with `realer_last_warnings`.
 ///
 /// # Safety
 /// `client` is NULL or live; `item` is NULL or readable with valid strings; `out` is NULL or writable.
@@ -257,6 +292,7 @@ pub unsafe extern "C" fn realer_post_feed_data(
             Ok(out) => write_result(out, &result),
             Err(e) => return status(Err(e)),
         }
+        LAST_WARNINGS.with(|w| *w.borrow_mut() = c_string(result.warnings_json.as_deref().unwrap_or_default()));
         match &result.error {
             None => REALER_OK,
             Some(e) => {
@@ -282,6 +318,7 @@ fn batch_list(results: &[FeedResult]) -> realer_batch_result {
                 error_type: s.opt(err.map(|e| e.error_type.as_str()).filter(|t| !t.is_empty())),
                 error_message: s.opt(err.map(|e| e.message.as_str()).filter(|m| !m.is_empty())),
                 details_json: s.opt(err.and_then(|e| e.details.as_ref()).map(|d| d.to_string()).as_deref()),
+                warnings_json: s.opt(r.warnings_json.as_deref()),
             }
         })
         .collect();
@@ -290,16 +327,21 @@ fn batch_list(results: &[FeedResult]) -> realer_batch_result {
 
 /// The most items one `realer_post_feed_batch` call takes.
 pub const REALER_BATCH_MAX_ITEMS: usize = 100_000;
+const _: () = assert!(REALER_BATCH_MAX_ITEMS == crate::limits::MAX_ITEMS_PER_CALL);
 
 /// Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
 /// 100 items per request: more items make several requests, sent one after the other, each with its own
-/// request timeout. A request answered 413 is split in halves and resent. Every item is checked before
+/// request timeout. A request answered 413 is split in halves (by bytes) and resent. Where the batch
+/// endpoint refuses a request as a whole (400, 404, 405, 415, 422 without per-item results) or answers in a
+/// shape librealer cannot read, the items go one by one through /feed-data, and this client keeps doing so
+/// for an hour before it tries batches again: every item is delivered either way. Every item is checked before
 /// anything is sent: one bad item fails the call with `REALER_ERR_INVALID_ARGUMENT` (the message names it).
 /// `*out` is set to NULL first, then to the per-item results whenever the items could be read, also on
 /// failure; free it with `realer_batch_result_free` (NULL is accepted).
 /// `REALER_OK`: every request was answered; items may still be REJECTED one by one (see each result).
-/// Any other status: the request that failed and the ones after it were not (all) answered: their items are
-/// NOT_SENT (or REJECTED when the whole request was refused for good); earlier requests' results stand.
+/// Any other status: a request was refused as a whole (402, 403, 429/5xx after retries, no answer...): its
+/// items and the ones after it are NOT_SENT (send them again later with the same `message_id`s); earlier
+/// results stand.
 ///
 /// # Safety
 /// `client` is NULL or live; `items` is NULL or points to `count` readable items with valid strings;
@@ -436,4 +478,12 @@ pub unsafe extern "C" fn realer_format_timestamp(unix_ms: i64, buf: *mut c_char,
             Ok(())
         })())
     })
+}
+
+/// The `warnings` of the last `realer_post_feed_data` on the calling thread, as JSON text ("" when Realer
+/// sent none, or an empty list). Their contents are not documented by Realer: log them. Never NULL; valid
+/// until the next `realer_post_feed_data` on this thread.
+#[no_mangle]
+pub extern "C" fn realer_last_warnings() -> *const c_char {
+    ffi_boundary!(c"".as_ptr(), { LAST_WARNINGS.with(|w| w.borrow().as_ptr()) })
 }

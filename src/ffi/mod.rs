@@ -8,8 +8,11 @@ mod boundary;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod desired;
 pub mod error;
 pub mod feed;
+#[cfg(test)]
+pub(crate) mod heap_meter;
 pub mod outbox;
 pub mod version;
 

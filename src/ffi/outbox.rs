@@ -24,7 +24,8 @@ pub struct realer_flush_report {
     pub sent: u64,
     /// Items Realer already had (`idempotent`): resends after a lost answer.
     pub replayed: u64,
-    /// Items refused for good (4xxx other than 4001 and 4029), moved to the dead letters.
+    /// Items Realer judged and refused for good (409, 422, 413 alone, another 4xxx; never a refusal of the
+    /// request as a whole such as 401, 402, 403, 404, 429), moved to the dead letters.
     pub rejected: u64,
     /// Items still pending after the flush.
     pub pending: u64,
@@ -33,6 +34,7 @@ pub struct realer_flush_report {
 /// The outbox's state.
 #[repr(C)]
 pub struct realer_outbox_stats {
+    /// Items waiting to be sent.
     pub pending: u64,
     /// Dead letters kept.
     pub dead: u64,
@@ -42,19 +44,27 @@ pub struct realer_outbox_stats {
     pub oldest_age_ms: i64,
     /// Items the drop-oldest policy deleted unsent, ever.
     pub dropped: u64,
+    /// Dead letters deleted to make room, the oldest first, ever: dead letters count within the outbox's
+    /// `max_items` and `max_bytes` and give way before any pending item.
+    pub dead_dropped: u64,
 }
 
 /// An item Realer refused for good. Strings live as long as the list; never NULL (empty when absent).
 #[repr(C)]
 pub struct realer_dead_letter {
+    /// The `message_id` the item was sent under.
     pub message_id: *const c_char,
     /// The item as it was sent (JSON).
     pub item_json: *const c_char,
     /// Realer's code, such as 4022.
     pub code: i32,
+    /// Realer's `error.type` (its label of `code`).
     pub error_type: *const c_char,
+    /// Realer's `error.message`.
     pub error_message: *const c_char,
+    /// Realer's `error.details` as JSON (which fields were wrong, and why).
     pub details_json: *const c_char,
+    /// When Realer refused it, in Unix milliseconds.
     pub failed_at_unix_ms: i64,
 }
 
@@ -65,9 +75,12 @@ pub struct realer_dead_letters {
 }
 
 /// Keeps unsent items in the SQLite file at `path` (created when missing; WAL mode, each push synced), with
-/// at most `max_items` items and `max_bytes` bytes of item JSON (0 = no limit). The file is opened by
+/// at most `max_items` items and `max_bytes` bytes of item JSON (0 = no limit); dead letters count within
+/// both limits (their bytes include Realer's error) and the oldest give way first. The file is opened by
 /// `realer_client_new`, which fails with `REALER_ERR_CONFIG` or `REALER_ERR_STORAGE` when it cannot be.
-/// Several clients and processes may share one file.
+/// Beside it the library keeps `<path>-wal` and `<path>-shm` (SQLite's), `<path>-reserve` (576 KiB given back
+/// when the disk is full, so that a flush can always delete what it sent) and `<path>-flush` (an empty lock
+/// file). Several clients and processes may share one file; their flushes send different items.
 ///
 /// # Safety
 /// `config` is NULL or live; `path` is NULL or NUL-terminated.
@@ -117,7 +130,8 @@ pub unsafe extern "C" fn realer_config_set_outbox_when_full(
 /// Pushing an item whose `message_id` is already pending for the same source with the same payload is
 /// accepted once more without a second copy.
 /// `REALER_ERR_INVALID_ARGUMENT`: a bad item (the message names the field). `REALER_ERR_OUTBOX_FULL`: full,
-/// with the refuse policy. `REALER_ERR_CONFIG`: the client has no outbox. `REALER_ERR_STORAGE`: disk errors.
+/// with the refuse policy. `REALER_ERR_CONFIG`: the client has no outbox. `REALER_ERR_STORAGE`: disk errors,
+/// among them a disk too full to keep the outbox's reserve; nothing was stored, nothing stored was lost.
 ///
 /// # Safety
 /// `client` is NULL or live; `item` is NULL or readable with valid strings; `message_id_out` is NULL or
@@ -195,6 +209,10 @@ pub unsafe extern "C" fn realer_outbox_push_many(
 /// leave the outbox; items Realer refused one by one (4xxx other than 4001 and 4029 in the batch answer)
 /// move to the dead letters; a batch answered 413 is split and resent (a single item too large for any
 /// request becomes a dead letter); every other item stays for the next flush.
+/// A flush claims the items it sends, so that flushes of the same file from other clients or processes send
+/// other items; a claim ends with the flush or, if its process dies, at the next flush that runs alone (else
+/// when it expires, after twice the longest a batch request can take). A full disk does not stop a flush:
+/// the outbox's reserve is given back to record what was sent.
 /// When `out` is not NULL it is written, also on failure.
 /// `REALER_OK`: every request was answered. Otherwise the status of the request that failed as a whole
 /// (network, timeout, 5xx after retries, or a refusal of the request itself such as 403 for a token without
@@ -254,6 +272,7 @@ pub unsafe extern "C" fn realer_outbox_stats_get(
                 bytes: s.bytes,
                 oldest_age_ms: s.oldest_age_ms.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX)),
                 dropped: s.dropped,
+                dead_dropped: s.dead_dropped,
             };
             Ok(())
         })())

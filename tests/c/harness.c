@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +100,7 @@ static int contains(const char *haystack, const char *needle)
 /* ---- environment ------------------------------------------------------------------------------------ */
 
 static const char *base_url;
+static const char *test_dir; /* where the outbox and configuration files go */
 static const char *device_id;
 static const char *client_id;
 static const char *client_secret;
@@ -451,7 +453,90 @@ static void test_config_from_env(void)
     realer_config_free(c);
 }
 
+/* The same settings from a file: the secret need not sit in the environment, and the file must be private. */
+static void test_config_from_file(void)
+{
+    realer_config *c = realer_config_new();
+    realer_client *client = NULL;
+    char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/realer.conf", test_dir);
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f == NULL) {
+        realer_config_free(c);
+        return;
+    }
+    fprintf(f, "# the demo device\nREALER_BASE_URL=%s\nREALER_CA_FILE=%s\nREALER_DEVICE_ID=%s\n", base_url, ca_file,
+            device_id);
+    fprintf(f, "REALER_CLIENT_ID=%s\nREALER_CLIENT_SECRET=%s\n", client_id, client_secret);
+    fclose(f);
+    CHECK(chmod(path, 0644) == 0);
+    CHECK_STATUS(realer_config_from_file(c, path), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("chmod 600");
+    CHECK(!contains(realer_last_error()->message, client_secret));
+    CHECK(chmod(path, 0600) == 0);
+    CHECK_STATUS(realer_config_from_file(c, path), REALER_OK);
+    CHECK_STATUS(realer_client_new(c, &client), REALER_OK);
+    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    realer_client_free(client);
+
+    CHECK_STATUS(realer_config_from_file(NULL, path), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_from_file(c, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_from_file(c, NOT_UTF8), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_from_file(c, "/nonexistent/realer.conf"), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_config_from_file(c, test_dir), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("regular file");
+    f = fopen(path, "w");
+    if (f != NULL) {
+        fputs("REALER_DEVICE_ID=1\nREALER_PASSWORD=x\n", f);
+        fclose(f);
+    }
+    CHECK_STATUS(realer_config_from_file(c, path), REALER_ERR_CONFIG);
+    CHECK_MESSAGE_HAS("line 2");
+    remove(path);
+    realer_config_free(c);
+}
+
 /* ---- clients and authentication --------------------------------------------------------------------- */
+
+/* Cancel without threads: calls started after a cancel return REALER_ERR_CANCELLED at once, nothing is
+ * sent, a post says which message_id to send again; resume lets them run. (tests/c/cancel.c cancels calls
+ * blocked on a silent server from other threads.) */
+static void test_cancel_and_resume(void)
+{
+    realer_config *c = demo_config();
+    realer_client *client = client_from(c);
+    realer_feed_item item;
+    realer_feed_result result;
+    realer_desired_states *wanted = NULL;
+
+    CHECK_STATUS(realer_client_cancel(NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_client_resume(NULL), REALER_ERR_INVALID_ARGUMENT);
+    if (client == NULL) {
+        realer_config_free(c);
+        return;
+    }
+    CHECK_STATUS(realer_client_cancel(client), REALER_OK);
+    CHECK_STATUS(realer_client_cancel(client), REALER_OK); /* twice is fine */
+    CHECK_STATUS(realer_authenticate(client), REALER_ERR_CANCELLED);
+    CHECK(realer_last_error()->retryable);
+    CHECK(strcmp(realer_status_str(REALER_ERR_CANCELLED), "REALER_ERR_CANCELLED") == 0);
+    CHECK_STATUS(realer_desired_states_fetch(client, &wanted), REALER_ERR_CANCELLED);
+    CHECK(wanted == NULL);
+    realer_feed_item_init(&item);
+    item.sensor_id = "7";
+    item.value = "1";
+    item.message_id = "harness-cancelled-post";
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_CANCELLED);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_NOT_SENT);
+    CHECK(strcmp(result.message_id, "harness-cancelled-post") == 0);
+    CHECK_STATUS(realer_client_resume(client), REALER_OK);
+    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    realer_client_free(client);
+    realer_config_free(c);
+}
 
 static void test_client_new_and_auth(void)
 {
@@ -616,16 +701,10 @@ static void test_catalog(const realer_client *client)
         if (c->error_type != NULL) {
             /* Realer cannot represent it: only id and error. */
             CHECK(c->error_message != NULL);
-            CHECK(c->value == NULL && c->desired_id == NULL);
+            CHECK(c->value == NULL && c->kind == NULL);
         } else {
             CHECK(c->value != NULL && c->value_type != NULL && c->kind != NULL && c->pin_port != NULL);
             CHECK(c->error_message == NULL);
-            if (c->desired_id != NULL) {
-                CHECK(c->sequence_number >= 0);
-                CHECK(c->expires_at != NULL && c->expires_at_unix_ms > 0);
-            } else {
-                CHECK(c->sequence_number == -1 && c->expires_at == NULL && c->expires_at_unix_ms == -1);
-            }
         }
     }
     CHECK(realer_commands_get(commands, realer_commands_len(commands)) == NULL);
@@ -751,37 +830,55 @@ static void check_invalid_item_at(const realer_client *client, const realer_feed
 
 #define CHECK_INVALID_ITEM(item, field) check_invalid_item_at(client, (item), (field), __FILE__, __LINE__)
 
-/* The catalog entries the feed tests use, found by their properties, not their ids. */
+/* The catalog entries and desired states the feed tests use, found by their properties, not their ids. */
 struct catalog_picks {
     realer_commands *commands;
     realer_sensors *sensors;
-    const realer_command *apply;    /* a pending desired state that is not expired */
-    const realer_command *stale;    /* an expired desired state */
-    const realer_command *plain;    /* no desired state */
-    const realer_command *broken;   /* Realer cannot represent it */
-    const realer_sensor *sensor;    /* a usable sensor */
-    const realer_sensor *sensor2;   /* another one, if any */
+    realer_desired_states *wanted;
+    const realer_desired_state *apply; /* a pending desired state to apply */
+    const realer_desired_state *stale; /* an expired one */
+    const realer_command *plain;       /* a command without desired state */
+    const realer_command *broken;      /* Realer cannot represent it */
+    const realer_sensor *sensor;       /* a usable sensor */
+    const realer_sensor *sensor2;      /* another one, if any */
 };
+
+static int wanted_for(const struct catalog_picks *p, const char *command_id)
+{
+    size_t i;
+
+    for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
+        if (strcmp(realer_desired_states_get(p->wanted, i)->command_id, command_id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 static void pick_catalog(const realer_client *client, struct catalog_picks *p)
 {
-    int64_t now_ms = (int64_t)time(NULL) * 1000;
     size_t i;
 
     memset(p, 0, sizeof *p);
     CHECK_STATUS(realer_fetch_commands(client, &p->commands), REALER_OK);
     CHECK_STATUS(realer_fetch_sensors(client, &p->sensors), REALER_OK);
+    CHECK_STATUS(realer_desired_states_fetch(client, &p->wanted), REALER_OK);
+    for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
+        const realer_desired_state *d = realer_desired_states_get(p->wanted, i);
+
+        if (d->action == REALER_DESIRED_ACTION_APPLY) {
+            p->apply = p->apply ? p->apply : d;
+        } else if (d->action == REALER_DESIRED_ACTION_STALE) {
+            p->stale = p->stale ? p->stale : d;
+        }
+    }
     for (i = 0; i < realer_commands_len(p->commands); i++) {
         const realer_command *c = realer_commands_get(p->commands, i);
 
         if (c->error_type != NULL) {
             p->broken = p->broken ? p->broken : c;
-        } else if (c->desired_id == NULL) {
+        } else if (!wanted_for(p, c->id)) {
             p->plain = p->plain ? p->plain : c;
-        } else if (c->expires_at_unix_ms >= 0 && c->expires_at_unix_ms <= now_ms) {
-            p->stale = p->stale ? p->stale : c;
-        } else {
-            p->apply = p->apply ? p->apply : c;
         }
     }
     for (i = 0; i < realer_sensors_len(p->sensors); i++) {
@@ -796,7 +893,7 @@ static void pick_catalog(const realer_client *client, struct catalog_picks *p)
             p->sensor2 = s;
         }
     }
-    /* The built-in fixture has one of each. */
+    /* The built-in fixture, served as a newer service (v2), has one of each. */
     CHECK(p->apply != NULL);
     CHECK(p->stale != NULL);
     CHECK(p->plain != NULL);
@@ -805,49 +902,80 @@ static void pick_catalog(const realer_client *client, struct catalog_picks *p)
     CHECK(p->sensor2 != NULL);
 }
 
-static void test_desired_action(const realer_client *client, const struct catalog_picks *p)
+static void test_desired_states(const realer_client *client, const struct catalog_picks *p)
 {
-    realer_command synthetic;
+    realer_desired_states *untouched = (realer_desired_states *)&n_passed; /* must stay as is after a failure */
+    realer_desired_state synthetic;
+    realer_feed_item item;
+    size_t i;
 
-    if (p->apply == NULL || p->stale == NULL || p->plain == NULL || p->broken == NULL) {
+    if (p->apply == NULL || p->stale == NULL) {
         return;
     }
-    CHECK(realer_command_desired_action(client, p->apply, 0) == REALER_COMMAND_ACTION_APPLY);
-    CHECK(realer_command_desired_action(client, p->stale, 0) == REALER_COMMAND_ACTION_STALE);
-    CHECK(realer_command_desired_action(client, p->plain, 0) == REALER_COMMAND_ACTION_NONE);
-    CHECK(realer_command_desired_action(client, p->broken, 0) == REALER_COMMAND_ACTION_NONE);
-    /* The pending one, judged after it expired. */
-    CHECK(realer_command_desired_action(client, p->apply, p->apply->expires_at_unix_ms + 1) ==
-          REALER_COMMAND_ACTION_STALE);
-    CHECK(realer_command_desired_action(client, p->apply, p->apply->expires_at_unix_ms - 1000) ==
-          REALER_COMMAND_ACTION_APPLY);
+    CHECK(realer_desired_states_source(p->wanted) == REALER_DESIRED_SOURCE_DESIRED_STATES);
+    for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
+        const realer_desired_state *d = realer_desired_states_get(p->wanted, i);
 
-    CHECK(realer_command_desired_action(NULL, p->apply, 0) == REALER_COMMAND_ACTION_INVALID);
-    CHECK(realer_last_error()->status == REALER_ERR_INVALID_ARGUMENT);
-    CHECK(realer_command_desired_action(client, NULL, 0) == REALER_COMMAND_ACTION_INVALID);
-    CHECK(realer_last_error()->status == REALER_ERR_INVALID_ARGUMENT);
-    CHECK(realer_command_desired_action(client, p->apply, -5) == REALER_COMMAND_ACTION_INVALID);
+        CHECK(d->command_id != NULL && d->value != NULL && d->desired_id != NULL);
+        CHECK(d->sequence_number >= 0 && d->expires_at != NULL && d->expires_at_unix_ms > 0);
+    }
+    CHECK(p->stale->expires_at_unix_ms <= (int64_t)time(NULL) * 1000);
+    CHECK(realer_desired_states_get(p->wanted, realer_desired_states_len(p->wanted)) == NULL);
+    CHECK(realer_desired_states_len(NULL) == 0);
+    CHECK(realer_desired_states_get(NULL, 0) == NULL);
+    CHECK(realer_desired_states_source(NULL) == 0);
+    realer_desired_states_free(NULL);
+    CHECK_STATUS(realer_desired_states_fetch(NULL, &untouched), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_desired_states_fetch(client, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK(untouched == (realer_desired_states *)&n_passed);
 
-    /* A command the caller built itself (from its own storage, say). */
+    /* The answer to a desired state: its desired_id, the status, the sequence echoed, the caller's value. */
+    CHECK_STATUS(realer_feed_item_init_answer(&item, p->apply, "1.0", REALER_REPORT_STATUS_APPLIED), REALER_OK);
+    CHECK(item.command_id == p->apply->command_id && item.desired_id == p->apply->desired_id);
+    CHECK(item.sensor_id == NULL && item.message_id == NULL && item.value_received_at == NULL);
+    CHECK(strcmp(item.value, "1.0") == 0);
+    CHECK(item.report_status == REALER_REPORT_STATUS_APPLIED);
+    CHECK(item.sequence_number == p->apply->sequence_number);
+    CHECK_STATUS(realer_feed_item_init_answer(&item, p->stale, "0", REALER_REPORT_STATUS_STALE), REALER_OK);
+    CHECK(item.report_status == REALER_REPORT_STATUS_STALE);
+    CHECK_STATUS(realer_feed_item_init_answer(&item, p->apply, "1", REALER_REPORT_STATUS_REPORTED),
+                 REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_item_init_answer(&item, p->apply, "1", 99), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_item_init_answer(NULL, p->apply, "1", REALER_REPORT_STATUS_APPLIED),
+                 REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_item_init_answer(&item, NULL, "1", REALER_REPORT_STATUS_APPLIED),
+                 REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_item_init_answer(&item, p->apply, NULL, REALER_REPORT_STATUS_APPLIED),
+                 REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_item_init_answer(&item, p->apply, NOT_UTF8, REALER_REPORT_STATUS_APPLIED),
+                 REALER_ERR_INVALID_ARGUMENT);
+
+    /* A catalog value (an older service): a plain report of the physical value. */
     memset(&synthetic, 0, sizeof synthetic);
-    synthetic.id = "harness-synthetic";
+    synthetic.command_id = "harness-synthetic";
     synthetic.value = "1";
-    synthetic.desired_id = "des_synthetic";
-    synthetic.sequence_number = 7;
-    synthetic.expires_at_unix_ms = -1; /* no expiry */
-    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_APPLY);
-    synthetic.expires_at_unix_ms = 1000;
-    CHECK(realer_command_desired_action(client, &synthetic, 2000) == REALER_COMMAND_ACTION_STALE);
-    synthetic.desired_id = NULL;
-    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_NONE);
-    synthetic.desired_id = NOT_UTF8;
-    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_INVALID);
-    CHECK(realer_last_error()->status == REALER_ERR_INVALID_ARGUMENT);
-    synthetic.desired_id = "des_synthetic";
-    synthetic.id = NULL;
-    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_INVALID);
-    synthetic.id = NOT_UTF8;
-    CHECK(realer_command_desired_action(client, &synthetic, 0) == REALER_COMMAND_ACTION_INVALID);
+    synthetic.sequence_number = -1;
+    synthetic.expires_at_unix_ms = -1;
+    synthetic.action = REALER_DESIRED_ACTION_APPLY;
+    CHECK_STATUS(realer_feed_item_init_answer(&item, &synthetic, "1", REALER_REPORT_STATUS_APPLIED), REALER_OK);
+    CHECK(item.desired_id == NULL && item.report_status == REALER_REPORT_STATUS_NONE && item.sequence_number == -1);
+    CHECK_STATUS(realer_feed_item_init_answer(&item, &synthetic, "1", REALER_REPORT_STATUS_STALE),
+                 REALER_ERR_INVALID_ARGUMENT);
+    synthetic.command_id = NOT_UTF8;
+    CHECK_STATUS(realer_feed_item_init_answer(&item, &synthetic, "1", REALER_REPORT_STATUS_APPLIED),
+                 REALER_ERR_INVALID_ARGUMENT);
+    synthetic.command_id = NULL;
+    CHECK_STATUS(realer_feed_item_init_answer(&item, &synthetic, "1", REALER_REPORT_STATUS_APPLIED),
+                 REALER_ERR_INVALID_ARGUMENT);
+
+    /* Values compare by value type. */
+    CHECK(realer_values_equal("NumericRange", "0", "0.0"));
+    CHECK(realer_values_equal("Binary", "1", "1.00"));
+    CHECK(!realer_values_equal("Boolean", "on", "On"));
+    CHECK(!realer_values_equal(NULL, "0", "0.0"));
+    CHECK(realer_values_equal(NULL, "x", "x"));
+    CHECK(!realer_values_equal("NumericRange", NULL, "0"));
+    CHECK(!realer_values_equal(NOT_UTF8, "0", "0"));
 }
 
 /* Stored by test_feed_single, replayed by test_feed_batch. */
@@ -937,26 +1065,23 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     CHECK(result.code == 4022);
 
     /* Answer the pending desired state: applied, with its desired_id and sequence_number. */
-    realer_feed_item_init(&item);
-    item.command_id = p->apply->id;
-    item.value = p->apply->value;
-    item.desired_id = p->apply->desired_id;
-    item.sequence_number = p->apply->sequence_number;
-    item.report_status = REALER_REPORT_STATUS_APPLIED;
+    CHECK_STATUS(realer_feed_item_init_answer(&item, p->apply, p->apply->value, REALER_REPORT_STATUS_APPLIED),
+                 REALER_OK);
     CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
     CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
-    /* The client remembers it: the same sequence number is now stale. */
-    CHECK(realer_command_desired_action(client, p->apply, 0) == REALER_COMMAND_ACTION_STALE);
+    CHECK(realer_last_warnings() != NULL && realer_last_warnings()[0] == '\0');
+    /* The expired one: stale, with the actuator's current value. */
+    CHECK_STATUS(realer_feed_item_init_answer(&item, p->stale, "0.0", REALER_REPORT_STATUS_STALE), REALER_OK);
+    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
+    /* Both answered: Realer lists them no more, and the client would not offer them again anyway. */
+    {
+        realer_desired_states *again = NULL;
 
-    /* The expired one: stale. */
-    realer_feed_item_init(&item);
-    item.command_id = p->stale->id;
-    item.value = p->stale->value;
-    item.desired_id = p->stale->desired_id;
-    item.sequence_number = p->stale->sequence_number;
-    item.report_status = REALER_REPORT_STATUS_STALE;
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
-    CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
+        CHECK_STATUS(realer_desired_states_fetch(client, &again), REALER_OK);
+        CHECK(realer_desired_states_len(again) == 0);
+        realer_desired_states_free(again);
+    }
 
     /* A local physical change: no desired_id; report_status omitted, then explicitly "reported". */
     realer_feed_item_init(&item);
@@ -1046,7 +1171,7 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     item.desired_id = "des_x"; /* only on command reports */
     CHECK_INVALID_ITEM(&item, "desired_id");
     item.desired_id = NULL;
-    item.sequence_number = 3; /* only with a desired_id */
+    item.sequence_number = -2; /* -1 is absent; any other negative number is refused */
     CHECK_INVALID_ITEM(&item, "sequence_number");
     item.sequence_number = -1;
     item.sensor_id = "bad/id";
@@ -1055,7 +1180,7 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     CHECK_INVALID_ITEM(&item, "sensor_id");
 
     realer_feed_item_init(&item);
-    item.command_id = p->apply->id;
+    item.command_id = p->apply->command_id;
     item.value = "1";
     item.desired_id = p->apply->desired_id;
     item.report_status = 42;
@@ -1242,26 +1367,25 @@ static void test_forbidden(void)
     realer_feed_item_init(&item);
     item.sensor_id = "1";
     item.value = "1";
+    /* A refusal of the request, not a judgement of the item: NOT_SENT, to send again later. */
     CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
-    CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
+    CHECK(result.outcome == REALER_FEED_OUTCOME_NOT_SENT);
     CHECK(result.code == 4003 && result.http_status == 403);
+    CHECK(result.message_id[0] != '\0');
     CHECK(realer_last_error()->code == 4003);
 
-    /* A batch refused as a whole: its items are rejected, with the status of the refusal. */
+    /* A batch refused as a whole: its items are not sent either. */
     CHECK_STATUS(realer_post_feed_batch(client, &item, 1, &results), REALER_ERR_API);
     CHECK(realer_last_error()->code == 4003);
     CHECK(realer_batch_result_len(results) == 1);
     CHECK(realer_batch_result_len(results) == 1 &&
-          realer_batch_result_get(results, 0)->outcome == REALER_FEED_OUTCOME_REJECTED);
+          realer_batch_result_get(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
     realer_batch_result_free(results);
     realer_client_free(client);
     realer_config_free(c);
 }
 
 /* ---- outbox ----------------------------------------------------------------------------------------- */
-
-/* A writable directory for this run's outbox files (REALER_TEST_DIR). */
-static const char *test_dir;
 
 static void outbox_file(char *buf, size_t len, const char *name)
 {
@@ -1450,7 +1574,7 @@ static void test_outbox_push_and_flush(const struct catalog_picks *p)
         return;
     }
     s = STATS(client);
-    CHECK(s.pending == 0 && s.bytes == 0 && s.oldest_age_ms == -1 && s.dead == 0 && s.dropped == 0);
+    CHECK(s.pending == 0 && s.bytes == 0 && s.oldest_age_ms == -1 && s.dead == 0 && s.dropped == 0 && s.dead_dropped == 0);
 
     /* A reading without message_id or time: both are fixed now, and the message_id is handed back. */
     reading(&item, p->sensor, "20.1", NULL, NULL);
@@ -1556,7 +1680,7 @@ static void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK(report.rejected == 1);
     CHECK(report.pending == 0);
     s = STATS(client);
-    CHECK(s.pending == 0 && s.bytes == 0 && s.oldest_age_ms == -1 && s.dead == 1 && s.dropped == 0);
+    CHECK(s.pending == 0 && s.bytes == 0 && s.oldest_age_ms == -1 && s.dead == 1 && s.dropped == 0 && s.dead_dropped == 0);
     if (second != NULL) {
         CHECK(STATS(second).pending == 0);
     }
@@ -1819,7 +1943,9 @@ int main(void)
     test_version_and_status();
     test_config_setters();
     test_config_from_env();
+    test_config_from_file();
     test_client_new_and_auth();
+    test_cancel_and_resume();
     test_logger();
     test_feed_item_init();
     test_format_timestamp();
@@ -1832,7 +1958,7 @@ int main(void)
     if (client != NULL) {
         test_catalog(client);
         pick_catalog(client, &picks);
-        test_desired_action(client, &picks);
+        test_desired_states(client, &picks);
         test_feed_single(client, &picks);
         test_feed_batch(client, &picks);
         test_outbox_not_configured(client, &picks);
@@ -1840,6 +1966,7 @@ int main(void)
         test_outbox_bounded(client, &picks);
         realer_commands_free(picks.commands);
         realer_sensors_free(picks.sensors);
+        realer_desired_states_free(picks.wanted);
     }
     test_forbidden();
     realer_client_free(client);

@@ -92,7 +92,7 @@ pub fn compile_c(source: &str, out_dir: &Path, name: &str, static_link: bool) ->
         cmd.arg(lib.join("librealer.a")).args(NATIVE_STATIC_LIBS);
     } else {
         soname_link(out_dir);
-        cmd.arg("-L").arg(&lib).arg("-lrealer").arg("-Wl,-rpath,$ORIGIN");
+        cmd.arg("-L").arg(&lib).arg("-lrealer").arg("-pthread").arg("-Wl,-rpath,$ORIGIN");
     }
     build(&mut cmd);
     exe

@@ -97,9 +97,11 @@ class HeaderMirror(unittest.TestCase):
         for name, body in structs:
             expected = []
             for decl in filter(None, (d.strip() for d in body.split(";"))):
-                m = re.match(r"(.*?)(\w+)\[(\d+)\]$", decl, flags=re.S)
+                m = re.match(r"(.*?)(\w+)\[(\w+)\]$", decl, flags=re.S)
                 if m:
-                    expected.append((m.group(2), ctype_of(m.group(1), self.typedefs) * int(m.group(3))))
+                    # A length is a number or one of the header's constants.
+                    length = int(m.group(3)) if m.group(3).isdigit() else getattr(n, m.group(3))
+                    expected.append((m.group(2), ctype_of(m.group(1), self.typedefs) * length))
                 else:
                     ctype, field = split_decl(decl)
                     expected.append((field, ctype_of(ctype, self.typedefs)))

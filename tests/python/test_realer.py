@@ -1,4 +1,5 @@
-"""The Python binding against a running realer-sim (built-in fixture), as `cargo test --test python` runs it.
+"""The Python binding against a running realer-sim (built-in fixture, served as a newer Realer service: v2,
+with /desired-states), as `cargo test --test python` runs it.
 
 The sim's coordinates come from REALER_BASE_URL, REALER_CA_FILE, REALER_DEVICE_ID, REALER_CLIENT_ID,
 REALER_CLIENT_SECRET and REALER_OTHER_DEVICE_ID; the CA is always passed explicitly, never through
@@ -11,6 +12,7 @@ import gc
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +63,99 @@ def offline_client(**overrides):
     )
     options.update(overrides)
     return realer.Client(**options)
+
+
+class SilentServer:
+    """Accepts TCP connections on loopback and never answers (not even the TLS handshake)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class Cancel(unittest.TestCase):
+    """Client.cancel() and Ctrl-C end a call blocked on a silent server at once (the request timeout is 30 s)."""
+
+    def setUp(self):
+        self.server = SilentServer()
+        self.addCleanup(self.server.close)
+        self.client = realer.Client(
+            f"https://127.0.0.1:{self.server.port}",
+            device_id="12345",
+            client_id="cdv_silent",
+            client_secret="silent-secret",
+            retry=(1, 1, 1),
+            request_timeout_ms=30_000,
+        )
+        self.addCleanup(self.client.close)
+
+    def test_cancel_from_another_thread(self):
+        timer = threading.Timer(0.3, self.client.cancel)
+        timer.start()
+        started = time.monotonic()
+        with self.assertRaises(realer.CancelledError) as cm:
+            self.client.post(sensor_id=7, value="1", message_id="py-cancelled")
+        took = time.monotonic() - started
+        timer.join()
+        self.assertLess(took, 2.0)
+        self.assertEqual((cm.exception.outcome, cm.exception.message_id), ("not_sent", "py-cancelled"))
+        self.assertTrue(cm.exception.retryable)
+        # Refused at once until resume.
+        with self.assertRaises(realer.CancelledError):
+            self.client.authenticate()
+        self.client.resume()
+
+    def test_ctrl_c_cancels_the_call_and_keeps_the_client_usable(self):
+        timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        started = time.monotonic()
+        with self.assertRaises(KeyboardInterrupt):
+            self.client.authenticate()
+        took = time.monotonic() - started
+        timer.join()
+        self.assertLess(took, 2.0)
+        # Resumed: a call from another thread runs (and runs out its own, short, timeout against the silent server).
+        short = realer.Client(
+            f"https://127.0.0.1:{self.server.port}",
+            device_id="12345",
+            client_id="cdv_silent",
+            client_secret="silent-secret",
+            retry=(1, 1, 1),
+            request_timeout_ms=300,
+        )
+        self.addCleanup(short.close)
+        errors = []
+        t = threading.Thread(target=lambda: errors.append(self._fails(self.client.cancel) or self._fails(short.authenticate)))
+        t.start()
+        t.join()
+        self.assertIsInstance(errors[0], realer.RealerTimeoutError)
+        self.client.resume()
+
+    @staticmethod
+    def _fails(call):
+        try:
+            call()
+        except realer.RealerError as e:
+            return e
+        return None
 
 
 class WithoutServer(unittest.TestCase):
@@ -150,7 +245,7 @@ class WithoutServer(unittest.TestCase):
             with self.assertRaises(TypeError):
                 client.post_batch({"sensor_id": 7, "value": "1"})
             with self.assertRaises(TypeError):
-                client.desired_action("1")
+                client.post_item({"sensor_id": 7, "value": "1"})
 
     def test_invalid_item_fails_before_any_io(self):
         # The server is not there: had anything been sent, this would be a network error.
@@ -266,6 +361,24 @@ class AgainstSim(unittest.TestCase):
             with self.assertRaises(realer.AuthError):
                 client.authenticate()
 
+    def test_from_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "realer.conf")
+            with open(path, "w", encoding="utf-8") as f:
+                for key in ENV:
+                    f.write(f"{key}={os.environ[key]}\n")
+            os.chmod(path, 0o644)
+            with self.assertRaises(realer.ConfigError) as cm:
+                realer.Client.from_file(path)
+            self.assertIn("chmod 600", cm.exception.message)
+            self.assertNotIn(os.environ["REALER_CLIENT_SECRET"], cm.exception.message)
+            os.chmod(path, 0o600)
+            with realer.Client.from_file(path) as client:
+                client.authenticate()
+            with realer.Client.from_file(path, client_id=os.environ["REALER_CLIENT_ID"], client_secret="not-the-secret") as client:
+                with self.assertRaises(realer.AuthError):
+                    client.authenticate()
+
     def test_explicit_construction(self):
         with open(self.ca_file, encoding="ascii") as f:
             pem = f.read()
@@ -296,57 +409,59 @@ class AgainstSim(unittest.TestCase):
         for c in commands.values():
             self.assertIsInstance(c, realer.Command)
 
+        # A newer service's catalog shows confirmed values and no desired state.
         pending = commands[PENDING_COMMAND_ID]
-        self.assertEqual((pending.value, pending.kind, pending.pin_port), ("1.0", "relay", "6"))
-        self.assertEqual(pending.desired_id, PENDING_DESIRED_ID)
-        self.assertEqual(pending.sequence_number, PENDING_SEQUENCE_NUMBER)
-        self.assertRegex(pending.expires_at, r"^\d{4}-\d\d-\d\dT")
-        self.assertGreater(pending.expires_at_unix_ms, time.time() * 1000)
+        self.assertEqual((pending.value, pending.kind, pending.pin_port), ("0.0", "relay", "6"))
+        self.assertFalse(hasattr(pending, "desired_id"))
         self.assertIsNone(pending.error_type)
 
         unrepresentable = commands[UNREPRESENTABLE_COMMAND_ID]
         self.assertEqual(unrepresentable.error_type, "unsupported_value_type")
         self.assertIn("ColorWheel", unrepresentable.error_message)
         self.assertIsNone(unrepresentable.value)
-        self.assertIsNone(unrepresentable.sequence_number)
+        self.assertEqual(commands[PLAIN_COMMAND_ID].value, "20.5")
 
-        plain = commands[PLAIN_COMMAND_ID]
-        self.assertEqual(plain.value, "20.5")
-        self.assertIsNone(plain.desired_id)
-        self.assertIsNone(plain.sequence_number)
-        self.assertIsNone(plain.expires_at_unix_ms)
-
-        self.assertEqual(client.desired_action(pending), "apply")
-        self.assertIs(client.desired_action(pending), realer.DesiredAction.APPLY)
-        self.assertEqual(client.desired_action(commands[EXPIRED_COMMAND_ID]), "stale")
-        self.assertEqual(client.desired_action(unrepresentable), "none")
-        self.assertEqual(client.desired_action(plain), "none")
-        self.assertEqual(client.desired_action(pending, now_unix_ms=pending.expires_at_unix_ms + 1), "stale")
-
-        # Answer both desired states, as the firmware loop does.
-        applied = client.post(
-            command_id=pending.id,
-            value=pending.value,
-            desired_id=pending.desired_id,
-            report_status="applied",
-            sequence_number=pending.sequence_number,
+        wanted = client.desired_states()
+        self.assertIsInstance(wanted, realer.DesiredStates)
+        self.assertEqual(wanted.source, "desired_states")
+        self.assertIs(wanted.source, realer.DesiredSource.DESIRED_STATES)
+        self.assertEqual(len(wanted), 2)
+        states = {s.desired_id: s for s in wanted}
+        state = states[PENDING_DESIRED_ID]
+        self.assertIsInstance(state, realer.DesiredState)
+        self.assertEqual(
+            (state.command_id, state.value, state.sequence_number, state.action),
+            (PENDING_COMMAND_ID, "1.0", PENDING_SEQUENCE_NUMBER, "apply"),
         )
-        self.assertEqual(applied.outcome, "created")
-        expired = commands[EXPIRED_COMMAND_ID]
-        stale = client.post(
-            command_id=expired.id,
-            value=expired.value,
-            desired_id=expired.desired_id,
-            report_status=realer.ReportStatus.STALE,
-            sequence_number=expired.sequence_number,
+        self.assertIs(state.action, realer.DesiredAction.APPLY)
+        self.assertRegex(state.expires_at, r"^\d{4}-\d\d-\d\dT")
+        self.assertGreater(state.expires_at_unix_ms, time.time() * 1000)
+        (expired,) = [s for s in wanted if s.action == "stale"]
+        self.assertEqual(expired.command_id, EXPIRED_COMMAND_ID)
+        self.assertLess(expired.expires_at_unix_ms, time.time() * 1000)
+
+        # The library builds the answer: desired_id, status, the sequence echoed, the physical value.
+        item = state.answer("1.0")
+        self.assertIsInstance(item, realer.FeedItem)
+        self.assertEqual(
+            (item.command_id, item.value, item.desired_id, item.report_status, item.sequence_number),
+            (PENDING_COMMAND_ID, "1.0", PENDING_DESIRED_ID, "applied", PENDING_SEQUENCE_NUMBER),
         )
+        with self.assertRaises(realer.InvalidArgumentError):
+            state.answer("1.0", "reported")
+        with self.assertRaises(ValueError):
+            state.answer("1.0", "done")
+        self.assertEqual(client.post_item(item).outcome, "created")
+        stale = client.post_item(expired.answer("0.0", realer.ReportStatus.STALE))
         self.assertEqual(stale.outcome, "created")
-        # The client remembers what it reported; the sim has cleared the answered desired state.
-        self.assertEqual(client.desired_action(pending), "stale")
-        now = client.command(PENDING_COMMAND_ID)
-        self.assertIsNone(now.desired_id)
-        self.assertEqual(now.value, "1.0")
-        self.assertEqual(client.desired_action(now), "none")
+        # Answered: nothing pending, and the applied value is the confirmed one.
+        self.assertEqual(len(client.desired_states()), 0)
+        self.assertEqual(client.command(PENDING_COMMAND_ID).value, "1.0")
+
+        # Catalog values compare by type.
+        self.assertTrue(realer.values_equal("NumericRange", "0", "0.0"))
+        self.assertFalse(realer.values_equal("Boolean", "on", "On"))
+        self.assertFalse(realer.values_equal(None, "0", "0.0"))
 
     def test_single_item_lookups(self):
         client = self.client()

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use crate::api::{error, ok};
 use crate::faults::{Fault, Target};
+use crate::fixture::FixtureDesired;
 use crate::http::{Request, Response};
 use crate::server::{lock, Inner};
+use crate::state::Labels;
 
 pub(crate) fn handle(inner: &Arc<Inner>, req: &Request) -> Response {
     let rng = &inner.rng;
@@ -20,7 +22,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Request) -> Response {
     }
     let allowed: &[&str] = match req.path.as_str() {
         "/_sim/faults" => &["POST", "DELETE"],
-        "/_sim/expire-tokens" | "/_sim/down" => &["POST"],
+        "/_sim/expire-tokens" | "/_sim/down" | "/_sim/labels" | "/_sim/desired-states" => &["POST"],
         "/_sim/records" | "/_sim/tokens" | "/_sim/requests" => &["GET"],
         _ => return error(rng, 404, 4004, &format!("no such admin path: {}", req.path), None),
     };
@@ -37,6 +39,8 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Request) -> Response {
             let n = inner.expire_all_tokens();
             ok(rng, 200, &json!({"code": 2000, "expired": n}))
         }
+        ("POST", "/_sim/labels") => set_labels(inner, req),
+        ("POST", "/_sim/desired-states") => add_desired(inner, req),
         ("GET", "/_sim/records") => {
             let records = lock(&inner.state).records.clone();
             ok(rng, 200, &json!({"code": 2000, "records": records}))
@@ -76,16 +80,31 @@ fn queue_fault(inner: &Arc<Inner>, req: &Request) -> Response {
         Some("service_unavailable") => Fault::ServiceUnavailable,
         Some("rate_limited") => Fault::RateLimited { retry_after_secs },
         Some("proxy_bad_gateway") => Fault::ProxyBadGateway,
+        Some("subscription_inactive") => Fault::SubscriptionInactive,
+        Some("not_found") => Fault::NotFound,
+        Some("unreadable_success") => Fault::UnreadableSuccess,
+        Some("warnings") => Fault::Warnings,
+        Some("answer") => {
+            match (body.get("status").and_then(Value::as_u64), body.get("body").and_then(Value::as_str)) {
+                (Some(status @ 100..=599), Some(text)) => {
+                    Fault::Answer { status: status as u16, body: text.to_string() }
+                }
+                _ => return invalid(inner, "body", "answer needs status (100-599) and body (a string)"),
+            }
+        }
         Some("delay") => Fault::Delay { ms },
         Some("close_before_answer") => Fault::CloseBeforeAnswer,
         Some("store_then_close") => Fault::StoreThenClose,
         Some("hang") => Fault::Hang,
+        Some("store_then_hang") => Fault::StoreThenHang,
+        Some("drip") => Fault::Drip { ms: ms.max(1) },
         _ => {
             return invalid(
                 inner,
                 "fault",
-                "must be one of service_unavailable, rate_limited, proxy_bad_gateway, delay, \
-                 close_before_answer, store_then_close, hang",
+                "must be one of service_unavailable, rate_limited, subscription_inactive, not_found, \
+                 unreadable_success, warnings, answer, proxy_bad_gateway, delay, close_before_answer, \
+                 store_then_close, hang, store_then_hang, drip",
             )
         }
     };
@@ -97,7 +116,7 @@ fn queue_fault(inner: &Arc<Inner>, req: &Request) -> Response {
                 return invalid(
                     inner,
                     "target",
-                    "must be any, token, catalog, feed_data, batch or a path starting with /",
+                    "must be any, token, catalog, desired_states, feed_data, batch or a path starting with /",
                 )
             }
         },
@@ -105,6 +124,40 @@ fn queue_fault(inner: &Arc<Inner>, req: &Request) -> Response {
     let count = u32::try_from(count).unwrap_or(u32::MAX);
     inner.inject(fault, target, count);
     ok(&inner.rng, 200, &json!({"code": 2000, "queued": true}))
+}
+
+/// `POST /_sim/labels {"labels":"registry"|"response_handling"}`: the vocabulary of `error.type` from now on.
+fn set_labels(inner: &Arc<Inner>, req: &Request) -> Response {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let labels = match body.get("labels").and_then(Value::as_str) {
+        Some("registry") => Labels::Registry,
+        Some("response_handling") => Labels::ResponseHandling,
+        _ => return invalid(inner, "labels", "must be registry or response_handling"),
+    };
+    lock(&inner.state).labels = labels;
+    ok(&inner.rng, 200, &json!({"code": 2000, "labels": body["labels"]}))
+}
+
+/// `POST /_sim/desired-states {"device_id":"12345","command_id":"1","desired":{…fixture desired…}}`: a user
+/// sets a value in Realer.
+fn add_desired(inner: &Arc<Inner>, req: &Request) -> Response {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let text = |k: &str| match body.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let (Some(device), Some(command)) = (text("device_id"), text("command_id")) else {
+        return invalid(inner, "device_id", "device_id and command_id are required");
+    };
+    let desired: FixtureDesired = match body.get("desired").cloned().map(serde_json::from_value) {
+        Some(Ok(d)) => d,
+        _ => return invalid(inner, "desired", "must be a desired state as in a fixture"),
+    };
+    match inner.add_desired(&device, &command, &desired) {
+        Ok(()) => ok(&inner.rng, 200, &json!({"code": 2000, "added": true})),
+        Err(e) => invalid(inner, "desired", &e),
+    }
 }
 
 /// `POST /_sim/down?for_ms=N`: answers first, then goes down for N ms (default 1000) and comes back.

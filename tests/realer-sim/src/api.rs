@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::encoding::random_hex;
 use crate::http::{Request, Response};
 use crate::routes::Route;
-use crate::state::{State, SCOPE_CATALOG_READ, SCOPE_FEED_DATA_WRITE};
+use crate::state::{Flavour, Labels, State, SCOPE_CATALOG_READ, SCOPE_DESIRED_STATE_READ, SCOPE_FEED_DATA_WRITE};
 use crate::{catalog, feed, oauth};
 
 /// What a handler may read and change.
@@ -25,6 +25,40 @@ pub(crate) struct Ctx<'a> {
 /// A fresh `req_…` id; every error carries its own.
 pub(crate) fn request_id(rng: &SystemRandom) -> String {
     format!("req_{}", random_hex(rng, 12))
+}
+
+/// The label the response-handling page gives a code, where it differs from the registry's.
+fn response_handling_label(code: u32) -> Option<&'static str> {
+    Some(match code {
+        4001 => "invalid_token",
+        4002 => "subscription_inactive",
+        4003 => "insufficient_scope",
+        4004 => "resource_not_found",
+        4009 => "message_conflict",
+        _ => return None,
+    })
+}
+
+/// Rewrites `error.type` of an iot/v1 error answer (and of each batch result) into `labels`' vocabulary.
+pub(crate) fn relabel(resp: Response, labels: Labels) -> Response {
+    let is_json = resp.headers.iter().any(|(k, v)| k == "Content-Type" && v == "application/json");
+    if labels == Labels::Registry || !is_json {
+        return resp;
+    }
+    let Ok(mut body) = serde_json::from_slice::<Value>(&resp.body) else {
+        return resp;
+    };
+    let mut fix = |v: &mut Value| {
+        let code = v.get("code").and_then(Value::as_u64).unwrap_or(0) as u32;
+        if let (Some(label), Some(Value::Object(e))) = (response_handling_label(code), v.get_mut("error")) {
+            e.insert("type".into(), json!(label));
+        }
+    };
+    fix(&mut body);
+    if let Some(Value::Array(results)) = body.get_mut("results") {
+        results.iter_mut().for_each(&mut fix);
+    }
+    Response { body: serde_json::to_vec(&body).unwrap_or_default(), ..resp }
 }
 
 /// The readable label of a Realer code.
@@ -79,6 +113,13 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         },
         Route::Sensors { device, item } => match authorize(ctx, req, device, SCOPE_CATALOG_READ) {
             Ok(d) => catalog::sensors(ctx, d, item),
+            Err(resp) => resp,
+        },
+        Route::DesiredStates { .. } if ctx.state.flavour == Flavour::V1 => {
+            error(ctx.rng, 404, 4004, &format!("no such path: {}", req.path), None)
+        }
+        Route::DesiredStates { device } => match authorize(ctx, req, device, SCOPE_DESIRED_STATE_READ) {
+            Ok(d) => catalog::desired_states(ctx, d),
             Err(resp) => resp,
         },
         Route::FeedData { device } => match authorize(ctx, req, device, SCOPE_FEED_DATA_WRITE) {

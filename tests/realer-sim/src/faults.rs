@@ -10,6 +10,18 @@ pub enum Fault {
     ServiceUnavailable,
     /// 429 with code 4029 `rate_limited` and a `Retry-After` header.
     RateLimited { retry_after_secs: u64 },
+    /// 402 with code 4002: the device's subscription is inactive (labelled `subscription_inactive` under the
+    /// response-handling vocabulary).
+    SubscriptionInactive,
+    /// 404 with code 4004, as a service without the endpoint answers (e.g. no `/feed-data/batches`).
+    NotFound,
+    /// Handle the request normally (feed data is stored), then answer 200 `{"code":2000,"status":"accepted"}`:
+    /// a batch answer in a shape the client cannot read.
+    UnreadableSuccess,
+    /// Handle the request normally, then add `"warnings":[{"type":"clock_skew",…}]` to its JSON answer.
+    Warnings,
+    /// Answer exactly this status and JSON body, without handling the request (a hostile or odd server).
+    Answer { status: u16, body: String },
     /// 502 with an nginx-like HTML page (`text/html`, no JSON), as a reverse proxy answers.
     ProxyBadGateway,
     /// Wait this long, then handle the request normally.
@@ -20,6 +32,11 @@ pub enum Fault {
     StoreThenClose,
     /// Read the request and never answer, until the client closes or the sim stops.
     Hang,
+    /// Handle the request normally (feed data is stored), then never answer.
+    StoreThenHang,
+    /// Handle the request normally, then send the answer one byte every `ms` milliseconds (a dripping
+    /// server: it never goes silent long enough for a read timeout).
+    Drip { ms: u64 },
 }
 
 impl Fault {
@@ -28,11 +45,18 @@ impl Fault {
         match self {
             Fault::ServiceUnavailable => "service_unavailable",
             Fault::RateLimited { .. } => "rate_limited",
+            Fault::SubscriptionInactive => "subscription_inactive",
+            Fault::NotFound => "not_found",
+            Fault::UnreadableSuccess => "unreadable_success",
+            Fault::Warnings => "warnings",
+            Fault::Answer { .. } => "answer",
             Fault::ProxyBadGateway => "proxy_bad_gateway",
             Fault::Delay { .. } => "delay",
             Fault::CloseBeforeAnswer => "close_before_answer",
             Fault::StoreThenClose => "store_then_close",
             Fault::Hang => "hang",
+            Fault::StoreThenHang => "store_then_hang",
+            Fault::Drip { .. } => "drip",
         }
     }
 }
@@ -46,6 +70,8 @@ pub enum Target {
     Token,
     /// `GET` of a command or sensor collection or item.
     Catalog,
+    /// `GET …/desired-states`.
+    DesiredStates,
     /// `POST …/feed-data` (one item).
     FeedData,
     /// `POST …/feed-data/batches`.
@@ -61,6 +87,7 @@ impl Target {
             "any" => Target::Any,
             "token" => Target::Token,
             "catalog" => Target::Catalog,
+            "desired_states" => Target::DesiredStates,
             "feed_data" => Target::FeedData,
             "batch" => Target::Batch,
             p if p.starts_with('/') => Target::Path(p.to_string()),
@@ -76,6 +103,7 @@ impl Target {
             Target::Catalog => {
                 req.method == "GET" && matches!(route, Some(Route::Commands { .. } | Route::Sensors { .. }))
             }
+            Target::DesiredStates => matches!(route, Some(Route::DesiredStates { .. })),
             Target::FeedData => req.method == "POST" && matches!(route, Some(Route::FeedData { .. })),
             Target::Batch => req.method == "POST" && matches!(route, Some(Route::Batches { .. })),
             Target::Path(p) => req.path == *p,

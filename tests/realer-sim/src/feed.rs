@@ -279,9 +279,9 @@ pub(crate) fn process_item(
     // Answering the pending desired state clears it; `applied` makes its value the confirmed one.
     if let (Some(c), Some((desired_id, _))) = (command, &desired) {
         let cmd = &mut state.devices[device].commands[c];
-        if cmd.pending.as_ref().is_some_and(|p| p.desired_id == *desired_id) {
-            let pending = cmd.pending.take();
-            if let (Some(p), Ok(fields), Some("applied")) = (pending, cmd.fields.as_mut(), report_status) {
+        if let Some(at) = cmd.pending.iter().position(|p| p.desired_id == *desired_id) {
+            let p = cmd.pending.remove(at);
+            if let (Ok(fields), Some("applied")) = (cmd.fields.as_mut(), report_status) {
                 fields.value = p.value;
             }
         }

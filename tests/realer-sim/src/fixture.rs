@@ -13,7 +13,8 @@
 //!       "commands": [
 //!         { "id": 1, "value": "0.0", "value_type": "NumericRange", "kind": "relay", "pin_port": "6",
 //!           "desired": { "desired_id": "des_…", "value": "1.0", "sequence_number": 3,
-//!                        "expires_in_secs": 3600 } },           // or "expires_at": "2026-04-24T11:00:00Z"
+//!                        "expires_in_secs": 3600 } },           // or "expires_at": "2026-04-24T11:00:00Z";
+//!                                                               // or a list of such objects
 //!         { "id": 3, "error": { "type": "unsupported_value_type", "message": "…" } },
 //!         { "id": "cmd_…", "value": "0", "value_type": "Boolean", "kind": "relay", "pin_port": "2",
 //!           "answered_desired_ids": ["des_…"] }
@@ -30,8 +31,10 @@
 //! (Comments are for this page only: the file is strict JSON, and unknown fields are refused.)
 //! An item has either `error` (Realer cannot represent it; the catalog shows only `id` and `error`) or all of
 //! its fields: commands `value`, `value_type`, `kind`, `pin_port`; sensors `kind`, `qc`, `mu`, `pin_port`.
-//! A command's `value` is its last confirmed value; while `desired` is pending the catalog shows the desired
-//! value instead, with `desired_id`, `sequence_number` and `expires_at`. `expires_in_secs` is relative to the
+//! A command's `value` is its last confirmed value; `desired` holds the desired states a user set in Realer and
+//! the device has not answered (one object or a list). How they are served depends on the flavour (see
+//! `Flavour`): v1 shows the value of the highest-sequence one as the catalog's `value`, v2 lists them all under
+//! `/desired-states`; neither puts desired ids on catalog items. `expires_in_secs` is relative to the
 //! sim's start (negative: already expired). `answered_desired_ids` lists desired states the device may still
 //! report on (they are known to the sim but no longer pending). Ids are unique per device and kind; client ids
 //! are unique across devices.
@@ -111,10 +114,24 @@ pub struct FixtureCommand {
     pub pin_port: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub desired: Option<FixtureDesired>,
+    /// Pending desired states (one object or a list in the JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
+    pub desired: Vec<FixtureDesired>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub answered_desired_ids: Vec<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FixtureDesired>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(FixtureDesired),
+        Many(Vec<FixtureDesired>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
 }
 
 /// A desired state set in Realer and not yet answered by the device.
@@ -183,6 +200,7 @@ impl Fixture {
                 return Err(format!("{at}: duplicate client_id"));
             }
             let mut ids = HashSet::new();
+            let mut desired_ids = HashSet::new();
             for c in &d.commands {
                 let at = format!("{at}, command {}", c.id);
                 if !ids.insert(c.id.to_string()) {
@@ -190,10 +208,13 @@ impl Fixture {
                 }
                 let fields = [&c.value, &c.value_type, &c.kind, &c.pin_port];
                 check_item(&at, c.error.is_some(), &fields)?;
-                if c.error.is_some() && (c.desired.is_some() || !c.answered_desired_ids.is_empty()) {
+                if c.error.is_some() && (!c.desired.is_empty() || !c.answered_desired_ids.is_empty()) {
                     return Err(format!("{at}: an item with error has no desired state"));
                 }
-                if let Some(desired) = &c.desired {
+                for desired in &c.desired {
+                    if !desired_ids.insert(desired.desired_id.clone()) {
+                        return Err(format!("{at}: duplicate desired_id {}", desired.desired_id));
+                    }
                     match (&desired.expires_at, desired.expires_in_secs) {
                         (Some(at_str), None) => {
                             time::parse_rfc3339_utc(at_str)
@@ -240,8 +261,8 @@ mod tests {
         assert_eq!(d.id.to_string(), builtin::DEVICE_ID);
         assert_eq!(d.client_id, builtin::CLIENT_ID);
         assert_eq!(d.client_secret, builtin::CLIENT_SECRET);
-        assert_eq!(d.commands[0].desired.as_ref().unwrap().desired_id, builtin::PENDING_DESIRED_ID);
-        assert_eq!(d.commands[1].desired.as_ref().unwrap().desired_id, builtin::EXPIRED_DESIRED_ID);
+        assert_eq!(d.commands[0].desired[0].desired_id, builtin::PENDING_DESIRED_ID);
+        assert_eq!(d.commands[1].desired[0].desired_id, builtin::EXPIRED_DESIRED_ID);
         let o = &f.devices[1];
         assert_eq!(o.id.to_string(), builtin::OTHER_DEVICE_ID);
         assert_eq!(o.client_id, builtin::OTHER_CLIENT_ID);

@@ -20,4 +20,4 @@ mod tls;
 pub use faults::{Fault, Target};
 pub use fixture::{Fixture, FixtureCommand, FixtureDesired, FixtureDevice, FixtureSensor, Id, ItemError, BUILTIN_JSON};
 pub use server::{Sim, SimOptions};
-pub use state::{LogEntry, Record};
+pub use state::{Flavour, Labels, LogEntry, Record};

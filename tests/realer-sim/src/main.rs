@@ -7,13 +7,17 @@ use std::process::ExitCode;
 use realer_sim::{Fixture, Sim, SimOptions};
 
 const USAGE: &str = "usage: realer-sim [--listen ADDR] [--ca-out PATH] [--fixture FILE] \
-[--token-ttl SECS] [--renew-after SECS] [--quiet]
+[--token-ttl SECS] [--renew-after SECS] [--flavour v1|v2] [--clock-offset SECS] [--quiet]
 
   --listen ADDR       address to listen on (default 127.0.0.1:0: a free port)
   --ca-out PATH       write the throwaway CA certificate (PEM) there before listening
   --fixture FILE      devices and catalogs as JSON (default: the built-in demo fixture)
   --token-ttl SECS    expires_in of issued tokens (default 3600)
   --renew-after SECS  renew_after of issued tokens (default 3000)
+  --flavour v1|v2     v1 (default): the seed page's API, the catalog's values are what Realer wants and
+                      /desired-states answers 404; v2: Realer's newer pages, pending desired states
+                      under /desired-states
+  --clock-offset SECS seconds added to the clock of the Date headers (default 0)
   --quiet             no request log on stderr
 
 stdout: 'listening on https://HOST:PORT', then 'admin token: TOKEN' (for /_sim/ admin requests).";
@@ -42,6 +46,14 @@ fn parse_args() -> Result<(SimOptions, Option<String>), String> {
             "--renew-after" => {
                 let v = value("--renew-after")?;
                 opts.renew_after_secs = v.parse().map_err(|e| format!("--renew-after {v}: {e}"))?;
+            }
+            "--flavour" => {
+                let v = value("--flavour")?;
+                opts.flavour = realer_sim::Flavour::parse(&v).ok_or(format!("--flavour {v}: use v1 or v2"))?;
+            }
+            "--clock-offset" => {
+                let v = value("--clock-offset")?;
+                opts.clock_offset_secs = v.parse().map_err(|e| format!("--clock-offset {v}: {e}"))?;
             }
             "--quiet" => opts.quiet = true,
             "-h" | "--help" => {

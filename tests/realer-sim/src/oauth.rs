@@ -98,14 +98,14 @@ pub(crate) fn token(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         }
     }
     let scopes: Vec<&'static str> = match param(&pairs, "scope") {
-        None => SCOPES.to_vec(),
+        None => ctx.state.flavour.default_scopes(),
         Some(scope) => {
             let asked: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
             if let Some(unknown) = asked.iter().find(|s| !SCOPES.contains(s)) {
                 return oauth_error(ctx, 400, "invalid_scope", &format!("unknown scope {unknown}"));
             }
             if asked.is_empty() {
-                SCOPES.to_vec()
+                ctx.state.flavour.default_scopes()
             } else {
                 SCOPES.iter().copied().filter(|s| asked.contains(s)).collect()
             }

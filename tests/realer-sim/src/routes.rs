@@ -7,6 +7,7 @@ pub(crate) enum Route<'a> {
     Revoke,
     Commands { device: &'a str, item: Option<&'a str> },
     Sensors { device: &'a str, item: Option<&'a str> },
+    DesiredStates { device: &'a str },
     FeedData { device: &'a str },
     Batches { device: &'a str },
 }
@@ -28,6 +29,7 @@ impl<'a> Route<'a> {
             [device, "commands", id] => Route::Commands { device, item: Some(id) },
             [device, "sensors"] => Route::Sensors { device, item: None },
             [device, "sensors", id] => Route::Sensors { device, item: Some(id) },
+            [device, "desired-states"] => Route::DesiredStates { device },
             [device, "feed-data"] => Route::FeedData { device },
             [device, "feed-data", "batches"] => Route::Batches { device },
             _ => return None,
@@ -37,7 +39,7 @@ impl<'a> Route<'a> {
     /// The only method this path answers.
     pub fn method(&self) -> &'static str {
         match self {
-            Route::Commands { .. } | Route::Sensors { .. } => "GET",
+            Route::Commands { .. } | Route::Sensors { .. } | Route::DesiredStates { .. } => "GET",
             _ => "POST",
         }
     }

@@ -16,7 +16,7 @@ use crate::encoding::{random_hex, redact};
 use crate::faults::{self, Fault, QueuedFault, Target, BAD_GATEWAY_HTML};
 use crate::fixture::Fixture;
 use crate::http::{self, ReadError, Request, Response};
-use crate::state::{LogEntry, Record, State};
+use crate::state::{Desired, Flavour, Labels, LogEntry, Record, State};
 use crate::{admin, time, tls};
 
 /// How long an idle keep-alive connection stays open.
@@ -39,6 +39,10 @@ pub struct SimOptions {
     pub quiet: bool,
     /// Serve a server certificate that expired in 2021 (for clients' certificate-time errors).
     pub expired_certificate: bool,
+    /// Which of Realer's APIs to play: v1 (the seed page's; default) or v2 (`/desired-states`).
+    pub flavour: Flavour,
+    /// Seconds added to the sim's clock in its `Date` headers (a server whose clock is off, or a device's).
+    pub clock_offset_secs: i64,
 }
 
 impl Default for SimOptions {
@@ -50,6 +54,8 @@ impl Default for SimOptions {
             renew_after_secs: 3000,
             quiet: false,
             expired_certificate: false,
+            flavour: Flavour::V1,
+            clock_offset_secs: 0,
         }
     }
 }
@@ -80,6 +86,7 @@ struct Net {
 
 pub(crate) struct Inner {
     start: Instant,
+    clock_offset_secs: i64,
     token_ttl_secs: u64,
     renew_after_secs: u64,
     quiet: bool,
@@ -104,6 +111,8 @@ enum Outcome {
     Drop,
     /// Never answer; wait for the client to give up.
     Hang,
+    /// Answer one byte at a time, this long apart.
+    Drip(Response, Duration),
 }
 
 fn join_within(handle: JoinHandle<()>, deadline: Instant) {
@@ -126,12 +135,13 @@ impl Sim {
         let admin_token = random_hex(&rng, 16);
         let inner = Arc::new(Inner {
             start: Instant::now(),
+            clock_offset_secs: opts.clock_offset_secs,
             token_ttl_secs: opts.token_ttl_secs,
             renew_after_secs: opts.renew_after_secs,
             quiet: opts.quiet,
             admin_token,
             rng,
-            state: Mutex::new(State::new(&fixture, time::now_unix())),
+            state: Mutex::new(State::new(&fixture, time::now_unix(), opts.flavour)),
             tls,
             ca_pem,
             addr,
@@ -183,6 +193,28 @@ impl Sim {
         lock(&self.inner.state).records.clone()
     }
 
+    /// Switches the label vocabulary of error answers from now on (contract section 6).
+    pub fn set_labels(&self, labels: Labels) {
+        lock(&self.inner.state).labels = labels;
+    }
+
+    /// Sets a new desired state for a command of a device, as a user would in Realer. See
+    /// [`Inner::add_desired`].
+    pub fn add_desired_state(
+        &self,
+        device_id: &str,
+        desired: &crate::FixtureDesired,
+        command_id: &str,
+    ) -> Result<(), String> {
+        self.inner.add_desired(device_id, command_id, desired)
+    }
+
+    /// The desired states a device has pending (as `/desired-states` would list them in v2).
+    pub fn desired_states(&self, device_id: &str) -> Vec<serde_json::Value> {
+        let state = lock(&self.inner.state);
+        state.devices.iter().find(|d| d.id.to_string() == device_id).map(|d| d.desired_states()).unwrap_or_default()
+    }
+
     pub fn tokens_issued(&self) -> u64 {
         lock(&self.inner.state).tokens_issued
     }
@@ -218,6 +250,45 @@ impl Inner {
         if count > 0 {
             lock(&self.state).faults.push(QueuedFault { fault, target, remaining: count });
         }
+    }
+
+    /// Adds a pending desired state (a user set a value in Realer). Its `desired_id` must be new for the device.
+    pub(crate) fn add_desired(
+        &self,
+        device_id: &str,
+        command_id: &str,
+        d: &crate::FixtureDesired,
+    ) -> Result<(), String> {
+        let now = time::now_unix();
+        let expires_at = match (&d.expires_at, d.expires_in_secs) {
+            (Some(at), None) => {
+                time::parse_rfc3339_utc(at).map_err(|_| "expires_at must be RFC 3339 UTC".to_string())?
+            }
+            (None, Some(secs)) => now + secs,
+            _ => return Err("give exactly one of expires_at and expires_in_secs".into()),
+        };
+        let mut state = lock(&self.state);
+        let device = state
+            .devices
+            .iter_mut()
+            .find(|x| x.id.to_string() == device_id)
+            .ok_or_else(|| format!("no device {device_id}"))?;
+        if device.commands.iter().any(|c| c.known_desired.iter().any(|(id, _)| *id == d.desired_id)) {
+            return Err(format!("desired_id {} is already known", d.desired_id));
+        }
+        let command = device
+            .commands
+            .iter_mut()
+            .find(|c| c.id.to_string() == command_id && c.fields.is_ok())
+            .ok_or_else(|| format!("no representable command {command_id} on device {device_id}"))?;
+        command.known_desired.push((d.desired_id.clone(), Some(expires_at)));
+        command.pending.push(Desired {
+            desired_id: d.desired_id.clone(),
+            value: d.value.clone(),
+            sequence_number: d.sequence_number,
+            expires_at,
+        });
+        Ok(())
     }
 
     pub(crate) fn expire_all_tokens(&self) -> usize {
@@ -368,12 +439,24 @@ impl Inner {
             let close = !req.keep_alive;
             match Inner::answer(this, &req, started) {
                 Outcome::Answer(resp) => {
+                    let resp =
+                        resp.with_header("Date", time::format_http_date(time::now_unix() + me.clock_offset_secs));
                     let written = tls.write_all(&resp.serialize(close)).and_then(|()| tls.flush());
                     if written.is_err() || close {
                         break;
                     }
                 }
                 Outcome::Drop => {
+                    let _ = tls.sock.shutdown(Shutdown::Both);
+                    return;
+                }
+                Outcome::Drip(resp, every) => {
+                    for byte in resp.serialize(true) {
+                        if tls.write_all(&[byte]).and_then(|()| tls.flush()).is_err() {
+                            break;
+                        }
+                        thread::sleep(every);
+                    }
                     let _ = tls.sock.shutdown(Shutdown::Both);
                     return;
                 }
@@ -424,6 +507,33 @@ impl Inner {
                 api::error(&this.rng, 429, 4029, "too many requests", None)
                     .with_header("Retry-After", retry_after_secs.to_string()),
             ),
+            Some(Fault::SubscriptionInactive) => {
+                Outcome::Answer(api::error(&this.rng, 402, 4002, "the device's subscription is not active", None))
+            }
+            Some(Fault::NotFound) => {
+                Outcome::Answer(api::error(&this.rng, 404, 4004, &format!("no such path: {}", req.path), None))
+            }
+            Some(Fault::UnreadableSuccess) => {
+                this.dispatch(req);
+                Outcome::Answer(api::ok(&this.rng, 200, &serde_json::json!({"code": 2000, "status": "accepted"})))
+            }
+            Some(Fault::Warnings) => {
+                let resp = this.dispatch(req);
+                match serde_json::from_slice::<serde_json::Value>(&resp.body) {
+                    Ok(serde_json::Value::Object(mut body)) => {
+                        body.insert(
+                            "warnings".into(),
+                            serde_json::json!([{"type": "clock_skew", "message": "value_received_at is 4 minutes ahead"}]),
+                        );
+                        Outcome::Answer(Response { body: serde_json::to_vec(&body).unwrap_or_default(), ..resp })
+                    }
+                    _ => Outcome::Answer(resp),
+                }
+            }
+            Some(Fault::Answer { status, body }) => Outcome::Answer(
+                Response::new(*status, "application/json", body.clone().into_bytes())
+                    .with_header("X-Request-Id", api::request_id(&this.rng)),
+            ),
             Some(Fault::ProxyBadGateway) => Outcome::Answer(
                 Response::new(502, "text/html", BAD_GATEWAY_HTML.as_bytes().to_vec()).with_header("Server", "nginx"),
             ),
@@ -433,6 +543,16 @@ impl Inner {
                 Outcome::Drop
             }
             Some(Fault::Hang) => Outcome::Hang,
+            Some(Fault::StoreThenHang) => {
+                this.dispatch(req);
+                Outcome::Hang
+            }
+            Some(Fault::Drip { ms }) => Outcome::Drip(this.dispatch(req), Duration::from_millis(*ms)),
+        };
+        let labels = lock(&this.state).labels;
+        let outcome = match outcome {
+            Outcome::Answer(resp) => Outcome::Answer(api::relabel(resp, labels)),
+            other => other,
         };
         let status = match &outcome {
             Outcome::Answer(resp) => resp.status,

@@ -37,8 +37,59 @@ pub struct LogEntry {
 
 pub(crate) const SCOPE_CATALOG_READ: &str = "iot:catalog:read";
 pub(crate) const SCOPE_FEED_DATA_WRITE: &str = "iot:feed-data:write";
-/// Every scope, in the order the sim lists them.
-pub(crate) const SCOPES: [&str; 2] = [SCOPE_CATALOG_READ, SCOPE_FEED_DATA_WRITE];
+pub(crate) const SCOPE_DESIRED_STATE_READ: &str = "iot:desired-state:read";
+/// Every documented scope, in the order the sim lists them: the HTTPS ones, then MQTT's (accepted and
+/// granted, though this sim serves no MQTT).
+pub(crate) const SCOPES: [&str; 7] = [
+    SCOPE_CATALOG_READ,
+    SCOPE_FEED_DATA_WRITE,
+    SCOPE_DESIRED_STATE_READ,
+    "iot:mqtt:connect",
+    "iot:mqtt:ack:read",
+    "iot:mqtt:feed-data:write",
+    "iot:mqtt:desired:read",
+];
+
+/// Which of Realer's APIs the sim plays (contract sections 3 and 3b).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Flavour {
+    /// The older API of the seed page: a command's catalog `value` is the value Realer wants; there is no
+    /// `/desired-states` (404); the default scopes are catalog reads and feed-data writes.
+    #[default]
+    V1,
+    /// Realer's newer pages: the catalog is catalog-only (a command's `value` is its confirmed value);
+    /// pending desired states are listed under `/desired-states`; the default scopes add desired-state reads.
+    V2,
+}
+
+impl Flavour {
+    pub fn parse(name: &str) -> Option<Flavour> {
+        match name {
+            "v1" => Some(Flavour::V1),
+            "v2" => Some(Flavour::V2),
+            _ => None,
+        }
+    }
+
+    /// The scopes a token request without `scope` gets.
+    pub(crate) fn default_scopes(self) -> Vec<&'static str> {
+        match self {
+            Flavour::V1 => vec![SCOPE_CATALOG_READ, SCOPE_FEED_DATA_WRITE],
+            Flavour::V2 => vec![SCOPE_CATALOG_READ, SCOPE_FEED_DATA_WRITE, SCOPE_DESIRED_STATE_READ],
+        }
+    }
+}
+
+/// Which of Realer's two label vocabularies error answers use for `error.type` (contract section 6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Labels {
+    /// The code registry's: `unauthorized`, `payment_required`, `forbidden`, `not_found`, `conflict`.
+    #[default]
+    Registry,
+    /// The response-handling page's: `invalid_token`, `subscription_inactive`, `insufficient_scope`,
+    /// `resource_not_found`, `message_conflict`.
+    ResponseHandling,
+}
 
 #[derive(Debug)]
 pub(crate) struct Device {
@@ -47,6 +98,26 @@ pub(crate) struct Device {
     pub client_secret: String,
     pub commands: Vec<Command>,
     pub sensors: Vec<Sensor>,
+}
+
+impl Device {
+    /// Every pending desired state of this device, as `/desired-states` lists them (command order, then the
+    /// order they were set).
+    pub fn desired_states(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for c in &self.commands {
+            for p in &c.pending {
+                out.push(json!({
+                    "desired_id": p.desired_id,
+                    "command_id": c.id.to_json(),
+                    "value": p.value,
+                    "sequence_number": p.sequence_number,
+                    "expires_at": time::format_rfc3339(p.expires_at),
+                }));
+            }
+        }
+        out
+    }
 }
 
 /// A desired state this sim issued for a command.
@@ -73,7 +144,8 @@ pub(crate) struct Command {
     pub id: Id,
     /// `Err` when Realer cannot represent the command.
     pub fields: Result<CommandFields, ItemError>,
-    pub pending: Option<Desired>,
+    /// Desired states set in Realer and not answered yet, in the order they were set.
+    pub pending: Vec<Desired>,
     /// Every desired_id issued for this command, pending or answered (`None` expiry: answered before start).
     pub known_desired: Vec<(String, Option<i64>)>,
 }
@@ -110,10 +182,12 @@ pub(crate) struct State {
     pub by_key: HashMap<(usize, Source, String), usize>,
     pub faults: Vec<QueuedFault>,
     pub log: Vec<LogEntry>,
+    pub flavour: Flavour,
+    pub labels: Labels,
 }
 
 impl State {
-    pub fn new(fixture: &Fixture, start_unix: i64) -> State {
+    pub fn new(fixture: &Fixture, start_unix: i64, flavour: Flavour) -> State {
         let devices = fixture
             .devices
             .iter()
@@ -134,21 +208,23 @@ impl State {
                                 pin_port: c.pin_port.clone().unwrap_or_default(),
                             }),
                         };
-                        let pending = c.desired.as_ref().map(|d| Desired {
-                            desired_id: d.desired_id.clone(),
-                            value: d.value.clone(),
-                            sequence_number: d.sequence_number,
-                            expires_at: match (&d.expires_at, d.expires_in_secs) {
-                                (Some(at), _) => time::parse_rfc3339_utc(at).unwrap_or(start_unix),
-                                (None, Some(secs)) => start_unix + secs,
-                                (None, None) => start_unix,
-                            },
-                        });
+                        let pending: Vec<Desired> = c
+                            .desired
+                            .iter()
+                            .map(|d| Desired {
+                                desired_id: d.desired_id.clone(),
+                                value: d.value.clone(),
+                                sequence_number: d.sequence_number,
+                                expires_at: match (&d.expires_at, d.expires_in_secs) {
+                                    (Some(at), _) => time::parse_rfc3339_utc(at).unwrap_or(start_unix),
+                                    (None, Some(secs)) => start_unix + secs,
+                                    (None, None) => start_unix,
+                                },
+                            })
+                            .collect();
                         let mut known_desired: Vec<(String, Option<i64>)> =
                             c.answered_desired_ids.iter().map(|id| (id.clone(), None)).collect();
-                        if let Some(p) = &pending {
-                            known_desired.push((p.desired_id.clone(), Some(p.expires_at)));
-                        }
+                        known_desired.extend(pending.iter().map(|p| (p.desired_id.clone(), Some(p.expires_at))));
                         Command { id: c.id.clone(), fields, pending, known_desired }
                     })
                     .collect(),
@@ -179,6 +255,8 @@ impl State {
             by_key: HashMap::new(),
             faults: Vec::new(),
             log: Vec::new(),
+            flavour,
+            labels: Labels::default(),
         }
     }
 
@@ -193,8 +271,9 @@ pub(crate) fn error_json(e: &ItemError) -> Value {
 }
 
 impl Command {
-    /// The catalog item as served.
-    pub fn json(&self) -> Value {
+    /// The catalog item as served. Never a desired id: in v1 the `value` is the value Realer wants (the newest
+    /// desired state's, else the confirmed one); in v2 it is the confirmed value.
+    pub fn json(&self, flavour: Flavour) -> Value {
         match &self.fields {
             Err(e) => json!({"id": self.id.to_json(), "error": error_json(e)}),
             Ok(f) => {
@@ -205,12 +284,10 @@ impl Command {
                     "kind": f.kind,
                     "pin_port": f.pin_port,
                 });
-                if let Some(p) = &self.pending {
-                    // The command's `value` is the desired state set in Realer (contract section 3).
-                    item["value"] = json!(p.value);
-                    item["desired_id"] = json!(p.desired_id);
-                    item["sequence_number"] = json!(p.sequence_number);
-                    item["expires_at"] = json!(time::format_rfc3339(p.expires_at));
+                if flavour == Flavour::V1 {
+                    if let Some(p) = self.pending.iter().max_by_key(|p| p.sequence_number) {
+                        item["value"] = json!(p.value);
+                    }
                 }
                 item
             }

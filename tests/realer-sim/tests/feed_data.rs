@@ -509,7 +509,7 @@ fn string_ids_from_a_fixture() {
     assert_eq!(
         c["commands"][0],
         json!({"id": "cmd_000000000000000000000001", "value": "on", "value_type": "Boolean", "kind": "relay",
-               "pin_port": "1", "desired_id": "des_new", "sequence_number": 9, "expires_at": "2099-01-01T00:00:00Z"})
+               "pin_port": "1"})
     );
     let s = get(&sim, &agent, &format!("{base}/sensors"), Some(&t)).json();
     assert_eq!(

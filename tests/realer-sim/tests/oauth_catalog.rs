@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use realer_sim::builtin::*;
-use realer_sim::time::{now_unix, parse_rfc3339_utc};
 use realer_sim::SimOptions;
 use serde_json::json;
 
@@ -128,15 +127,18 @@ fn oauth_errors() {
         400,
         "invalid_scope",
     );
-    assert_oauth_error(
-        &token_request(
-            &sim,
-            &agent,
-            Some(&good),
-            &format!("{grant}&scope=iot%3Acatalog%3Aread+iot:desired-state:read"),
-        ),
-        400,
-        "invalid_scope",
+    // Every documented scope is accepted (contract section 2), the MQTT ones included.
+    let a = token_request(
+        &sim,
+        &agent,
+        Some(&good),
+        &format!("{grant}&scope=iot%3Acatalog%3Aread+iot:desired-state:read+iot:mqtt:connect+iot:mqtt:ack:read+iot:mqtt:feed-data:write+iot:mqtt:desired:read"),
+    );
+    assert_eq!(
+        a.json()["scope"],
+        "iot:catalog:read iot:desired-state:read iot:mqtt:connect iot:mqtt:ack:read iot:mqtt:feed-data:write iot:mqtt:desired:read",
+        "{}",
+        a.text
     );
 
     // Method.
@@ -148,7 +150,7 @@ fn oauth_errors() {
     let a = token_request(&sim, &agent, Some(&good), "grant_type=client%5Fcredentials&scope=");
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.json()["scope"], "iot:catalog:read iot:feed-data:write");
-    assert_eq!(sim.tokens_issued(), 1);
+    assert_eq!(sim.tokens_issued(), 2, "the token with every documented scope, and this one");
 }
 
 #[test]
@@ -201,21 +203,12 @@ fn command_catalog_shapes() {
     let commands = body["commands"].as_array_mut().unwrap();
     assert_eq!(commands.len(), 4);
 
-    let now = now_unix();
-    let pending_expiry = parse_rfc3339_utc(commands[0]["expires_at"].as_str().unwrap()).unwrap();
-    assert!((now + 3590..=now + 3600).contains(&pending_expiry), "{}", commands[0]);
-    let expired_expiry = parse_rfc3339_utc(commands[1]["expires_at"].as_str().unwrap()).unwrap();
-    assert!((now - 3610..=now - 3600).contains(&expired_expiry), "{}", commands[1]);
-    assert!(commands[0]["expires_at"].as_str().unwrap().ends_with('Z'));
-    commands[0]["expires_at"] = json!("-");
-    commands[1]["expires_at"] = json!("-");
+    // v1 (the seed page's API): a command's value is what Realer wants; no desired ids on catalog items.
     assert_eq!(
         body["commands"],
         json!([
-            {"id": 1, "value": "1.0", "value_type": "NumericRange", "kind": "relay", "pin_port": "6",
-             "desired_id": PENDING_DESIRED_ID, "sequence_number": 3, "expires_at": "-"},
-            {"id": 2, "value": "1.0", "value_type": "NumericRange", "kind": "relay", "pin_port": "7",
-             "desired_id": EXPIRED_DESIRED_ID, "sequence_number": 5, "expires_at": "-"},
+            {"id": 1, "value": "1.0", "value_type": "NumericRange", "kind": "relay", "pin_port": "6"},
+            {"id": 2, "value": "1.0", "value_type": "NumericRange", "kind": "relay", "pin_port": "7"},
             {"id": 3, "error": {"type": "unsupported_value_type",
                                 "message": "value_type ColorWheel cannot be represented in the v1 device API"}},
             {"id": 4, "value": "20.5", "value_type": "NumericRange", "kind": "thermostat_setpoint", "pin_port": "8"},
@@ -234,7 +227,9 @@ fn command_catalog_shapes() {
     assert_eq!(three["commands"][0].as_object().unwrap().len(), 2);
     assert_eq!(three["commands"][0]["id"], 3);
     let first = get(&sim, &agent, "/iot/v1/devices/12345/commands/1", Some(&t)).json();
-    assert_eq!(first["commands"][0]["desired_id"], PENDING_DESIRED_ID);
+    assert!(first["commands"][0].get("desired_id").is_none(), "{first}");
+    // v1 has no /desired-states.
+    assert_error(&get(&sim, &agent, "/iot/v1/devices/12345/desired-states", Some(&t)), 404, 4004, "not_found");
     assert_error(&get(&sim, &agent, "/iot/v1/devices/12345/commands/99", Some(&t)), 404, 4004, "not_found");
     assert_error(&get(&sim, &agent, "/iot/v1/devices/12345/commands/7", Some(&t)), 404, 4004, "not_found");
 }

@@ -1,0 +1,165 @@
+//! Configuration from a file of `KEY=value` lines, with the names of the `REALER_*` variables, so that a
+//! device's secret need not sit in its environment (which other processes of the same user can read in
+//! `/proc`). A file that holds the secret must be readable by its owner only. Also the read-only views of a
+//! configuration that tools (the `realer` field tool) show.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::config::{Config, Trust};
+use crate::error::{Error, Result};
+
+/// The keys a file may hold: those `Config::apply_env` reads.
+const KEYS: [&str; 6] = [
+    "REALER_BASE_URL",
+    "REALER_DEVICE_ID",
+    "REALER_CLIENT_ID",
+    "REALER_CLIENT_SECRET",
+    "REALER_CA_FILE",
+    "REALER_SCOPE",
+];
+/// Larger files are refused: a configuration is a few lines.
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads `KEY=value` lines: blank lines and lines starting with `#` are skipped; the value is everything
+/// after the first `=`, as it is (no quotes, no escapes; a trailing CR is dropped). Errors name the line.
+pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let at = |why: String| Error::config(format!("line {}: {why}", n + 1));
+        let Some((key, value)) = trimmed.split_once('=') else {
+            return Err(at("expected KEY=value".into()));
+        };
+        let key = key.trim();
+        if !KEYS.contains(&key) {
+            let shown: String = key.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+            return Err(at(format!("unknown key {shown:?} (known: {})", KEYS.join(", "))));
+        }
+        if out.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(at(format!("{key} is set twice")));
+        }
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Applies the settings in the file at `path` (see [`parse`]; the same keys and rules as
+    /// [`Config::apply_env`]). A file holding `REALER_CLIENT_SECRET` that its group or others may read is
+    /// refused, as is anything but a regular file. Errors name the file and the line, never a value.
+    pub fn apply_file(&mut self, path: &str) -> Result<()> {
+        let named = |e: Error| Error::config(format!("config file {path:?}: {}", e.message));
+        let file = std::fs::File::open(path).map_err(|e| named(Error::config(e.to_string())))?;
+        let meta = file.metadata().map_err(|e| named(Error::config(e.to_string())))?;
+        if !meta.is_file() {
+            return Err(named(Error::config("not a regular file")));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| named(Error::config(e.to_string())))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(named(Error::config(format!("larger than {MAX_FILE_BYTES} bytes"))));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| named(Error::config("not UTF-8")))?;
+        let values = parse(&text).map_err(named)?;
+        let mode = meta.permissions().mode() & 0o777;
+        if values.contains_key("REALER_CLIENT_SECRET") && mode & 0o077 != 0 {
+            return Err(named(Error::config(format!(
+                "it holds REALER_CLIENT_SECRET but its group or others may read it (mode {mode:03o}): \
+                 chmod 600 it (and keep it owned by the user the firmware runs as)"
+            ))));
+        }
+        self.apply_env(|k| values.get(k).cloned()).map_err(named)
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The device id, when set.
+    pub fn device_id(&self) -> Option<&str> {
+        self.device_id.as_deref()
+    }
+
+    /// The OAuth client id, when set (never the secret).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The scope requested, when one is set.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The CA certificates (DER) the client trusts instead of the bundled Mozilla roots, when set.
+    pub fn trusted_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        match &self.trust {
+            Trust::MozillaRoots => None,
+            Trust::Certificates(certs) => Some(certs.iter().map(|c| c.to_vec()).collect()),
+        }
+    }
+
+    /// The connect and request timeouts.
+    pub fn timeouts(&self) -> (std::time::Duration, std::time::Duration) {
+        (self.connect_timeout, self.request_timeout)
+    }
+
+    /// The outbox file, when one is configured.
+    pub fn outbox_path(&self) -> Option<&str> {
+        self.outbox.as_ref().map(|o| o.path.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_the_variables_rules() {
+        let v =
+            parse("# a comment\n\n  REALER_DEVICE_ID=12345\r\nREALER_SCOPE=a b=c\nREALER_CLIENT_SECRET=\n").unwrap();
+        assert_eq!(v["REALER_DEVICE_ID"], "12345");
+        assert_eq!(v["REALER_SCOPE"], "a b=c");
+        assert_eq!(v["REALER_CLIENT_SECRET"], "");
+        let e = parse("REALER_DEVICE_ID=1\nREALER_DEVICE_ID=2").unwrap_err();
+        assert!(e.message.contains("line 2") && e.message.contains("twice"), "{}", e.message);
+        let e = parse("REALER_DEVICE_ID 1").unwrap_err();
+        assert!(e.message.contains("line 1: expected KEY=value"), "{}", e.message);
+        let e = parse("REALER_PASSWORD=hunter2").unwrap_err();
+        assert!(e.message.contains("unknown key") && !e.message.contains("hunter2"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_secret_file_others_can_read_is_refused() {
+        let dir = std::env::temp_dir().join(format!("realer-config-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("realer.conf");
+        std::fs::write(&path, "REALER_DEVICE_ID=12345\nREALER_CLIENT_ID=cdv_x\nREALER_CLIENT_SECRET=s3cret-value\n")
+            .unwrap();
+        let p = path.to_str().unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Config::new().apply_file(p).unwrap_err();
+        assert!(e.message.contains("mode 644") && e.message.contains("chmod 600"), "{}", e.message);
+        assert!(!e.message.contains("s3cret-value"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut c = Config::new();
+        c.apply_file(p).unwrap();
+        assert_eq!((c.device_id(), c.client_id()), (Some("12345"), Some("cdv_x")));
+        // Without the secret, a readable file is fine.
+        std::fs::write(&path, "REALER_DEVICE_ID=777\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Config::new().apply_file(p).unwrap();
+        // Bad values are named by their key, as variables are.
+        std::fs::write(&path, "REALER_BASE_URL=ftp://x\n").unwrap();
+        let e = Config::new().apply_file(p).unwrap_err();
+        assert!(e.message.contains("REALER_BASE_URL"), "{}", e.message);
+        assert!(Config::new().apply_file(dir.to_str().unwrap()).unwrap_err().message.contains("regular file"));
+        assert!(Config::new().apply_file("/nonexistent/realer.conf").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

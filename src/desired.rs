@@ -1,0 +1,512 @@
+//! What Realer wants the device's actuators at (contract sections 3, 3b and 7), behind one type whichever kind
+//! of service answered: a newer service's pending desired states (`/desired-states`, each with a `desired_id`
+//! to answer), or an older service's catalog values (no `desired_id`: apply, then report the physical value).
+//! Also the decision per state (apply it, or answer it stale), the feed item that answers it, and the memory
+//! of what was answered, kept in the outbox file when there is one so that a restart never applies an old
+//! sequence again.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Deserialize;
+
+use crate::catalog::CommandRef;
+use crate::error::{Error, ErrorKind, Result};
+use crate::feed::{ItemRef, ReportStatus};
+use crate::json::{self, Int, Text};
+use crate::log::Level;
+use crate::time;
+
+/// Which kind of service said what it wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DesiredSource {
+    /// A newer service: pending desired states from `/desired-states`, each to be answered with its
+    /// `desired_id`.
+    DesiredStates,
+    /// An older service (no `/desired-states`, or no scope for it): the catalog's command values.
+    Catalog,
+}
+
+/// What to do about one desired state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DesiredAction {
+    /// Drive the actuator to `value` (when it is not there already), then answer with the physical result:
+    /// `applied` (or `rejected` when the device cannot) for a desired state; a plain report of the new
+    /// physical value for a catalog value, only when the actuator changed.
+    Apply,
+    /// Do not apply: expired, or a `sequence_number` not newer than one already answered or listed beside it
+    /// for the same command. Answer it `stale`.
+    Stale,
+}
+
+/// One thing Realer wants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredState {
+    pub command_id: String,
+    /// The value Realer wants; `None` only when a desired state came without one (answer it `rejected`).
+    pub value: Option<String>,
+    /// The command's `value_type` when the catalog gave it (compare values with
+    /// [`crate::catalog::values_equal`]).
+    pub value_type: Option<String>,
+    /// The desired state to answer; `None` for a catalog value.
+    pub desired_id: Option<String>,
+    pub sequence_number: Option<i64>,
+    /// When it expires, as Realer gave it (or as computed from `expires_in`).
+    pub expires_at: Option<String>,
+    /// `expires_at` in Unix milliseconds; `None` when absent or unreadable.
+    pub expires_at_unix_ms: Option<i64>,
+    pub action: DesiredAction,
+}
+
+/// What Realer wants, and from which kind of service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredStates {
+    pub source: DesiredSource,
+    pub states: Vec<DesiredState>,
+}
+
+/// How long a client keeps to the catalog after `/desired-states` answered 404 or 403 (then it asks again).
+pub(crate) const REPROBE_AFTER: Duration = Duration::from_secs(3600);
+
+/// How many answered `desired_id`s are remembered (per client, and per outbox file).
+const ANSWERED_KEPT: usize = 4096;
+
+#[derive(Deserialize)]
+struct StateItem<'a> {
+    #[serde(borrow, default)]
+    desired_id: Text<'a>,
+    #[serde(borrow, default)]
+    command_id: Text<'a>,
+    #[serde(borrow, default)]
+    value: Text<'a>,
+    #[serde(default)]
+    sequence_number: Int,
+    #[serde(borrow, default)]
+    expires_at: Text<'a>,
+    #[serde(borrow, default)]
+    expires_in: Text<'a>,
+}
+
+/// Reads a `/desired-states` answer (contract section 3b, read tolerantly: ids as numbers or strings,
+/// `expires_in` seconds instead of `expires_at`, fields or `code` missing, unknown fields). States without a
+/// `desired_id` or a `command_id` cannot be answered: skipped with a warning. Every state comes back `Apply`;
+/// [`decide`] sets the actions.
+pub(crate) fn parse_desired_states(
+    body: &[u8],
+    now_unix_ms: i64,
+    warn: &mut dyn FnMut(Level, String),
+) -> Result<Vec<DesiredState>> {
+    let mut out = Vec::with_capacity(json::count_items(body, "desired_states", None));
+    let mut skipped = json::Skipped::default();
+    let found = json::for_each_item(body, "desired_states", None, &mut |raw| {
+        let item = match json::object::<StateItem<'_>>(raw) {
+            Ok(item) => item,
+            Err(e) => {
+                skipped.add(|| format!("unreadable ({e}): {}", json::excerpt(raw.get(), 200)));
+                return;
+            }
+        };
+        let (Some(desired_id), Some(command_id)) = (item.desired_id.0, item.command_id.0) else {
+            skipped.add(|| format!("no desired_id or command_id: {}", json::excerpt(raw.get(), 200)));
+            return;
+        };
+        let (expires_at, expires_at_unix_ms) = match (item.expires_at.0, item.expires_in.as_str()) {
+            (Some(at), _) => {
+                let ms = time::parse_rfc3339_any_ms(&at).ok();
+                (Some(at.into_owned()), ms)
+            }
+            (None, Some(secs)) => match secs.parse::<f64>() {
+                Ok(s) if s.is_finite() => {
+                    let ms = now_unix_ms.saturating_add((s.clamp(-1e12, 1e12) * 1000.0) as i64);
+                    (time::format_rfc3339_ms(ms), Some(ms))
+                }
+                // Present but unreadable: an expiry that cannot be shown to lie ahead (see `decide`).
+                _ => (Some(secs.to_string()), None),
+            },
+            (None, None) => (None, None),
+        };
+        out.push(DesiredState {
+            command_id: command_id.into_owned(),
+            value: item.value.into_string(),
+            value_type: None,
+            desired_id: Some(desired_id.into_owned()),
+            sequence_number: item.sequence_number.0.filter(|n| *n >= 0),
+            expires_at,
+            expires_at_unix_ms,
+            action: DesiredAction::Apply,
+        });
+    })
+    .map_err(|e| Error::protocol(format!("the desired-states answer is not JSON: {e}")))?;
+    skipped.report("desired states skipped (they cannot be answered)", warn);
+    if !found.found {
+        return Err(Error::protocol("the desired-states answer has no \"desired_states\" array"));
+    }
+    Ok(out)
+}
+
+/// The older service's wants: every representable command with a value, to apply where the actuator differs.
+pub(crate) fn from_catalog(c: &CommandRef<'_>) -> Option<DesiredState> {
+    if c.error.is_some() {
+        return None;
+    }
+    Some(DesiredState {
+        command_id: c.id.to_string(),
+        value: Some(c.value.as_deref()?.to_string()),
+        value_type: c.value_type.as_deref().map(str::to_string),
+        desired_id: None,
+        sequence_number: None,
+        expires_at: None,
+        expires_at_unix_ms: None,
+        action: DesiredAction::Apply,
+    })
+}
+
+/// The contract's decision (section 3b), for one answer of `/desired-states`: states already answered (or
+/// queued to be) are dropped, not answered again; for each command only the highest `sequence_number` listed
+/// is applied, and only when it is newer than the highest already answered for that command; every other
+/// state of that command, and every expired one, is `Stale`. A state without `sequence_number` has no order:
+/// it is applied unless expired. An expiry that cannot be read cannot be shown to lie ahead: stale.
+pub(crate) fn decide(states: &mut Vec<DesiredState>, seen: &AnsweredLog, now_unix_ms: i64) -> Result<()> {
+    let mut kept = Vec::with_capacity(states.len());
+    for s in states.drain(..) {
+        if !seen.answered(s.desired_id.as_deref().unwrap_or_default())? {
+            kept.push(s);
+        }
+    }
+    // The highest listed sequence per command, and the last state listed with it (the one to apply).
+    let mut top: HashMap<&str, (i64, usize)> = HashMap::new();
+    for (i, s) in kept.iter().enumerate() {
+        if let Some(seq) = s.sequence_number {
+            let e = top.entry(s.command_id.as_str()).or_insert((seq, i));
+            if seq >= e.0 {
+                *e = (seq, i);
+            }
+        }
+    }
+    let top: HashMap<String, (i64, usize)> = top.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    for (i, s) in kept.iter_mut().enumerate() {
+        let expired = match (s.expires_at_unix_ms, &s.expires_at) {
+            (Some(at), _) => now_unix_ms >= at,
+            (None, Some(_)) => true,
+            (None, None) => false,
+        };
+        let superseded = match s.sequence_number {
+            None => false,
+            Some(seq) => {
+                top.get(&s.command_id).is_some_and(|&(_, at)| at != i)
+                    || seen.latest(&s.command_id)?.is_some_and(|latest| seq <= latest)
+            }
+        };
+        s.action = if expired || superseded { DesiredAction::Stale } else { DesiredAction::Apply };
+    }
+    *states = kept;
+    Ok(())
+}
+
+impl DesiredState {
+    /// The feed item answering this state with the physical `value` now at the actuator. With a
+    /// `desired_id`: a command report carrying it, `status` (`Applied`, `Rejected` or `Stale`; `None` means
+    /// `Applied`) and the `sequence_number` echoed. Without (a catalog value): a plain report of the physical
+    /// value, whatever `status` says (`Applied`, `Rejected` and `None` are accepted; the physical value tells
+    /// Realer the outcome).
+    pub fn answer(&self, value: &str, status: ReportStatus) -> Result<crate::feed::FeedItem> {
+        answer_item(&self.command_id, self.desired_id.as_deref(), self.sequence_number, value, status)
+            .map(ItemRef::to_owned)
+    }
+}
+
+/// [`DesiredState::answer`] on borrowed strings (the C ABI's, whose item points at the caller's strings).
+pub(crate) fn answer_item<'a>(
+    command_id: &'a str,
+    desired_id: Option<&'a str>,
+    sequence_number: Option<i64>,
+    value: &'a str,
+    status: ReportStatus,
+) -> Result<ItemRef<'a>> {
+    let bad = |why: &str| Err(Error::invalid(format!("report_status: {why}")));
+    let item = ItemRef {
+        sensor_id: None,
+        command_id: Some(command_id),
+        value: Some(value),
+        value_received_at: None,
+        message_id: None,
+        desired_id: None,
+        report_status: ReportStatus::None,
+        sequence_number: None,
+    };
+    match desired_id {
+        Some(d) => {
+            let status = match status {
+                ReportStatus::None | ReportStatus::Applied => ReportStatus::Applied,
+                ReportStatus::Rejected | ReportStatus::Stale => status,
+                ReportStatus::Reported => return bad("a desired state is answered applied, rejected or stale"),
+            };
+            Ok(ItemRef { desired_id: Some(d), report_status: status, sequence_number, ..item })
+        }
+        None => match status {
+            ReportStatus::None | ReportStatus::Applied | ReportStatus::Rejected => Ok(item),
+            _ => bad("a catalog value is never stale: report the physical value (applied or rejected)"),
+        },
+    }
+}
+
+/// What this device answered: the highest `sequence_number` per command and the last `desired_id`s, in
+/// memory, or in the outbox file (shared by every process that opens it, kept across restarts).
+pub(crate) enum AnsweredLog {
+    Memory(Mutex<Memory>),
+    File(Mutex<Connection>),
+}
+
+#[derive(Default)]
+pub(crate) struct Memory {
+    latest: HashMap<String, i64>,
+    answered: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+fn storage(path: &str, e: rusqlite::Error) -> Error {
+    Error::new(ErrorKind::Storage, format!("outbox file {path}: desired-state memory: {e}"))
+}
+
+impl AnsweredLog {
+    pub(crate) fn memory() -> AnsweredLog {
+        AnsweredLog::Memory(Mutex::new(Memory::default()))
+    }
+
+    /// Opens the tables in the outbox file at `path` (created when missing).
+    pub(crate) fn open(path: &str, busy: Duration) -> Result<AnsweredLog> {
+        let conn = Connection::open(Path::new(path)).map_err(|e| storage(path, e))?;
+        conn.busy_timeout(busy).map_err(|e| storage(path, e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+             CREATE TABLE IF NOT EXISTS desired_sequence (
+                 command_id TEXT PRIMARY KEY, sequence_number INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS desired_answered (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT, desired_id TEXT NOT NULL UNIQUE);",
+        )
+        .map_err(|e| storage(path, e))?;
+        Ok(AnsweredLog::File(Mutex::new(conn)))
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn file_error(e: rusqlite::Error) -> Error {
+        Error::new(ErrorKind::Storage, format!("outbox file: desired-state memory: {e}"))
+    }
+
+    /// The highest `sequence_number` answered for `command_id`.
+    pub(crate) fn latest(&self, command_id: &str) -> Result<Option<i64>> {
+        match self {
+            AnsweredLog::Memory(m) => Ok(Self::lock(m).latest.get(command_id).copied()),
+            AnsweredLog::File(c) => Self::lock(c)
+                .query_row(
+                    "SELECT sequence_number FROM desired_sequence WHERE command_id = ?1",
+                    params![command_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(Self::file_error),
+        }
+    }
+
+    /// Whether `desired_id` was answered (or queued to be).
+    pub(crate) fn answered(&self, desired_id: &str) -> Result<bool> {
+        if desired_id.is_empty() {
+            return Ok(false);
+        }
+        match self {
+            AnsweredLog::Memory(m) => Ok(Self::lock(m).answered.contains(desired_id)),
+            AnsweredLog::File(c) => Self::lock(c)
+                .query_row("SELECT 1 FROM desired_answered WHERE desired_id = ?1", params![desired_id], |_| Ok(()))
+                .optional()
+                .map(|r| r.is_some())
+                .map_err(Self::file_error),
+        }
+    }
+
+    /// Remembers an answer accepted by Realer or queued in the outbox.
+    pub(crate) fn record(
+        &self,
+        command_id: &str,
+        desired_id: Option<&str>,
+        sequence_number: Option<i64>,
+    ) -> Result<()> {
+        match self {
+            AnsweredLog::Memory(m) => {
+                let mut m = Self::lock(m);
+                if let Some(seq) = sequence_number {
+                    let e = m.latest.entry(command_id.to_string()).or_insert(seq);
+                    *e = (*e).max(seq);
+                }
+                if let Some(d) = desired_id {
+                    if m.answered.insert(d.to_string()) {
+                        m.order.push_back(d.to_string());
+                        while m.order.len() > ANSWERED_KEPT {
+                            if let Some(old) = m.order.pop_front() {
+                                m.answered.remove(&old);
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            AnsweredLog::File(c) => {
+                let mut conn = Self::lock(c);
+                let tx = conn.transaction().map_err(Self::file_error)?;
+                if let Some(seq) = sequence_number {
+                    tx.execute(
+                        "INSERT INTO desired_sequence (command_id, sequence_number) VALUES (?1, ?2)
+                         ON CONFLICT(command_id) DO UPDATE SET sequence_number = MAX(sequence_number, excluded.sequence_number)",
+                        params![command_id, seq],
+                    )
+                    .map_err(Self::file_error)?;
+                }
+                if let Some(d) = desired_id {
+                    tx.execute("INSERT OR IGNORE INTO desired_answered (desired_id) VALUES (?1)", params![d])
+                        .map_err(Self::file_error)?;
+                    tx.execute(
+                        "DELETE FROM desired_answered WHERE seq <= (SELECT MAX(seq) FROM desired_answered) - ?1",
+                        params![ANSWERED_KEPT as i64],
+                    )
+                    .map_err(Self::file_error)?;
+                }
+                tx.commit().map_err(Self::file_error)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for AnsweredLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AnsweredLog::Memory(_) => "AnsweredLog::Memory",
+            AnsweredLog::File(_) => "AnsweredLog::File",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn parse(body: &str) -> Vec<DesiredState> {
+        parse_desired_states(body.as_bytes(), NOW, &mut |_, m| panic!("unexpected warning {m}")).unwrap()
+    }
+
+    fn actions(states: &[DesiredState]) -> Vec<(String, DesiredAction)> {
+        states.iter().map(|s| (s.desired_id.clone().unwrap(), s.action)).collect()
+    }
+
+    #[test]
+    fn reads_the_contract_shape_and_its_alternatives() {
+        let s = parse(
+            r#"{"code":2000,"desired_states":[
+                {"desired_id":"des_a","command_id":1,"value":"1.0","sequence_number":3,"expires_at":"2027-01-15T08:00:00Z"},
+                {"desired_id":"des_b","command_id":"cmd_x","value":2,"sequence_number":"4","expires_in":60,"extra":[1]},
+                {"desired_id":"des_c","command_id":1}
+            ]}"#,
+        );
+        assert_eq!(s[0].command_id, "1");
+        assert_eq!(s[0].expires_at_unix_ms, Some(time::parse_rfc3339_any_ms("2027-01-15T08:00:00Z").unwrap()));
+        assert_eq!(
+            (s[1].command_id.as_str(), s[1].value.as_deref(), s[1].sequence_number),
+            ("cmd_x", Some("2"), Some(4))
+        );
+        assert_eq!(s[1].expires_at_unix_ms, Some(NOW + 60_000));
+        assert_eq!((s[2].value.as_deref(), s[2].sequence_number, s[2].expires_at.as_deref()), (None, None, None));
+        // No code, a bare array; states that cannot be answered are skipped.
+        let mut warned = 0;
+        let s = parse_desired_states(
+            br#"[{"desired_id":"d","command_id":1},{"command_id":2},{"desired_id":"e"}]"#,
+            NOW,
+            &mut |_, _| warned += 1,
+        )
+        .unwrap();
+        assert_eq!((s.len(), warned), (1, 1), "one warning for both");
+        assert!(parse_desired_states(br#"{"code":2000}"#, NOW, &mut |_, _| ()).is_err());
+    }
+
+    #[test]
+    fn decides_apply_and_stale_as_the_contract_says() {
+        let log = AnsweredLog::memory();
+        let mut s = parse(&format!(
+            r#"{{"desired_states":[
+                {{"desired_id":"low","command_id":1,"value":"1","sequence_number":2}},
+                {{"desired_id":"high","command_id":1,"value":"2","sequence_number":5}},
+                {{"desired_id":"expired","command_id":2,"value":"1","sequence_number":9,"expires_at":"{}"}},
+                {{"desired_id":"bad_expiry","command_id":3,"value":"1","expires_at":"next tuesday"}},
+                {{"desired_id":"unordered","command_id":4,"value":"1"}},
+                {{"desired_id":"old","command_id":5,"value":"1","sequence_number":7}}
+            ]}}"#,
+            time::format_rfc3339_ms(NOW).unwrap()
+        ));
+        log.record("5", Some("earlier"), Some(7)).unwrap();
+        decide(&mut s, &log, NOW).unwrap();
+        use DesiredAction::*;
+        let want: Vec<(String, DesiredAction)> = [
+            ("low", Stale),
+            ("high", Apply),
+            ("expired", Stale),
+            ("bad_expiry", Stale),
+            ("unordered", Apply),
+            ("old", Stale),
+        ]
+        .iter()
+        .map(|(d, a)| (d.to_string(), *a))
+        .collect();
+        assert_eq!(actions(&s), want);
+
+        // Answered (or queued) states are not offered again; a higher sequence later is applied.
+        log.record("1", Some("high"), Some(5)).unwrap();
+        log.record("1", Some("low"), Some(2)).unwrap();
+        let mut s = parse(
+            r#"{"desired_states":[{"desired_id":"high","command_id":1,"value":"2","sequence_number":5},
+                                  {"desired_id":"newer","command_id":1,"value":"3","sequence_number":6},
+                                  {"desired_id":"same","command_id":1,"value":"3","sequence_number":5}]}"#,
+        );
+        decide(&mut s, &log, NOW).unwrap();
+        assert_eq!(actions(&s), [("newer".to_string(), Apply), ("same".to_string(), Stale)]);
+    }
+
+    #[test]
+    fn answers_build_the_right_item() {
+        let with = answer_item("1", Some("des_a"), Some(3), "1.0", ReportStatus::None).unwrap();
+        assert_eq!(
+            (with.desired_id, with.report_status, with.sequence_number),
+            (Some("des_a"), ReportStatus::Applied, Some(3))
+        );
+        let stale = answer_item("1", Some("des_a"), Some(3), "0.0", ReportStatus::Stale).unwrap();
+        assert_eq!(stale.report_status, ReportStatus::Stale);
+        assert!(answer_item("1", Some("des_a"), None, "0", ReportStatus::Reported).is_err());
+        let plain = answer_item("1", None, None, "1.0", ReportStatus::Applied).unwrap();
+        assert_eq!((plain.desired_id, plain.report_status, plain.sequence_number), (None, ReportStatus::None, None));
+        assert!(answer_item("1", None, None, "1.0", ReportStatus::Stale).is_err());
+        plain.prepare(NOW).unwrap();
+        with.prepare(NOW).unwrap();
+    }
+
+    #[test]
+    fn the_file_log_survives_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("realer-desired-{}-{}", std::process::id(), NOW));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("outbox.db");
+        let path = path.to_str().unwrap();
+        let log = AnsweredLog::open(path, Duration::from_secs(5)).unwrap();
+        log.record("1", Some("des_a"), Some(3)).unwrap();
+        log.record("1", Some("des_b"), Some(2)).unwrap();
+        drop(log);
+        let log = AnsweredLog::open(path, Duration::from_secs(5)).unwrap();
+        assert_eq!(log.latest("1").unwrap(), Some(3));
+        assert!(log.answered("des_a").unwrap() && log.answered("des_b").unwrap() && !log.answered("des_c").unwrap());
+        assert_eq!(log.latest("2").unwrap(), None);
+        drop(log);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

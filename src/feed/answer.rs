@@ -1,0 +1,342 @@
+//! What Realer answered about feed data (contract sections 4 and 5): the fate of each item, read from a
+//! single answer or a batch answer without a tree.
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::codes::{self, Refusal};
+use crate::error::{Error, ErrorKind, Result};
+use crate::json::{self, ErrorField, Int, Text};
+use crate::transport::Answer;
+
+/// What became of an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedOutcome {
+    /// Stored now.
+    Created,
+    /// Stored before under the same `message_id` and payload: a replay, counted as success.
+    Idempotent,
+    /// Refused for good (validation, conflict, permission): do not resend unchanged.
+    Rejected,
+    /// Not known to be stored (never sent, or no answer): send again with the same `message_id`.
+    NotSent,
+}
+
+/// The fate of one item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedResult {
+    pub outcome: FeedOutcome,
+    pub feed_data_id: Option<i64>,
+    pub http_status: u16,
+    /// Realer's code (2000 on success), 0 when no answer arrived.
+    pub code: i32,
+    /// The `message_id` used (generated when the item had none): retry with it.
+    pub message_id: String,
+    /// The `value_received_at` sent (filled in when the item had none): a retry must send the same one, or
+    /// Realer sees a different payload under the same `message_id` (409).
+    pub value_received_at: String,
+    /// Why it was rejected or not sent.
+    pub error: Option<Error>,
+    /// The answer's `warnings` as raw JSON, when Realer sent any (their contents are not documented).
+    pub warnings_json: Option<String>,
+}
+
+impl FeedResult {
+    pub(crate) fn not_sent(message_id: String, error: Error) -> FeedResult {
+        FeedResult {
+            outcome: FeedOutcome::NotSent,
+            feed_data_id: None,
+            http_status: error.http_status,
+            code: error.code,
+            message_id,
+            value_received_at: String::new(),
+            error: Some(error),
+            warnings_json: None,
+        }
+    }
+
+    /// The result an error gives this item: rejected only when Realer judged the item (contract section
+    /// 7.5), else not sent (the request was refused as a whole, or no answer came).
+    pub(crate) fn from_error(message_id: String, error: Error) -> FeedResult {
+        let outcome = if codes::judges_the_item(&error) { FeedOutcome::Rejected } else { FeedOutcome::NotSent };
+        FeedResult { outcome, ..FeedResult::not_sent(message_id, error) }
+    }
+
+    pub fn is_accepted(&self) -> bool {
+        matches!(self.outcome, FeedOutcome::Created | FeedOutcome::Idempotent)
+    }
+}
+
+fn id_value(id: &Value) -> Option<i64> {
+    match id {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// What the client reads of a single-item answer; other fields are skipped without being stored (this runs
+/// for every reading). Each field takes any JSON type, and a repeated key keeps its last value, as reading
+/// the answer into a `Value` would.
+#[derive(Debug, Default)]
+pub(crate) struct SingleAnswer {
+    code: Option<Value>,
+    status: Option<Value>,
+    feed_data_id: Option<Value>,
+    warnings: Option<Box<RawValue>>,
+}
+
+enum SingleField {
+    Code,
+    Status,
+    FeedDataId,
+    Warnings,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for SingleField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<SingleField, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = SingleField;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<SingleField, E> {
+                Ok(match s {
+                    "code" => SingleField::Code,
+                    "status" => SingleField::Status,
+                    "feed_data_id" => SingleField::FeedDataId,
+                    "warnings" => SingleField::Warnings,
+                    _ => SingleField::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Name)
+    }
+}
+
+impl<'de> Deserialize<'de> for SingleAnswer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<SingleAnswer, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = SingleAnswer;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<SingleAnswer, A::Error> {
+                let mut a = SingleAnswer::default();
+                while let Some(field) = map.next_key()? {
+                    match field {
+                        SingleField::Code => a.code = Some(map.next_value()?),
+                        SingleField::Status => a.status = Some(map.next_value()?),
+                        SingleField::FeedDataId => a.feed_data_id = Some(map.next_value()?),
+                        SingleField::Warnings => a.warnings = Some(map.next_value()?),
+                        SingleField::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(a)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+impl SingleAnswer {
+    /// The answer and its `code`, when the body is a JSON object.
+    pub(crate) fn read(answer: &Answer) -> Option<(Option<i32>, SingleAnswer)> {
+        let bytes = codes::json_bytes(answer)?;
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            // Other JSON (an array, a number) has none of these fields.
+            serde_json::from_slice::<IgnoredAny>(bytes).ok()?;
+            return Some((None, SingleAnswer::default()));
+        }
+        let a: SingleAnswer = serde_json::from_slice(bytes).ok()?;
+        Some((a.code.as_ref().and_then(codes::code_value), a))
+    }
+}
+
+/// Reads a single-item answer (HTTP 2xx).
+pub(crate) fn parse_single(http_status: u16, body: &SingleAnswer, message_id: String) -> FeedResult {
+    let outcome = match body.status.as_ref().and_then(Value::as_str) {
+        Some("idempotent") => FeedOutcome::Idempotent,
+        _ => FeedOutcome::Created,
+    };
+    FeedResult {
+        outcome,
+        feed_data_id: body.feed_data_id.as_ref().and_then(id_value),
+        http_status,
+        code: body.code.as_ref().and_then(codes::code_value).unwrap_or(2000),
+        message_id,
+        value_received_at: String::new(),
+        error: None,
+        warnings_json: warnings(body.warnings.as_deref()),
+    }
+}
+
+/// `warnings` worth handing over: absent for null and for an empty list.
+fn warnings(raw: Option<&RawValue>) -> Option<String> {
+    let text = raw?.get();
+    let empty = matches!(text.trim(), "null" | "[]")
+        || text.trim().strip_prefix('[').and_then(|t| t.strip_suffix(']')).is_some_and(|t| t.trim().is_empty());
+    (!empty).then(|| text.to_string())
+}
+
+/// One result of a batch answer, read without a tree.
+#[derive(serde::Deserialize)]
+struct BatchResult<'a> {
+    #[serde(default)]
+    index: Int,
+    #[serde(borrow, default)]
+    message_id: Text<'a>,
+    #[serde(borrow, default)]
+    status: Text<'a>,
+    #[serde(default)]
+    code: Int,
+    #[serde(borrow, default)]
+    feed_data_id: Text<'a>,
+    #[serde(borrow, default)]
+    error: ErrorField<'a>,
+    #[serde(borrow, default)]
+    warnings: Option<&'a RawValue>,
+}
+
+/// Reads a batch answer (contract section 5): one result per item, matched by `message_id`, falling back to
+/// `index`. `None` for an item the answer says nothing readable about (no result, or a status this client
+/// does not know): the caller sends it one by one. `Err` when the answer has no readable `results` list.
+/// Results beyond the items sent are read and dropped, one at a time.
+pub(crate) fn parse_batch(http_status: u16, body: &[u8], message_ids: &[String]) -> Result<Vec<Option<FeedResult>>> {
+    let mut out: Vec<Option<FeedResult>> = vec![None; message_ids.len()];
+    let mut pos = 0usize;
+    let found = json::for_each_item(body, "results", None, &mut |raw| {
+        let at = pos;
+        pos += 1;
+        let Ok(r) = json::object::<BatchResult<'_>>(raw) else { return };
+        let by_id = r.message_id.as_str().and_then(|id| {
+            // Duplicate ids in one batch: take the first slot not yet filled.
+            (0..message_ids.len()).find(|&i| message_ids[i] == id && out[i].is_none())
+        });
+        let index = r.index.0.and_then(|i| usize::try_from(i).ok()).unwrap_or(at);
+        let Some(slot) = by_id.or((index < message_ids.len() && out[index].is_none()).then_some(index)) else {
+            return;
+        };
+        out[slot] = batch_result(http_status, &r, raw, message_ids[slot].clone());
+    })
+    .map_err(|e| Error::protocol(format!("the batch answer is not JSON: {e}")))?;
+    if !found.found {
+        return Err(Error::protocol("the batch answer has no \"results\" array"));
+    }
+    Ok(out)
+}
+
+fn batch_result(http_status: u16, r: &BatchResult<'_>, raw: &RawValue, message_id: String) -> Option<FeedResult> {
+    let status = r.status.as_str();
+    let code = r.code.0.and_then(|c| i32::try_from(c).ok());
+    let feed_data_id = r.feed_data_id.as_str().and_then(|s| s.parse().ok());
+    // Tolerated: a result without a status that carries a 2xxx code or a feed_data_id was stored.
+    let stored = matches!(status, Some("created" | "idempotent"))
+        || (status.is_none() && (code.is_some_and(|c| (2000..3000).contains(&c)) || feed_data_id.is_some()));
+    if stored {
+        return Some(FeedResult {
+            outcome: if status == Some("idempotent") { FeedOutcome::Idempotent } else { FeedOutcome::Created },
+            feed_data_id,
+            http_status,
+            code: 2000,
+            message_id,
+            value_received_at: String::new(),
+            error: None,
+            warnings_json: warnings(r.warnings),
+        });
+    }
+    if status != Some("rejected") && code.is_none() && !r.error.present {
+        // Neither accepted nor refused in a way this client knows.
+        return None;
+    }
+    // Judged by its own code, as a single answer with that code would be.
+    let refusal = json::object::<Refusal<'_>>(raw).unwrap_or_default();
+    let code = code.unwrap_or(4000);
+    let item_status = u16::try_from(code / 1000 * 100 + code % 100).unwrap_or(400);
+    let mut err = codes::error_from_refusal(item_status, Some(&refusal), ErrorKind::Api);
+    err.http_status = http_status;
+    Some(FeedResult::from_error(message_id, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(body: &str, is_json: bool) -> crate::transport::Answer {
+        crate::transport::Answer {
+            status: 201,
+            retry_after: None,
+            request_id: None,
+            is_json,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn single_answers_are_read_as_tolerantly_as_values_would_be() {
+        let read = |body: &str, is_json: bool| {
+            SingleAnswer::read(&answer(body, is_json)).map(|(code, a)| (code, parse_single(201, &a, "m".into())))
+        };
+        let (code, r) = read(
+            r#"{"code":2000,"status":"idempotent","feed_data_id":123,"message_id":"m","warnings":[{"x":1}],"n":null}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!((code, r.outcome, r.feed_data_id, r.code), (Some(2000), FeedOutcome::Idempotent, Some(123), 2000));
+        // Digit strings for numbers; an unknown status is a creation; any JSON type in any field.
+        let (code, r) = read(r#" {"code":"2001","status":"created","feed_data_id":"9"}"#, false).unwrap();
+        assert_eq!((code, r.outcome, r.feed_data_id, r.code), (Some(2001), FeedOutcome::Created, Some(9), 2001));
+        let (code, r) = read(r#"{"code":[1],"status":{"a":1},"feed_data_id":null}"#, true).unwrap();
+        assert_eq!((code, r.outcome, r.feed_data_id, r.code), (None, FeedOutcome::Created, None, 2000));
+        // Not JSON.
+        assert!(read("<html>502</html>", false).is_none());
+        assert!(read("", true).is_none());
+        // A repeated key keeps its last value.
+        let (code, r) = read(r#"{"code":4022,"status":"x","code":2000,"status":"idempotent"}"#, true).unwrap();
+        assert_eq!((code, r.outcome, r.code), (Some(2000), FeedOutcome::Idempotent, 2000));
+        // Other JSON: none of the fields, as a `Value` would have it.
+        let (code, r) = read("[1,2]", true).unwrap();
+        assert_eq!((code, r.outcome, r.feed_data_id, r.code), (None, FeedOutcome::Created, None, 2000));
+    }
+
+    #[test]
+    fn batch_answers_match_by_message_id_then_index() {
+        let ids: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let parse = |body: Value| parse_batch(200, body.to_string().as_bytes(), &ids);
+        let body = json!({"code":2000,"status":"partial","results":[
+            {"index":1,"message_id":"b","status":"idempotent","feed_data_id":5,"warnings":[{"w":1}]},
+            {"index":0,"message_id":"a","status":"created","feed_data_id":"6"},
+            {"index":2,"status":"rejected","code":4022,"error":{"type":"validation_failed","message":"bad","details":{"value":["x"]}}},
+            {"index":7,"message_id":"zz","status":"created"}
+        ]});
+        let r = parse(body).unwrap();
+        let r: Vec<&FeedResult> = r.iter().take(3).map(|r| r.as_ref().unwrap()).collect();
+        assert_eq!((r[0].outcome, r[0].feed_data_id), (FeedOutcome::Created, Some(6)));
+        assert_eq!((r[1].outcome, r[1].feed_data_id), (FeedOutcome::Idempotent, Some(5)));
+        assert_eq!(r[1].warnings_json.as_deref(), Some(r#"[{"w":1}]"#));
+        assert_eq!((r[2].outcome, r[2].code), (FeedOutcome::Rejected, 4022));
+        assert_eq!(r[2].error.as_ref().unwrap().details_json(), r#"{"value":["x"]}"#);
+        assert!(parse(json!({"code":2000,"status":"completed"})).is_err());
+        assert!(parse_batch(200, b"<html>", &ids).is_err());
+        // Tolerated shapes: no status but a 2xxx code or a feed_data_id. An unknown status, or no result:
+        // nothing known (the caller sends those items one by one). A refusal of the request inside a result
+        // (402) leaves the item unsent.
+        let body = json!({"results":[{"message_id":"a","code":2000},{"message_id":"b","feed_data_id":9},
+                                     {"message_id":"c","status":"queued"},{"message_id":"d","status":"rejected","code":4002}]});
+        let r = parse(body).unwrap();
+        let outcomes: Vec<Option<FeedOutcome>> = r.iter().map(|r| r.as_ref().map(|r| r.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [Some(FeedOutcome::Created), Some(FeedOutcome::Created), None, Some(FeedOutcome::NotSent)]
+        );
+        let r = parse(json!({"results":[{"message_id":"a","status":"rejected"}]})).unwrap();
+        assert_eq!((r[0].as_ref().unwrap().outcome, r[1].is_none()), (FeedOutcome::Rejected, true));
+    }
+}

@@ -1,0 +1,230 @@
+//! What Realer wants, as a C list (`realer_desired_states`), and the feed item that answers one of its states.
+
+use std::ffi::c_char;
+
+use crate::desired::{self, DesiredAction, DesiredSource, DesiredStates};
+use crate::error::Error;
+use crate::ffi::client::realer_client;
+use crate::ffi::error::{realer_status, REALER_ERR_INTERNAL};
+use crate::ffi::feed::{read_report_status, realer_feed_item, realer_report_status};
+use crate::ffi::{free_box, into_raw, mut_arg, opt_str_arg, ref_arg, status, str_arg, Arena};
+
+/// What to do about one desired state (`realer_desired_state.action`).
+pub type realer_desired_action = i32;
+/// Drive the actuator to `value` when it is not there already, then answer with the physical result:
+/// `realer_feed_item_init_answer` with `REALER_REPORT_STATUS_APPLIED` (or `_REJECTED` when the device cannot).
+/// For a catalog value (`desired_id` NULL) report only when the actuator changed.
+pub const REALER_DESIRED_ACTION_APPLY: realer_desired_action = 1;
+/// Do not apply it (expired, or an older `sequence_number` than one already answered or listed beside it):
+/// answer it with `REALER_REPORT_STATUS_STALE` and the actuator's current value.
+pub const REALER_DESIRED_ACTION_STALE: realer_desired_action = 2;
+
+/// Which kind of service said what it wants (`realer_desired_states_source`).
+pub type realer_desired_source = i32;
+/// A newer service: pending desired states from GET …/desired-states, each with a `desired_id` to answer.
+pub const REALER_DESIRED_SOURCE_DESIRED_STATES: realer_desired_source = 1;
+/// An older service (no /desired-states, or no scope for it): the catalog's command values.
+pub const REALER_DESIRED_SOURCE_CATALOG: realer_desired_source = 2;
+
+/// One thing Realer wants. Strings live as long as the list that holds it; absent ones are NULL.
+#[repr(C)]
+pub struct realer_desired_state {
+    /// The command whose actuator it is about.
+    pub command_id: *const c_char,
+    /// The value Realer wants; NULL only when a desired state came without one (answer it rejected).
+    pub value: *const c_char,
+    /// The command's value type when the catalog gave it (compare with `realer_values_equal`), else NULL.
+    pub value_type: *const c_char,
+    /// The desired state to answer; NULL for a catalog value (an older service).
+    pub desired_id: *const c_char,
+    /// Its sequence number, -1 when absent.
+    pub sequence_number: i64,
+    /// When it expires, as Realer gave it (RFC 3339); NULL when it does not.
+    pub expires_at: *const c_char,
+    /// `expires_at` in Unix milliseconds, -1 when absent or unreadable.
+    pub expires_at_unix_ms: i64,
+    /// `REALER_DESIRED_ACTION_APPLY` or `REALER_DESIRED_ACTION_STALE`.
+    pub action: realer_desired_action,
+}
+
+/// A list of desired states; free it with `realer_desired_states_free`.
+pub struct realer_desired_states {
+    source: realer_desired_source,
+    items: Vec<realer_desired_state>,
+    _strings: Arena,
+}
+
+fn states_list(d: DesiredStates) -> realer_desired_states {
+    let mut s = Arena::default();
+    let items = d
+        .states
+        .iter()
+        .map(|x| realer_desired_state {
+            command_id: s.add(&x.command_id),
+            value: s.opt(x.value.as_deref()),
+            value_type: s.opt(x.value_type.as_deref()),
+            desired_id: s.opt(x.desired_id.as_deref()),
+            sequence_number: x.sequence_number.unwrap_or(-1),
+            expires_at: s.opt(x.expires_at.as_deref()),
+            expires_at_unix_ms: x.expires_at_unix_ms.unwrap_or(-1),
+            action: match x.action {
+                DesiredAction::Apply => REALER_DESIRED_ACTION_APPLY,
+                DesiredAction::Stale => REALER_DESIRED_ACTION_STALE,
+            },
+        })
+        .collect();
+    let source = match d.source {
+        DesiredSource::DesiredStates => REALER_DESIRED_SOURCE_DESIRED_STATES,
+        DesiredSource::Catalog => REALER_DESIRED_SOURCE_CATALOG,
+    };
+    realer_desired_states { source, items, _strings: s }
+}
+
+/// Asks Realer what it wants the device's actuators at, whichever kind of service answers: a newer one's
+/// pending desired states (GET …/desired-states), each decided APPLY or STALE against what this device
+/// already answered (kept in the outbox file when one is configured, so a restart never applies an old
+/// sequence again); or, where that endpoint answers 404 or 403 (remembered for an hour), every representable
+/// command's catalog value (GET …/commands), to apply where the actuator differs. States already answered, or
+/// queued in the outbox to be, are left out. On success `*out` holds the list (possibly empty: nothing
+/// pending); free it with `realer_desired_states_free`. Answer each state with `realer_feed_item_init_answer`
+/// and `realer_post_feed_data` (or `realer_outbox_push`).
+/// `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: unreadable answer;
+/// `REALER_ERR_STORAGE`: the outbox file could not be read.
+///
+/// # Safety
+/// `client` is NULL or live; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn realer_desired_states_fetch(
+    client: *const realer_client,
+    out: *mut *mut realer_desired_states,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        status((|| {
+            // SAFETY: the caller passes NULL or a live client.
+            let client = unsafe { ref_arg(client, "client") }?;
+            if out.is_null() {
+                return Err(Error::invalid("out is NULL"));
+            }
+            let list = states_list(client.inner.fetch_desired_states()?);
+            // SAFETY: checked non-NULL; the caller promises it is writable.
+            unsafe { *out = into_raw(list) };
+            Ok(())
+        })())
+    })
+}
+
+/// Which kind of service the list came from: `REALER_DESIRED_SOURCE_DESIRED_STATES` or
+/// `REALER_DESIRED_SOURCE_CATALOG`; 0 for NULL.
+///
+/// # Safety
+/// `list` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_desired_states_source(list: *const realer_desired_states) -> realer_desired_source {
+    // SAFETY: the caller passes NULL or a live list.
+    ffi_boundary!(0, { unsafe { list.as_ref() }.map_or(0, |l| l.source) })
+}
+
+/// The number of desired states in the list; 0 for NULL.
+///
+/// # Safety
+/// `list` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_desired_states_len(list: *const realer_desired_states) -> usize {
+    // SAFETY: the caller passes NULL or a live list.
+    ffi_boundary!(0, { unsafe { list.as_ref() }.map_or(0, |l| l.items.len()) })
+}
+
+/// The desired state at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
+///
+/// # Safety
+/// `list` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_desired_states_get(
+    list: *const realer_desired_states,
+    index: usize,
+) -> *const realer_desired_state {
+    // SAFETY: the caller passes NULL or a live list.
+    ffi_boundary!(std::ptr::null(), {
+        unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |c| c as *const _)
+    })
+}
+
+/// Frees a desired-state list and its strings. NULL is accepted.
+///
+/// # Safety
+/// `list` is NULL or from this library, and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn realer_desired_states_free(list: *mut realer_desired_states) {
+    // SAFETY: the caller hands back a list from this library, once.
+    ffi_boundary!((), { unsafe { free_box(list) } })
+}
+
+/// Fills `item` as the answer to `state`, with `value` the physical value now at the actuator. With a
+/// `desired_id`: a command report carrying it, `report_status` (`REALER_REPORT_STATUS_APPLIED`, `_REJECTED` or
+/// `_STALE`; `_NONE` means applied) and its `sequence_number` echoed. Without (a catalog value): a plain
+/// report of the physical value (`_APPLIED`, `_REJECTED` or `_NONE`; the value tells Realer the outcome).
+/// Every other field is as `realer_feed_item_init` leaves it (`message_id` and `value_received_at` NULL:
+/// generated and now); set them before posting when this answer is a retry. The item points at `state`'s
+/// and `value`'s strings: keep the list and `value` alive until the item is posted or pushed.
+/// `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 argument, or a status that cannot answer this state
+/// (`*item` unchanged).
+///
+/// # Safety
+/// `item` is NULL or writable; `state` is NULL or from a live list; `value` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_feed_item_init_answer(
+    item: *mut realer_feed_item,
+    state: *const realer_desired_state,
+    value: *const c_char,
+    report_status: realer_report_status,
+) -> realer_status {
+    ffi_boundary!(REALER_ERR_INTERNAL, {
+        status((|| {
+            // SAFETY: the caller passes NULL or live pointers with valid strings.
+            let (item, state) = unsafe { (mut_arg(item, "item")?, ref_arg(state, "state")?) };
+            // SAFETY: as above.
+            let (command_id, desired_id, value) = unsafe {
+                (
+                    str_arg(state.command_id, "state command_id")?,
+                    opt_str_arg(state.desired_id, "state desired_id")?,
+                    str_arg(value, "value")?,
+                )
+            };
+            let status = read_report_status(report_status, "report_status")?;
+            let sequence_number = (state.sequence_number >= 0).then_some(state.sequence_number);
+            let answer = desired::answer_item(command_id, desired_id, sequence_number, value, status)?;
+            // The answer borrows the strings it was given, which came from these C strings: point at them.
+            let ptr = |s: Option<&str>| s.map_or(std::ptr::null(), |s| s.as_ptr().cast::<c_char>());
+            *item = realer_feed_item {
+                sensor_id: std::ptr::null(),
+                command_id: ptr(answer.command_id),
+                value: ptr(answer.value),
+                value_received_at: std::ptr::null(),
+                message_id: std::ptr::null(),
+                desired_id: ptr(answer.desired_id),
+                report_status: crate::ffi::feed::report_status_code(answer.report_status),
+                sequence_number: answer.sequence_number.unwrap_or(-1),
+            };
+            Ok(())
+        })())
+    })
+}
+
+/// Whether two values of a command are the same setting, compared as Realer's contract says: by
+/// `value_type` (NULL: unknown), numerically for "NumericRange" and "Binary" ("0" equals "0.0"), else as
+/// text. Use it to tell whether an actuator is already at a catalog value. False when an argument is NULL or
+/// not UTF-8.
+///
+/// # Safety
+/// Each argument is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_values_equal(value_type: *const c_char, a: *const c_char, b: *const c_char) -> bool {
+    ffi_boundary!(false, {
+        // SAFETY: the caller passes NULL or NUL-terminated strings.
+        let args = unsafe { (opt_str_arg(value_type, "value_type"), str_arg(a, "a"), str_arg(b, "b")) };
+        match args {
+            (Ok(t), Ok(a), Ok(b)) => crate::catalog::values_equal(t, a, b),
+            _ => false,
+        }
+    })
+}

@@ -1,0 +1,108 @@
+//! Entry points for the fuzz targets in `fuzz/` (issue 12): each runs one parser of what a server sends the
+//! way the client runs it, and returns the status a C caller would get. Not part of the API: compiled only
+//! with the `fuzzing` feature, hidden from the documentation.
+
+use crate::catalog::{self, Command, CommandSink, Sensor, SensorSink};
+use crate::error::{Error, ErrorKind, Result};
+use crate::feed::SingleAnswer;
+use crate::ffi::error::{realer_status, status_of, REALER_OK};
+use crate::transport::Answer;
+use crate::{auth, codes, desired, time};
+
+fn status<T>(r: &Result<T>) -> realer_status {
+    match r {
+        Ok(_) => REALER_OK,
+        Err(e) => {
+            assert!(!e.message.is_empty(), "an error without a message: {e:?}");
+            status_of(e.kind)
+        }
+    }
+}
+
+fn answer(http_status: u16, is_json: bool, body: &[u8]) -> Answer {
+    Answer { status: http_status, retry_after: None, request_id: None, is_json, body: body.to_vec() }
+}
+
+/// The token answer, read as the client reads it (JSON, then the grant).
+pub fn token(is_json: bool, body: &[u8], now_unix_ms: i64) -> realer_status {
+    let answer = answer(200, is_json, body);
+    let r = codes::json_body(&answer).ok_or_else(|| Error::protocol("token answer is not JSON")).and_then(|v| {
+        let grant = auth::Grant::parse(&v, now_unix_ms)?;
+        assert!(grant.access_token.expose().bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        Ok(grant)
+    });
+    status(&r)
+}
+
+/// A commands answer into the Rust API's list (sized first, as the client does).
+pub fn commands(body: &[u8]) -> realer_status {
+    let mut list: Vec<Command> = Vec::new();
+    CommandSink::reserve(&mut list, catalog::count(body, "commands", "command"));
+    let r = catalog::parse_commands(body, &mut |c| CommandSink::push(&mut list, c), &mut |_, _| {});
+    status(&r)
+}
+
+pub fn sensors(body: &[u8]) -> realer_status {
+    let mut list: Vec<Sensor> = Vec::new();
+    SensorSink::reserve(&mut list, catalog::count(body, "sensors", "sensor"));
+    let r = catalog::parse_sensors(body, &mut |s| SensorSink::push(&mut list, s), &mut |_, _| {});
+    status(&r)
+}
+
+/// A `/desired-states` answer, read and decided.
+pub fn desired_states(body: &[u8], now_unix_ms: i64) -> realer_status {
+    let r = desired::parse_desired_states(body, now_unix_ms, &mut |_, _| {}).and_then(|mut states| {
+        desired::decide(&mut states, &desired::AnsweredLog::memory(), now_unix_ms)?;
+        Ok(states)
+    });
+    status(&r)
+}
+
+/// A single-item answer; `REALER_ERR_PROTOCOL` when it is not a JSON object.
+pub fn single(http_status: u16, is_json: bool, body: &[u8]) -> realer_status {
+    let answer = answer(http_status, is_json, body);
+    match SingleAnswer::read(&answer) {
+        Some((_, body)) => {
+            let r = crate::feed::parse_single(http_status, &body, "msg-0".into());
+            assert_eq!(r.message_id, "msg-0");
+            REALER_OK
+        }
+        None => status_of(ErrorKind::Protocol),
+    }
+}
+
+/// A batch answer for `sent` items (message ids `msg-0`, `msg-1`, …, repeating after 4).
+pub fn batch(http_status: u16, sent: usize, body: &[u8]) -> realer_status {
+    let ids: Vec<String> = (0..sent).map(|i| format!("msg-{}", i % 4)).collect();
+    let r = crate::feed::parse_batch(http_status, body, &ids);
+    if let Ok(results) = &r {
+        assert_eq!(results.len(), sent);
+    }
+    status(&r)
+}
+
+/// An error answer: always an error, with the answer's HTTP status.
+pub fn error_body(http_status: u16, is_json: bool, body: &[u8]) -> realer_status {
+    let e = codes::error_from_answer(&answer(http_status, is_json, body), ErrorKind::Api);
+    assert_eq!(e.http_status, http_status);
+    status::<()>(&Err(e))
+}
+
+/// A timestamp: what parses formats back to the same millisecond.
+pub fn timestamp(text: &str) -> realer_status {
+    let r = time::parse_rfc3339_any_ms(text);
+    if let Ok(ms) = time::parse_rfc3339_utc_ms(text) {
+        assert_eq!(r, Ok(ms));
+    }
+    if let Ok(ms) = r {
+        if let Some(again) = time::format_rfc3339_ms(ms) {
+            assert_eq!(time::parse_rfc3339_utc_ms(&again), Ok(ms), "{text:?} -> {again}");
+        }
+    }
+    status(&r.map_err(Error::protocol))
+}
+
+/// CA certificates in PEM.
+pub fn ca_pem(pem: &[u8]) -> realer_status {
+    status(&crate::config::Config::new().set_ca_pem(pem))
+}

@@ -1,0 +1,440 @@
+//! Typed, tolerant reading of Realer's JSON answers, without a tree: a field takes any JSON type (a scalar
+//! becomes text, anything else is absent), unknown fields are skipped unchecked, and a list is handed over one
+//! item at a time as raw JSON text borrowed from the answer, so that reading an answer costs little more than
+//! the answer itself, and one unreadable item spoils only itself.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A scalar as text: a string as it is, a number or a boolean written out; null, arrays and objects absent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Text<'a>(pub Option<Cow<'a, str>>);
+
+impl<'a> Text<'a> {
+    pub(crate) fn into_string(self) -> Option<String> {
+        self.0.map(Cow::into_owned)
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Borrowed(v))))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_string()))))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v))))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_string()))))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Owned(v.to_string()))))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Text<'de>, E> {
+        // serde_json's own shortest form ("1.5", "1e300"), as a tree's Number would print it.
+        Ok(Text(serde_json::Number::from_f64(v).map(|n| Cow::Owned(n.to_string()))))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Text<'de>, E> {
+        Ok(Text(Some(Cow::Borrowed(if v { "true" } else { "false" }))))
+    }
+    fn visit_unit<E>(self) -> Result<Text<'de>, E> {
+        Ok(Text(None))
+    }
+    fn visit_none<E>(self) -> Result<Text<'de>, E> {
+        Ok(Text(None))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Text(None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Text(None))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text<'a>, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+/// An integer field: a JSON integer, or a string of one ("3"); anything else (fractions included) is absent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Int(pub Option<i64>);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Int, D::Error> {
+        let text = Text::deserialize(d)?;
+        Ok(Int(text.as_str().and_then(|s| s.parse().ok())))
+    }
+}
+
+/// `error` of an answer, a catalog item or a batch result: Realer's object (`type`, `message`, raw
+/// `details`), or a plain string (`plain`: OAuth's error label, or Realer's legacy message). Another scalar
+/// is taken as a plain string too.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorField<'a> {
+    pub present: bool,
+    pub error_type: Option<Cow<'a, str>>,
+    pub message: Option<Cow<'a, str>>,
+    pub details: Option<&'a RawValue>,
+    pub plain: Option<Cow<'a, str>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ErrorField<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ErrorField<'a>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ErrorField<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an error object or string")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ErrorField<'de>, A::Error> {
+                let mut e = ErrorField { present: true, ..ErrorField::default() };
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match &*key {
+                        "type" => e.error_type = map.next_value::<Text<'de>>()?.0,
+                        "message" => e.message = map.next_value::<Text<'de>>()?.0,
+                        "details" => {
+                            let raw: &'de RawValue = map.next_value()?;
+                            e.details = (raw.get() != "null").then_some(raw);
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(e)
+            }
+            fn visit_unit<E>(self) -> Result<ErrorField<'de>, E> {
+                Ok(ErrorField::default())
+            }
+            fn visit_none<E>(self) -> Result<ErrorField<'de>, E> {
+                Ok(ErrorField::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ErrorField<'de>, A::Error> {
+                let _ = TextVisitor.visit_seq(seq)?;
+                Ok(ErrorField { present: true, ..ErrorField::default() })
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<ErrorField<'de>, E> {
+                Ok(ErrorField { present: true, plain: Some(Cow::Borrowed(v)), ..ErrorField::default() })
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ErrorField<'de>, E> {
+                Ok(ErrorField { present: true, plain: Some(Cow::Owned(v.into())), ..ErrorField::default() })
+            }
+            fn visit_string<E>(self, v: String) -> Result<ErrorField<'de>, E> {
+                Ok(ErrorField { present: true, plain: Some(Cow::Owned(v)), ..ErrorField::default() })
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ErrorField<'de>, E> {
+                self.visit_string(v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ErrorField<'de>, E> {
+                self.visit_string(v.to_string())
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ErrorField<'de>, E> {
+                self.visit_string(v.to_string())
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ErrorField<'de>, E> {
+                self.visit_string(v.to_string())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What [`for_each_item`] found besides the items.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListAnswer {
+    /// The top-level `code`, when there is one.
+    pub code: Option<i64>,
+    /// Whether a list (or a single object under the singular key) was found.
+    pub found: bool,
+}
+
+/// Hands every item of the list under `key` to `each`, as raw JSON borrowed from `body`. Also accepted: a bare
+/// array, and a single object under `singular`. Items are not checked beyond their syntax. A repeated `key`
+/// counts once (the first).
+pub(crate) fn for_each_item<'a>(
+    body: &'a [u8],
+    key: &str,
+    singular: Option<&str>,
+    each: &mut dyn FnMut(&'a RawValue),
+) -> Result<ListAnswer, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let found = Top { key, singular, each }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(found)
+}
+
+/// How many items of the list [`for_each_item`] would hand over are JSON objects (what a list may hold:
+/// see [`object`]); 0 when the body is not a readable list answer.
+pub(crate) fn count_items(body: &[u8], key: &str, singular: Option<&str>) -> usize {
+    let mut n = 0usize;
+    let _ = for_each_item(body, key, singular, &mut |raw| n += usize::from(raw.get().starts_with('{')));
+    n
+}
+
+/// Items of a list that could not be used, told once (with the first one) rather than once each: a list
+/// of 500,000 bad items is one log line, and costs no more memory than one.
+#[derive(Default)]
+pub(crate) struct Skipped {
+    count: usize,
+    first: Option<String>,
+}
+
+impl Skipped {
+    pub(crate) fn add(&mut self, why: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(why());
+        }
+    }
+
+    /// One warning, when anything was skipped: `what` names the items ("commands without an id").
+    pub(crate) fn report(self, what: &str, warn: &mut dyn FnMut(crate::log::Level, String)) {
+        if let Some(first) = self.first {
+            warn(crate::log::Level::Warn, format!("{} {what}; the first: {first}", self.count));
+        }
+    }
+}
+
+struct Top<'k, 'f, 'a> {
+    key: &'k str,
+    singular: Option<&'k str>,
+    each: &'f mut dyn FnMut(&'a RawValue),
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for Top<'_, '_, 'a> {
+    type Value = ListAnswer;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ListAnswer, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for Top<'_, '_, 'a> {
+    type Value = ListAnswer;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a JSON object with \"{}\"", self.key)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListAnswer, A::Error> {
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            (self.each)(raw);
+        }
+        Ok(ListAnswer { code: None, found: true })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ListAnswer, A::Error> {
+        let mut out = ListAnswer::default();
+        let mut one: Option<&'de RawValue> = None;
+        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            if *k == *self.key && !out.found {
+                out.found = map.next_value_seed(Items { each: &mut *self.each })?;
+            } else if &*k == "code" {
+                out.code = map.next_value::<Int>()?.0;
+            } else if Some(&*k) == self.singular {
+                let raw: &'de RawValue = map.next_value()?;
+                one = raw.get().starts_with('{').then_some(raw);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        if let (false, Some(raw)) = (out.found, one) {
+            (self.each)(raw);
+            out.found = true;
+        }
+        Ok(out)
+    }
+}
+
+/// The value under the list's key: the items of an array (true), or anything else skipped (false).
+struct Items<'f, 'a> {
+    each: &'f mut dyn FnMut(&'a RawValue),
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for Items<'_, 'a> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for Items<'_, 'a> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            (self.each)(raw);
+        }
+        Ok(true)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+/// The top-level `code` of a JSON answer: `Some(None)` for JSON without one (or not an object), `None` for a
+/// body that is not JSON. Everything else is skipped unchecked.
+pub(crate) fn top_code(body: &[u8]) -> Option<Option<i64>> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<i64>, A::Error> {
+            let mut code = None;
+            while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                if &*k == "code" {
+                    code = map.next_value::<Int>()?.0;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(code)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<i64>, A::Error> {
+            TextVisitor.visit_seq(seq).map(|_| None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<i64>, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Option<i64>, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Option<i64>, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Option<i64>, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Option<i64>, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Option<i64>, E> {
+            Ok(None)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let code = de.deserialize_any(V).ok()?;
+    de.end().ok()?;
+    Some(code)
+}
+
+/// One item of a list as `T`, only when it is a JSON object: a derived struct would also take an array
+/// positionally (`[1]` as `{"id":1}`), which no Realer answer sends and which would make a 4-byte item cost a
+/// whole item.
+pub(crate) fn object<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Result<T, serde_json::Error> {
+    if !raw.get().starts_with('{') {
+        return Err(serde::de::Error::custom("not a JSON object"));
+    }
+    serde_json::from_str(raw.get())
+}
+
+/// A short excerpt of untrusted text for a message: at most `max` characters, control characters dropped.
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
+    if s.chars().filter(|c| !c.is_control()).nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(body: &str, key: &str, singular: Option<&str>) -> (Result<ListAnswer, String>, Vec<String>) {
+        let mut got = Vec::new();
+        let r = for_each_item(body.as_bytes(), key, singular, &mut |raw| got.push(raw.get().to_string()));
+        (r.map_err(|e| e.to_string()), got)
+    }
+
+    #[test]
+    fn lists_are_read_item_by_item() {
+        let (r, got) = items(r#"{"code":2000,"x":{"a":[1]},"commands":[{"id":1},{"id":"b"} ,7]}"#, "commands", None);
+        assert_eq!(r.unwrap(), ListAnswer { code: Some(2000), found: true });
+        assert_eq!(got, [r#"{"id":1}"#, r#"{"id":"b"}"#, "7"]);
+        let (r, got) = items(r#"[{"id":1}]"#, "commands", None);
+        assert_eq!((r.unwrap().found, got.len()), (true, 1));
+        let (r, got) = items(r#"{"command":{"id":1},"code":"2000"}"#, "commands", Some("command"));
+        assert_eq!((r.unwrap(), got.len()), (ListAnswer { code: Some(2000), found: true }, 1));
+        let (r, got) = items(r#"{"code":2000,"commands":{"id":1}}"#, "commands", None);
+        assert_eq!((r.unwrap().found, got.len()), (false, 0));
+        // A number out of range for f64 inside an item is the item's problem, not the list's.
+        let (r, got) = items(r#"{"commands":[{"id":1,"value":1e999},{"id":2}]}"#, "commands", None);
+        assert!(r.unwrap().found);
+        assert_eq!(got[0], r#"{"id":1,"value":1e999}"#);
+        assert!(items("{", "commands", None).0.is_err());
+        assert!(items(r#"{"commands":[]} x"#, "commands", None).0.is_err());
+        assert_eq!(count_items(br#"{"commands":[1,{"id":2},[3]]}"#, "commands", None), 1, "objects only");
+    }
+
+    #[test]
+    fn scalars_become_text() {
+        #[derive(Deserialize)]
+        struct T<'a> {
+            #[serde(borrow)]
+            a: Text<'a>,
+            b: Int,
+        }
+        let t: T<'_> = serde_json::from_str(r#"{"a":"x\"y","b":"7"}"#).unwrap();
+        assert_eq!((t.a.as_str(), t.b.0), (Some("x\"y"), Some(7)));
+        let t: T<'_> = serde_json::from_str(r#"{"a":1.5,"b":3.5}"#).unwrap();
+        assert_eq!((t.a.as_str(), t.b.0), (Some("1.5"), None));
+        let t: T<'_> = serde_json::from_str(r#"{"a":[1,{"b":2}],"b":-4}"#).unwrap();
+        assert_eq!((t.a.as_str(), t.b.0), (None, Some(-4)));
+        let t: T<'_> = serde_json::from_str(r#"{"a":true,"b":null}"#).unwrap();
+        assert_eq!((t.a.as_str(), t.b.0), (Some("true"), None));
+        assert_eq!(excerpt("a\nb\u{1b}[31mc", 3), "ab[…");
+        assert_eq!(
+            top_code(br#"{"a":[1e999],"code":"4022"}"#),
+            Some(Some(4022)),
+            "skipped values are not range-checked"
+        );
+        assert_eq!(top_code(br#"{"a":{"code":1},"code":"4022"}"#), Some(Some(4022)));
+        assert_eq!(top_code(b"[1]"), Some(None));
+        assert_eq!(top_code(b"<html>"), None);
+    }
+}

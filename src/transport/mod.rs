@@ -1,0 +1,413 @@
+//! One HTTPS exchange with the API: builds the ureq agent the way an embedded client needs it (no proxy from
+//! the environment, no redirects, statuses as values, bounded bodies) and turns ureq's errors into ours.
+
+mod connection;
+mod resolver;
+
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ureq::http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use ureq::http::{self, Uri};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::transport::{Connector, DefaultConnector};
+use ureq::AsSendBody;
+use zeroize::Zeroize;
+
+use crate::cancel::{cancelled, Cancel};
+use crate::config::{Config, Secret, Trust};
+use crate::error::{Error, ErrorKind, Result};
+use crate::log::{Level, Logger};
+use crate::time;
+
+use connection::GuardingConnector;
+pub(crate) use connection::{count_fork, forks_are_counted};
+use resolver::CachingResolver;
+
+/// The largest answer body read; a catalog of a few thousand items fits many times over.
+const MAX_BODY_BYTES: u64 = crate::limits::MAX_ANSWER_BYTES;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Clone, Copy)]
+pub(crate) enum Method {
+    Get,
+    Post,
+}
+
+pub(crate) enum Body<'a> {
+    Empty,
+    Form(&'a str),
+    Json(&'a [u8]),
+}
+
+/// An answer with any HTTP status; the body is read to the end so the connection can be reused.
+/// The body is wiped when the answer is dropped: it may hold a token (the token answer, or a server that
+/// echoes what it was sent).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub request_id: Option<String>,
+    pub is_json: bool,
+    pub body: Vec<u8>,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.body.zeroize();
+    }
+}
+
+/// The bytes of an `Authorization` header value; wiped when the last request that used them is done.
+struct WipedOnDrop(Vec<u8>);
+
+impl AsRef<[u8]> for WipedOnDrop {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for WipedOnDrop {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// An `Authorization` header value, made once per token (validated and copied once, not per request). Its
+/// bytes are shared by every request that carries it (a `HeaderValue` clone shares, it does not copy) and
+/// wiped when the last one is dropped.
+#[derive(Clone)]
+pub(crate) struct AuthHeader(HeaderValue);
+
+impl AuthHeader {
+    /// `scheme` followed by `credentials`, such as "Bearer " and the token.
+    pub(crate) fn with_scheme(scheme: &str, credentials: &Secret) -> Result<AuthHeader> {
+        let mut bytes = Vec::with_capacity(scheme.len() + credentials.expose().len());
+        bytes.extend_from_slice(scheme.as_bytes());
+        bytes.extend_from_slice(credentials.expose().as_bytes());
+        // A Bytes made from its owner is used as it is: http does not copy it into a buffer of its own.
+        let mut v = HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(WipedOnDrop(bytes)))
+            .map_err(|_| Error::protocol("the credentials or token hold characters an HTTP header cannot carry"))?;
+        v.set_sensitive(true);
+        Ok(AuthHeader(v))
+    }
+}
+
+impl std::fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+pub(crate) struct Transport {
+    /// Replaced by a fresh one when the client is cancelled: the old one is shut down, which ends every
+    /// request in flight on it at once (a blocked read or write returns; a connect in progress is bounded
+    /// by the connect timeout).
+    agent: Mutex<ureq::Agent>,
+    /// What a fresh agent is made of.
+    agent_config: ureq::config::Config,
+    cancel: Cancel,
+    /// For one debug line per exchange (method, path, status or error, time taken).
+    logger: Option<Logger>,
+    base_url: String,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+    /// Set on each request, so that ureq does not make them anew from its configuration every time.
+    user_agent: HeaderValue,
+    /// Parsed URLs of the paths requested again and again (the token, feed-data and batch paths); others,
+    /// such as one command's catalog entry, are parsed when requested.
+    uris: Vec<(String, Uri)>,
+}
+
+/// A request whose deadline is this close to the whole request timeout runs on the agent's own timeouts
+/// (`timeout_global` is the request timeout): a per-request configuration costs a copy of the agent's
+/// configuration. Retries, later in the call, carry the time that is left.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(20);
+
+impl Transport {
+    /// `hot_paths` are parsed once, here.
+    pub(crate) fn new(config: &Config, hot_paths: &[&str]) -> Transport {
+        let roots = match &config.trust {
+            Trust::MozillaRoots => RootCerts::WebPki,
+            Trust::Certificates(certs) => RootCerts::new_with_certs(
+                &certs.iter().map(|c| Certificate::from_der(c).to_owned()).collect::<Vec<_>>(),
+            ),
+        };
+        let agent_config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .https_only(!config.base_url.starts_with("http://"))
+            // ureq reads HTTPS_PROXY and friends by default; a device talks to Realer directly.
+            .proxy(None)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .max_idle_connections(8)
+            .max_idle_connections_per_host(8)
+            .timeout_global(Some(config.request_timeout))
+            .timeout_connect(Some(config.connect_timeout))
+            // No per-read or per-write timeout: one read may wait for what is left of the call's deadline
+            // (a server that takes 2 s of a 3 s request timeout is answered). GuardingConnector keeps the socket
+            // timeouts steady between requests.
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build();
+        Transport {
+            agent: Mutex::new(make_agent(&agent_config)),
+            agent_config,
+            cancel: Cancel::default(),
+            logger: config.logger.clone(),
+            base_url: config.base_url.clone(),
+            request_timeout: config.request_timeout,
+            connect_timeout: config.connect_timeout,
+            // set_user_agent admits printable ASCII only, which a header value always takes.
+            user_agent: HeaderValue::from_str(&config.user_agent).unwrap_or(HeaderValue::from_static("librealer")),
+            // A path that does not parse is left out: requesting it reports the error.
+            uris: hot_paths
+                .iter()
+                .filter_map(|p| Some((p.to_string(), parse_uri(&config.base_url, p).ok()?)))
+                .collect(),
+        }
+    }
+
+    /// Cancels every request in flight and refuses new ones until [`Transport::resume`]: sets the flag,
+    /// then shuts the agent down (a request that took the agent before the flag was set is on that agent).
+    pub(crate) fn cancel(&self) {
+        self.cancel.set();
+        let fresh = make_agent(&self.agent_config);
+        let old = std::mem::replace(&mut *self.lock_agent(), fresh);
+        old.shutdown();
+    }
+
+    pub(crate) fn resume(&self) {
+        self.cancel.clear();
+    }
+
+    /// The flag, for the waits of the calls (backoff) to end early.
+    pub(crate) fn cancel_state(&self) -> &Cancel {
+        &self.cancel
+    }
+
+    fn lock_agent(&self) -> std::sync::MutexGuard<'_, ureq::Agent> {
+        self.agent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn uri(&self, path: &str) -> Result<Uri> {
+        match self.uris.iter().find(|(p, _)| p == path) {
+            Some((_, uri)) => Ok(uri.clone()),
+            None => parse_uri(&self.base_url, path),
+        }
+    }
+
+    /// Sends one request; the whole exchange must end by `deadline`. With a debug logger, one line says how
+    /// it went.
+    pub(crate) fn send(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &AuthHeader,
+        body: Body<'_>,
+        deadline: Instant,
+    ) -> Result<Answer> {
+        let Some(logger) = self.logger.as_ref().filter(|l| l.enabled(Level::Debug)) else {
+            return self.exchange(method, path, authorization, body, deadline);
+        };
+        let name = match method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        };
+        let started = Instant::now();
+        let r = self.exchange(method, path, authorization, body, deadline);
+        let ms = started.elapsed().as_millis();
+        match &r {
+            Ok(a) => logger.log(Level::Debug, format_args!("{name} {path} -> HTTP {} in {ms} ms", a.status)),
+            Err(e) => logger.log(Level::Debug, format_args!("{name} {path} failed after {ms} ms: {e}")),
+        }
+        r
+    }
+
+    fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &AuthHeader,
+        body: Body<'_>,
+        deadline: Instant,
+    ) -> Result<Answer> {
+        // The agent first, then the flag: a cancel after this check shuts this agent down.
+        let agent = self.lock_agent().clone();
+        self.cancel.check()?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Error::new(ErrorKind::Timeout, "the request timeout ran out before the request was sent"));
+        }
+        let uri = self.uri(path)?;
+        let result = match (method, body) {
+            (Method::Get, _) => self.run(&agent, http::Method::GET, uri, authorization, None, (), remaining),
+            (Method::Post, body) => {
+                let (content_type, bytes): (&'static str, &[u8]) = match body {
+                    Body::Empty => ("application/json", b""),
+                    Body::Form(f) => ("application/x-www-form-urlencoded", f.as_bytes()),
+                    Body::Json(j) => ("application/json", j),
+                };
+                self.run(&agent, http::Method::POST, uri, authorization, Some(content_type), bytes, remaining)
+            }
+        };
+        let failed = |e: ureq::Error| if self.cancel.is_set() { cancelled() } else { map_ureq_error(e) };
+        let (parts, mut body) = result.map_err(failed)?.into_parts();
+        let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let retry_after = header(&RETRY_AFTER).and_then(|v| parse_retry_after(v, time::now_unix_ms()));
+        let request_id = header(&X_REQUEST_ID).map(str::to_string);
+        let is_json = header(&CONTENT_TYPE).is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+        // Sized once from Content-Length (bounded by the answer limit: the length is the server's word, and the
+        // pages an overstated length leaves untouched are never resident), so a large answer is not copied
+        // through doublings; without it, grown as it comes.
+        let expected = body.content_length().unwrap_or(0).min(MAX_BODY_BYTES + 1) as usize;
+        let mut bytes = Vec::with_capacity(expected);
+        body.as_reader().take(MAX_BODY_BYTES + 1).read_to_end(&mut bytes).map_err(|e| failed(ureq::Error::from(e)))?;
+        if bytes.len() as u64 > MAX_BODY_BYTES {
+            return Err(Error::protocol(format!("the answer body is larger than {MAX_BODY_BYTES} bytes")));
+        }
+        Ok(Answer { status: parts.status.as_u16(), retry_after, request_id, is_json, body: bytes })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run<S: AsSendBody>(
+        &self,
+        agent: &ureq::Agent,
+        method: http::Method,
+        uri: Uri,
+        authorization: &AuthHeader,
+        content_type: Option<&'static str>,
+        body: S,
+        remaining: Duration,
+    ) -> std::result::Result<http::Response<ureq::Body>, ureq::Error> {
+        let mut request = http::Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.insert(AUTHORIZATION, authorization.0.clone());
+        headers.insert(USER_AGENT, self.user_agent.clone());
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(ct) = content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        if remaining + TIMEOUT_SLACK >= self.request_timeout {
+            return agent.run(request);
+        }
+        let request = agent
+            .configure_request(request)
+            .timeout_global(Some(remaining))
+            .timeout_connect(Some(self.connect_timeout.min(remaining)))
+            .build();
+        agent.run(request)
+    }
+}
+
+fn make_agent(config: &ureq::config::Config) -> ureq::Agent {
+    ureq::Agent::with_parts(
+        config.clone(),
+        DefaultConnector::new().chain(GuardingConnector),
+        CachingResolver::default(),
+    )
+}
+
+fn parse_uri(base_url: &str, path: &str) -> Result<Uri> {
+    Uri::try_from(format!("{base_url}{path}"))
+        .map_err(|e| Error::config(format!("the URL of {path} is not valid: {e}")))
+}
+
+/// The longest `Retry-After` taken as it is; a longer one is cut to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// `Retry-After` in seconds (the contract's form) or as an HTTP date (RFC 9110: IMF-fixdate, or the obsolete
+/// RFC 850 and asctime forms), measured from `now_unix_ms` on the wall clock. A date already past is 0;
+/// anything beyond a day is a day.
+fn parse_retry_after(v: &str, now_unix_ms: i64) -> Option<Duration> {
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
+    }
+    let at = time::parse_http_date_ms(v)?;
+    let ms = u64::try_from(at.saturating_sub(now_unix_ms)).unwrap_or(0);
+    Some(Duration::from_millis(ms).min(MAX_RETRY_AFTER))
+}
+
+fn rustls_error(e: &rustls::Error) -> Error {
+    use rustls::CertificateError as C;
+    let kind = match e {
+        rustls::Error::InvalidCertificate(
+            C::Expired | C::NotValidYet | C::ExpiredContext { .. } | C::NotValidYetContext { .. },
+        ) => ErrorKind::TlsCertTime,
+        _ => ErrorKind::Tls,
+    };
+    let mut err = Error::new(kind, format!("TLS: {e}"));
+    if kind == ErrorKind::TlsCertTime {
+        err.message.push_str(" (check the device clock)");
+    }
+    err.retryable = false;
+    err
+}
+
+fn io_error(e: &std::io::Error) -> Error {
+    use std::io::ErrorKind as K;
+    if let Some(inner) = e.get_ref() {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return rustls_error(tls);
+        }
+    }
+    match e.kind() {
+        K::TimedOut | K::WouldBlock => Error::new(ErrorKind::Timeout, format!("timed out: {e}")),
+        _ => Error::new(ErrorKind::Network, format!("network: {e}")),
+    }
+}
+
+pub(crate) fn map_ureq_error(e: ureq::Error) -> Error {
+    use ureq::Error as U;
+    match &e {
+        U::Timeout(t) => Error::new(ErrorKind::Timeout, format!("timed out ({t})")),
+        U::Io(io) => io_error(io),
+        U::Rustls(r) => rustls_error(r),
+        U::Tls(_) | U::Pem(_) => {
+            let mut err = Error::new(ErrorKind::Tls, format!("TLS: {e}"));
+            err.retryable = false;
+            err
+        }
+        U::HostNotFound => Error::new(ErrorKind::Network, "host not found (DNS)"),
+        U::ConnectionFailed => Error::new(ErrorKind::Network, "connection failed"),
+        U::BadUri(_) | U::RequireHttpsOnly(_) | U::InvalidProxyUrl => Error::config(e.to_string()),
+        _ => Error::protocol(format!("HTTP: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_auth_header_is_checked_once_and_never_printed() {
+        let h = AuthHeader::with_scheme("Bearer ", &Secret::new("tok-123")).unwrap();
+        assert_eq!(h.0.to_str().unwrap(), "Bearer tok-123");
+        assert!(h.0.is_sensitive());
+        assert_eq!(format!("{h:?}"), "<redacted>");
+        let err = AuthHeader::with_scheme("Bearer ", &Secret::new("tok\r\nX-Evil: 1")).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Protocol);
+        assert!(!err.message.contains("X-Evil"), "{}", err.message);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_as_an_http_date() {
+        // 2015-10-21T07:28:00Z
+        let now = 1_445_412_480_000;
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("999999999", now), Some(Duration::from_secs(86_400)));
+        let later = Some(Duration::from_secs(90));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:29:30 GMT", now), later);
+        assert_eq!(parse_retry_after("Wednesday, 21-Oct-15 07:29:30 GMT", now), later, "RFC 850");
+        assert_eq!(parse_retry_after("Wed Oct 21 07:29:30 2015", now), later, "asctime");
+        assert_eq!(parse_retry_after("Wed Oct  1 07:29:30 2015", now), Some(Duration::ZERO), "asctime, past");
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(Duration::ZERO), "already past");
+        assert_eq!(parse_retry_after("Sat, 21 Oct 2017 07:28:00 GMT", now), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 EST", now), None);
+        assert_eq!(parse_retry_after("Wed, 32 Oct 2015 07:28:00 GMT", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,264 @@
+//! Peak memory of reading large answers, within the 8 MiB answer bound: at most 4x the answer's size plus
+//! 1 MiB, for a catalog of 200,000 commands, a batch answer with 60,000 results beyond the 100 items sent,
+//! and 60,000 pending desired states, each read through the C ABI; and, for a catalog of 500,000 minimal
+//! commands (`{"id":N}`), that plus the C list's own cost, 72 bytes an item (a `realer_command` is seven
+//! pointers, then its id's text). The client runs in a child process (this
+//! test binary run again), so that its heap and its resident set are its own: the heap is counted by a
+//! global allocator, the resident set by Linux's peak RSS (VmHWM, reset before the call). realer-sim runs in
+//! the parent and serves each answer verbatim (its `answer` fault).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::{CStr, CString};
+use std::process::Command;
+use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use realer::ffi::catalog::*;
+use realer::ffi::client::*;
+use realer::ffi::config::*;
+use realer::ffi::desired::*;
+use realer::ffi::error::*;
+use realer::ffi::feed::*;
+use realer_sim::{builtin, Fault, Sim, SimOptions, Target};
+
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = CURRENT.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) };
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, layout, new_size) };
+        if !q.is_null() {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const TEST_NAME: &str = "peak_memory_of_large_answers_is_bounded_by_their_size";
+const MIB: usize = 1024 * 1024;
+
+fn status_kib(field: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
+}
+
+fn catalog_body() -> String {
+    let mut s = String::from("{\"code\":2000,\"commands\":[");
+    for i in 0..200_000 {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!("{{\"id\":{},\"value\":\"{}.0\"}}", 100_000 + i, i % 10));
+    }
+    s.push_str("]}");
+    s
+}
+
+fn minimal_catalog_body() -> String {
+    let mut s = String::from("{\"code\":2000,\"commands\":[");
+    for i in 0..500_000 {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!("{{\"id\":{}}}", 100_000 + i));
+    }
+    s.push_str("]}");
+    s
+}
+
+/// What an item of a C list costs beyond the answer's text (see the module's comment).
+const C_LIST_ITEM: usize = 72;
+
+fn batch_body(message_ids: &[String]) -> String {
+    let mut s = String::from("{\"code\":2000,\"status\":\"completed\",\"results\":[");
+    for (i, id) in message_ids.iter().enumerate() {
+        s.push_str(&format!("{{\"index\":{i},\"message_id\":\"{id}\",\"status\":\"created\",\"feed_data_id\":{i}}},"));
+    }
+    for i in 0..60_000 {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "{{\"index\":{},\"message_id\":\"extra-{i:08}\",\"status\":\"created\",\"feed_data_id\":{}}}",
+            100 + i,
+            1_000_000 + i
+        ));
+    }
+    s.push_str("]}");
+    s
+}
+
+fn desired_body() -> String {
+    let mut s = String::from("{\"code\":2000,\"desired_states\":[");
+    for i in 0..60_000 {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "{{\"desired_id\":\"des_{i:026}\",\"command_id\":{},\"value\":\"1.0\",\"sequence_number\":{i},\"expires_at\":\"2099-01-01T00:00:00Z\"}}",
+            i % 500
+        ));
+    }
+    s.push_str("]}");
+    s
+}
+
+fn message_ids() -> Vec<String> {
+    (0..100).map(|i| format!("memtest-{i:04}")).collect()
+}
+
+/// The child: one call through the C ABI, measured; prints `MEMTEST <heap peak> <rss peak>` in bytes.
+fn child(case: &str) {
+    let cstr = |s: String| CString::new(s).unwrap();
+    let var = |k: &str| cstr(std::env::var(k).unwrap());
+    unsafe {
+        let cfg = realer_config_new();
+        assert_eq!(realer_config_set_base_url(cfg, var("REALER_BASE_URL").as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_ca_file(cfg, var("REALER_CA_FILE").as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_device_id(cfg, cstr(builtin::DEVICE_ID.into()).as_ptr()), REALER_OK);
+        let (id, secret) = (cstr(builtin::CLIENT_ID.into()), cstr(builtin::CLIENT_SECRET.into()));
+        assert_eq!(realer_config_set_credentials(cfg, id.as_ptr(), secret.as_ptr()), REALER_OK);
+        let mut client = null_mut();
+        assert_eq!(realer_client_new(cfg, &mut client), REALER_OK);
+        realer_config_free(cfg);
+        // The token and the TLS connection are there before the measure starts.
+        assert_eq!(realer_authenticate(client), REALER_OK);
+        let ids: Vec<CString> = message_ids().into_iter().map(cstr).collect();
+        let (sensor, value) = (cstr("7".into()), cstr("1".into()));
+        let items: Vec<realer_feed_item> = ids
+            .iter()
+            .map(|id| {
+                let mut it = std::mem::zeroed::<realer_feed_item>();
+                realer_feed_item_init(&mut it);
+                it.sensor_id = sensor.as_ptr();
+                it.value = value.as_ptr();
+                it.message_id = id.as_ptr();
+                it
+            })
+            .collect();
+
+        let baseline = CURRENT.load(Ordering::Relaxed);
+        PEAK.store(baseline, Ordering::Relaxed);
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let rss_before = status_kib("VmRSS:");
+        let status = match case {
+            "catalog" | "minimal catalog" => {
+                let mut list = null_mut();
+                let st = realer_fetch_commands(client, &mut list);
+                assert_eq!(realer_commands_len(list), if case == "catalog" { 200_000 } else { 500_000 });
+                realer_commands_free(list);
+                st
+            }
+            "batch" => {
+                let mut out = null_mut();
+                let st = realer_post_feed_batch(client, items.as_ptr(), items.len(), &mut out);
+                assert_eq!(realer_batch_result_len(out), 100);
+                realer_batch_result_free(out);
+                st
+            }
+            "desired" => {
+                let mut list = null_mut();
+                let st = realer_desired_states_fetch(client, &mut list);
+                assert_eq!(realer_desired_states_len(list), 60_000);
+                realer_desired_states_free(list);
+                st
+            }
+            other => panic!("unknown case {other}"),
+        };
+        let heap = PEAK.load(Ordering::Relaxed) - baseline;
+        let rss = status_kib("VmHWM:").saturating_sub(rss_before) * 1024;
+        if status != REALER_OK {
+            let e = &*realer_last_error();
+            panic!("{case}: status {status}: {}", CStr::from_ptr(e.message).to_string_lossy());
+        }
+        realer_client_free(client);
+        let _ = null::<u8>();
+        println!("MEMTEST {heap} {rss}");
+    }
+}
+
+#[test]
+fn peak_memory_of_large_answers_is_bounded_by_their_size() {
+    if let Ok(case) = std::env::var("REALER_MEMTEST_CASE") {
+        child(&case);
+        return;
+    }
+    let sim = Sim::start(SimOptions { quiet: true, ..Default::default() }).expect("realer-sim starts");
+    let dir = std::env::temp_dir().join(format!("realer-memtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, sim.ca_pem()).unwrap();
+
+    println!("| answer | bytes | heap peak | RSS peak | limit (4x + 1 MiB, + 72 bytes an item of a minimal list) |");
+    println!("|---|---:|---:|---:|---:|");
+    for (case, body, target) in [
+        ("catalog", catalog_body(), Target::Catalog),
+        ("minimal catalog", minimal_catalog_body(), Target::Catalog),
+        ("batch", batch_body(&message_ids()), Target::Batch),
+        ("desired", desired_body(), Target::Path("/iot/v1/devices/12345/desired-states".into())),
+    ] {
+        assert!(body.len() <= 8 * MIB, "{case}: {} bytes is over the answer bound", body.len());
+        let size = body.len();
+        sim.inject(Fault::Answer { status: 200, body }, target, 1);
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+            .env("REALER_MEMTEST_CASE", case)
+            .env("REALER_BASE_URL", sim.base_url())
+            .env("REALER_CA_FILE", &ca)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{case}: child failed\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let figures: Vec<usize> = stdout
+            .lines()
+            .find_map(|l| Some(&l[l.find("MEMTEST ")? + "MEMTEST ".len()..]))
+            .unwrap_or_else(|| panic!("{case}: no MEMTEST line\n{stdout}"))
+            .split_whitespace()
+            .take(2)
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let (heap, rss) = (figures[0], figures[1]);
+        let items = if case == "minimal catalog" { 500_000 } else { 0 };
+        let limit = 4 * size + MIB + C_LIST_ITEM * items;
+        println!(
+            "| {case} | {size} | {heap} ({:.2}x) | {rss} ({:.2}x) | {limit} |",
+            heap as f64 / size as f64,
+            rss as f64 / size as f64
+        );
+        assert!(heap <= limit, "{case}: heap peak {heap} > {limit} for a {size}-byte answer");
+        assert!(rss <= limit, "{case}: RSS peak {rss} > {limit} for a {size}-byte answer");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
