@@ -6,7 +6,7 @@ import enum
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Union
 
 from typing_extensions import Self
 
@@ -27,9 +27,12 @@ class _StrEnum(str, enum.Enum):  # type: ignore[misc]  # members are in the subc
     def __str__(self) -> str: ...
 
 class DesiredAction(_StrEnum):
-    NONE = "none"
     APPLY = "apply"
     STALE = "stale"
+
+class DesiredSource(_StrEnum):
+    DESIRED_STATES = "desired_states"
+    CATALOG = "catalog"
 
 class Outcome(_StrEnum):
     CREATED = "created"
@@ -50,10 +53,6 @@ class Command:
     value_type: Optional[str] = None
     kind: Optional[str] = None
     pin_port: Optional[str] = None
-    desired_id: Optional[str] = None
-    sequence_number: Optional[int] = None
-    expires_at: Optional[str] = None
-    expires_at_unix_ms: Optional[int] = None
     error_type: Optional[str] = None
     error_message: Optional[str] = None
 
@@ -79,6 +78,25 @@ class FeedItem:
     sequence_number: Optional[int] = None
 
 @dataclass(frozen=True)
+class DesiredState:
+    command_id: str
+    value: Optional[str]
+    value_type: Optional[str]
+    desired_id: Optional[str]
+    sequence_number: Optional[int]
+    expires_at: Optional[str]
+    expires_at_unix_ms: Optional[int]
+    action: DesiredAction
+    def answer(self, value: _Value, report_status: Union[ReportStatus, str] = "applied") -> FeedItem: ...
+
+@dataclass(frozen=True)
+class DesiredStates:
+    source: DesiredSource
+    states: list[DesiredState]
+    def __iter__(self) -> Iterator[DesiredState]: ...
+    def __len__(self) -> int: ...
+
+@dataclass(frozen=True)
 class PostResult:
     outcome: Outcome
     feed_data_id: Optional[int]
@@ -86,6 +104,7 @@ class PostResult:
     value_received_at: str
     http_status: int
     code: int
+    warnings: Optional[str] = None
 
 @dataclass(frozen=True)
 class ItemResult:
@@ -98,6 +117,7 @@ class ItemResult:
     error_type: Optional[str] = None
     error_message: Optional[str] = None
     details: Optional[dict[str, Any]] = None
+    warnings: Optional[str] = None
     @property
     def ok(self) -> bool: ...
 
@@ -115,6 +135,7 @@ class OutboxStats:
     bytes: int
     oldest_age_ms: Optional[int]
     dropped: int
+    dead_dropped: int = 0
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -127,6 +148,7 @@ class DeadLetter:
     failed_at_unix_ms: int
 
 def version() -> str: ...
+def values_equal(value_type: str, a: _Value, b: _Value) -> bool: ...
 def format_timestamp(unix_ms: int = 0) -> str: ...
 
 class Client:
@@ -154,6 +176,10 @@ class Client:
     ) -> None: ...
     @classmethod
     def from_env(cls, **overrides: Any) -> Client: ...
+    @classmethod
+    def from_file(cls, path: _PathLike, **overrides: Any) -> Client: ...
+    def cancel(self) -> None: ...
+    def resume(self) -> None: ...
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
@@ -165,7 +191,8 @@ class Client:
     def command(self, id: _Id) -> Optional[Command]: ...
     def sensors(self) -> list[Sensor]: ...
     def sensor(self, id: _Id) -> Optional[Sensor]: ...
-    def desired_action(self, command: Command, now_unix_ms: int = 0) -> DesiredAction: ...
+    def desired_states(self) -> DesiredStates: ...
+    def post_item(self, item: FeedItem) -> PostResult: ...
     def post(
         self,
         sensor_id: Optional[_Id] = None,
