@@ -96,6 +96,11 @@ fn a_post_on_a_dripping_server_and_a_catalog_fetch_are_cancelled_promptly() {
     assert_prompt("catalog fetch", took);
     assert_eq!(r.unwrap_err().kind, ErrorKind::Cancelled);
     client.resume();
+    sim.inject(Fault::Drip { ms: 50 }, Target::Catalog, 1);
+    let (r, took) = cancel_during(&client, Duration::from_millis(400), |c| c.fetch_commands());
+    assert_prompt("catalog fetch (dripping)", took);
+    assert_eq!(r.unwrap_err().kind, ErrorKind::Cancelled);
+    client.resume();
     sim.inject(Fault::Drip { ms: 50 }, Target::Any, 1);
     let (r, took) = cancel_during(&client, Duration::from_millis(400), |c| c.fetch_desired_states());
     assert_prompt("desired states (dripping)", took);
@@ -155,6 +160,32 @@ fn a_flush_blocked_on_a_silent_server_keeps_every_item_and_a_later_flush_stores_
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 250, "no message_id stored twice");
+    drop(client);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_flush_on_a_dripping_server_is_cancelled_and_keeps_its_items() {
+    let dir = std::env::temp_dir().join(format!("realer-cancel-drip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sim = sim();
+    let mut cfg = config(&sim);
+    cfg.set_timeouts(Duration::from_secs(5), Duration::from_secs(30)).unwrap();
+    cfg.set_outbox(dir.join("outbox.db").to_str().unwrap(), 0, 0).unwrap();
+    let client = Arc::new(Client::new(&cfg).unwrap());
+    client.outbox_push_many(&(0..20).map(|i| reading(&format!("drip-{i}"))).collect::<Vec<_>>()).unwrap();
+    sim.inject(Fault::Drip { ms: 50 }, Target::Batch, 1);
+    let ((report, err), took) = cancel_during(&client, Duration::from_millis(500), |c| c.outbox_flush(0));
+    assert_prompt("outbox flush (dripping)", took);
+    assert_eq!(err.unwrap().kind, ErrorKind::Cancelled);
+    assert_eq!(report.pending, 20);
+    client.resume();
+    let (report, err) = client.outbox_flush(0);
+    assert!(err.is_none(), "{err:?}");
+    // The dripping server stored them: the resend is a replay under the same message_ids.
+    assert_eq!((report.replayed, report.pending), (20, 0), "{report:?}");
+    assert_eq!(sim.records().len(), 20);
     drop(client);
     std::fs::remove_dir_all(&dir).unwrap();
 }

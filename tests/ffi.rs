@@ -454,3 +454,39 @@ fn timestamps_format_into_caller_buffers() {
         expect(realer_format_timestamp(i64::MAX, buf.as_mut_ptr(), buf.len()), REALER_ERR_INVALID_ARGUMENT, "9999");
     }
 }
+
+/// Through the C ABI: with the batch endpoint missing (404), `realer_post_feed_batch` still stores every
+/// item exactly once, one by one (issue 11).
+#[test]
+fn a_batch_post_without_the_batch_endpoint_stores_each_item_once() {
+    let sim = sim();
+    sim.inject(Fault::NotFound, Target::Batch, 1000);
+    unsafe {
+        let cfg = realer_config_new();
+        let (url, ca) = (cstr(&sim.base_url()), sim.ca_pem());
+        expect(realer_config_set_base_url(cfg, url.as_ptr()), REALER_OK, "");
+        expect(realer_config_set_ca_pem(cfg, ca.as_ptr(), ca.len()), REALER_OK, "");
+        expect(realer_config_set_device_id(cfg, cstr(builtin::DEVICE_ID).as_ptr()), REALER_OK, "");
+        let (id, secret) = (cstr(builtin::CLIENT_ID), cstr(builtin::CLIENT_SECRET));
+        expect(realer_config_set_credentials(cfg, id.as_ptr(), secret.as_ptr()), REALER_OK, "");
+        let mut client = null_mut();
+        expect(realer_client_new(cfg, &mut client), REALER_OK, "");
+        realer_config_free(cfg);
+        let (sensor, value) = (cstr("7"), cstr("21.4"));
+        let ids: Vec<CString> = (0..130).map(|i| cstr(&format!("ffi-nobatch-{i}"))).collect();
+        let items: Vec<realer_feed_item> =
+            ids.iter().map(|id| realer_feed_item { message_id: id.as_ptr(), ..item(&sensor, &value) }).collect();
+        let mut out = null_mut();
+        expect(realer_post_feed_batch(client, items.as_ptr(), items.len(), &mut out), REALER_OK, "");
+        assert_eq!(realer_batch_result_len(out), 130);
+        for i in 0..130 {
+            assert_eq!((*realer_batch_result_get(out, i)).outcome, REALER_FEED_OUTCOME_CREATED);
+        }
+        realer_batch_result_free(out);
+        realer_client_free(client);
+    }
+    let records = sim.records();
+    assert_eq!(records.len(), 130);
+    assert!(records.iter().all(|r| r.times_received == 1));
+    assert_eq!(sim.request_log().iter().filter(|e| e.path.ends_with("/batches")).count(), 1);
+}
