@@ -3,7 +3,7 @@
 // `Error` carries everything Realer said (type, message, request id, details); it travels only on the
 // failure path, where moving ~150 bytes costs nothing next to the network round trip it describes.
 #![allow(clippy::result_large_err)]
-// Only the C boundary may hold unsafe code; the compiler checks it.
+// Only the C boundary may hold code the compiler cannot check (`unsafe_code` denied, allowed on `ffi`).
 #![deny(unsafe_code)]
 
 mod auth;

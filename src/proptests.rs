@@ -24,8 +24,8 @@ use crate::ffi::error::{status_of, REALER_OK};
 use crate::transport::{Answer, AuthHeader, Body, Method, Transport};
 use crate::{auth, codes, desired, json, time};
 
-// The memory rule, measured by the counting allocator of the unit tests (in `ffi`: the one place for
-// unsafe code).
+// The memory rule, measured by the counting allocator of the unit tests (in `ffi`, the one module where
+// code the compiler cannot check may live).
 use crate::ffi::heap_meter::measure;
 
 const MIB: usize = 1024 * 1024;
