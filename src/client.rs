@@ -670,7 +670,8 @@ impl Client {
         }
         let mut body = String::with_capacity(chunk.iter().map(|p| p.body.len() + 1).sum::<usize>() + 12);
         feed::write_items_envelope(&mut body, chunk);
-        let refusal = match self.call_reading(Method::Post, &self.batches_path, Some(body.as_bytes()), read_code) {
+        // Every arm that does not return falls back to sending the chunk one by one.
+        match self.call_reading(Method::Post, &self.batches_path, Some(body.as_bytes()), read_code) {
             Ok((answer, ())) => {
                 let ids: Vec<String> = chunk.iter().map(|p| p.message_id.clone()).collect();
                 match feed::parse_batch(answer.status, &answer.body, &ids) {
@@ -681,7 +682,6 @@ impl Client {
                     Err(e) => {
                         log!(self.config.logger, Level::Warn, "batch answer unreadable ({e}); sending one by one");
                         *lock(&self.batches_missing) = Some(Instant::now());
-                        BatchRefusal::OneByOne
                     }
                 }
             }
@@ -708,11 +708,9 @@ impl Client {
                         );
                         *lock(&self.batches_missing) = Some(Instant::now());
                     }
-                    BatchRefusal::OneByOne
                 }
             },
-        };
-        debug_assert!(matches!(refusal, BatchRefusal::OneByOne));
+        }
         self.send_one_by_one(chunk, out)
     }
 

@@ -49,6 +49,17 @@ fn assert_prompt(what: &str, took: Duration) {
     assert!(took < PROMPT, "{what} took {took:?} after the cancel");
 }
 
+/// A patient client with an outbox in a fresh directory (removed by the caller).
+fn outbox_client(sim: &Sim, name: &str) -> (Arc<Client>, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("realer-cancel-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = config(sim);
+    cfg.set_timeouts(Duration::from_secs(5), Duration::from_secs(30)).unwrap();
+    cfg.set_outbox(dir.join("outbox.db").to_str().unwrap(), 0, 0).unwrap();
+    (Arc::new(Client::new(&cfg).unwrap()), dir)
+}
+
 fn reading(id: &str) -> FeedItem {
     FeedItem { message_id: Some(id.into()), ..FeedItem::sensor("7", "21.4") }
 }
@@ -132,14 +143,8 @@ fn a_token_request_and_a_backoff_wait_are_cancelled() {
 
 #[test]
 fn a_flush_blocked_on_a_silent_server_keeps_every_item_and_a_later_flush_stores_each_once() {
-    let dir = std::env::temp_dir().join(format!("realer-cancel-flush-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     let sim = sim();
-    let mut cfg = config(&sim);
-    cfg.set_timeouts(Duration::from_secs(5), Duration::from_secs(30)).unwrap();
-    cfg.set_outbox(dir.join("outbox.db").to_str().unwrap(), 0, 0).unwrap();
-    let client = Arc::new(Client::new(&cfg).unwrap());
+    let (client, dir) = outbox_client(&sim, "flush");
     let items: Vec<FeedItem> = (0..250).map(|i| reading(&format!("f-{i}"))).collect();
     client.outbox_push_many(&items).unwrap();
     // The first batch is answered; the second is stored but never answered.
@@ -166,14 +171,8 @@ fn a_flush_blocked_on_a_silent_server_keeps_every_item_and_a_later_flush_stores_
 
 #[test]
 fn a_flush_on_a_dripping_server_is_cancelled_and_keeps_its_items() {
-    let dir = std::env::temp_dir().join(format!("realer-cancel-drip-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     let sim = sim();
-    let mut cfg = config(&sim);
-    cfg.set_timeouts(Duration::from_secs(5), Duration::from_secs(30)).unwrap();
-    cfg.set_outbox(dir.join("outbox.db").to_str().unwrap(), 0, 0).unwrap();
-    let client = Arc::new(Client::new(&cfg).unwrap());
+    let (client, dir) = outbox_client(&sim, "drip");
     client.outbox_push_many(&(0..20).map(|i| reading(&format!("drip-{i}"))).collect::<Vec<_>>()).unwrap();
     sim.inject(Fault::Drip { ms: 50 }, Target::Batch, 1);
     let ((report, err), took) = cancel_during(&client, Duration::from_millis(500), |c| c.outbox_flush(0));
