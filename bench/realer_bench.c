@@ -1,5 +1,5 @@
 /* realer_bench: librealer from C, as firmware would use it. One token, then N readings posted one by one
- * (realer_post_feed_data) or in batches of 100 (realer_post_feed_batch), over the connection the token
+ * (realer_feed_post) or in batches of 100 (realer_feed_post_batch), over the connection the token
  * request opened. Prints one machine-readable line: the CPU (user + sys), wall time and peak RSS of the
  * measured phase (the N readings; configuration, TLS handshake and token come before it).
  *
@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     realer_client *client = NULL;
     if ((s = realer_client_new(config, &client)) != REALER_OK) fail("realer_client_new", s);
     realer_config_free(config);
-    if ((s = realer_authenticate(client)) != REALER_OK) fail("realer_authenticate", s);
+    if ((s = realer_client_authenticate(client)) != REALER_OK) fail("realer_client_authenticate", s);
 
     double user0 = user_s(), sys0 = sys_s(), wall0 = now_s();
     if (!batch) {
@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
             message_id(id, sizeof id, (unsigned long long)i);
             item.message_id = id;
             realer_feed_result out;
-            if ((s = realer_post_feed_data(client, &item, &out)) != REALER_OK) fail("realer_post_feed_data", s);
+            if ((s = realer_feed_post(client, &item, &out)) != REALER_OK) fail("realer_feed_post", s);
             if (out.outcome != REALER_FEED_OUTCOME_CREATED || out.http_status != 201 || out.code != 2000) {
                 fprintf(stderr, "realer_bench: reading %ld: outcome %d, http %d, code %d\n", i, (int)out.outcome,
                         (int)out.http_status, (int)out.code);
@@ -89,8 +89,8 @@ int main(int argc, char **argv) {
                 items[j].message_id = ids[j];
             }
             realer_batch_result *results = NULL;
-            if ((s = realer_post_feed_batch(client, items, BATCH, &results)) != REALER_OK)
-                fail("realer_post_feed_batch", s);
+            if ((s = realer_feed_post_batch(client, items, BATCH, &results)) != REALER_OK)
+                fail("realer_feed_post_batch", s);
             if (realer_batch_result_len(results) != BATCH) {
                 fprintf(stderr, "realer_bench: %zu results for %d items\n", realer_batch_result_len(results), BATCH);
                 return 1;

@@ -158,7 +158,7 @@ static void read_sensor(const realer_sensor *sensor, unsigned reading, char *val
 static int post_item(const realer_client *client, const realer_feed_item *item, const char *what)
 {
     realer_feed_result result;
-    realer_status status = realer_post_feed_data(client, item, &result);
+    realer_status status = realer_feed_post(client, item, &result);
 
     if (status != REALER_OK) {
         /* result.message_id is set even now: a retry of the same event must reuse it. */
@@ -227,7 +227,7 @@ static realer_client *connect_from_env(const char *outbox_path)
         return NULL;
     }
     /* Optional (every call fetches a token when it needs one), but it tells bad credentials apart early. */
-    status = realer_authenticate(client);
+    status = realer_client_authenticate(client);
     if (status != REALER_OK) {
         print_failure("authenticating", status);
         realer_client_free(client);
@@ -425,7 +425,7 @@ static int post_readings_one_by_one(const realer_client *client, const realer_se
         }
         read_sensor(s, 0, value, sizeof value);
         /* When the value was observed, not when it is sent: readings may wait in a queue. */
-        status = realer_format_timestamp(0, observed_at, sizeof observed_at);
+        status = realer_timestamp_format(0, observed_at, sizeof observed_at);
         if (status != REALER_OK) {
             print_failure("formatting the reading's time", status);
             failures++;
@@ -478,7 +478,7 @@ static int post_readings_as_batch(const realer_client *client, const realer_sens
         free(values);
         return 1;
     }
-    status = realer_format_timestamp(0, observed_at, sizeof observed_at);
+    status = realer_timestamp_format(0, observed_at, sizeof observed_at);
     if (status != REALER_OK) {
         print_failure("formatting the readings' time", status);
         failures++;
@@ -515,7 +515,7 @@ static int post_readings_as_batch(const realer_client *client, const realer_sens
     }
 
     /* REALER_OK means Realer answered; each item may still have been rejected on its own. */
-    status = realer_post_feed_batch(client, items, count, &results);
+    status = realer_feed_post_batch(client, items, count, &results);
     if (status != REALER_OK) {
         print_failure("posting the batch", status);
         failures++;
@@ -603,7 +603,7 @@ static int flush_outbox(const realer_client *client, int *waiting)
         failures++;
     }
 
-    status = realer_outbox_stats_get(client, &stats);
+    status = realer_outbox_stats_read(client, &stats);
     if (status != REALER_OK) {
         print_failure("reading the outbox's state", status);
         return failures + 1;
@@ -668,13 +668,13 @@ int main(int argc, char **argv)
     }
     watch_client(client);
 
-    status = realer_fetch_commands(client, &commands);
+    status = realer_commands_fetch(client, &commands);
     if (status != REALER_OK) {
         print_failure("reading the commands", status);
         failures++;
         goto done;
     }
-    status = realer_fetch_sensors(client, &sensors);
+    status = realer_sensors_fetch(client, &sensors);
     if (status != REALER_OK) {
         print_failure("reading the sensors", status);
         failures++;

@@ -29,17 +29,17 @@
 #define REALER_VALUE_RECEIVED_AT_SIZE 40
 
 /**
- * Bytes `realer_format_timestamp` needs, its NUL included.
+ * Bytes `realer_timestamp_format` needs, its NUL included.
  */
 #define REALER_TIMESTAMP_SIZE 25
 
 /**
- * The most items one `realer_post_feed_batch` call takes.
+ * The most items one `realer_feed_post_batch` call takes.
  */
 #define REALER_BATCH_MAX_ITEMS 100000
 
 /**
- * The results of `realer_post_feed_batch`, one per item in order; free with `realer_batch_result_free`.
+ * The results of `realer_feed_post_batch`, one per item in order; free with `realer_batch_result_free`.
  */
 typedef struct realer_batch_result realer_batch_result;
 
@@ -311,7 +311,7 @@ typedef struct realer_error {
 typedef int32_t realer_feed_outcome;
 
 /**
- * The result of `realer_post_feed_data`. Caller-owned; always written once the arguments could be read.
+ * The result of `realer_feed_post`. Caller-owned; always written once the arguments could be read.
  */
 typedef struct realer_feed_result {
   /**
@@ -661,7 +661,7 @@ extern "C" {
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
  */
-realer_status realer_fetch_commands(const struct realer_client *client,
+realer_status realer_commands_fetch(const struct realer_client *client,
                                     struct realer_commands **out);
 
 /**
@@ -671,25 +671,25 @@ realer_status realer_fetch_commands(const struct realer_client *client,
  * # Safety
  * `client` is NULL or live; `id` is NULL or NUL-terminated; `out` is NULL or writable.
  */
-realer_status realer_fetch_command(const struct realer_client *client,
+realer_status realer_command_fetch(const struct realer_client *client,
                                    const char *id,
                                    struct realer_commands **out);
 
 /**
- * Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors); as `realer_fetch_commands`.
+ * Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors); as `realer_commands_fetch`.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
  */
-realer_status realer_fetch_sensors(const struct realer_client *client, struct realer_sensors **out);
+realer_status realer_sensors_fetch(const struct realer_client *client, struct realer_sensors **out);
 
 /**
- * Reads one sensor by id; `*out` holds a list of exactly one sensor. As `realer_fetch_command`.
+ * Reads one sensor by id; `*out` holds a list of exactly one sensor. As `realer_command_fetch`.
  *
  * # Safety
  * `client` is NULL or live; `id` is NULL or NUL-terminated; `out` is NULL or writable.
  */
-realer_status realer_fetch_sensor(const struct realer_client *client,
+realer_status realer_sensor_fetch(const struct realer_client *client,
                                   const char *id,
                                   struct realer_sensors **out);
 
@@ -770,13 +770,13 @@ void realer_client_free(struct realer_client *client);
  * # Safety
  * `client` is NULL or live.
  */
-realer_status realer_authenticate(const struct realer_client *client);
+realer_status realer_client_authenticate(const struct realer_client *client);
 
 /**
  * Cancels every call in progress on `client` and refuses new ones, so that a firmware shutdown never waits
  * on the network: each returns `REALER_ERR_CANCELLED` promptly (a blocked read or write at once; a TCP
  * connect in progress, rare, within its connect timeout), and every call started afterwards returns it at
- * once, until `realer_client_resume`. Nothing is lost: a cancelled `realer_post_feed_data` is
+ * once, until `realer_client_resume`. Nothing is lost: a cancelled `realer_feed_post` is
  * `REALER_FEED_OUTCOME_NOT_SENT` with its `message_id` (an item that may have reached Realer is sent again
  * later under the same `message_id`: Realer answers it idempotent), a cancelled flush leaves every
  * unconfirmed item pending. Callable from any thread, several at once; not from inside a signal handler
@@ -971,7 +971,7 @@ realer_status realer_config_from_file(struct realer_config *config,
  * command's catalog value (GET …/commands), to apply where the actuator differs. States already answered, or
  * queued in the outbox to be, are left out. On success `*out` holds the list (possibly empty: nothing
  * pending); free it with `realer_desired_states_free`. Answer each state with `realer_feed_item_init_answer`
- * and `realer_post_feed_data` (or `realer_outbox_push`).
+ * and `realer_feed_post` (or `realer_outbox_push`).
  * `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: unreadable answer;
  * `REALER_ERR_STORAGE`: the outbox file could not be read.
  *
@@ -1086,9 +1086,9 @@ realer_status realer_feed_item_init(struct realer_feed_item *item);
  * # Safety
  * `client` is NULL or live; `item` is NULL or readable with valid strings; `out` is NULL or writable.
  */
-realer_status realer_post_feed_data(const struct realer_client *client,
-                                    const struct realer_feed_item *item,
-                                    struct realer_feed_result *out);
+realer_status realer_feed_post(const struct realer_client *client,
+                               const struct realer_feed_item *item,
+                               struct realer_feed_result *out);
 
 /**
  * Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
@@ -1109,7 +1109,7 @@ realer_status realer_post_feed_data(const struct realer_client *client,
  * `client` is NULL or live; `items` is NULL or points to `count` readable items with valid strings;
  * `out` is NULL or writable.
  */
-realer_status realer_post_feed_batch(const struct realer_client *client,
+realer_status realer_feed_post_batch(const struct realer_client *client,
                                      const struct realer_feed_item *items,
                                      size_t count,
                                      struct realer_batch_result **out);
@@ -1135,7 +1135,7 @@ const struct realer_item_result *realer_batch_result_get(const struct realer_bat
  * Frees a batch result and its strings. NULL is accepted.
  *
  * # Safety
- * `result` is NULL or from `realer_post_feed_batch`, and is not used afterwards.
+ * `result` is NULL or from `realer_feed_post_batch`, and is not used afterwards.
  */
 void realer_batch_result_free(struct realer_batch_result *result);
 
@@ -1148,14 +1148,14 @@ void realer_batch_result_free(struct realer_batch_result *result);
  * # Safety
  * `buf` is NULL or points to `len` writable bytes.
  */
-realer_status realer_format_timestamp(int64_t unix_ms,
+realer_status realer_timestamp_format(int64_t unix_ms,
                                       char *buf,
                                       size_t len);
 
 /**
- * The `warnings` of the last `realer_post_feed_data` on the calling thread, as JSON text ("" when Realer
+ * The `warnings` of the last `realer_feed_post` on the calling thread, as JSON text ("" when Realer
  * sent none, or an empty list). Their contents are not documented by Realer: log them. Never NULL; valid
- * until the next `realer_post_feed_data` on this thread.
+ * until the next `realer_feed_post` on this thread.
  */
 const char *realer_last_warnings(void);
 
@@ -1245,8 +1245,8 @@ realer_status realer_outbox_flush(const struct realer_client *client,
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
  */
-realer_status realer_outbox_stats_get(const struct realer_client *client,
-                                      struct realer_outbox_stats *out);
+realer_status realer_outbox_stats_read(const struct realer_client *client,
+                                       struct realer_outbox_stats *out);
 
 /**
  * Reads every dead letter, oldest first, into `*out`; free it with `realer_dead_letters_free`.

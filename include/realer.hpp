@@ -188,7 +188,7 @@ inline realer_feed_item answer(const realer_desired_state &state, const char *va
 /// A Unix time in milliseconds (0 = now) as RFC 3339 UTC text, such as "2026-04-24T10:15:00.000Z".
 inline std::string format_timestamp(int64_t unix_ms) {
     char buf[REALER_TIMESTAMP_SIZE];
-    detail::check(realer_format_timestamp(unix_ms, buf, sizeof buf));
+    detail::check(realer_timestamp_format(unix_ms, buf, sizeof buf));
     return buf;
 }
 
@@ -264,28 +264,28 @@ class Client {
     }
 
     /// Fetches a token now (otherwise the first call does).
-    void authenticate() const { detail::check(realer_authenticate(c())); }
+    void authenticate() const { detail::check(realer_client_authenticate(c())); }
 
     /// The device's commands, with their pending desired states.
     Commands commands() const {
         realer_commands *out = nullptr;
-        detail::check(realer_fetch_commands(c(), &out));
+        detail::check(realer_commands_fetch(c(), &out));
         return Commands(out);
     }
     /// One command (a list of one).
     Commands command(const std::string &id) const {
         realer_commands *out = nullptr;
-        detail::check(realer_fetch_command(c(), id.c_str(), &out));
+        detail::check(realer_command_fetch(c(), id.c_str(), &out));
         return Commands(out);
     }
     Sensors sensors() const {
         realer_sensors *out = nullptr;
-        detail::check(realer_fetch_sensors(c(), &out));
+        detail::check(realer_sensors_fetch(c(), &out));
         return Sensors(out);
     }
     Sensors sensor(const std::string &id) const {
         realer_sensors *out = nullptr;
-        detail::check(realer_fetch_sensor(c(), id.c_str(), &out));
+        detail::check(realer_sensor_fetch(c(), id.c_str(), &out));
         return Sensors(out);
     }
     /// The desired states to answer, each with what to do (`action`: REALER_DESIRED_ACTION_APPLY or _STALE).
@@ -301,7 +301,7 @@ class Client {
     /// Posts one item. Throws realer::FeedError, with the result to retry with, when it is not stored.
     realer_feed_result post(const realer_feed_item &item) const {
         realer_feed_result result;
-        realer_status status = realer_post_feed_data(c(), &item, &result);
+        realer_status status = realer_feed_post(c(), &item, &result);
         if (status != REALER_OK) {
             throw FeedError(*realer_last_error(), result);
         }
@@ -311,7 +311,7 @@ class Client {
     /// rejected. Throws only when the call as a whole fails.
     BatchResult post(const std::vector<realer_feed_item> &items) const {
         realer_batch_result *out = nullptr;
-        detail::check(realer_post_feed_batch(c(), items.data(), items.size(), &out));
+        detail::check(realer_feed_post_batch(c(), items.data(), items.size(), &out));
         return BatchResult(out);
     }
 
@@ -333,7 +333,7 @@ class Client {
     }
     realer_outbox_stats outbox_stats() const {
         realer_outbox_stats stats{};
-        detail::check(realer_outbox_stats_get(c(), &stats));
+        detail::check(realer_outbox_stats_read(c(), &stats));
         return stats;
     }
     DeadLetters outbox_dead_letters() const {

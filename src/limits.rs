@@ -20,5 +20,5 @@ pub(crate) const MESSAGE_ID_BUFFER: usize = MAX_MESSAGE_ID_LEN + 1;
 /// Bytes of the C result's `value_received_at` buffer: the longest RFC 3339 time this library sends or
 /// accepts (`2026-04-24T10:15:00.123456789+00:00`, 35) and its NUL, rounded up.
 pub(crate) const TIMESTAMP_BUFFER: usize = 40;
-/// Bytes `realer_format_timestamp` writes: `2026-04-24T10:15:00.000Z` and its NUL.
+/// Bytes `realer_timestamp_format` writes: `2026-04-24T10:15:00.000Z` and its NUL.
 pub(crate) const FORMATTED_TIMESTAMP: usize = 25;

@@ -186,19 +186,19 @@ fn catalog_exports_check_their_arguments_and_lists_are_bounded() {
         let mut cmds: *mut realer_commands = null_mut();
         let mut sensors: *mut realer_sensors = null_mut();
         let one = cstr("7");
-        expect(realer_authenticate(null()), REALER_ERR_INVALID_ARGUMENT, "client is NULL");
-        expect(realer_fetch_commands(null(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "client");
-        expect(realer_fetch_commands(client, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
-        expect(realer_fetch_sensors(null(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "client");
-        expect(realer_fetch_sensors(client, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
-        expect(realer_fetch_command(client, null(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "id is NULL");
-        expect(realer_fetch_command(client, bad(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
-        expect(realer_fetch_command(null(), one.as_ptr(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "client");
-        expect(realer_fetch_sensor(client, null(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "id is NULL");
-        expect(realer_fetch_sensor(client, bad(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
-        expect(realer_fetch_sensor(client, one.as_ptr(), null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        expect(realer_client_authenticate(null()), REALER_ERR_INVALID_ARGUMENT, "client is NULL");
+        expect(realer_commands_fetch(null(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_commands_fetch(client, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        expect(realer_sensors_fetch(null(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_sensors_fetch(client, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        expect(realer_command_fetch(client, null(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "id is NULL");
+        expect(realer_command_fetch(client, bad(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        expect(realer_command_fetch(null(), one.as_ptr(), &mut cmds), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_sensor_fetch(client, null(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "id is NULL");
+        expect(realer_sensor_fetch(client, bad(), &mut sensors), REALER_ERR_INVALID_ARGUMENT, "UTF-8");
+        expect(realer_sensor_fetch(client, one.as_ptr(), null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
         expect(
-            realer_fetch_sensor(client, cstr("7/../8").as_ptr(), &mut sensors),
+            realer_sensor_fetch(client, cstr("7/../8").as_ptr(), &mut sensors),
             REALER_ERR_INVALID_ARGUMENT,
             "sensor id",
         );
@@ -212,7 +212,7 @@ fn catalog_exports_check_their_arguments_and_lists_are_bounded() {
         realer_commands_free(null_mut());
         realer_sensors_free(null_mut());
 
-        expect(realer_fetch_commands(client, &mut cmds), REALER_OK, "");
+        expect(realer_commands_fetch(client, &mut cmds), REALER_OK, "");
         assert_eq!(realer_commands_len(cmds), 4);
         assert!(realer_commands_get(cmds, 4).is_null() && realer_commands_get(cmds, usize::MAX).is_null());
         let first = &*realer_commands_get(cmds, 0);
@@ -315,7 +315,7 @@ fn catalog_exports_check_their_arguments_and_lists_are_bounded() {
         assert_eq!(CStr::from_ptr(realer_last_warnings()).to_bytes(), b"");
         realer_commands_free(cmds);
 
-        expect(realer_fetch_sensor(client, cstr("404").as_ptr(), &mut sensors), REALER_ERR_API, "not");
+        expect(realer_sensor_fetch(client, cstr("404").as_ptr(), &mut sensors), REALER_ERR_API, "not");
         let e = &*realer_last_error();
         assert_eq!((e.http_status, e.code, s(e.r#type).as_str()), (404, 4004, "not_found"));
         assert!(!s(e.request_id).is_empty());
@@ -343,9 +343,9 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
         let mut out = std::mem::zeroed::<realer_feed_result>();
         expect(realer_feed_item_init(null_mut()), REALER_ERR_INVALID_ARGUMENT, "item is NULL");
         let good = item(&seven, &v);
-        expect(realer_post_feed_data(null(), &good, &mut out), REALER_ERR_INVALID_ARGUMENT, "client");
-        expect(realer_post_feed_data(client, null(), &mut out), REALER_ERR_INVALID_ARGUMENT, "item");
-        expect(realer_post_feed_data(client, &good, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        expect(realer_feed_post(null(), &good, &mut out), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_feed_post(client, null(), &mut out), REALER_ERR_INVALID_ARGUMENT, "item");
+        expect(realer_feed_post(client, &good, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
         for (field, patch) in [
             (
                 "item.sensor_id",
@@ -364,13 +364,13 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
         ] {
             let mut it = item(&seven, &v);
             patch(&mut it);
-            expect(realer_post_feed_data(client, &it, &mut out), REALER_ERR_INVALID_ARGUMENT, field);
+            expect(realer_feed_post(client, &it, &mut out), REALER_ERR_INVALID_ARGUMENT, field);
             assert_eq!(out.outcome, REALER_FEED_OUTCOME_NOT_SENT);
         }
         assert_eq!(sim.records().len(), 0, "nothing invalid was sent");
 
         // Created, then a replay of the same event, then a conflict.
-        expect(realer_post_feed_data(client, &good, &mut out), REALER_OK, "");
+        expect(realer_feed_post(client, &good, &mut out), REALER_OK, "");
         assert_eq!((out.outcome, out.http_status, out.code), (REALER_FEED_OUTCOME_CREATED, 201, 2000));
         let first_id = out.feed_data_id;
         let (mid, at) = (
@@ -380,18 +380,18 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
         let mut again = item(&seven, &v);
         again.message_id = mid.as_ptr();
         again.value_received_at = at.as_ptr();
-        expect(realer_post_feed_data(client, &again, &mut out), REALER_OK, "");
+        expect(realer_feed_post(client, &again, &mut out), REALER_OK, "");
         assert_eq!((out.outcome, out.feed_data_id), (REALER_FEED_OUTCOME_IDEMPOTENT, first_id));
         let other = cstr("22.0");
         again.value = other.as_ptr();
-        expect(realer_post_feed_data(client, &again, &mut out), REALER_ERR_API, "conflict");
+        expect(realer_feed_post(client, &again, &mut out), REALER_ERR_API, "conflict");
         assert_eq!((out.outcome, out.code, out.http_status), (REALER_FEED_OUTCOME_REJECTED, 4009, 409));
         assert_eq!(CStr::from_ptr(out.message_id.as_ptr()), mid.as_c_str());
 
         // Validation details reach the last error.
         let unknown = cstr("99");
         let it = item(&unknown, &v);
-        expect(realer_post_feed_data(client, &it, &mut out), REALER_ERR_API, "validation_failed");
+        expect(realer_feed_post(client, &it, &mut out), REALER_ERR_API, "validation_failed");
         let e = &*realer_last_error();
         assert_eq!((e.http_status, e.code, s(e.r#type).as_str(), e.retryable), (422, 4022, "validation_failed", false));
         assert_eq!(s(e.details_json), r#"{"sensor_id":["is invalid for this device"]}"#);
@@ -400,15 +400,15 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
         // Batches.
         let mut res: *mut realer_batch_result = null_mut();
         let items = [item(&seven, &v), it, again];
-        expect(realer_post_feed_batch(null(), items.as_ptr(), 3, &mut res), REALER_ERR_INVALID_ARGUMENT, "client");
-        expect(realer_post_feed_batch(client, null(), 3, &mut res), REALER_ERR_INVALID_ARGUMENT, "items");
-        expect(realer_post_feed_batch(client, items.as_ptr(), 0, &mut res), REALER_ERR_INVALID_ARGUMENT, "count");
-        expect(realer_post_feed_batch(client, items.as_ptr(), 3, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
+        expect(realer_feed_post_batch(null(), items.as_ptr(), 3, &mut res), REALER_ERR_INVALID_ARGUMENT, "client");
+        expect(realer_feed_post_batch(client, null(), 3, &mut res), REALER_ERR_INVALID_ARGUMENT, "items");
+        expect(realer_feed_post_batch(client, items.as_ptr(), 0, &mut res), REALER_ERR_INVALID_ARGUMENT, "count");
+        expect(realer_feed_post_batch(client, items.as_ptr(), 3, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out");
         assert!(res.is_null());
         let mut broken = [item(&seven, &v), item(&seven, &v)];
         broken[1].value = bad();
         expect(
-            realer_post_feed_batch(client, broken.as_ptr(), 2, &mut res),
+            realer_feed_post_batch(client, broken.as_ptr(), 2, &mut res),
             REALER_ERR_INVALID_ARGUMENT,
             "items[1].value",
         );
@@ -416,7 +416,7 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
         assert_eq!((*realer_batch_result_get(res, 0)).outcome, REALER_FEED_OUTCOME_NOT_SENT);
         realer_batch_result_free(res);
 
-        expect(realer_post_feed_batch(client, items.as_ptr(), 3, &mut res), REALER_OK, "");
+        expect(realer_feed_post_batch(client, items.as_ptr(), 3, &mut res), REALER_OK, "");
         assert_eq!(realer_batch_result_len(res), 3);
         assert!(realer_batch_result_get(res, 3).is_null() && realer_batch_result_get(null(), 0).is_null());
         let r: Vec<&realer_item_result> = (0..3).map(|i| &*realer_batch_result_get(res, i)).collect();
@@ -442,20 +442,20 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
 fn timestamps_format_into_caller_buffers() {
     let mut buf = [0 as c_char; REALER_TIMESTAMP_SIZE];
     unsafe {
-        expect(realer_format_timestamp(1_777_025_700_000, buf.as_mut_ptr(), buf.len()), REALER_OK, "");
+        expect(realer_timestamp_format(1_777_025_700_000, buf.as_mut_ptr(), buf.len()), REALER_OK, "");
         assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "2026-04-24T10:15:00.000Z");
-        expect(realer_format_timestamp(0, buf.as_mut_ptr(), buf.len()), REALER_OK, "");
+        expect(realer_timestamp_format(0, buf.as_mut_ptr(), buf.len()), REALER_OK, "");
         assert!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap().ends_with('Z'));
         let mut small = [7 as c_char; 10];
-        expect(realer_format_timestamp(1, small.as_mut_ptr(), small.len()), REALER_ERR_BUFFER_TOO_SMALL, "25 bytes");
+        expect(realer_timestamp_format(1, small.as_mut_ptr(), small.len()), REALER_ERR_BUFFER_TOO_SMALL, "25 bytes");
         assert!(small.iter().all(|&b| b == 7), "nothing written");
-        expect(realer_format_timestamp(1, null_mut(), 64), REALER_ERR_INVALID_ARGUMENT, "buf is NULL");
-        expect(realer_format_timestamp(-1, buf.as_mut_ptr(), buf.len()), REALER_ERR_INVALID_ARGUMENT, "negative");
-        expect(realer_format_timestamp(i64::MAX, buf.as_mut_ptr(), buf.len()), REALER_ERR_INVALID_ARGUMENT, "9999");
+        expect(realer_timestamp_format(1, null_mut(), 64), REALER_ERR_INVALID_ARGUMENT, "buf is NULL");
+        expect(realer_timestamp_format(-1, buf.as_mut_ptr(), buf.len()), REALER_ERR_INVALID_ARGUMENT, "negative");
+        expect(realer_timestamp_format(i64::MAX, buf.as_mut_ptr(), buf.len()), REALER_ERR_INVALID_ARGUMENT, "9999");
     }
 }
 
-/// Through the C ABI: with the batch endpoint missing (404), `realer_post_feed_batch` still stores every
+/// Through the C ABI: with the batch endpoint missing (404), `realer_feed_post_batch` still stores every
 /// item exactly once, one by one (issue 11).
 #[test]
 fn a_batch_post_without_the_batch_endpoint_stores_each_item_once() {
@@ -477,7 +477,7 @@ fn a_batch_post_without_the_batch_endpoint_stores_each_item_once() {
         let items: Vec<realer_feed_item> =
             ids.iter().map(|id| realer_feed_item { message_id: id.as_ptr(), ..item(&sensor, &value) }).collect();
         let mut out = null_mut();
-        expect(realer_post_feed_batch(client, items.as_ptr(), items.len(), &mut out), REALER_OK, "");
+        expect(realer_feed_post_batch(client, items.as_ptr(), items.len(), &mut out), REALER_OK, "");
         assert_eq!(realer_batch_result_len(out), 130);
         for i in 0..130 {
             assert_eq!((*realer_batch_result_get(out, i)).outcome, REALER_FEED_OUTCOME_CREATED);

@@ -45,7 +45,7 @@ fn c_post(client: *const realer_client, value: &str) -> realer_feed_outcome {
         item.sensor_id = sensor.as_ptr();
         item.value = value.as_ptr();
         let mut out = std::mem::zeroed::<realer_feed_result>();
-        if realer_post_feed_data(client, &item, &mut out) != REALER_OK {
+        if realer_feed_post(client, &item, &mut out) != REALER_OK {
             eprintln!("{:?}", std::ffi::CStr::from_ptr((*realer_last_error()).message));
         }
         out.outcome

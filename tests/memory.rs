@@ -154,7 +154,7 @@ fn child(case: &str) {
         assert_eq!(realer_client_new(cfg, &mut client), REALER_OK);
         realer_config_free(cfg);
         // The token and the TLS connection are there before the measure starts.
-        assert_eq!(realer_authenticate(client), REALER_OK);
+        assert_eq!(realer_client_authenticate(client), REALER_OK);
         let ids: Vec<CString> = message_ids().into_iter().map(cstr).collect();
         let (sensor, value) = (cstr("7".into()), cstr("1".into()));
         let items: Vec<realer_feed_item> = ids
@@ -176,14 +176,14 @@ fn child(case: &str) {
         let status = match case {
             "catalog" | "minimal catalog" => {
                 let mut list = null_mut();
-                let st = realer_fetch_commands(client, &mut list);
+                let st = realer_commands_fetch(client, &mut list);
                 assert_eq!(realer_commands_len(list), if case == "catalog" { 200_000 } else { 500_000 });
                 realer_commands_free(list);
                 st
             }
             "batch" => {
                 let mut out = null_mut();
-                let st = realer_post_feed_batch(client, items.as_ptr(), items.len(), &mut out);
+                let st = realer_feed_post_batch(client, items.as_ptr(), items.len(), &mut out);
                 assert_eq!(realer_batch_result_len(out), 100);
                 realer_batch_result_free(out);
                 st

@@ -239,10 +239,10 @@ class realer_dead_letter(Structure):
 
 # Every function of realer.h: name -> (restype, argtypes), in the header's order.
 PROTOTYPES = {
-    "realer_fetch_commands": (realer_status, [POINTER(realer_client), POINTER(POINTER(realer_commands))]),
-    "realer_fetch_command": (realer_status, [POINTER(realer_client), c_char_p, POINTER(POINTER(realer_commands))]),
-    "realer_fetch_sensors": (realer_status, [POINTER(realer_client), POINTER(POINTER(realer_sensors))]),
-    "realer_fetch_sensor": (realer_status, [POINTER(realer_client), c_char_p, POINTER(POINTER(realer_sensors))]),
+    "realer_commands_fetch": (realer_status, [POINTER(realer_client), POINTER(POINTER(realer_commands))]),
+    "realer_command_fetch": (realer_status, [POINTER(realer_client), c_char_p, POINTER(POINTER(realer_commands))]),
+    "realer_sensors_fetch": (realer_status, [POINTER(realer_client), POINTER(POINTER(realer_sensors))]),
+    "realer_sensor_fetch": (realer_status, [POINTER(realer_client), c_char_p, POINTER(POINTER(realer_sensors))]),
     "realer_commands_len": (c_size_t, [POINTER(realer_commands)]),
     "realer_commands_get": (POINTER(realer_command), [POINTER(realer_commands), c_size_t]),
     "realer_commands_free": (None, [POINTER(realer_commands)]),
@@ -264,7 +264,7 @@ PROTOTYPES = {
     "realer_values_equal": (c_bool, [c_char_p, c_char_p, c_char_p]),
     "realer_client_new": (realer_status, [POINTER(realer_config), POINTER(POINTER(realer_client))]),
     "realer_client_free": (None, [POINTER(realer_client)]),
-    "realer_authenticate": (realer_status, [POINTER(realer_client)]),
+    "realer_client_authenticate": (realer_status, [POINTER(realer_client)]),
     "realer_client_cancel": (realer_status, [POINTER(realer_client)]),
     "realer_client_resume": (realer_status, [POINTER(realer_client)]),
     "realer_config_new": (POINTER(realer_config), []),
@@ -288,11 +288,11 @@ PROTOTYPES = {
     "realer_status_str": (c_char_p, [realer_status]),
     "realer_last_error": (POINTER(realer_error), []),
     "realer_feed_item_init": (realer_status, [POINTER(realer_feed_item)]),
-    "realer_post_feed_data": (
+    "realer_feed_post": (
         realer_status,
         [POINTER(realer_client), POINTER(realer_feed_item), POINTER(realer_feed_result)],
     ),
-    "realer_post_feed_batch": (
+    "realer_feed_post_batch": (
         realer_status,
         [POINTER(realer_client), POINTER(realer_feed_item), c_size_t, POINTER(POINTER(realer_batch_result))],
     ),
@@ -300,13 +300,13 @@ PROTOTYPES = {
     "realer_batch_result_len": (c_size_t, [POINTER(realer_batch_result)]),
     "realer_batch_result_get": (POINTER(realer_item_result), [POINTER(realer_batch_result), c_size_t]),
     "realer_batch_result_free": (None, [POINTER(realer_batch_result)]),
-    "realer_format_timestamp": (realer_status, [c_int64, c_char_p, c_size_t]),
+    "realer_timestamp_format": (realer_status, [c_int64, c_char_p, c_size_t]),
     "realer_config_set_outbox": (realer_status, [POINTER(realer_config), c_char_p, c_uint64, c_uint64]),
     "realer_config_set_outbox_when_full": (realer_status, [POINTER(realer_config), realer_outbox_full_policy]),
     "realer_outbox_push": (realer_status, [POINTER(realer_client), POINTER(realer_feed_item), c_char_p, c_size_t]),
     "realer_outbox_push_many": (realer_status, [POINTER(realer_client), POINTER(realer_feed_item), c_size_t]),
     "realer_outbox_flush": (realer_status, [POINTER(realer_client), c_size_t, POINTER(realer_flush_report)]),
-    "realer_outbox_stats_get": (realer_status, [POINTER(realer_client), POINTER(realer_outbox_stats)]),
+    "realer_outbox_stats_read": (realer_status, [POINTER(realer_client), POINTER(realer_outbox_stats)]),
     "realer_outbox_dead_letters": (realer_status, [POINTER(realer_client), POINTER(POINTER(realer_dead_letters))]),
     "realer_outbox_clear_dead": (realer_status, [POINTER(realer_client), POINTER(c_uint64)]),
     "realer_dead_letters_len": (c_size_t, [POINTER(realer_dead_letters)]),

@@ -426,7 +426,7 @@ def format_timestamp(unix_ms=0):
     """`unix_ms` (milliseconds since 1970; 0 = now) as RFC 3339 UTC, such as "2026-04-24T10:15:00.000Z"."""
     unix_ms = _int(unix_ms, "unix_ms", -(2**63), _I64_MAX)
     buf = ctypes.create_string_buffer(n.REALER_TIMESTAMP_SIZE)
-    check(n.lib.realer_format_timestamp(unix_ms, buf, len(buf)))
+    check(n.lib.realer_timestamp_format(unix_ms, buf, len(buf)))
     return buf.value.decode("ascii")
 
 
@@ -785,7 +785,7 @@ class Client:
         """Gets an access token now unless a valid one is cached (optional: calls authenticate as needed)."""
         h = self._enter()
         try:
-            self._checked(lambda: n.lib.realer_authenticate(h), h)
+            self._checked(lambda: n.lib.realer_client_authenticate(h), h)
         finally:
             self._leave()
 
@@ -815,20 +815,20 @@ class Client:
 
     def commands(self):
         """The device's commands (a list of `Command`)."""
-        return self._commands(n.lib.realer_fetch_commands)
+        return self._commands(n.lib.realer_commands_fetch)
 
     def command(self, id):
         """One command by id; an unknown id raises `ApiError` with code 4004."""
-        found = self._commands(n.lib.realer_fetch_command, _id(id, "id"))
+        found = self._commands(n.lib.realer_command_fetch, _id(id, "id"))
         return found[0] if found else None
 
     def sensors(self):
         """The device's sensors (a list of `Sensor`)."""
-        return self._sensors(n.lib.realer_fetch_sensors)
+        return self._sensors(n.lib.realer_sensors_fetch)
 
     def sensor(self, id):
         """One sensor by id; an unknown id raises `ApiError` with code 4004."""
-        found = self._sensors(n.lib.realer_fetch_sensor, _id(id, "id"))
+        found = self._sensors(n.lib.realer_sensor_fetch, _id(id, "id"))
         return found[0] if found else None
 
     def desired_states(self):
@@ -915,7 +915,7 @@ class Client:
         try:
 
             def call():
-                status, err = _status_and_error(n.lib.realer_post_feed_data(h, ctypes.byref(c), ctypes.byref(out)))
+                status, err = _status_and_error(n.lib.realer_feed_post(h, ctypes.byref(c), ctypes.byref(out)))
                 return err, decode(n.lib.realer_last_warnings()) or None
 
             err, warnings = self._runner.run(call, h)
@@ -953,7 +953,7 @@ class Client:
         h = self._enter()
         try:
             status, err = self._runner.run(
-                lambda: _status_and_error(n.lib.realer_post_feed_batch(h, array, len(converted), ctypes.byref(out))),
+                lambda: _status_and_error(n.lib.realer_feed_post_batch(h, array, len(converted), ctypes.byref(out))),
                 h,
             )
         finally:
@@ -1092,7 +1092,7 @@ class Outbox:
         out = n.realer_outbox_stats()
         h = self._client._enter()
         try:
-            check(n.lib.realer_outbox_stats_get(h, ctypes.byref(out)))
+            check(n.lib.realer_outbox_stats_read(h, ctypes.byref(out)))
         finally:
             self._client._leave()
         return OutboxStats(

@@ -138,7 +138,7 @@ unsafe fn fetch_into<T>(
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_fetch_commands(
+pub unsafe extern "C" fn realer_commands_fetch(
     client: *const realer_client,
     out: *mut *mut realer_commands,
 ) -> realer_status {
@@ -152,7 +152,7 @@ pub unsafe extern "C" fn realer_fetch_commands(
 /// # Safety
 /// `client` is NULL or live; `id` is NULL or NUL-terminated; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_fetch_command(
+pub unsafe extern "C" fn realer_command_fetch(
     client: *const realer_client,
     id: *const c_char,
     out: *mut *mut realer_commands,
@@ -166,12 +166,12 @@ pub unsafe extern "C" fn realer_fetch_command(
     }
 }
 
-/// Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors); as `realer_fetch_commands`.
+/// Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors); as `realer_commands_fetch`.
 ///
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_fetch_sensors(
+pub unsafe extern "C" fn realer_sensors_fetch(
     client: *const realer_client,
     out: *mut *mut realer_sensors,
 ) -> realer_status {
@@ -179,12 +179,12 @@ pub unsafe extern "C" fn realer_fetch_sensors(
     unsafe { fetch_into(client, out, |c| sensors_list(c, None)) }
 }
 
-/// Reads one sensor by id; `*out` holds a list of exactly one sensor. As `realer_fetch_command`.
+/// Reads one sensor by id; `*out` holds a list of exactly one sensor. As `realer_command_fetch`.
 ///
 /// # Safety
 /// `client` is NULL or live; `id` is NULL or NUL-terminated; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_fetch_sensor(
+pub unsafe extern "C" fn realer_sensor_fetch(
     client: *const realer_client,
     id: *const c_char,
     out: *mut *mut realer_sensors,

@@ -83,7 +83,7 @@ pub unsafe extern "C" fn realer_client_free(client: *mut realer_client) {
 /// # Safety
 /// `client` is NULL or live.
 #[no_mangle]
-pub unsafe extern "C" fn realer_authenticate(client: *const realer_client) -> realer_status {
+pub unsafe extern "C" fn realer_client_authenticate(client: *const realer_client) -> realer_status {
     ffi_boundary!(REALER_ERR_INTERNAL, {
         // SAFETY: the caller passes NULL or a live client.
         status(unsafe { ref_arg(client, "client") }.and_then(|c| c.inner.authenticate()))
@@ -93,7 +93,7 @@ pub unsafe extern "C" fn realer_authenticate(client: *const realer_client) -> re
 /// Cancels every call in progress on `client` and refuses new ones, so that a firmware shutdown never waits
 /// on the network: each returns `REALER_ERR_CANCELLED` promptly (a blocked read or write at once; a TCP
 /// connect in progress, rare, within its connect timeout), and every call started afterwards returns it at
-/// once, until `realer_client_resume`. Nothing is lost: a cancelled `realer_post_feed_data` is
+/// once, until `realer_client_resume`. Nothing is lost: a cancelled `realer_feed_post` is
 /// `REALER_FEED_OUTCOME_NOT_SENT` with its `message_id` (an item that may have reached Realer is sent again
 /// later under the same `message_id`: Realer answers it idempotent), a cancelled flush leaves every
 /// unconfirmed item pending. Callable from any thread, several at once; not from inside a signal handler

@@ -87,7 +87,7 @@ fn states_list(d: DesiredStates) -> realer_desired_states {
 /// command's catalog value (GET …/commands), to apply where the actuator differs. States already answered, or
 /// queued in the outbox to be, are left out. On success `*out` holds the list (possibly empty: nothing
 /// pending); free it with `realer_desired_states_free`. Answer each state with `realer_feed_item_init_answer`
-/// and `realer_post_feed_data` (or `realer_outbox_push`).
+/// and `realer_feed_post` (or `realer_outbox_push`).
 /// `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: unreadable answer;
 /// `REALER_ERR_STORAGE`: the outbox file could not be read.
 ///

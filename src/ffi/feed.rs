@@ -39,7 +39,7 @@ pub const REALER_MESSAGE_ID_MAX: usize = 128;
 pub const REALER_MESSAGE_ID_SIZE: usize = 129;
 /// Bytes of `realer_feed_result.value_received_at`: the longest RFC 3339 time sent, and its NUL.
 pub const REALER_VALUE_RECEIVED_AT_SIZE: usize = 40;
-/// Bytes `realer_format_timestamp` needs, its NUL included.
+/// Bytes `realer_timestamp_format` needs, its NUL included.
 pub const REALER_TIMESTAMP_SIZE: usize = 25;
 // The header's constants are literal values (cbindgen copies no expressions): they must agree with the core's.
 const _: () = assert!(REALER_MESSAGE_ID_MAX == crate::limits::MAX_MESSAGE_ID_LEN);
@@ -70,7 +70,7 @@ pub struct realer_feed_item {
     pub sequence_number: i64,
 }
 
-/// The result of `realer_post_feed_data`. Caller-owned; always written once the arguments could be read.
+/// The result of `realer_feed_post`. Caller-owned; always written once the arguments could be read.
 #[repr(C)]
 pub struct realer_feed_result {
     /// `REALER_FEED_OUTCOME_*`.
@@ -111,7 +111,7 @@ pub struct realer_item_result {
     pub warnings_json: *const c_char,
 }
 
-/// The results of `realer_post_feed_batch`, one per item in order; free with `realer_batch_result_free`.
+/// The results of `realer_feed_post_batch`, one per item in order; free with `realer_batch_result_free`.
 pub struct realer_batch_result {
     items: Vec<realer_item_result>,
     _strings: Strings,
@@ -216,7 +216,7 @@ pub(crate) fn report_status_code(s: ReportStatus) -> realer_report_status {
 }
 
 thread_local! {
-    /// The `warnings` of the last `realer_post_feed_data` on this thread, NUL-terminated ("" for none).
+    /// The `warnings` of the last `realer_feed_post` on this thread, NUL-terminated ("" for none).
     static LAST_WARNINGS: std::cell::RefCell<std::ffi::CString> = std::cell::RefCell::new(std::ffi::CString::default());
 }
 
@@ -263,7 +263,7 @@ fn copy_truncated(dst: &mut [c_char], src: &str) {
 /// # Safety
 /// `client` is NULL or live; `item` is NULL or readable with valid strings; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_post_feed_data(
+pub unsafe extern "C" fn realer_feed_post(
     client: *const realer_client,
     item: *const realer_feed_item,
     out: *mut realer_feed_result,
@@ -325,7 +325,7 @@ fn batch_list(results: &[FeedResult]) -> realer_batch_result {
     realer_batch_result { items, _strings: s }
 }
 
-/// The most items one `realer_post_feed_batch` call takes.
+/// The most items one `realer_feed_post_batch` call takes.
 pub const REALER_BATCH_MAX_ITEMS: usize = 100_000;
 const _: () = assert!(REALER_BATCH_MAX_ITEMS == crate::limits::MAX_ITEMS_PER_CALL);
 
@@ -347,7 +347,7 @@ const _: () = assert!(REALER_BATCH_MAX_ITEMS == crate::limits::MAX_ITEMS_PER_CAL
 /// `client` is NULL or live; `items` is NULL or points to `count` readable items with valid strings;
 /// `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_post_feed_batch(
+pub unsafe extern "C" fn realer_feed_post_batch(
     client: *const realer_client,
     items: *const realer_feed_item,
     count: usize,
@@ -438,7 +438,7 @@ pub unsafe extern "C" fn realer_batch_result_get(
 /// Frees a batch result and its strings. NULL is accepted.
 ///
 /// # Safety
-/// `result` is NULL or from `realer_post_feed_batch`, and is not used afterwards.
+/// `result` is NULL or from `realer_feed_post_batch`, and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn realer_batch_result_free(result: *mut realer_batch_result) {
     // SAFETY: the caller hands back a result from this library, once.
@@ -453,7 +453,7 @@ pub unsafe extern "C" fn realer_batch_result_free(result: *mut realer_batch_resu
 /// # Safety
 /// `buf` is NULL or points to `len` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn realer_format_timestamp(unix_ms: i64, buf: *mut c_char, len: usize) -> realer_status {
+pub unsafe extern "C" fn realer_timestamp_format(unix_ms: i64, buf: *mut c_char, len: usize) -> realer_status {
     ffi_boundary!(REALER_ERR_INTERNAL, {
         status((|| {
             if buf.is_null() {
@@ -480,9 +480,9 @@ pub unsafe extern "C" fn realer_format_timestamp(unix_ms: i64, buf: *mut c_char,
     })
 }
 
-/// The `warnings` of the last `realer_post_feed_data` on the calling thread, as JSON text ("" when Realer
+/// The `warnings` of the last `realer_feed_post` on the calling thread, as JSON text ("" when Realer
 /// sent none, or an empty list). Their contents are not documented by Realer: log them. Never NULL; valid
-/// until the next `realer_post_feed_data` on this thread.
+/// until the next `realer_feed_post` on this thread.
 #[no_mangle]
 pub extern "C" fn realer_last_warnings() -> *const c_char {
     ffi_boundary!(c"".as_ptr(), { LAST_WARNINGS.with(|w| w.borrow().as_ptr()) })

@@ -257,7 +257,7 @@ pub unsafe extern "C" fn realer_outbox_flush(
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_outbox_stats_get(
+pub unsafe extern "C" fn realer_outbox_stats_read(
     client: *const realer_client,
     out: *mut realer_outbox_stats,
 ) -> realer_status {

@@ -65,10 +65,10 @@ static void *run_job(void *arg)
         item.sensor_id = "7";
         item.value = "21.4";
         item.message_id = "cancel-c-post";
-        job->status = realer_post_feed_data(job->client, &item, &job->result);
+        job->status = realer_feed_post(job->client, &item, &job->result);
         break;
     case FETCH:
-        job->status = realer_fetch_commands(job->client, &commands);
+        job->status = realer_commands_fetch(job->client, &commands);
         realer_commands_free(commands);
         break;
     case FLUSH:
@@ -123,7 +123,7 @@ int main(void)
         printf("%d passed, %d failed\n", n_passed, n_failed + 1);
         return 1;
     }
-    CHECK(realer_authenticate(client) == REALER_OK);
+    CHECK(realer_client_authenticate(client) == REALER_OK);
     for (i = 0; i < 10; i++) {
         realer_feed_item_init(&items[i]);
         items[i].sensor_id = "8";
@@ -158,13 +158,13 @@ int main(void)
     CHECK(jobs[POST].result.outcome == REALER_FEED_OUTCOME_NOT_SENT);
     CHECK(strcmp(jobs[POST].result.message_id, "cancel-c-post") == 0);
     CHECK(jobs[FLUSH].report.pending == 10 && jobs[FLUSH].report.sent == 0);
-    CHECK(realer_outbox_stats_get(client, &stats) == REALER_OK);
+    CHECK(realer_outbox_stats_read(client, &stats) == REALER_OK);
     CHECK(stats.pending == 10);
 
     /* Refused at once until resume; then calls run again (the token endpoint answers). */
-    CHECK(realer_authenticate(client) == REALER_ERR_CANCELLED);
+    CHECK(realer_client_authenticate(client) == REALER_ERR_CANCELLED);
     CHECK(realer_client_resume(client) == REALER_OK);
-    CHECK(realer_authenticate(client) == REALER_OK);
+    CHECK(realer_client_authenticate(client) == REALER_OK);
 
     realer_client_free(client);
     remove(outbox);

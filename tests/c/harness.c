@@ -420,7 +420,7 @@ static void test_config_from_env(void)
     /* The harness's own environment holds the demo device's coordinates. */
     CHECK_STATUS(realer_config_from_env(c), REALER_OK);
     CHECK_STATUS(realer_client_new(c, &client), REALER_OK);
-    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_OK);
     realer_client_free(client);
 
     /* A refused value fails the call and names its variable. */
@@ -479,7 +479,7 @@ static void test_config_from_file(void)
     CHECK(chmod(path, 0600) == 0);
     CHECK_STATUS(realer_config_from_file(c, path), REALER_OK);
     CHECK_STATUS(realer_client_new(c, &client), REALER_OK);
-    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_OK);
     realer_client_free(client);
 
     CHECK_STATUS(realer_config_from_file(NULL, path), REALER_ERR_INVALID_ARGUMENT);
@@ -520,7 +520,7 @@ static void test_cancel_and_resume(void)
     }
     CHECK_STATUS(realer_client_cancel(client), REALER_OK);
     CHECK_STATUS(realer_client_cancel(client), REALER_OK); /* twice is fine */
-    CHECK_STATUS(realer_authenticate(client), REALER_ERR_CANCELLED);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_ERR_CANCELLED);
     CHECK(realer_last_error()->retryable);
     CHECK(strcmp(realer_status_str(REALER_ERR_CANCELLED), "REALER_ERR_CANCELLED") == 0);
     CHECK_STATUS(realer_desired_states_fetch(client, &wanted), REALER_ERR_CANCELLED);
@@ -529,11 +529,11 @@ static void test_cancel_and_resume(void)
     item.sensor_id = "7";
     item.value = "1";
     item.message_id = "harness-cancelled-post";
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_CANCELLED);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_CANCELLED);
     CHECK(result.outcome == REALER_FEED_OUTCOME_NOT_SENT);
     CHECK(strcmp(result.message_id, "harness-cancelled-post") == 0);
     CHECK_STATUS(realer_client_resume(client), REALER_OK);
-    CHECK_STATUS(realer_authenticate(client), REALER_OK);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_OK);
     realer_client_free(client);
     realer_config_free(c);
 }
@@ -544,7 +544,7 @@ static void test_client_new_and_auth(void)
     realer_client *client = NULL;
 
     realer_client_free(NULL);
-    CHECK_STATUS(realer_authenticate(NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_client_authenticate(NULL), REALER_ERR_INVALID_ARGUMENT);
 
     /* Incomplete: no device id, then no credentials. */
     CHECK_STATUS(realer_config_set_base_url(c, base_url), REALER_OK);
@@ -566,8 +566,8 @@ static void test_client_new_and_auth(void)
     CHECK_STATUS(realer_client_new(c, &client), REALER_OK);
     CHECK(client != NULL);
     realer_config_free(c);
-    CHECK_STATUS(realer_authenticate(client), REALER_OK);
-    CHECK_STATUS(realer_authenticate(client), REALER_OK); /* cached token */
+    CHECK_STATUS(realer_client_authenticate(client), REALER_OK);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_OK); /* cached token */
     realer_client_free(client);
 
     /* Wrong secret: REALER_ERR_AUTH from authenticate, and from any call that needs a token. */
@@ -576,7 +576,7 @@ static void test_client_new_and_auth(void)
     CHECK_STATUS(realer_config_set_credentials(c, client_id, "not-the-secret"), REALER_OK);
     client = client_from(c);
     CHECK(client != NULL);
-    CHECK_STATUS(realer_authenticate(client), REALER_ERR_AUTH);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_ERR_AUTH);
     CHECK(realer_last_error()->http_status == 401);
     CHECK(strcmp(realer_last_error()->type, "invalid_client") == 0);
     CHECK(!contains(realer_last_error()->message, "not-the-secret"));
@@ -584,7 +584,7 @@ static void test_client_new_and_auth(void)
     {
         realer_commands *commands = NULL;
 
-        CHECK_STATUS(realer_fetch_commands(client, &commands), REALER_ERR_AUTH);
+        CHECK_STATUS(realer_commands_fetch(client, &commands), REALER_ERR_AUTH);
         CHECK(commands == NULL);
     }
     realer_client_free(client);
@@ -594,7 +594,7 @@ static void test_client_new_and_auth(void)
     c = demo_config();
     CHECK_STATUS(realer_config_set_credentials(c, "cdv_nobody00000000000000000000", client_secret), REALER_OK);
     client = client_from(c);
-    CHECK_STATUS(realer_authenticate(client), REALER_ERR_AUTH);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_ERR_AUTH);
     realer_client_free(client);
     realer_config_free(c);
 
@@ -603,7 +603,7 @@ static void test_client_new_and_auth(void)
         c = demo_config();
         CHECK_STATUS(realer_config_set_ca_file(c, wrong_ca_file), REALER_OK);
         client = client_from(c);
-        CHECK_STATUS(realer_authenticate(client), REALER_ERR_TLS);
+        CHECK_STATUS(realer_client_authenticate(client), REALER_ERR_TLS);
         realer_client_free(client);
         realer_config_free(c);
     }
@@ -649,12 +649,12 @@ static void test_logger(void)
     CHECK_STATUS(realer_config_set_logger(c, count_log_line, &sink, REALER_LOG_DEBUG), REALER_OK);
     client = client_from(c);
     CHECK(client != NULL);
-    CHECK_STATUS(realer_authenticate(client), REALER_OK);
-    CHECK_STATUS(realer_fetch_sensors(client, &sensors), REALER_OK);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_OK);
+    CHECK_STATUS(realer_sensors_fetch(client, &sensors), REALER_OK);
     realer_feed_item_init(&item);
     item.sensor_id = realer_sensors_len(sensors) > 0 ? realer_sensors_get(sensors, 0)->id : "0";
     item.value = "19.5";
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_OK);
     realer_sensors_free(sensors);
     realer_client_free(client);
     realer_config_free(c);
@@ -670,7 +670,7 @@ static void test_logger(void)
     CHECK_STATUS(realer_config_set_credentials(c, client_id, "wrong-secret-in-log"), REALER_OK);
     CHECK_STATUS(realer_config_set_logger(c, count_log_line, &sink, REALER_LOG_DEBUG), REALER_OK);
     client = client_from(c);
-    CHECK_STATUS(realer_authenticate(client), REALER_ERR_AUTH);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_ERR_AUTH);
     realer_client_free(client);
     realer_config_free(c);
     CHECK(sink.leaked_secret == 0);
@@ -688,7 +688,7 @@ static void test_catalog(const realer_client *client)
     realer_commands *untouched = (realer_commands *)&n_passed; /* must stay as is after a failure */
     size_t i;
 
-    CHECK_STATUS(realer_fetch_commands(client, &commands), REALER_OK);
+    CHECK_STATUS(realer_commands_fetch(client, &commands), REALER_OK);
     CHECK(commands != NULL);
     CHECK(realer_commands_len(commands) >= 1);
     for (i = 0; i < realer_commands_len(commands); i++) {
@@ -716,32 +716,32 @@ static void test_catalog(const realer_client *client)
     if (realer_commands_len(commands) > 0) {
         const char *id = realer_commands_get(commands, 0)->id;
 
-        CHECK_STATUS(realer_fetch_command(client, id, &one_command), REALER_OK);
+        CHECK_STATUS(realer_command_fetch(client, id, &one_command), REALER_OK);
         CHECK(realer_commands_len(one_command) == 1);
         CHECK(realer_commands_len(one_command) == 1 && strcmp(realer_commands_get(one_command, 0)->id, id) == 0);
         CHECK(realer_commands_get(one_command, 1) == NULL);
         realer_commands_free(one_command);
     }
     one_command = untouched;
-    CHECK_STATUS(realer_fetch_command(client, "987654321", &one_command), REALER_ERR_API);
+    CHECK_STATUS(realer_command_fetch(client, "987654321", &one_command), REALER_ERR_API);
     CHECK(realer_last_error()->code == 4004);
     CHECK(realer_last_error()->http_status == 404);
     CHECK(strcmp(realer_last_error()->type, "not_found") == 0);
     CHECK(!realer_last_error()->retryable);
     CHECK(one_command == untouched); /* out-parameters are written only on success */
-    CHECK_STATUS(realer_fetch_command(client, "cmd_unknown0000000000000000000", &one_command), REALER_ERR_API);
+    CHECK_STATUS(realer_command_fetch(client, "cmd_unknown0000000000000000000", &one_command), REALER_ERR_API);
     CHECK(realer_last_error()->code == 4004);
-    CHECK_STATUS(realer_fetch_command(client, NULL, &one_command), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_command(client, NOT_UTF8, &one_command), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_command(client, "1/../../x", &one_command), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_command(client, "", &one_command), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_command(NULL, "1", &one_command), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_command(client, "1", NULL), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_commands(NULL, &one_command), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_commands(client, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_command_fetch(client, NULL, &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_command_fetch(client, NOT_UTF8, &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_command_fetch(client, "1/../../x", &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_command_fetch(client, "", &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_command_fetch(NULL, "1", &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_command_fetch(client, "1", NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_commands_fetch(NULL, &one_command), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_commands_fetch(client, NULL), REALER_ERR_INVALID_ARGUMENT);
     CHECK(one_command == untouched);
 
-    CHECK_STATUS(realer_fetch_sensors(client, &sensors), REALER_OK);
+    CHECK_STATUS(realer_sensors_fetch(client, &sensors), REALER_OK);
     CHECK(realer_sensors_len(sensors) >= 1);
     for (i = 0; i < realer_sensors_len(sensors); i++) {
         const realer_sensor *s = realer_sensors_get(sensors, i);
@@ -758,22 +758,22 @@ static void test_catalog(const realer_client *client)
     if (realer_sensors_len(sensors) > 0) {
         const char *id = realer_sensors_get(sensors, 0)->id;
 
-        CHECK_STATUS(realer_fetch_sensor(client, id, &one_sensor), REALER_OK);
+        CHECK_STATUS(realer_sensor_fetch(client, id, &one_sensor), REALER_OK);
         CHECK(realer_sensors_len(one_sensor) == 1 && strcmp(realer_sensors_get(one_sensor, 0)->id, id) == 0);
         CHECK(realer_sensors_get(one_sensor, 1) == NULL);
         realer_sensors_free(one_sensor);
         one_sensor = NULL;
     }
-    CHECK_STATUS(realer_fetch_sensor(client, "987654321", &one_sensor), REALER_ERR_API);
+    CHECK_STATUS(realer_sensor_fetch(client, "987654321", &one_sensor), REALER_ERR_API);
     CHECK(realer_last_error()->code == 4004);
     CHECK(realer_last_error()->request_id[0] != '\0');
     CHECK(one_sensor == NULL);
-    CHECK_STATUS(realer_fetch_sensor(client, NULL, &one_sensor), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_sensor(client, NOT_UTF8, &one_sensor), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_sensor(NULL, "7", &one_sensor), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_sensor(client, "7", NULL), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_sensors(NULL, &sensors), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_fetch_sensors(client, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_sensor_fetch(client, NULL, &one_sensor), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_sensor_fetch(client, NOT_UTF8, &one_sensor), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_sensor_fetch(NULL, "7", &one_sensor), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_sensor_fetch(client, "7", NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_sensors_fetch(NULL, &sensors), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_sensors_fetch(client, NULL), REALER_ERR_INVALID_ARGUMENT);
 
     realer_commands_free(commands);
     realer_sensors_free(sensors);
@@ -786,7 +786,7 @@ static void test_catalog(const realer_client *client)
 /* The current time as RFC 3339, for items that are replayed (a replay must carry the same payload). */
 static void now_timestamp(char buf[REALER_TIMESTAMP_SIZE])
 {
-    if (realer_format_timestamp(0, buf, REALER_TIMESTAMP_SIZE) != REALER_OK) {
+    if (realer_timestamp_format(0, buf, REALER_TIMESTAMP_SIZE) != REALER_OK) {
         snprintf(buf, REALER_TIMESTAMP_SIZE, "2026-01-01T00:00:00Z");
     }
 }
@@ -818,7 +818,7 @@ static void check_invalid_item_at(const realer_client *client, const realer_feed
     char what[256];
 
     memset(&result, 0x5a, sizeof result);
-    status = realer_post_feed_data(client, item, &result);
+    status = realer_feed_post(client, item, &result);
     snprintf(what, sizeof what, "invalid item (%s): status %s, outcome %d, message \"%s\"", field,
              realer_status_str(status), (int)result.outcome, realer_last_error()->message);
     check_at(status == REALER_ERR_INVALID_ARGUMENT && realer_last_error()->status == REALER_ERR_INVALID_ARGUMENT &&
@@ -860,8 +860,8 @@ static void pick_catalog(const realer_client *client, struct catalog_picks *p)
     size_t i;
 
     memset(p, 0, sizeof *p);
-    CHECK_STATUS(realer_fetch_commands(client, &p->commands), REALER_OK);
-    CHECK_STATUS(realer_fetch_sensors(client, &p->sensors), REALER_OK);
+    CHECK_STATUS(realer_commands_fetch(client, &p->commands), REALER_OK);
+    CHECK_STATUS(realer_sensors_fetch(client, &p->sensors), REALER_OK);
     CHECK_STATUS(realer_desired_states_fetch(client, &p->wanted), REALER_OK);
     for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
         const realer_desired_state *d = realer_desired_states_get(p->wanted, i);
@@ -1004,7 +1004,7 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     item.value = "21.4";
     item.value_received_at = stored_at;
     item.message_id = stored_message_id;
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_OK);
     CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
     CHECK(result.feed_data_id > 0);
     CHECK(result.http_status == 201);
@@ -1012,7 +1012,7 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     CHECK(strcmp(result.message_id, stored_message_id) == 0);
     stored_feed_data_id = result.feed_data_id;
 
-    CHECK_STATUS(realer_post_feed_data(client, &item, &replay), REALER_OK);
+    CHECK_STATUS(realer_feed_post(client, &item, &replay), REALER_OK);
     CHECK(replay.outcome == REALER_FEED_OUTCOME_IDEMPOTENT);
     CHECK(replay.feed_data_id == stored_feed_data_id);
     CHECK(replay.http_status == 200);
@@ -1020,7 +1020,7 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
 
     /* Same message_id, different value: a conflict, refused for good. */
     item.value = "99.9";
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_API);
     CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
     CHECK(result.code == 4009);
     CHECK(result.http_status == 409);
@@ -1035,7 +1035,7 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     realer_feed_item_init(&item);
     item.sensor_id = p->sensor->id;
     item.value = "21.5";
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_OK);
     CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
     CHECK(result.message_id[0] != '\0' && strlen(result.message_id) <= REALER_MESSAGE_ID_MAX);
     CHECK(result.feed_data_id > stored_feed_data_id);
@@ -1044,7 +1044,7 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     make_message_id(message_id, sizeof message_id, "unknown-sensor");
     item.sensor_id = "987654321";
     item.message_id = message_id;
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_API);
     CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
     CHECK(result.code == 4022 && result.http_status == 422);
     CHECK(strcmp(result.message_id, message_id) == 0);
@@ -1061,18 +1061,18 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     /* A command id as a sensor id is unknown too. */
     item.sensor_id = p->plain->id;
     make_message_id(message_id, sizeof message_id, "command-as-sensor");
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_API);
     CHECK(result.code == 4022);
 
     /* Answer the pending desired state: applied, with its desired_id and sequence_number. */
     CHECK_STATUS(realer_feed_item_init_answer(&item, p->apply, p->apply->value, REALER_REPORT_STATUS_APPLIED),
                  REALER_OK);
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_OK);
     CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
     CHECK(realer_last_warnings() != NULL && realer_last_warnings()[0] == '\0');
     /* The expired one: stale, with the actuator's current value. */
     CHECK_STATUS(realer_feed_item_init_answer(&item, p->stale, "0.0", REALER_REPORT_STATUS_STALE), REALER_OK);
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_OK);
     CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
     /* Both answered: Realer lists them no more, and the client would not offer them again anyway. */
     {
@@ -1087,16 +1087,16 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     realer_feed_item_init(&item);
     item.command_id = p->plain->id;
     item.value = p->plain->value;
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_OK);
     CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
     item.report_status = REALER_REPORT_STATUS_REPORTED;
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_OK);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_OK);
     CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
 
     /* A desired_id the server does not know for this command: validation. */
     item.report_status = REALER_REPORT_STATUS_APPLIED;
     item.desired_id = "des_unknown";
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_API);
     CHECK(result.code == 4022);
     CHECK(contains(realer_last_error()->details_json, "desired_id"));
 
@@ -1111,18 +1111,18 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
         realer_config_set_device_id(oc, other_device_id);
         realer_config_set_credentials(oc, other_client_id, other_client_secret);
         CHECK_STATUS(realer_client_new(oc, &other), REALER_OK);
-        CHECK_STATUS(realer_fetch_sensors(other, &other_sensors), REALER_OK);
+        CHECK_STATUS(realer_sensors_fetch(other, &other_sensors), REALER_OK);
         CHECK(realer_sensors_len(other_sensors) >= 1);
         if (realer_sensors_len(other_sensors) >= 1) {
             realer_feed_item_init(&item);
             item.sensor_id = realer_sensors_get(other_sensors, 0)->id;
             item.value = "1.0";
-            CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+            CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_API);
             CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
             CHECK(result.code == 4022);
             CHECK(contains(realer_last_error()->details_json, "sensor_id"));
             /* ...and by its own device, accepted. */
-            CHECK_STATUS(realer_post_feed_data(other, &item, &result), REALER_OK);
+            CHECK_STATUS(realer_feed_post(other, &item, &result), REALER_OK);
         }
         realer_sensors_free(other_sensors);
         realer_client_free(other);
@@ -1206,14 +1206,14 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
     realer_feed_item_init(&item);
     item.sensor_id = p->sensor->id;
     item.message_id = "echo-me";
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_INVALID_ARGUMENT);
     CHECK(strcmp(result.message_id, "echo-me") == 0);
 
     /* NULL arguments. */
     item.value = "1";
-    CHECK_STATUS(realer_post_feed_data(NULL, &item, &result), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_post_feed_data(client, NULL, &result), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_post_feed_data(client, &item, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post(NULL, &item, &result), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post(client, NULL, &result), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post(client, &item, NULL), REALER_ERR_INVALID_ARGUMENT);
 }
 
 static void test_feed_batch(const realer_client *client, const struct catalog_picks *p)
@@ -1250,7 +1250,7 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
     items[3].value = p->plain->value;
     items[3].report_status = REALER_REPORT_STATUS_REPORTED;
 
-    CHECK_STATUS(realer_post_feed_batch(client, items, 4, &results), REALER_OK);
+    CHECK_STATUS(realer_feed_post_batch(client, items, 4, &results), REALER_OK);
     CHECK(results != NULL);
     CHECK(realer_batch_result_len(results) == 4);
     if (realer_batch_result_len(results) == 4) {
@@ -1286,7 +1286,7 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
 
     /* The same message_id with different data, inside a batch: that item is rejected as a conflict. */
     items[0].value = "48.3";
-    CHECK_STATUS(realer_post_feed_batch(client, items, 1, &results), REALER_OK);
+    CHECK_STATUS(realer_feed_post_batch(client, items, 1, &results), REALER_OK);
     CHECK(realer_batch_result_len(results) == 1);
     r = realer_batch_result_get(results, 0);
     CHECK(r != NULL && r->outcome == REALER_FEED_OUTCOME_REJECTED && r->code == 4009);
@@ -1297,7 +1297,7 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
     items[0].value = "48.2";
     items[1].sensor_id = p->sensor->id;
     items[1].command_id = p->plain->id;
-    CHECK_STATUS(realer_post_feed_batch(client, items, 2, &results), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post_batch(client, items, 2, &results), REALER_ERR_INVALID_ARGUMENT);
     /* The message names the item (the library says "item 1" or "items[1]") and the field. */
     CHECK(contains(realer_last_error()->message, "item 1") || contains(realer_last_error()->message, "items[1]"));
     CHECK_MESSAGE_HAS("sensor_id");
@@ -1312,7 +1312,7 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
     results = NULL;
     items[1].command_id = NULL;
     items[1].report_status = 42;
-    CHECK_STATUS(realer_post_feed_batch(client, items, 2, &results), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post_batch(client, items, 2, &results), REALER_ERR_INVALID_ARGUMENT);
     CHECK(contains(realer_last_error()->message, "item 1") || contains(realer_last_error()->message, "items[1]"));
     CHECK_MESSAGE_HAS("report_status");
     realer_batch_result_free(results);
@@ -1320,17 +1320,17 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
 
     /* Argument errors: *out is NULL afterwards (set before anything else). */
     results = (realer_batch_result *)&n_passed;
-    CHECK_STATUS(realer_post_feed_batch(client, items, 0, &results), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post_batch(client, items, 0, &results), REALER_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE_HAS("count");
     CHECK(results == NULL);
     results = (realer_batch_result *)&n_passed;
-    CHECK_STATUS(realer_post_feed_batch(client, NULL, 2, &results), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post_batch(client, NULL, 2, &results), REALER_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE_HAS("items");
     CHECK(results == NULL);
     results = (realer_batch_result *)&n_passed;
-    CHECK_STATUS(realer_post_feed_batch(NULL, items, 1, &results), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post_batch(NULL, items, 1, &results), REALER_ERR_INVALID_ARGUMENT);
     CHECK(results == NULL);
-    CHECK_STATUS(realer_post_feed_batch(client, items, 1, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_feed_post_batch(client, items, 1, NULL), REALER_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE_HAS("out");
 
     CHECK(realer_batch_result_len(NULL) == 0);
@@ -1356,8 +1356,8 @@ static void test_forbidden(void)
     CHECK_STATUS(realer_config_set_device_id(c, other_device_id), REALER_OK);
     client = client_from(c);
     CHECK(client != NULL);
-    CHECK_STATUS(realer_authenticate(client), REALER_OK); /* the credentials themselves are fine */
-    CHECK_STATUS(realer_fetch_commands(client, &commands), REALER_ERR_API);
+    CHECK_STATUS(realer_client_authenticate(client), REALER_OK); /* the credentials themselves are fine */
+    CHECK_STATUS(realer_commands_fetch(client, &commands), REALER_ERR_API);
     CHECK(realer_last_error()->code == 4003);
     CHECK(realer_last_error()->http_status == 403);
     CHECK(strcmp(realer_last_error()->type, "forbidden") == 0);
@@ -1368,14 +1368,14 @@ static void test_forbidden(void)
     item.sensor_id = "1";
     item.value = "1";
     /* A refusal of the request, not a judgement of the item: NOT_SENT, to send again later. */
-    CHECK_STATUS(realer_post_feed_data(client, &item, &result), REALER_ERR_API);
+    CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_API);
     CHECK(result.outcome == REALER_FEED_OUTCOME_NOT_SENT);
     CHECK(result.code == 4003 && result.http_status == 403);
     CHECK(result.message_id[0] != '\0');
     CHECK(realer_last_error()->code == 4003);
 
     /* A batch refused as a whole: its items are not sent either. */
-    CHECK_STATUS(realer_post_feed_batch(client, &item, 1, &results), REALER_ERR_API);
+    CHECK_STATUS(realer_feed_post_batch(client, &item, 1, &results), REALER_ERR_API);
     CHECK(realer_last_error()->code == 4003);
     CHECK(realer_batch_result_len(results) == 1);
     CHECK(realer_batch_result_len(results) == 1 &&
@@ -1418,7 +1418,7 @@ static realer_outbox_stats stats_at(const realer_client *client, const char *fil
     realer_outbox_stats s;
 
     memset(&s, 0xff, sizeof s);
-    check_status_at(realer_outbox_stats_get(client, &s), REALER_OK, file, line, "realer_outbox_stats_get");
+    check_status_at(realer_outbox_stats_read(client, &s), REALER_OK, file, line, "realer_outbox_stats_read");
     return s;
 }
 
@@ -1538,7 +1538,7 @@ static void test_outbox_not_configured(const realer_client *client, const struct
     CHECK_STATUS(realer_outbox_flush(client, 0, &report), REALER_ERR_CONFIG);
     /* The report is written also on failure. */
     CHECK(report.sent == 0 && report.replayed == 0 && report.rejected == 0 && report.pending == 0);
-    CHECK_STATUS(realer_outbox_stats_get(client, &stats), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_outbox_stats_read(client, &stats), REALER_ERR_CONFIG);
     CHECK_STATUS(realer_outbox_dead_letters(client, &dead), REALER_ERR_CONFIG);
     CHECK(dead == (realer_dead_letters *)&n_passed); /* out-parameters are written only on success */
     CHECK_STATUS(realer_outbox_clear_dead(client, &cleared), REALER_ERR_CONFIG);
@@ -1733,8 +1733,8 @@ static void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK_STATUS(realer_outbox_flush(client, 0, &report), REALER_OK); /* nothing to send */
     CHECK(report.sent == 0 && report.replayed == 0 && report.rejected == 0 && report.pending == 0);
     CHECK_STATUS(realer_outbox_flush(NULL, 0, &report), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_outbox_stats_get(NULL, &s), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_outbox_stats_get(client, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_outbox_stats_read(NULL, &s), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_outbox_stats_read(client, NULL), REALER_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE_HAS("out");
 
     /* Clearing the dead letters, with the count... */
@@ -1874,9 +1874,9 @@ static void test_outbox_bounded(const realer_client *direct, const struct catalo
     realer_client_free(client);
 
     /* The newest were sent (a direct post of one is a replay), the two oldest never were. */
-    CHECK_STATUS(realer_post_feed_data(direct, &items[4], &result), REALER_OK);
+    CHECK_STATUS(realer_feed_post(direct, &items[4], &result), REALER_OK);
     CHECK(result.outcome == REALER_FEED_OUTCOME_IDEMPOTENT);
-    CHECK_STATUS(realer_post_feed_data(direct, &items[0], &result), REALER_OK);
+    CHECK_STATUS(realer_feed_post(direct, &items[0], &result), REALER_OK);
     CHECK(result.outcome == REALER_FEED_OUTCOME_CREATED);
 
     /* A byte bound smaller than any item: every push is refused. */
@@ -1896,24 +1896,24 @@ static void test_format_timestamp(void)
     char buf[REALER_TIMESTAMP_SIZE];
     char big[64];
 
-    CHECK_STATUS(realer_format_timestamp(1777025700000LL, buf, sizeof buf), REALER_OK);
+    CHECK_STATUS(realer_timestamp_format(1777025700000LL, buf, sizeof buf), REALER_OK);
     CHECK(strcmp(buf, "2026-04-24T10:15:00.000Z") == 0);
-    CHECK_STATUS(realer_format_timestamp(1777025700123LL, big, sizeof big), REALER_OK);
+    CHECK_STATUS(realer_timestamp_format(1777025700123LL, big, sizeof big), REALER_OK);
     CHECK(strcmp(big, "2026-04-24T10:15:00.123Z") == 0);
-    CHECK_STATUS(realer_format_timestamp(1, buf, sizeof buf), REALER_OK);
+    CHECK_STATUS(realer_timestamp_format(1, buf, sizeof buf), REALER_OK);
     CHECK(strcmp(buf, "1970-01-01T00:00:00.001Z") == 0);
-    CHECK_STATUS(realer_format_timestamp(0, buf, sizeof buf), REALER_OK); /* now */
+    CHECK_STATUS(realer_timestamp_format(0, buf, sizeof buf), REALER_OK); /* now */
     CHECK(strlen(buf) == REALER_TIMESTAMP_SIZE - 1 && buf[4] == '-' && buf[10] == 'T' && buf[23] == 'Z');
     CHECK(strncmp(buf, "20", 2) == 0);
 
     memset(buf, 'x', sizeof buf);
-    CHECK_STATUS(realer_format_timestamp(1777025700000LL, buf, sizeof buf - 1), REALER_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(realer_timestamp_format(1777025700000LL, buf, sizeof buf - 1), REALER_ERR_BUFFER_TOO_SMALL);
     CHECK(buf[0] == 'x'); /* nothing written */
-    CHECK_STATUS(realer_format_timestamp(1777025700000LL, buf, 0), REALER_ERR_BUFFER_TOO_SMALL);
-    CHECK_STATUS(realer_format_timestamp(1777025700000LL, NULL, sizeof buf), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_format_timestamp(-1, buf, sizeof buf), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_format_timestamp(253402300800000LL, buf, sizeof buf), REALER_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(realer_format_timestamp(253402300799999LL, buf, sizeof buf), REALER_OK);
+    CHECK_STATUS(realer_timestamp_format(1777025700000LL, buf, 0), REALER_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(realer_timestamp_format(1777025700000LL, NULL, sizeof buf), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_timestamp_format(-1, buf, sizeof buf), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_timestamp_format(253402300800000LL, buf, sizeof buf), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_timestamp_format(253402300799999LL, buf, sizeof buf), REALER_OK);
     CHECK(strcmp(buf, "9999-12-31T23:59:59.999Z") == 0);
 }
 
