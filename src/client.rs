@@ -28,6 +28,15 @@ pub struct BatchReport {
     pub error: Option<Error>,
 }
 
+impl BatchReport {
+    /// A batch refused before anything was sent: every item `NotSent` with `error`, under its `message_id`
+    /// when it has one.
+    fn refused(message_ids: impl Iterator<Item = Option<String>>, error: Error) -> BatchReport {
+        let results = message_ids.map(|id| FeedResult::not_sent(id.unwrap_or_default(), error.clone())).collect();
+        BatchReport { results, error: Some(error) }
+    }
+}
+
 pub struct Client {
     config: Config,
     transport: Transport,
@@ -454,6 +463,15 @@ impl Client {
     }
 
     /// [`Client::post_feed_data`] for an item whose strings are borrowed (the C ABI's).
+    /// [`Client::post_item`] for an item as a caller handed it over, perhaps unreadable (the C boundary reads
+    /// it first): an unreadable item is not sent, as an invalid one.
+    pub(crate) fn post_item_read(&self, item: Result<ItemRef<'_>>) -> FeedResult {
+        match item {
+            Ok(item) => self.post_item(item),
+            Err(e) => FeedResult::not_sent(String::new(), e),
+        }
+    }
+
     pub(crate) fn post_item(&self, item: ItemRef<'_>) -> FeedResult {
         match item.prepare(time::now_unix_ms()) {
             Ok(p) => self.post_prepared(&p),
@@ -485,10 +503,10 @@ impl Client {
         let mut prepared = Vec::with_capacity(items.len());
         let mut first_bad = None;
         for (i, item) in items.iter().enumerate() {
-            match item.prepare(now) {
+            match item.prepare_at(now, i) {
                 Ok(p) => prepared.push(Some(p)),
                 Err(e) => {
-                    first_bad.get_or_insert_with(|| Error::invalid(format!("items[{i}]: {}", e.message)));
+                    first_bad.get_or_insert(e);
                     prepared.push(None);
                 }
             }
@@ -497,17 +515,9 @@ impl Client {
             first_bad = Some(Error::invalid("a batch needs at least one item"));
         }
         if let Some(err) = first_bad {
-            let results = items
-                .iter()
-                .zip(prepared)
-                .map(|(item, p)| {
-                    FeedResult::not_sent(
-                        p.map(|p| p.message_id).or_else(|| item.message_id.clone()).unwrap_or_default(),
-                        err.clone(),
-                    )
-                })
-                .collect();
-            return BatchReport { results, error: Some(err) };
+            let ids =
+                items.iter().zip(prepared).map(|(item, p)| p.map(|p| p.message_id).or_else(|| item.message_id.clone()));
+            return BatchReport::refused(ids, err);
         }
         let prepared: Vec<Prepared> = prepared.into_iter().flatten().collect();
         let mut results = Vec::with_capacity(prepared.len());
@@ -525,6 +535,16 @@ impl Client {
             r.value_received_at.clone_from(&p.value_received_at);
         }
         BatchReport { results, error }
+    }
+
+    /// [`Client::post_feed_batch`] for items as a caller handed them over, some perhaps unreadable (the C
+    /// boundary reads each item first): one unreadable item refuses the batch as an invalid item does,
+    /// before anything is sent.
+    pub(crate) fn post_feed_batch_read(&self, items: Vec<Result<FeedItem>>) -> BatchReport {
+        match items.iter().find_map(|r| r.as_ref().err()).cloned() {
+            Some(err) => BatchReport::refused(items.into_iter().map(|r| r.ok().and_then(|i| i.message_id)), err),
+            None => self.post_feed_batch(&items.into_iter().flatten().collect::<Vec<_>>()),
+        }
     }
 
     fn outbox(&self) -> Result<&Outbox> {
@@ -549,11 +569,7 @@ impl Client {
             return Err(Error::invalid("a push needs at least one item"));
         }
         let now = time::now_unix_ms();
-        let prepared = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| item.prepare(now).map_err(|e| Error::invalid(format!("items[{i}]: {}", e.message))))
-            .collect::<Result<Vec<_>>>()?;
+        let prepared = items.iter().enumerate().map(|(i, item)| item.prepare_at(now, i)).collect::<Result<Vec<_>>>()?;
         self.outbox_store(prepared)
     }
 

@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::feed::{FeedResult, Prepared};
+use crate::feed::{field_error, FeedResult, Prepared};
 use crate::random::random_u64;
 // The settings live with the rest of the configuration; named here too, where they are used.
 pub use crate::config::{FullPolicy, OutboxSettings};
@@ -402,10 +402,14 @@ impl Outbox {
                         continue;
                     }
                     Some(_) => {
-                        return Err(Error::invalid(format!(
-                            "items[{i}]: message_id {:?} is already pending for this source with a different payload",
-                            p.message_id
-                        )))
+                        return Err(field_error(
+                            Some(i),
+                            "message_id",
+                            format_args!(
+                                "{:?} is already pending for this source with a different payload",
+                                p.message_id
+                            ),
+                        ))
                     }
                     None => {}
                 }

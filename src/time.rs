@@ -45,6 +45,17 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
+/// The timestamp of `unix_ms` as a caller asks for it (`realer_timestamp_format`): 0 means now; a time
+/// before 1970 or after 9999 is an invalid argument.
+pub fn format_timestamp(unix_ms: i64) -> crate::error::Result<String> {
+    use crate::error::Error;
+    if unix_ms < 0 {
+        return Err(Error::invalid("unix_ms must not be negative"));
+    }
+    let ms = if unix_ms == 0 { now_unix_ms() } else { unix_ms };
+    format_rfc3339_ms(ms).ok_or_else(|| Error::invalid("unix_ms is after year 9999"))
+}
+
 /// Formats as `YYYY-MM-DDTHH:MM:SS.mmmZ`. Years outside 0..=9999 cannot be written in RFC 3339.
 pub fn format_rfc3339_ms(unix_ms: i64) -> Option<String> {
     let days = unix_ms.div_euclid(86_400_000);

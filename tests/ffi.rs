@@ -358,7 +358,7 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
             ("item.command_id", Box::new(|it: &mut realer_feed_item| it.command_id = bad())),
             ("item.report_status", Box::new(|it: &mut realer_feed_item| it.report_status = 42)),
             ("item.sequence_number", Box::new(|it: &mut realer_feed_item| it.sequence_number = -5)),
-            ("feed item value: is required", Box::new(|it: &mut realer_feed_item| it.value = null())),
+            ("item.value: is required", Box::new(|it: &mut realer_feed_item| it.value = null())),
             ("sensor_id/command_id", Box::new(|it: &mut realer_feed_item| it.sensor_id = null())),
             ("report_status", Box::new(|it: &mut realer_feed_item| it.report_status = REALER_REPORT_STATUS_APPLIED)),
         ] {

@@ -8,6 +8,29 @@ use crate::limits::{MAX_DESIRED_ID_LEN, MAX_MESSAGE_ID_LEN, MAX_VALUE_BYTES};
 use crate::random::random_u64;
 use crate::time;
 
+/// Where a field of a feed item is, in messages: `item.value` for one item, `items[3].value` for one of a
+/// list. Formatted only when a message needs it.
+#[derive(Clone, Copy)]
+pub(crate) struct FieldName<'a> {
+    pub(crate) index: Option<usize>,
+    pub(crate) field: &'a str,
+}
+
+impl std::fmt::Display for FieldName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "items[{i}].{}", self.field),
+            None => write!(f, "item.{}", self.field),
+        }
+    }
+}
+
+/// What is wrong with a field of an item, in the one format of every item message, from the contract's
+/// checks here or from reading a C item: `items[3].value: is longer than 1024 bytes`.
+pub(crate) fn field_error(index: Option<usize>, field: &str, why: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("{}: {why}", FieldName { index, field }))
+}
+
 /// `report_status` of a command report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReportStatus {
@@ -99,7 +122,12 @@ impl FeedItem {
 
     /// Checks the item against the contract and builds its wire form. The error names the field.
     pub(crate) fn prepare(&self, now_unix_ms: i64) -> Result<Prepared> {
-        self.borrowed().prepare(now_unix_ms)
+        self.borrowed().prepare_at(now_unix_ms, None)
+    }
+
+    /// [`FeedItem::prepare`] for the item at `index` of a list: the error names it (`items[3].value`).
+    pub(crate) fn prepare_at(&self, now_unix_ms: i64, index: usize) -> Result<Prepared> {
+        self.borrowed().prepare_at(now_unix_ms, Some(index))
     }
 
     pub(crate) fn borrowed(&self) -> ItemRef<'_> {
@@ -146,7 +174,12 @@ impl ItemRef<'_> {
 
     /// See [`FeedItem::prepare`].
     pub(crate) fn prepare(&self, now_unix_ms: i64) -> Result<Prepared> {
-        let bad = |field: &str, why: &str| Error::invalid(format!("feed item {field}: {why}"));
+        self.prepare_at(now_unix_ms, None)
+    }
+
+    /// See [`FeedItem::prepare`]; `index` is the item's place in a list, if it is in one.
+    pub(crate) fn prepare_at(&self, now_unix_ms: i64, index: Option<usize>) -> Result<Prepared> {
+        let bad = |field: &str, why: &str| field_error(index, field, why);
         let (key, id) = match (self.sensor_id, self.command_id) {
             (Some(s), None) => ("sensor_id", s),
             (None, Some(c)) => ("command_id", c),
@@ -304,7 +337,9 @@ mod tests {
         ];
         for (item, field) in cases {
             let e = item.prepare(0).unwrap_err();
-            assert!(e.message.starts_with(&format!("feed item {field}:")), "{field}: {}", e.message);
+            assert!(e.message.starts_with(&format!("item.{field}:")), "{field}: {}", e.message);
+            let e = item.prepare_at(0, 3).unwrap_err();
+            assert!(e.message.starts_with(&format!("items[3].{field}:")), "{field}: {}", e.message);
         }
         assert!(FeedItem { message_id: Some("x".repeat(128)), ..FeedItem::sensor("7", "1") }.prepare(0).is_ok());
         assert!(FeedItem { report_status: ReportStatus::Reported, ..FeedItem::command("1", "1") }.prepare(0).is_ok());

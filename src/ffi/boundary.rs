@@ -1,24 +1,56 @@
-//! What every export shares: the panic boundary, C string conversion, and owning boxes handed to C.
+//! What every export shares, so that each body reads straight down (as rustls-ffi's do): the panic boundary
+//! ([`call`], [`guard`]), arguments from C ([`ref_arg`], [`mut_arg`], [`out_arg`], [`str_arg`],
+//! [`items_arg`]), results to C ([`Out`], [`write_str`], [`finish`]), and owning boxes handed to C.
 
 use std::ffi::{c_char, CStr, CString};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
-use crate::error::{Error, Result};
-use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_OK};
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ffi::config::realer_config;
+use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_ERR_INTERNAL, REALER_OK};
 
 /// Runs an export's body, catching any panic: the panic becomes `REALER_ERR_INTERNAL` in the last error and
-/// the export returns `$fallback` (a status, NULL, 0). Unwinding into C would be undefined behaviour.
-macro_rules! ffi_boundary {
-    ($fallback:expr, $body:block) => {{
-        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
-            Ok(v) => v,
-            Err(_) => {
-                $crate::ffi::error::set_last_error(&$crate::error::Error::internal(
-                    "a panic inside librealer was caught at the C boundary (a bug: please report it)",
-                ));
-                $fallback
-            }
+/// the export returns `fallback` (NULL, 0, nothing). Unwinding into C would be undefined behaviour. For the
+/// exports that return something other than a status; those that return one use [`call`].
+pub(crate) fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(v) => v,
+        Err(_) => {
+            set_last_error(&Error::internal(
+                "a panic inside librealer was caught at the C boundary (a bug: please report it)",
+            ));
+            fallback
         }
-    }};
+    }
+}
+
+/// Runs the body of an export that returns a status, behind the panic boundary: `Ok` is `REALER_OK`, an
+/// error becomes the thread's last error and its status. Bodies use `?` on every argument and core call.
+pub(crate) fn call(body: impl FnOnce() -> Result<()>) -> realer_status {
+    guard(REALER_ERR_INTERNAL, || status(body()))
+}
+
+/// Ends a body whose outputs are written whatever happened (a feed result, a batch, a flush report): the
+/// error the core reported, if any, becomes the call's status.
+pub(crate) fn finish(error: Option<Error>) -> Result<()> {
+    error.map_or(Ok(()), Err)
+}
+
+/// The body of a `realer_config_*` setter: `config` must not be NULL; `f` changes its settings.
+///
+/// # Safety
+/// `config` is NULL or a live, unaliased handle from `realer_config_new`.
+pub(crate) unsafe fn with_config(
+    config: *mut realer_config,
+    f: impl FnOnce(&mut Config) -> Result<()>,
+) -> realer_status {
+    call(|| {
+        // SAFETY: forwarded from the caller.
+        let config = unsafe { mut_arg(config, "config") }?;
+        f(&mut config.inner)
+    })
 }
 
 /// Turns a core result into a status, recording a failure as the thread's last error.
@@ -30,6 +62,87 @@ pub(crate) fn status(r: Result<()>) -> realer_status {
             status_of(e.kind)
         }
     }
+}
+
+/// Where an export writes a result for the caller: a pointer to caller memory, checked non-NULL.
+pub(crate) struct Out<'a, T> {
+    ptr: NonNull<T>,
+    _caller: PhantomData<&'a mut T>,
+}
+
+impl<T> Out<'_, T> {
+    /// Writes `value` without reading or dropping what was there (the caller's memory may be uninitialised).
+    pub(crate) fn write(&mut self, value: T) {
+        // SAFETY: `out_arg` checked the pointer non-NULL, and its caller promised it writable for `'a`.
+        unsafe { self.ptr.as_ptr().write(value) }
+    }
+}
+
+/// An out argument: NULL is an invalid argument naming `what`.
+///
+/// # Safety
+/// `p` is NULL or writable for a `T` during `'a`.
+pub(crate) unsafe fn out_arg<'a, T>(p: *mut T, what: &str) -> Result<Out<'a, T>> {
+    let ptr = NonNull::new(p).ok_or_else(|| Error::invalid(format!("{what} is NULL")))?;
+    Ok(Out { ptr, _caller: PhantomData })
+}
+
+/// An optional out argument: NULL when the caller does not want that result.
+///
+/// # Safety
+/// `p` is NULL or writable for a `T` during `'a`.
+pub(crate) unsafe fn opt_out_arg<'a, T>(p: *mut T) -> Option<Out<'a, T>> {
+    NonNull::new(p).map(|ptr| Out { ptr, _caller: PhantomData })
+}
+
+/// An array argument of `count` items, 1 to `max`: NULL or a count out of range is an invalid argument.
+///
+/// # Safety
+/// `p` is NULL or points to `count` readable items that outlive `'a`.
+pub(crate) unsafe fn items_arg<'a, T>(p: *const T, count: usize, max: usize, what: &str) -> Result<&'a [T]> {
+    if p.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    if count == 0 || count > max {
+        return Err(Error::invalid(format!("count {count} is not between 1 and {max}")));
+    }
+    // SAFETY: non-NULL, and the caller promises `count` readable items.
+    Ok(unsafe { std::slice::from_raw_parts(p, count) })
+}
+
+/// A byte buffer argument of `len` bytes: NULL, or a length no object can have, is an invalid argument.
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes that outlive `'a`.
+pub(crate) unsafe fn bytes_arg<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
+    if p.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::invalid(format!("the length of {what} is out of range")));
+    }
+    // SAFETY: non-NULL, and the caller promises `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Writes `text` and its NUL into the caller's buffer `buf` of `len` bytes, whole or not at all:
+/// `REALER_ERR_BUFFER_TOO_SMALL` names the size needed. NULL is an invalid argument naming `what`.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
+pub(crate) unsafe fn write_str(buf: *mut c_char, len: usize, text: &str, what: &str) -> Result<()> {
+    if buf.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    let need = text.len() + 1;
+    if len < need {
+        return Err(Error::new(ErrorKind::BufferTooSmall, format!("{what} needs {need} bytes, its length is {len}")));
+    }
+    // SAFETY: non-NULL, and the caller promises `len` >= `need` writable bytes.
+    let dst = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), need) };
+    dst[..text.len()].copy_from_slice(text.as_bytes());
+    dst[text.len()] = 0;
+    Ok(())
 }
 
 /// A required C string argument as `&str`: NULL or non-UTF-8 is an invalid argument naming `what`.
@@ -92,8 +205,8 @@ pub(crate) unsafe fn free_box<T>(p: *mut T) {
     }
 }
 
-/// A C copy of a Rust string; an interior NUL (impossible in the server's JSON strings after decoding only
-/// in theory) becomes U+FFFD rather than truncating the text.
+/// A C copy of a Rust string. A C string cannot hold a NUL byte, and a JSON string from the server may
+/// (`\u0000`): each one becomes U+FFFD, so the text is never cut short at it.
 pub(crate) fn c_string(s: &str) -> CString {
     CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "\u{FFFD}")).unwrap_or_default())
 }

@@ -5,10 +5,10 @@
 use std::ffi::c_char;
 
 use crate::catalog::{CommandRef, CommandSink, SensorRef, SensorSink};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ffi::client::realer_client;
-use crate::ffi::error::{realer_status, REALER_ERR_INTERNAL};
-use crate::ffi::{free_box, into_raw, ref_arg, status, str_arg, Arena};
+use crate::ffi::error::realer_status;
+use crate::ffi::{call, free_box, guard, into_raw, out_arg, ref_arg, str_arg, Arena};
 
 /// A command of the catalog. Strings live as long as the list that holds it; absent ones are NULL. The
 /// catalog carries no desired-state ids: ask `realer_desired_states_fetch` what Realer wants.
@@ -117,18 +117,11 @@ unsafe fn fetch_into<T>(
     out: *mut *mut T,
     fetch: impl FnOnce(&realer_client) -> Result<T>,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            // SAFETY: the caller passes NULL or a live client.
-            let client = unsafe { ref_arg(client, "client") }?;
-            if out.is_null() {
-                return Err(Error::invalid("out is NULL"));
-            }
-            let list = fetch(client)?;
-            // SAFETY: checked non-NULL; the caller promises it is writable.
-            unsafe { *out = into_raw(list) };
-            Ok(())
-        })())
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (client, mut out) = unsafe { (ref_arg(client, "client")?, out_arg(out, "out")?) };
+        out.write(into_raw(fetch(client)?));
+        Ok(())
     })
 }
 
@@ -205,7 +198,7 @@ pub unsafe extern "C" fn realer_sensor_fetch(
 #[no_mangle]
 pub unsafe extern "C" fn realer_commands_len(list: *const realer_commands) -> usize {
     // SAFETY: the caller passes NULL or a live list.
-    ffi_boundary!(0, { unsafe { list.as_ref() }.map_or(0, |l| l.items.len()) })
+    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
 }
 
 /// The command at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
@@ -215,7 +208,7 @@ pub unsafe extern "C" fn realer_commands_len(list: *const realer_commands) -> us
 #[no_mangle]
 pub unsafe extern "C" fn realer_commands_get(list: *const realer_commands, index: usize) -> *const realer_command {
     // SAFETY: the caller passes NULL or a live list.
-    ffi_boundary!(std::ptr::null(), {
+    guard(std::ptr::null(), || {
         unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |c| c as *const _)
     })
 }
@@ -227,7 +220,7 @@ pub unsafe extern "C" fn realer_commands_get(list: *const realer_commands, index
 #[no_mangle]
 pub unsafe extern "C" fn realer_commands_free(list: *mut realer_commands) {
     // SAFETY: the caller hands back a list from this library, once.
-    ffi_boundary!((), { unsafe { free_box(list) } })
+    guard((), || unsafe { free_box(list) })
 }
 
 /// The number of sensors in the list; 0 for NULL.
@@ -237,7 +230,7 @@ pub unsafe extern "C" fn realer_commands_free(list: *mut realer_commands) {
 #[no_mangle]
 pub unsafe extern "C" fn realer_sensors_len(list: *const realer_sensors) -> usize {
     // SAFETY: the caller passes NULL or a live list.
-    ffi_boundary!(0, { unsafe { list.as_ref() }.map_or(0, |l| l.items.len()) })
+    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
 }
 
 /// The sensor at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
@@ -247,7 +240,7 @@ pub unsafe extern "C" fn realer_sensors_len(list: *const realer_sensors) -> usiz
 #[no_mangle]
 pub unsafe extern "C" fn realer_sensors_get(list: *const realer_sensors, index: usize) -> *const realer_sensor {
     // SAFETY: the caller passes NULL or a live list.
-    ffi_boundary!(std::ptr::null(), {
+    guard(std::ptr::null(), || {
         unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |s| s as *const _)
     })
 }
@@ -259,5 +252,5 @@ pub unsafe extern "C" fn realer_sensors_get(list: *const realer_sensors, index: 
 #[no_mangle]
 pub unsafe extern "C" fn realer_sensors_free(list: *mut realer_sensors) {
     // SAFETY: the caller hands back a list from this library, once.
-    ffi_boundary!((), { unsafe { free_box(list) } })
+    guard((), || unsafe { free_box(list) })
 }

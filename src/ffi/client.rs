@@ -1,10 +1,9 @@
 //! `realer_client`: one device's connection to the API, shareable between threads.
 
 use crate::client::Client;
-use crate::error::Error;
 use crate::ffi::config::realer_config;
-use crate::ffi::error::{realer_status, REALER_ERR_INTERNAL};
-use crate::ffi::{free_box, into_raw, ref_arg, status};
+use crate::ffi::error::realer_status;
+use crate::ffi::{call, free_box, guard, into_raw, out_arg, ref_arg};
 
 /// A client for one device. Thread-safe: any number of threads may call it at once (it serialises token
 /// requests itself). Freed by `realer_client_free`, which must not race with calls on it.
@@ -32,19 +31,13 @@ pub unsafe extern "C" fn realer_client_new(
     config: *const realer_config,
     out: *mut *mut realer_client,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            // SAFETY: the caller passes NULL or a live config.
-            let config = unsafe { ref_arg(config, "config") }?;
-            if out.is_null() {
-                return Err(Error::invalid("out is NULL"));
-            }
-            count_forks();
-            let client = Client::new(&config.inner)?;
-            // SAFETY: checked non-NULL; the caller promises it is writable.
-            unsafe { *out = into_raw(realer_client { inner: client }) };
-            Ok(())
-        })())
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (config, mut out) = unsafe { (ref_arg(config, "config")?, out_arg(out, "out")?) };
+        count_forks();
+        let client = Client::new(&config.inner)?;
+        out.write(into_raw(realer_client { inner: client }));
+        Ok(())
     })
 }
 
@@ -71,10 +64,8 @@ fn count_forks() {
 /// `client` is NULL or from `realer_client_new`, and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn realer_client_free(client: *mut realer_client) {
-    ffi_boundary!((), {
-        // SAFETY: the caller hands back a pointer from realer_client_new, once.
-        unsafe { free_box(client) }
-    })
+    // SAFETY: the caller hands back a pointer from realer_client_new, once.
+    guard((), || unsafe { free_box(client) })
 }
 
 /// Gets an access token now unless a valid one is cached. Optional: every call gets one when it needs it.
@@ -84,9 +75,10 @@ pub unsafe extern "C" fn realer_client_free(client: *mut realer_client) {
 /// `client` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_client_authenticate(client: *const realer_client) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
+    call(|| {
         // SAFETY: the caller passes NULL or a live client.
-        status(unsafe { ref_arg(client, "client") }.and_then(|c| c.inner.authenticate()))
+        let client = unsafe { ref_arg(client, "client") }?;
+        client.inner.authenticate()
     })
 }
 
@@ -104,9 +96,11 @@ pub unsafe extern "C" fn realer_client_authenticate(client: *const realer_client
 /// `client` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_client_cancel(client: *const realer_client) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
+    call(|| {
         // SAFETY: the caller passes NULL or a live client.
-        status(unsafe { ref_arg(client, "client") }.map(|c| c.inner.cancel()))
+        let client = unsafe { ref_arg(client, "client") }?;
+        client.inner.cancel();
+        Ok(())
     })
 }
 
@@ -116,8 +110,10 @@ pub unsafe extern "C" fn realer_client_cancel(client: *const realer_client) -> r
 /// `client` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_client_resume(client: *const realer_client) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
+    call(|| {
         // SAFETY: the caller passes NULL or a live client.
-        status(unsafe { ref_arg(client, "client") }.map(|c| c.inner.resume()))
+        let client = unsafe { ref_arg(client, "client") }?;
+        client.inner.resume();
+        Ok(())
     })
 }

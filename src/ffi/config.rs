@@ -4,9 +4,9 @@ use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::ffi::error::realer_status;
-use crate::ffi::{free_box, into_raw, mut_arg, status, str_arg};
+use crate::ffi::{bytes_arg, free_box, guard, into_raw, str_arg, with_config};
 use crate::log::{Level, Logger};
 
 /// Settings for a client. Made by `realer_config_new`, freed by `realer_config_free`. Not thread-safe:
@@ -37,7 +37,7 @@ pub type realer_log_callback =
 /// Returns NULL only if a panic was caught.
 #[no_mangle]
 pub extern "C" fn realer_config_new() -> *mut realer_config {
-    ffi_boundary!(std::ptr::null_mut(), { into_raw(realer_config { inner: Config::new() }) })
+    guard(std::ptr::null_mut(), || into_raw(realer_config { inner: Config::new() }))
 }
 
 /// Frees a configuration. NULL is accepted. Clients made from it are unaffected.
@@ -46,20 +46,11 @@ pub extern "C" fn realer_config_new() -> *mut realer_config {
 /// `config` is NULL or from `realer_config_new`, and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn realer_config_free(config: *mut realer_config) {
-    ffi_boundary!((), {
-        // SAFETY: the caller hands back a pointer from realer_config_new, once.
-        unsafe { free_box(config) }
-    })
+    // SAFETY: the caller hands back a pointer from realer_config_new, once.
+    guard((), || unsafe { free_box(config) })
 }
 
 /// Runs a setter on a config handle.
-unsafe fn with_config(config: *mut realer_config, f: impl FnOnce(&mut Config) -> Result<()>) -> realer_status {
-    ffi_boundary!(crate::ffi::error::REALER_ERR_INTERNAL, {
-        // SAFETY: the caller passes NULL or a live handle.
-        status(unsafe { mut_arg(config, "config") }.and_then(|c| f(&mut c.inner)))
-    })
-}
-
 /// Sets the API origin, `https://host[:port][/prefix]` (a trailing slash is ignored).
 /// `REALER_ERR_CONFIG`: not https (plain http is accepted only for 127.0.0.1 or ::1, and only after
 /// `realer_config_allow_insecure_loopback`), a port that is not 1 to 65535, user info (`user:password@`, refused
@@ -164,18 +155,7 @@ pub unsafe extern "C" fn realer_config_set_ca_pem(
     len: usize,
 ) -> realer_status {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        with_config(config, |c| {
-            if pem.is_null() {
-                return Err(Error::invalid("pem is NULL"));
-            }
-            if len > isize::MAX as usize {
-                return Err(Error::invalid("len is out of range"));
-            }
-            // SAFETY: non-NULL, and the caller promises `len` readable bytes.
-            c.set_ca_pem(std::slice::from_raw_parts(pem, len))
-        })
-    }
+    unsafe { with_config(config, |c| c.set_ca_pem(bytes_arg(pem, len, "pem")?)) }
 }
 
 /// Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to

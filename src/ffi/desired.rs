@@ -5,9 +5,9 @@ use std::ffi::c_char;
 use crate::desired::{self, DesiredAction, DesiredSource, DesiredStates};
 use crate::error::Error;
 use crate::ffi::client::realer_client;
-use crate::ffi::error::{realer_status, REALER_ERR_INTERNAL};
+use crate::ffi::error::realer_status;
 use crate::ffi::feed::{read_report_status, realer_feed_item, realer_report_status};
-use crate::ffi::{free_box, into_raw, mut_arg, opt_str_arg, ref_arg, status, str_arg, Arena};
+use crate::ffi::{call, free_box, guard, into_raw, opt_str_arg, out_arg, ref_arg, str_arg, Arena};
 
 /// What to do about one desired state (`realer_desired_state.action`).
 pub type realer_desired_action = i32;
@@ -98,18 +98,11 @@ pub unsafe extern "C" fn realer_desired_states_fetch(
     client: *const realer_client,
     out: *mut *mut realer_desired_states,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            // SAFETY: the caller passes NULL or a live client.
-            let client = unsafe { ref_arg(client, "client") }?;
-            if out.is_null() {
-                return Err(Error::invalid("out is NULL"));
-            }
-            let list = states_list(client.inner.fetch_desired_states()?);
-            // SAFETY: checked non-NULL; the caller promises it is writable.
-            unsafe { *out = into_raw(list) };
-            Ok(())
-        })())
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (client, mut out) = unsafe { (ref_arg(client, "client")?, out_arg(out, "out")?) };
+        out.write(into_raw(states_list(client.inner.fetch_desired_states()?)));
+        Ok(())
     })
 }
 
@@ -121,7 +114,7 @@ pub unsafe extern "C" fn realer_desired_states_fetch(
 #[no_mangle]
 pub unsafe extern "C" fn realer_desired_states_source(list: *const realer_desired_states) -> realer_desired_source {
     // SAFETY: the caller passes NULL or a live list.
-    ffi_boundary!(0, { unsafe { list.as_ref() }.map_or(0, |l| l.source) })
+    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.source))
 }
 
 /// The number of desired states in the list; 0 for NULL.
@@ -131,7 +124,7 @@ pub unsafe extern "C" fn realer_desired_states_source(list: *const realer_desire
 #[no_mangle]
 pub unsafe extern "C" fn realer_desired_states_len(list: *const realer_desired_states) -> usize {
     // SAFETY: the caller passes NULL or a live list.
-    ffi_boundary!(0, { unsafe { list.as_ref() }.map_or(0, |l| l.items.len()) })
+    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
 }
 
 /// The desired state at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
@@ -144,7 +137,7 @@ pub unsafe extern "C" fn realer_desired_states_get(
     index: usize,
 ) -> *const realer_desired_state {
     // SAFETY: the caller passes NULL or a live list.
-    ffi_boundary!(std::ptr::null(), {
+    guard(std::ptr::null(), || {
         unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |c| c as *const _)
     })
 }
@@ -156,7 +149,7 @@ pub unsafe extern "C" fn realer_desired_states_get(
 #[no_mangle]
 pub unsafe extern "C" fn realer_desired_states_free(list: *mut realer_desired_states) {
     // SAFETY: the caller hands back a list from this library, once.
-    ffi_boundary!((), { unsafe { free_box(list) } })
+    guard((), || unsafe { free_box(list) })
 }
 
 /// Fills `item` as the answer to `state`, with `value` the physical value now at the actuator. With a
@@ -178,35 +171,33 @@ pub unsafe extern "C" fn realer_feed_item_init_answer(
     value: *const c_char,
     report_status: realer_report_status,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            // SAFETY: the caller passes NULL or live pointers with valid strings.
-            let (item, state) = unsafe { (mut_arg(item, "item")?, ref_arg(state, "state")?) };
-            // SAFETY: as above.
-            let (command_id, desired_id, value) = unsafe {
-                (
-                    str_arg(state.command_id, "state command_id")?,
-                    opt_str_arg(state.desired_id, "state desired_id")?,
-                    str_arg(value, "value")?,
-                )
-            };
-            let status = read_report_status(report_status, "report_status")?;
-            let sequence_number = (state.sequence_number >= 0).then_some(state.sequence_number);
-            let answer = desired::answer_item(command_id, desired_id, sequence_number, value, status)?;
-            // The answer borrows the strings it was given, which came from these C strings: point at them.
-            let ptr = |s: Option<&str>| s.map_or(std::ptr::null(), |s| s.as_ptr().cast::<c_char>());
-            *item = realer_feed_item {
-                sensor_id: std::ptr::null(),
-                command_id: ptr(answer.command_id),
-                value: ptr(answer.value),
-                value_received_at: std::ptr::null(),
-                message_id: std::ptr::null(),
-                desired_id: ptr(answer.desired_id),
-                report_status: crate::ffi::feed::report_status_code(answer.report_status),
-                sequence_number: answer.sequence_number.unwrap_or(-1),
-            };
-            Ok(())
-        })())
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers with valid strings.
+        let (mut item, state) = unsafe { (out_arg(item, "item")?, ref_arg(state, "state")?) };
+        // SAFETY: as above.
+        let (command_id, desired_id, value) = unsafe {
+            (
+                str_arg(state.command_id, "state command_id")?,
+                opt_str_arg(state.desired_id, "state desired_id")?,
+                str_arg(value, "value")?,
+            )
+        };
+        let status = read_report_status(report_status).map_err(|why| Error::invalid(format!("report_status {why}")))?;
+        let sequence_number = (state.sequence_number >= 0).then_some(state.sequence_number);
+        let answer = desired::answer_item(command_id, desired_id, sequence_number, value, status)?;
+        // The answer borrows the strings it was given, which came from these C strings: point at them.
+        let ptr = |s: Option<&str>| s.map_or(std::ptr::null(), |s| s.as_ptr().cast::<c_char>());
+        item.write(realer_feed_item {
+            sensor_id: std::ptr::null(),
+            command_id: ptr(answer.command_id),
+            value: ptr(answer.value),
+            value_received_at: std::ptr::null(),
+            message_id: std::ptr::null(),
+            desired_id: ptr(answer.desired_id),
+            report_status: crate::ffi::feed::report_status_code(answer.report_status),
+            sequence_number: answer.sequence_number.unwrap_or(-1),
+        });
+        Ok(())
     })
 }
 
@@ -219,7 +210,7 @@ pub unsafe extern "C" fn realer_feed_item_init_answer(
 /// Each argument is NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn realer_values_equal(value_type: *const c_char, a: *const c_char, b: *const c_char) -> bool {
-    ffi_boundary!(false, {
+    guard(false, || {
         // SAFETY: the caller passes NULL or NUL-terminated strings.
         let args = unsafe { (opt_str_arg(value_type, "value_type"), str_arg(a, "a"), str_arg(b, "b")) };
         match args {

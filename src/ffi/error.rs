@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CString};
 
 use crate::error::{Error, ErrorKind};
-use crate::ffi::c_string;
+use crate::ffi::{c_string, guard};
 
 /// The result of a fallible call: `REALER_OK` or one `REALER_ERR_*` value. The values never change meaning.
 pub type realer_status = i32;
@@ -177,7 +177,7 @@ pub(crate) fn set_last_error(e: &Error) {
 /// strings stay valid until the next failing call on this thread. Never free it.
 #[no_mangle]
 pub extern "C" fn realer_last_error() -> *const realer_error {
-    ffi_boundary!(&PANIC_FALLBACK.0, {
+    guard(&PANIC_FALLBACK.0, || {
         LAST_ERROR.with(|slot| {
             let b = slot.borrow();
             &b.c as *const realer_error

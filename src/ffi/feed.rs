@@ -3,11 +3,14 @@
 
 use std::ffi::c_char;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::feed::{FeedItem, FeedOutcome, FeedResult, ItemRef, ReportStatus};
+use crate::error::Result;
+use crate::feed::{field_error, FeedItem, FeedOutcome, FeedResult, ItemRef, ReportStatus};
 use crate::ffi::client::realer_client;
-use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_ERR_INTERNAL, REALER_OK};
-use crate::ffi::{c_string, free_box, into_raw, mut_arg, opt_str_arg, ref_arg, status, Strings};
+use crate::ffi::error::realer_status;
+use crate::ffi::{
+    c_string, call, finish, free_box, guard, into_raw, items_arg, opt_str_arg, out_arg, ref_arg, write_str, Strings,
+};
+use crate::time;
 
 /// `report_status` of a command report.
 pub type realer_report_status = i32;
@@ -123,33 +126,21 @@ pub struct realer_batch_result {
 /// `item` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn realer_feed_item_init(item: *mut realer_feed_item) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
+    call(|| {
         // SAFETY: the caller passes NULL or a writable item.
-        status(unsafe { mut_arg(item, "item") }.map(|item| {
-            *item = realer_feed_item {
-                sensor_id: std::ptr::null(),
-                command_id: std::ptr::null(),
-                value: std::ptr::null(),
-                value_received_at: std::ptr::null(),
-                message_id: std::ptr::null(),
-                desired_id: std::ptr::null(),
-                report_status: REALER_REPORT_STATUS_NONE,
-                sequence_number: -1,
-            }
-        }))
+        let mut item = unsafe { out_arg(item, "item") }?;
+        item.write(realer_feed_item {
+            sensor_id: std::ptr::null(),
+            command_id: std::ptr::null(),
+            value: std::ptr::null(),
+            value_received_at: std::ptr::null(),
+            message_id: std::ptr::null(),
+            desired_id: std::ptr::null(),
+            report_status: REALER_REPORT_STATUS_NONE,
+            sequence_number: -1,
+        });
+        Ok(())
     })
-}
-
-/// `item.value` or `items[3].value`, written only when a message needs it.
-struct FieldName<'a>(Option<usize>, &'a str);
-
-impl std::fmt::Display for FieldName<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(i) => write!(f, "items[{i}].{}", self.1),
-            None => write!(f, "item.{}", self.1),
-        }
-    }
 }
 
 /// Reads a C item into the core's form; the contract's rules are checked later, by the core.
@@ -166,18 +157,16 @@ pub(crate) unsafe fn read_item(item: &realer_feed_item, index: Option<usize>) ->
 /// # Safety
 /// The item's strings are NULL or NUL-terminated, and stay unchanged while the result is used.
 pub(crate) unsafe fn read_item_ref(item: &realer_feed_item, index: Option<usize>) -> Result<ItemRef<'_>> {
-    let s = |p: *const c_char, f: &str| -> Result<Option<&str>> {
-        // SAFETY: forwarded from the caller. The field's name is formatted only for an error.
-        unsafe { opt_str_arg(p, FieldName(index, f)) }
+    let s = |p: *const c_char, field: &str| -> Result<Option<&str>> {
+        // SAFETY: forwarded from the caller. Only non-UTF-8 text fails.
+        unsafe { opt_str_arg(p, field) }.map_err(|_| field_error(index, field, "is not valid UTF-8"))
     };
-    let report_status = read_report_status(item.report_status, FieldName(index, "report_status"))?;
+    let report_status =
+        read_report_status(item.report_status).map_err(|why| field_error(index, "report_status", why))?;
     let sequence_number = match item.sequence_number {
         -1 => None,
         n if n < -1 => {
-            return Err(Error::invalid(format!(
-                "{} {n} is negative (use -1 for absent)",
-                FieldName(index, "sequence_number")
-            )))
+            return Err(field_error(index, "sequence_number", format_args!("{n} is negative (use -1 for absent)")))
         }
         n => Some(n),
     };
@@ -193,15 +182,15 @@ pub(crate) unsafe fn read_item_ref(item: &realer_feed_item, index: Option<usize>
     })
 }
 
-/// A `REALER_REPORT_STATUS_*` value from C.
-pub(crate) fn read_report_status(code: realer_report_status, what: impl std::fmt::Display) -> Result<ReportStatus> {
+/// A `REALER_REPORT_STATUS_*` value from C; the error says why it is not one.
+pub(crate) fn read_report_status(code: realer_report_status) -> std::result::Result<ReportStatus, String> {
     Ok(match code {
         REALER_REPORT_STATUS_NONE => ReportStatus::None,
         REALER_REPORT_STATUS_APPLIED => ReportStatus::Applied,
         REALER_REPORT_STATUS_REJECTED => ReportStatus::Rejected,
         REALER_REPORT_STATUS_STALE => ReportStatus::Stale,
         REALER_REPORT_STATUS_REPORTED => ReportStatus::Reported,
-        other => return Err(Error::invalid(format!("{what} {other} is not a REALER_REPORT_STATUS_* value"))),
+        other => return Err(format!("{other} is not a REALER_REPORT_STATUS_* value")),
     })
 }
 
@@ -229,19 +218,23 @@ fn outcome_code(o: FeedOutcome) -> realer_feed_outcome {
     }
 }
 
-fn write_result(out: &mut realer_feed_result, r: &FeedResult) {
-    out.outcome = outcome_code(r.outcome);
-    out.feed_data_id = r.feed_data_id.unwrap_or(-1);
-    out.http_status = i32::from(r.http_status);
-    out.code = r.code;
+fn feed_result(r: &FeedResult) -> realer_feed_result {
+    let mut out = realer_feed_result {
+        outcome: outcome_code(r.outcome),
+        feed_data_id: r.feed_data_id.unwrap_or(-1),
+        http_status: i32::from(r.http_status),
+        code: r.code,
+        message_id: [0; REALER_MESSAGE_ID_SIZE],
+        value_received_at: [0; REALER_VALUE_RECEIVED_AT_SIZE],
+    };
     copy_truncated(&mut out.message_id, &r.message_id);
     copy_truncated(&mut out.value_received_at, &r.value_received_at);
+    out
 }
 
 /// Copies into a fixed C buffer, always NUL-terminated. Values the library sent always fit (a message_id
 /// is at most 128 bytes, a checked timestamp at most 35); only a refused caller string can be cut short.
 fn copy_truncated(dst: &mut [c_char], src: &str) {
-    dst.fill(0);
     let room = dst.len() - 1;
     for (d, s) in dst.iter_mut().zip(src.bytes().take(room)) {
         *d = s as c_char;
@@ -268,38 +261,17 @@ pub unsafe extern "C" fn realer_feed_post(
     item: *const realer_feed_item,
     out: *mut realer_feed_result,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        let args = (|| {
-            if out.is_null() {
-                return Err(Error::invalid("out is NULL"));
-            }
-            // SAFETY: the caller passes NULL or live pointers.
-            unsafe { Ok((ref_arg(client, "client")?, ref_arg(item, "item")?)) }
-        })();
-        let (client, item) = match args {
-            Ok(a) => a,
-            Err(e) => return status(Err(e)),
-        };
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (client, item, mut out) =
+            unsafe { (ref_arg(client, "client")?, ref_arg(item, "item")?, out_arg(out, "out")?) };
         // SAFETY: the caller promises valid strings in the item. They may lie in `*out` (a retry that passes
         // the last result's message_id), so they are borrowed only until the post returns, before `out` is
         // written.
-        let result = match unsafe { read_item_ref(item, None) } {
-            Ok(item) => client.inner.post_item(item),
-            Err(e) => FeedResult::not_sent(String::new(), e),
-        };
-        // SAFETY: checked non-NULL above; the caller promises it is writable.
-        match unsafe { mut_arg(out, "out") } {
-            Ok(out) => write_result(out, &result),
-            Err(e) => return status(Err(e)),
-        }
+        let result = client.inner.post_item_read(unsafe { read_item_ref(item, None) });
+        out.write(feed_result(&result));
         LAST_WARNINGS.with(|w| *w.borrow_mut() = c_string(result.warnings_json.as_deref().unwrap_or_default()));
-        match &result.error {
-            None => REALER_OK,
-            Some(e) => {
-                set_last_error(e);
-                status_of(e.kind)
-            }
-        }
+        finish(result.error)
     })
 }
 
@@ -353,60 +325,18 @@ pub unsafe extern "C" fn realer_feed_post_batch(
     count: usize,
     out: *mut *mut realer_batch_result,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        if out.is_null() {
-            return status(Err(Error::invalid("out is NULL")));
-        }
-        // SAFETY: checked non-NULL; the caller promises it is writable.
-        unsafe { *out = std::ptr::null_mut() };
-        let items = (|| {
-            // SAFETY: the caller passes NULL or a live client.
-            let client = unsafe { ref_arg(client, "client") }?;
-            if items.is_null() {
-                return Err(Error::invalid("items is NULL"));
-            }
-            if count == 0 || count > REALER_BATCH_MAX_ITEMS {
-                return Err(Error::invalid(format!("count {count} is not between 1 and {REALER_BATCH_MAX_ITEMS}")));
-            }
-            // SAFETY: non-NULL, and the caller promises `count` readable items.
-            let c_items = unsafe { std::slice::from_raw_parts(items, count) };
-            Ok((client, c_items))
-        })();
-        let (client, c_items) = match items {
-            Ok(x) => x,
-            Err(e) => return status(Err(e)),
-        };
-        let mut read = Vec::with_capacity(count);
-        let mut first_bad: Option<Error> = None;
-        for (i, it) in c_items.iter().enumerate() {
-            // SAFETY: the caller promises valid strings in each item.
-            match unsafe { read_item(it, Some(i)) } {
-                Ok(item) => read.push(item),
-                Err(e) => {
-                    first_bad.get_or_insert(e);
-                    read.push(FeedItem::default());
-                }
-            }
-        }
-        let report = match first_bad {
-            Some(e) => {
-                let results: Vec<FeedResult> = read
-                    .iter()
-                    .map(|it| FeedResult::not_sent(it.message_id.clone().unwrap_or_default(), e.clone()))
-                    .collect();
-                crate::client::BatchReport { results, error: Some(e) }
-            }
-            None => client.inner.post_feed_batch(&read),
-        };
-        // SAFETY: checked non-NULL above.
-        unsafe { *out = into_raw(batch_list(&report.results)) };
-        match report.error {
-            None => REALER_OK,
-            Some(e) => {
-                set_last_error(&e);
-                status_of(e.kind)
-            }
-        }
+    call(|| {
+        // SAFETY: the caller passes NULL or a writable pointer.
+        let mut out = unsafe { out_arg(out, "out") }?;
+        out.write(std::ptr::null_mut());
+        // SAFETY: the caller passes NULL or a live client, and NULL or `count` readable items.
+        let (client, items) =
+            unsafe { (ref_arg(client, "client")?, items_arg(items, count, REALER_BATCH_MAX_ITEMS, "items")?) };
+        // SAFETY: the caller promises valid strings in each item.
+        let read = items.iter().enumerate().map(|(i, it)| unsafe { read_item(it, Some(i)) }).collect();
+        let report = client.inner.post_feed_batch_read(read);
+        out.write(into_raw(batch_list(&report.results)));
+        finish(report.error)
     })
 }
 
@@ -417,7 +347,7 @@ pub unsafe extern "C" fn realer_feed_post_batch(
 #[no_mangle]
 pub unsafe extern "C" fn realer_batch_result_len(result: *const realer_batch_result) -> usize {
     // SAFETY: the caller passes NULL or a live result.
-    ffi_boundary!(0, { unsafe { result.as_ref() }.map_or(0, |r| r.items.len()) })
+    guard(0, || unsafe { result.as_ref() }.map_or(0, |r| r.items.len()))
 }
 
 /// The result of the item at `index` (the same index as in the items passed), NULL past the end.
@@ -430,7 +360,7 @@ pub unsafe extern "C" fn realer_batch_result_get(
     index: usize,
 ) -> *const realer_item_result {
     // SAFETY: the caller passes NULL or a live result.
-    ffi_boundary!(std::ptr::null(), {
+    guard(std::ptr::null(), || {
         unsafe { result.as_ref() }.and_then(|r| r.items.get(index)).map_or(std::ptr::null(), |x| x as *const _)
     })
 }
@@ -442,7 +372,7 @@ pub unsafe extern "C" fn realer_batch_result_get(
 #[no_mangle]
 pub unsafe extern "C" fn realer_batch_result_free(result: *mut realer_batch_result) {
     // SAFETY: the caller hands back a result from this library, once.
-    ffi_boundary!((), { unsafe { free_box(result) } })
+    guard((), || unsafe { free_box(result) })
 }
 
 /// Writes `unix_ms` (milliseconds since 1970, 0 = now) as RFC 3339 UTC with milliseconds, such as
@@ -454,29 +384,10 @@ pub unsafe extern "C" fn realer_batch_result_free(result: *mut realer_batch_resu
 /// `buf` is NULL or points to `len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn realer_timestamp_format(unix_ms: i64, buf: *mut c_char, len: usize) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            if buf.is_null() {
-                return Err(Error::invalid("buf is NULL"));
-            }
-            if unix_ms < 0 {
-                return Err(Error::invalid("unix_ms must not be negative"));
-            }
-            let ms = if unix_ms == 0 { crate::time::now_unix_ms() } else { unix_ms };
-            let text =
-                crate::time::format_rfc3339_ms(ms).ok_or_else(|| Error::invalid("unix_ms is after year 9999"))?;
-            if len < text.len() + 1 {
-                return Err(Error::new(
-                    ErrorKind::BufferTooSmall,
-                    format!("buf needs {} bytes, len is {len}", text.len() + 1),
-                ));
-            }
-            // SAFETY: the caller promises `len` writable bytes, and we write text.len() + 1 <= len.
-            let dst = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), text.len() + 1) };
-            dst[..text.len()].copy_from_slice(text.as_bytes());
-            dst[text.len()] = 0;
-            Ok(())
-        })())
+    call(|| {
+        let text = time::format_timestamp(unix_ms)?;
+        // SAFETY: the caller passes NULL or `len` writable bytes.
+        unsafe { write_str(buf, len, &text, "buf") }
     })
 }
 
@@ -485,5 +396,5 @@ pub unsafe extern "C" fn realer_timestamp_format(unix_ms: i64, buf: *mut c_char,
 /// until the next `realer_feed_post` on this thread.
 #[no_mangle]
 pub extern "C" fn realer_last_warnings() -> *const c_char {
-    ffi_boundary!(c"".as_ptr(), { LAST_WARNINGS.with(|w| w.borrow().as_ptr()) })
+    guard(c"".as_ptr(), || LAST_WARNINGS.with(|w| w.borrow().as_ptr()))
 }

@@ -5,9 +5,12 @@ use std::ffi::c_char;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ffi::client::realer_client;
 use crate::ffi::config::realer_config;
-use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_ERR_INTERNAL, REALER_OK};
+use crate::ffi::error::realer_status;
 use crate::ffi::feed::{read_item, realer_feed_item, REALER_BATCH_MAX_ITEMS, REALER_MESSAGE_ID_MAX};
-use crate::ffi::{free_box, into_raw, mut_arg, ref_arg, status, str_arg, Strings};
+use crate::ffi::{
+    call, finish, free_box, guard, into_raw, items_arg, opt_out_arg, out_arg, ref_arg, str_arg, with_config, write_str,
+    Strings,
+};
 use crate::outbox::{DeadLetter, FullPolicy};
 
 /// What a push does when the outbox is full.
@@ -91,13 +94,8 @@ pub unsafe extern "C" fn realer_config_set_outbox(
     max_items: u64,
     max_bytes: u64,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        // SAFETY: the caller passes NULL or live pointers.
-        status(unsafe { mut_arg(config, "config") }.and_then(|c| {
-            // SAFETY: as above.
-            c.inner.set_outbox(unsafe { str_arg(path, "path") }?, max_items, max_bytes)
-        }))
-    })
+    // SAFETY: the caller passes NULL or live pointers.
+    unsafe { with_config(config, |c| c.set_outbox(str_arg(path, "path")?, max_items, max_bytes)) }
 }
 
 /// Chooses what a push does when the outbox is full: `REALER_OUTBOX_FULL_REFUSE` (default) or
@@ -110,17 +108,17 @@ pub unsafe extern "C" fn realer_config_set_outbox_when_full(
     config: *mut realer_config,
     policy: realer_outbox_full_policy,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        // SAFETY: the caller passes NULL or a live config.
-        status(unsafe { mut_arg(config, "config") }.and_then(|c| {
+    // SAFETY: the caller passes NULL or a live config.
+    unsafe {
+        with_config(config, |c| {
             let policy = match policy {
                 REALER_OUTBOX_FULL_REFUSE => FullPolicy::Refuse,
                 REALER_OUTBOX_FULL_DROP_OLDEST => FullPolicy::DropOldest,
                 other => return Err(Error::invalid(format!("policy {other} is not a REALER_OUTBOX_FULL_* value"))),
             };
-            c.inner.set_outbox_when_full(policy)
-        }))
-    })
+            c.set_outbox_when_full(policy)
+        })
+    }
 }
 
 /// Stores one item in the outbox and returns once it is on disk and synced. Its `message_id` (generated when
@@ -143,30 +141,23 @@ pub unsafe extern "C" fn realer_outbox_push(
     message_id_out: *mut c_char,
     message_id_len: usize,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            // SAFETY: the caller passes NULL or live pointers with valid strings.
-            let (client, item) = unsafe { (ref_arg(client, "client")?, ref_arg(item, "item")?) };
-            if !message_id_out.is_null() && message_id_len < REALER_MESSAGE_ID_MAX + 1 {
-                return Err(Error::new(
-                    ErrorKind::BufferTooSmall,
-                    format!(
-                        "message_id_out needs {} bytes, message_id_len is {message_id_len}",
-                        REALER_MESSAGE_ID_MAX + 1
-                    ),
-                ));
-            }
-            // SAFETY: as above.
-            let item = unsafe { read_item(item, None) }?;
-            let id = client.inner.outbox_push(&item)?;
-            if !message_id_out.is_null() {
-                // SAFETY: the caller promises message_id_len writable bytes; ids are at most 128 ASCII bytes.
-                let dst = unsafe { std::slice::from_raw_parts_mut(message_id_out.cast::<u8>(), id.len() + 1) };
-                dst[..id.len()].copy_from_slice(id.as_bytes());
-                dst[id.len()] = 0;
-            }
-            Ok(())
-        })())
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers with valid strings.
+        let (client, item) = unsafe { (ref_arg(client, "client")?, ref_arg(item, "item")?) };
+        if !message_id_out.is_null() && message_id_len < REALER_MESSAGE_ID_MAX + 1 {
+            return Err(Error::new(
+                ErrorKind::BufferTooSmall,
+                format!("message_id_out needs {} bytes, message_id_len is {message_id_len}", REALER_MESSAGE_ID_MAX + 1),
+            ));
+        }
+        // SAFETY: as above.
+        let item = unsafe { read_item(item, None) }?;
+        let id = client.inner.outbox_push(&item)?;
+        if message_id_out.is_null() {
+            return Ok(());
+        }
+        // SAFETY: the caller promises message_id_len writable bytes (enough for any id: checked above).
+        unsafe { write_str(message_id_out, message_id_len, &id, "message_id_out") }
     })
 }
 
@@ -181,26 +172,13 @@ pub unsafe extern "C" fn realer_outbox_push_many(
     items: *const realer_feed_item,
     count: usize,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            // SAFETY: the caller passes NULL or a live client.
-            let client = unsafe { ref_arg(client, "client") }?;
-            if items.is_null() {
-                return Err(Error::invalid("items is NULL"));
-            }
-            if count == 0 || count > REALER_BATCH_MAX_ITEMS {
-                return Err(Error::invalid(format!("count {count} is not between 1 and {REALER_BATCH_MAX_ITEMS}")));
-            }
-            // SAFETY: non-NULL, and the caller promises `count` readable items with valid strings.
-            let c_items = unsafe { std::slice::from_raw_parts(items, count) };
-            let items = c_items
-                .iter()
-                .enumerate()
-                // SAFETY: as above.
-                .map(|(i, it)| unsafe { read_item(it, Some(i)) })
-                .collect::<Result<Vec<_>>>()?;
-            client.inner.outbox_push_many(&items).map(drop)
-        })())
+    call(|| {
+        // SAFETY: the caller passes NULL or a live client, and NULL or `count` readable items.
+        let (client, items) =
+            unsafe { (ref_arg(client, "client")?, items_arg(items, count, REALER_BATCH_MAX_ITEMS, "items")?) };
+        // SAFETY: the caller promises valid strings in each item.
+        let items = items.iter().enumerate().map(|(i, it)| unsafe { read_item(it, Some(i)) });
+        client.inner.outbox_push_many(&items.collect::<Result<Vec<_>>>()?).map(drop)
     })
 }
 
@@ -226,29 +204,19 @@ pub unsafe extern "C" fn realer_outbox_flush(
     max_items: usize,
     out: *mut realer_flush_report,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        // SAFETY: the caller passes NULL or a live client.
-        let client = match unsafe { ref_arg(client, "client") } {
-            Ok(c) => c,
-            Err(e) => return status(Err(e)),
-        };
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (client, out) = unsafe { (ref_arg(client, "client")?, opt_out_arg(out)) };
         let (report, error) = client.inner.outbox_flush(max_items);
-        // SAFETY: the caller passes NULL or a writable report.
-        if let Some(out) = unsafe { out.as_mut() } {
-            *out = realer_flush_report {
+        if let Some(mut out) = out {
+            out.write(realer_flush_report {
                 sent: report.sent,
                 replayed: report.replayed,
                 rejected: report.rejected,
                 pending: report.pending,
-            };
+            });
         }
-        match error {
-            None => REALER_OK,
-            Some(e) => {
-                set_last_error(&e);
-                status_of(e.kind)
-            }
-        }
+        finish(error)
     })
 }
 
@@ -261,21 +229,19 @@ pub unsafe extern "C" fn realer_outbox_stats_read(
     client: *const realer_client,
     out: *mut realer_outbox_stats,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            // SAFETY: the caller passes NULL or live pointers.
-            let (client, out) = unsafe { (ref_arg(client, "client")?, mut_arg(out, "out")?) };
-            let s = client.inner.outbox_stats()?;
-            *out = realer_outbox_stats {
-                pending: s.pending,
-                dead: s.dead,
-                bytes: s.bytes,
-                oldest_age_ms: s.oldest_age_ms.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX)),
-                dropped: s.dropped,
-                dead_dropped: s.dead_dropped,
-            };
-            Ok(())
-        })())
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (client, mut out) = unsafe { (ref_arg(client, "client")?, out_arg(out, "out")?) };
+        let s = client.inner.outbox_stats()?;
+        out.write(realer_outbox_stats {
+            pending: s.pending,
+            dead: s.dead,
+            bytes: s.bytes,
+            oldest_age_ms: s.oldest_age_ms.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX)),
+            dropped: s.dropped,
+            dead_dropped: s.dead_dropped,
+        });
+        Ok(())
     })
 }
 
@@ -305,18 +271,11 @@ pub unsafe extern "C" fn realer_outbox_dead_letters(
     client: *const realer_client,
     out: *mut *mut realer_dead_letters,
 ) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            // SAFETY: the caller passes NULL or a live client.
-            let client = unsafe { ref_arg(client, "client") }?;
-            if out.is_null() {
-                return Err(Error::invalid("out is NULL"));
-            }
-            let list = dead_list(client.inner.outbox_dead_letters()?);
-            // SAFETY: checked non-NULL; the caller promises it is writable.
-            unsafe { *out = into_raw(list) };
-            Ok(())
-        })())
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (client, mut out) = unsafe { (ref_arg(client, "client")?, out_arg(out, "out")?) };
+        out.write(into_raw(dead_list(client.inner.outbox_dead_letters()?)));
+        Ok(())
     })
 }
 
@@ -326,16 +285,14 @@ pub unsafe extern "C" fn realer_outbox_dead_letters(
 /// `client` is NULL or live; `cleared` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn realer_outbox_clear_dead(client: *const realer_client, cleared: *mut u64) -> realer_status {
-    ffi_boundary!(REALER_ERR_INTERNAL, {
-        status((|| {
-            // SAFETY: the caller passes NULL or a live client.
-            let n = unsafe { ref_arg(client, "client") }?.inner.outbox_clear_dead()?;
-            // SAFETY: the caller passes NULL or a writable counter.
-            if let Some(c) = unsafe { cleared.as_mut() } {
-                *c = n;
-            }
-            Ok(())
-        })())
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (client, cleared) = unsafe { (ref_arg(client, "client")?, opt_out_arg(cleared)) };
+        let n = client.inner.outbox_clear_dead()?;
+        if let Some(mut cleared) = cleared {
+            cleared.write(n);
+        }
+        Ok(())
     })
 }
 
@@ -346,7 +303,7 @@ pub unsafe extern "C" fn realer_outbox_clear_dead(client: *const realer_client, 
 #[no_mangle]
 pub unsafe extern "C" fn realer_dead_letters_len(list: *const realer_dead_letters) -> usize {
     // SAFETY: the caller passes NULL or a live list.
-    ffi_boundary!(0, { unsafe { list.as_ref() }.map_or(0, |l| l.items.len()) })
+    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
 }
 
 /// The dead letter at `index`, NULL past the end. Valid as long as the list.
@@ -358,7 +315,7 @@ pub unsafe extern "C" fn realer_dead_letters_get(
     list: *const realer_dead_letters,
     index: usize,
 ) -> *const realer_dead_letter {
-    ffi_boundary!(std::ptr::null(), {
+    guard(std::ptr::null(), || {
         // SAFETY: the caller passes NULL or a live list.
         unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |d| d as *const _)
     })
@@ -371,5 +328,5 @@ pub unsafe extern "C" fn realer_dead_letters_get(
 #[no_mangle]
 pub unsafe extern "C" fn realer_dead_letters_free(list: *mut realer_dead_letters) {
     // SAFETY: the caller hands back a list from this library, once.
-    ffi_boundary!((), { unsafe { free_box(list) } })
+    guard((), || unsafe { free_box(list) })
 }
