@@ -813,7 +813,6 @@ struct realer_config *realer_config_new(void);
 void realer_config_free(struct realer_config *config);
 
 /**
- * Runs a setter on a config handle.
  * Sets the API origin, `https://host[:port][/prefix]` (a trailing slash is ignored).
  * `REALER_ERR_CONFIG`: not https (plain http is accepted only for 127.0.0.1 or ::1, and only after
  * `realer_config_allow_insecure_loopback`), a port that is not 1 to 65535, user info (`user:password@`, refused

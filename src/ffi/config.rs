@@ -50,7 +50,6 @@ pub unsafe extern "C" fn realer_config_free(config: *mut realer_config) {
     guard((), || unsafe { free_box(config) })
 }
 
-/// Runs a setter on a config handle.
 /// Sets the API origin, `https://host[:port][/prefix]` (a trailing slash is ignored).
 /// `REALER_ERR_CONFIG`: not https (plain http is accepted only for 127.0.0.1 or ::1, and only after
 /// `realer_config_allow_insecure_loopback`), a port that is not 1 to 65535, user info (`user:password@`, refused
