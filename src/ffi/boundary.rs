@@ -92,8 +92,8 @@ pub(crate) unsafe fn free_box<T>(p: *mut T) {
     }
 }
 
-/// A C copy of a Rust string; an interior NUL (impossible in the server's JSON strings after decoding only
-/// in theory) becomes U+FFFD rather than truncating the text.
+/// A C copy of a Rust string. C cannot hold a NUL inside a string, and a Rust one can (a server's JSON may
+/// send `\u0000`): each such NUL becomes U+FFFD, so the C text is never cut short.
 pub(crate) fn c_string(s: &str) -> CString {
     CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "\u{FFFD}")).unwrap_or_default())
 }
