@@ -67,7 +67,7 @@ fn build_firmware_loop(dir: &Path, static_link: bool) -> PathBuf {
     let has_make = Command::new("make").arg("--version").output().is_ok_and(|o| o.status.success());
     if !has_make {
         println!("make is not installed: building with gcc directly");
-        return compile_c("c_examples/firmware_loop.c", dir, "firmware_loop", static_link);
+        return compile_c(&["c_examples/firmware_loop.c"], dir, "firmware_loop", static_link);
     }
     let mut make = Command::new("make");
     make.arg("-C")

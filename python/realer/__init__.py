@@ -53,7 +53,6 @@ from .errors import (
     RealerTimeoutError,
     Status,
     StorageError,
-    TimeoutError_,
     TLSError,
 )
 
@@ -96,6 +95,5 @@ __all__ = [
     "RealerTimeoutError",
     "Status",
     "StorageError",
-    "TimeoutError_",
     "TLSError",
 ]

@@ -11,6 +11,7 @@ import os
 import queue
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -365,6 +366,15 @@ class _CItem:
             setattr(c, name, raw)
         c.report_status = self.report_status
         c.sequence_number = self.sequence_number
+
+
+def _one_c_item(**fields):
+    """The item of `Client.post` and `Outbox.push` (their keywords): the checked `_CItem`, which owns the bytes,
+    and the `realer_feed_item` it filled, pointing into them (keep both for the call)."""
+    item = _CItem(FeedItem(**fields))
+    c = n.realer_feed_item()
+    item.fill(c)
+    return item, c
 
 
 def _opt_i64(v):
@@ -722,18 +732,22 @@ class Client:
 
     # Lifetime. realer_client_free must not race with calls, so close() waits for calls in flight.
 
-    def _enter(self):
+    @contextmanager
+    def _handle_in_use(self):
+        """The open handle, for the calls in the `with` block: raises ValueError on a closed client; `close()`
+        waits until every block that holds the handle has left."""
         with self._cond:
             if self._closed or not self._handle:
                 raise ValueError("the realer.Client is closed")
             self._busy += 1
-            return self._handle
-
-    def _leave(self):
-        with self._cond:
-            self._busy -= 1
-            if self._busy == 0:
-                self._cond.notify_all()
+            handle = self._handle
+        try:
+            yield handle
+        finally:
+            with self._cond:
+                self._busy -= 1
+                if self._busy == 0:
+                    self._cond.notify_all()
 
     def close(self):
         """Frees the client (idempotent). Waits for calls in flight on other threads."""
@@ -758,9 +772,8 @@ class Client:
         return self._closed
 
     def __enter__(self):
-        self._enter()
-        self._leave()
-        return self
+        with self._handle_in_use():
+            return self
 
     def __exit__(self, *exc):
         self.close()
@@ -783,31 +796,22 @@ class Client:
 
     def authenticate(self):
         """Gets an access token now unless a valid one is cached (optional: calls authenticate as needed)."""
-        h = self._enter()
-        try:
+        with self._handle_in_use() as h:
             self._checked(lambda: n.lib.realer_client_authenticate(h), h)
-        finally:
-            self._leave()
 
     def _commands(self, fetch, *args):
-        h = self._enter()
-        try:
+        with self._handle_in_use() as h:
             ptr = ctypes.POINTER(n.realer_commands)()
             self._checked(lambda: fetch(h, *args, ctypes.byref(ptr)), h)
-        finally:
-            self._leave()
         try:
             return [_command(n.lib.realer_commands_get(ptr, i).contents) for i in range(n.lib.realer_commands_len(ptr))]
         finally:
             n.lib.realer_commands_free(ptr)
 
     def _sensors(self, fetch, *args):
-        h = self._enter()
-        try:
+        with self._handle_in_use() as h:
             ptr = ctypes.POINTER(n.realer_sensors)()
             self._checked(lambda: fetch(h, *args, ctypes.byref(ptr)), h)
-        finally:
-            self._leave()
         try:
             return [_sensor(n.lib.realer_sensors_get(ptr, i).contents) for i in range(n.lib.realer_sensors_len(ptr))]
         finally:
@@ -836,12 +840,9 @@ class Client:
         a newer one's pending desired states, each decided "apply" or "stale" by the library against what
         this device already answered; or an older one's catalog values. Answer each with
         `DesiredState.answer()` and `post_item()`."""
-        h = self._enter()
-        try:
+        with self._handle_in_use() as h:
             ptr = ctypes.POINTER(n.realer_desired_states)()
             self._checked(lambda: n.lib.realer_desired_states_fetch(h, ctypes.byref(ptr)), h)
-        finally:
-            self._leave()
         try:
             states = [
                 _desired_state(n.lib.realer_desired_states_get(ptr, i).contents)
@@ -857,19 +858,13 @@ class Client:
         every call started afterwards at once, until `resume()`. Nothing is lost: a cancelled `post` carries
         the `message_id` and `value_received_at` to send again, a cancelled flush leaves its items pending.
         Ctrl-C (KeyboardInterrupt) in a call made from the main thread does this by itself."""
-        h = self._enter()
-        try:
+        with self._handle_in_use() as h:
             check(n.lib.realer_client_cancel(h))
-        finally:
-            self._leave()
 
     def resume(self):
         """Lets calls run again after `cancel()`."""
-        h = self._enter()
-        try:
+        with self._handle_in_use() as h:
             check(n.lib.realer_client_resume(h))
-        finally:
-            self._leave()
 
     def post_item(self, item):
         """`post()` for a `FeedItem` (such as `DesiredState.answer()`'s)."""
@@ -892,35 +887,28 @@ class Client:
         `PostResult` ("created", or "idempotent" for a replay). On failure the `RealerError` carries the
         `outcome` ("rejected": do not resend; "not_sent": resend) and the `message_id` and
         `value_received_at` to resend with (a different payload under the same `message_id` is a conflict)."""
-        item = _CItem(
-            FeedItem(
-                sensor_id=sensor_id,
-                command_id=command_id,
-                value=value,
-                message_id=message_id,
-                value_received_at=value_received_at,
-                desired_id=desired_id,
-                report_status=report_status,
-                sequence_number=sequence_number,
-            )
+        item, c = _one_c_item(
+            sensor_id=sensor_id,
+            command_id=command_id,
+            value=value,
+            message_id=message_id,
+            value_received_at=value_received_at,
+            desired_id=desired_id,
+            report_status=report_status,
+            sequence_number=sequence_number,
         )
-        c = n.realer_feed_item()
-        item.fill(c)
         out = n.realer_feed_result()
         out.outcome = n.REALER_FEED_OUTCOME_NOT_SENT
         out.feed_data_id = -1
         if item.keep["message_id"] is not None:
             out.message_id = item.keep["message_id"][: n.REALER_MESSAGE_ID_MAX]
-        h = self._enter()
-        try:
+        with self._handle_in_use() as h:
 
             def call():
                 status, err = _status_and_error(n.lib.realer_feed_post(h, ctypes.byref(c), ctypes.byref(out)))
                 return err, decode(n.lib.realer_last_warnings()) or None
 
             err, warnings = self._runner.run(call, h)
-        finally:
-            self._leave()
         message_id = out.message_id.decode("ascii", "replace")
         value_received_at = out.value_received_at.decode("utf-8", "replace")
         outcome = _OUTCOMES.get(out.outcome, Outcome.NOT_SENT)
@@ -950,14 +938,11 @@ class Client:
         for c, item in zip(array, converted):
             item.fill(c)
         out = ctypes.POINTER(n.realer_batch_result)()
-        h = self._enter()
-        try:
+        with self._handle_in_use() as h:
             status, err = self._runner.run(
                 lambda: _status_and_error(n.lib.realer_feed_post_batch(h, array, len(converted), ctypes.byref(out))),
                 h,
             )
-        finally:
-            self._leave()
         try:
             results = _batch_results(out) if out else []
         finally:
@@ -1033,26 +1018,19 @@ class Outbox:
         sequence_number=None,
     ):
         """Stores one item (the keywords of `Client.post`) and returns its `message_id`."""
-        item = _CItem(
-            FeedItem(
-                sensor_id=sensor_id,
-                command_id=command_id,
-                value=value,
-                message_id=message_id,
-                value_received_at=value_received_at,
-                desired_id=desired_id,
-                report_status=report_status,
-                sequence_number=sequence_number,
-            )
+        item, c = _one_c_item(
+            sensor_id=sensor_id,
+            command_id=command_id,
+            value=value,
+            message_id=message_id,
+            value_received_at=value_received_at,
+            desired_id=desired_id,
+            report_status=report_status,
+            sequence_number=sequence_number,
         )
-        c = n.realer_feed_item()
-        item.fill(c)
         buf = ctypes.create_string_buffer(n.REALER_MESSAGE_ID_MAX + 1)
-        h = self._client._enter()
-        try:
+        with self._client._handle_in_use() as h:
             check(n.lib.realer_outbox_push(h, ctypes.byref(c), buf, len(buf)))
-        finally:
-            self._client._leave()
         return buf.value.decode("ascii", "replace")
 
     def push_many(self, items):
@@ -1063,24 +1041,18 @@ class Outbox:
         array = (n.realer_feed_item * max(len(converted), 1))()
         for c, item in zip(array, converted):
             item.fill(c)
-        h = self._client._enter()
-        try:
+        with self._client._handle_in_use() as h:
             check(n.lib.realer_outbox_push_many(h, array, len(converted)))
-        finally:
-            self._client._leave()
 
     def flush(self, max_items=0):
         """Sends pending items, oldest first (at most `max_items`, 0 = all), and returns a `FlushReport`. If
         a request fails as a whole, raises `RealerError` with the report so far in `err.report`."""
         max_items = _int(max_items, "max_items", 0, _SIZE_MAX)
         out = n.realer_flush_report()
-        h = self._client._enter()
-        try:
+        with self._client._handle_in_use() as h:
             status, err = self._client._runner.run(
                 lambda: _status_and_error(n.lib.realer_outbox_flush(h, max_items, ctypes.byref(out))), h
             )
-        finally:
-            self._client._leave()
         report = FlushReport(sent=out.sent, replayed=out.replayed, rejected=out.rejected, pending=out.pending)
         if err is not None:
             err.report = report
@@ -1090,11 +1062,8 @@ class Outbox:
     def stats(self):
         """The outbox's state (`OutboxStats`)."""
         out = n.realer_outbox_stats()
-        h = self._client._enter()
-        try:
+        with self._client._handle_in_use() as h:
             check(n.lib.realer_outbox_stats_read(h, ctypes.byref(out)))
-        finally:
-            self._client._leave()
         return OutboxStats(
             pending=out.pending,
             dead=out.dead,
@@ -1107,11 +1076,8 @@ class Outbox:
     def dead_letters(self):
         """Every dead letter, oldest first (a list of `DeadLetter`)."""
         ptr = ctypes.POINTER(n.realer_dead_letters)()
-        h = self._client._enter()
-        try:
+        with self._client._handle_in_use() as h:
             check(n.lib.realer_outbox_dead_letters(h, ctypes.byref(ptr)))
-        finally:
-            self._client._leave()
         try:
             out = []
             for i in range(n.lib.realer_dead_letters_len(ptr)):
@@ -1134,9 +1100,6 @@ class Outbox:
     def clear_dead_letters(self):
         """Deletes every dead letter; returns how many there were."""
         cleared = ctypes.c_uint64()
-        h = self._client._enter()
-        try:
+        with self._client._handle_in_use() as h:
             check(n.lib.realer_outbox_clear_dead(h, ctypes.byref(cleared)))
-        finally:
-            self._client._leave()
         return cleared.value

@@ -120,10 +120,6 @@ class RealerTimeoutError(RealerError, TimeoutError):
     `OSError`), so `except TimeoutError` catches it as it catches `socket.timeout`."""
 
 
-# The name the binding's first design used; `realer.TimeoutError` would shadow the built-in.
-TimeoutError_ = RealerTimeoutError
-
-
 class AuthError(RealerError):
     """REALER_ERR_AUTH: the token endpoint refused the credentials (or a freshly issued token)."""
 

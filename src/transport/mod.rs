@@ -343,7 +343,6 @@ fn rustls_error(e: &rustls::Error) -> Error {
     if kind == ErrorKind::TlsCertTime {
         err.message.push_str(" (check the device clock)");
     }
-    err.retryable = false;
     err
 }
 
@@ -366,11 +365,7 @@ pub(crate) fn map_ureq_error(e: ureq::Error) -> Error {
         U::Timeout(t) => Error::new(ErrorKind::Timeout, format!("timed out ({t})")),
         U::Io(io) => io_error(io),
         U::Rustls(r) => rustls_error(r),
-        U::Tls(_) | U::Pem(_) => {
-            let mut err = Error::new(ErrorKind::Tls, format!("TLS: {e}"));
-            err.retryable = false;
-            err
-        }
+        U::Tls(_) | U::Pem(_) => Error::new(ErrorKind::Tls, format!("TLS: {e}")),
         U::HostNotFound => Error::new(ErrorKind::Network, "host not found (DNS)"),
         U::ConnectionFailed => Error::new(ErrorKind::Network, "connection failed"),
         U::BadUri(_) | U::RequireHttpsOnly(_) | U::InvalidProxyUrl => Error::config(e.to_string()),

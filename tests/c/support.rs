@@ -81,13 +81,29 @@ pub fn build(cmd: &mut Command) {
     );
 }
 
-/// Compiles one C file of the repository against include/realer.h and librealer: shared (with the SONAME
-/// link next to the program and the run path $ORIGIN) or static.
-pub fn compile_c(source: &str, out_dir: &Path, name: &str, static_link: bool) -> PathBuf {
+/// The C harness's files, relative to the repository: every tests/c/harness*.c (one program, split by concept;
+/// .ci/cross-aarch64 compiles the same glob), in name order.
+pub fn harness_sources() -> Vec<String> {
+    let dir = repo().join("tests/c");
+    let mut sources: Vec<String> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a tests/c entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("harness") && name.ends_with(".c"))
+        .map(|name| format!("tests/c/{name}"))
+        .collect();
+    sources.sort();
+    assert!(sources.iter().any(|s| s == "tests/c/harness.c"), "tests/c/harness.c is missing: {sources:?}");
+    sources
+}
+
+/// Compiles C files of the repository (one program) against include/realer.h and librealer: shared (with the
+/// SONAME link next to the program and the run path $ORIGIN) or static.
+pub fn compile_c<S: AsRef<str>>(sources: &[S], out_dir: &Path, name: &str, static_link: bool) -> PathBuf {
     let exe = out_dir.join(name);
     let lib = lib_dir();
     let mut cmd = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()));
-    cmd.args(C_FLAGS).arg("-I").arg(repo().join("include")).arg("-o").arg(&exe).arg(repo().join(source));
+    cmd.args(C_FLAGS).arg("-I").arg(repo().join("include")).arg("-o").arg(&exe);
+    cmd.args(sources.iter().map(|source| repo().join(source.as_ref())));
     if static_link {
         cmd.arg(lib.join("librealer.a")).args(NATIVE_STATIC_LIBS);
     } else {
