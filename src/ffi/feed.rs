@@ -420,19 +420,30 @@ pub unsafe extern "C" fn realer_batch_result_len(result: *const realer_batch_res
     ffi_boundary!(0, { unsafe { result.as_ref() }.map_or(0, |r| r.items.len()) })
 }
 
-/// The result of the item at `index` (the same index as in the items passed), NULL past the end.
+/// Fills `*out` with the result of the item at `index` (the same index as in the items passed); its strings
+/// point into the batch result (valid as long as it). `REALER_ERR_INVALID_ARGUMENT`: `result` or `out` NULL,
+/// or `index` past the end (`*out` unchanged).
 ///
 /// # Safety
-/// `result` is NULL or live.
+/// `result` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn realer_batch_result_get(
     result: *const realer_batch_result,
     index: usize,
-) -> *const realer_item_result {
-    // SAFETY: the caller passes NULL or a live result.
-    ffi_boundary!(std::ptr::null(), {
-        unsafe { result.as_ref() }.and_then(|r| r.items.get(index)).map_or(std::ptr::null(), |x| x as *const _)
-    })
+    out: *mut realer_item_result,
+) -> realer_status {
+    // SAFETY: forwarded from the caller; the struct is plain data (pointers into the result, integers), so a
+    // bitwise copy is a copy.
+    unsafe {
+        crate::ffi::catalog::get_into(
+            result,
+            index,
+            out,
+            "batch result",
+            |r| r.items.len(),
+            |r, i| r.items.get(i).map(|x| std::ptr::read(x)),
+        )
+    }
 }
 
 /// Frees a batch result and its strings. NULL is accepted.

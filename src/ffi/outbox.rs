@@ -349,19 +349,29 @@ pub unsafe extern "C" fn realer_dead_letters_len(list: *const realer_dead_letter
     ffi_boundary!(0, { unsafe { list.as_ref() }.map_or(0, |l| l.items.len()) })
 }
 
-/// The dead letter at `index`, NULL past the end. Valid as long as the list.
+/// Fills `*out` with the dead letter at `index`; its strings point into the list (valid as long as it).
+/// `REALER_ERR_INVALID_ARGUMENT`: `list` or `out` NULL, or `index` past the end (`*out` unchanged).
 ///
 /// # Safety
-/// `list` is NULL or live.
+/// `list` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn realer_dead_letters_get(
     list: *const realer_dead_letters,
     index: usize,
-) -> *const realer_dead_letter {
-    ffi_boundary!(std::ptr::null(), {
-        // SAFETY: the caller passes NULL or a live list.
-        unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |d| d as *const _)
-    })
+    out: *mut realer_dead_letter,
+) -> realer_status {
+    // SAFETY: forwarded from the caller; the struct is plain data (pointers into the list, integers), so a
+    // bitwise copy is a copy.
+    unsafe {
+        crate::ffi::catalog::get_into(
+            list,
+            index,
+            out,
+            "dead letters",
+            |l| l.items.len(),
+            |l, i| l.items.get(i).map(|x| std::ptr::read(x)),
+        )
+    }
 }
 
 /// Frees a dead-letter list. NULL is accepted.
