@@ -97,6 +97,41 @@ static int contains(const char *haystack, const char *needle)
 #define CHECK_MESSAGE_HAS(word) check_at(contains(realer_last_error()->message, (word)), __FILE__, __LINE__, \
                                          "last error message contains \"" word "\"")
 
+/* A list's `_get` fills the caller's struct and returns a status: REALER_ERR_INVALID_ARGUMENT, with a message
+ * and the struct left as it was, for a NULL list or out or an index past the end. `name(list, i)` calls it,
+ * checks that, and returns a copy of the item (from a ring of 8, enough for the copies a test holds at once),
+ * or NULL when it was refused. */
+#define LIST_AT(name, list_t, item_t, get)                                                                     \
+    static const item_t *name(const list_t *list, size_t index)                                                \
+    {                                                                                                          \
+        static item_t ring[8];                                                                                 \
+        static unsigned next;                                                                                  \
+        item_t *out = &ring[next++ % 8];                                                                       \
+        const unsigned char *bytes = (const unsigned char *)out;                                               \
+        realer_status st;                                                                                      \
+        size_t k;                                                                                              \
+        int kept = 1;                                                                                          \
+                                                                                                               \
+        CHECK(get(list, index, NULL) == REALER_ERR_INVALID_ARGUMENT && contains(realer_last_error()->message,  \
+                                                                                list ? "out" : "list"));       \
+        memset(out, 0xA5, sizeof *out);                                                                        \
+        st = get(list, index, out);                                                                            \
+        if (st == REALER_OK) {                                                                                 \
+            return out;                                                                                        \
+        }                                                                                                      \
+        for (k = 0; k < sizeof *out; k++) {                                                                    \
+            kept &= bytes[k] == 0xA5;                                                                          \
+        }                                                                                                      \
+        CHECK(st == REALER_ERR_INVALID_ARGUMENT && kept && last_error_sane());                                  \
+        CHECK(contains(realer_last_error()->message, list ? "past the end" : "list is NULL"));                 \
+        return NULL;                                                                                           \
+    }
+LIST_AT(command_at, realer_commands, realer_command, realer_commands_get)
+LIST_AT(sensor_at, realer_sensors, realer_sensor, realer_sensors_get)
+LIST_AT(desired_state_at, realer_desired_states, realer_desired_state, realer_desired_states_get)
+LIST_AT(batch_result_at, realer_batch_result, realer_item_result, realer_batch_result_get)
+LIST_AT(dead_letter_at, realer_dead_letters, realer_dead_letter, realer_dead_letters_get)
+
 /* ---- environment ------------------------------------------------------------------------------------ */
 
 static const char *base_url;
@@ -652,7 +687,7 @@ static void test_logger(void)
     CHECK_STATUS(realer_client_authenticate(client), REALER_OK);
     CHECK_STATUS(realer_sensors_fetch(client, &sensors), REALER_OK);
     realer_feed_item_init(&item);
-    item.sensor_id = realer_sensors_len(sensors) > 0 ? realer_sensors_get(sensors, 0)->id : "0";
+    item.sensor_id = realer_sensors_len(sensors) > 0 ? sensor_at(sensors, 0)->id : "0";
     item.value = "19.5";
     CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_OK);
     realer_sensors_free(sensors);
@@ -692,7 +727,7 @@ static void test_catalog(const realer_client *client)
     CHECK(commands != NULL);
     CHECK(realer_commands_len(commands) >= 1);
     for (i = 0; i < realer_commands_len(commands); i++) {
-        const realer_command *c = realer_commands_get(commands, i);
+        const realer_command *c = command_at(commands, i);
 
         CHECK(c != NULL && c->id != NULL && c->id[0] != '\0');
         if (c == NULL) {
@@ -707,19 +742,19 @@ static void test_catalog(const realer_client *client)
             CHECK(c->error_message == NULL);
         }
     }
-    CHECK(realer_commands_get(commands, realer_commands_len(commands)) == NULL);
-    CHECK(realer_commands_get(commands, (size_t)-1) == NULL);
+    CHECK(command_at(commands, realer_commands_len(commands)) == NULL);
+    CHECK(command_at(commands, (size_t)-1) == NULL);
     CHECK(realer_commands_len(NULL) == 0);
-    CHECK(realer_commands_get(NULL, 0) == NULL);
+    CHECK(realer_commands_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
 
     /* One command by id: a list of exactly that one. */
     if (realer_commands_len(commands) > 0) {
-        const char *id = realer_commands_get(commands, 0)->id;
+        const char *id = command_at(commands, 0)->id;
 
         CHECK_STATUS(realer_command_fetch(client, id, &one_command), REALER_OK);
         CHECK(realer_commands_len(one_command) == 1);
-        CHECK(realer_commands_len(one_command) == 1 && strcmp(realer_commands_get(one_command, 0)->id, id) == 0);
-        CHECK(realer_commands_get(one_command, 1) == NULL);
+        CHECK(realer_commands_len(one_command) == 1 && strcmp(command_at(one_command, 0)->id, id) == 0);
+        CHECK(command_at(one_command, 1) == NULL);
         realer_commands_free(one_command);
     }
     one_command = untouched;
@@ -744,7 +779,7 @@ static void test_catalog(const realer_client *client)
     CHECK_STATUS(realer_sensors_fetch(client, &sensors), REALER_OK);
     CHECK(realer_sensors_len(sensors) >= 1);
     for (i = 0; i < realer_sensors_len(sensors); i++) {
-        const realer_sensor *s = realer_sensors_get(sensors, i);
+        const realer_sensor *s = sensor_at(sensors, i);
 
         CHECK(s != NULL && s->id != NULL && s->id[0] != '\0');
         if (s != NULL && s->error_type == NULL) {
@@ -752,15 +787,15 @@ static void test_catalog(const realer_client *client)
             CHECK(s->error_message == NULL);
         }
     }
-    CHECK(realer_sensors_get(sensors, realer_sensors_len(sensors)) == NULL);
+    CHECK(sensor_at(sensors, realer_sensors_len(sensors)) == NULL);
     CHECK(realer_sensors_len(NULL) == 0);
-    CHECK(realer_sensors_get(NULL, 0) == NULL);
+    CHECK(realer_sensors_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
     if (realer_sensors_len(sensors) > 0) {
-        const char *id = realer_sensors_get(sensors, 0)->id;
+        const char *id = sensor_at(sensors, 0)->id;
 
         CHECK_STATUS(realer_sensor_fetch(client, id, &one_sensor), REALER_OK);
-        CHECK(realer_sensors_len(one_sensor) == 1 && strcmp(realer_sensors_get(one_sensor, 0)->id, id) == 0);
-        CHECK(realer_sensors_get(one_sensor, 1) == NULL);
+        CHECK(realer_sensors_len(one_sensor) == 1 && strcmp(sensor_at(one_sensor, 0)->id, id) == 0);
+        CHECK(sensor_at(one_sensor, 1) == NULL);
         realer_sensors_free(one_sensor);
         one_sensor = NULL;
     }
@@ -841,6 +876,10 @@ struct catalog_picks {
     const realer_command *broken;      /* Realer cannot represent it */
     const realer_sensor *sensor;       /* a usable sensor */
     const realer_sensor *sensor2;      /* another one, if any */
+    /* What the pointers above point at: copies filled by the lists' _get (their strings are the lists'). */
+    realer_desired_state kept_states[2];
+    realer_command kept_commands[2];
+    realer_sensor kept_sensors[2];
 };
 
 static int wanted_for(const struct catalog_picks *p, const char *command_id)
@@ -848,7 +887,7 @@ static int wanted_for(const struct catalog_picks *p, const char *command_id)
     size_t i;
 
     for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
-        if (strcmp(realer_desired_states_get(p->wanted, i)->command_id, command_id) == 0) {
+        if (strcmp(desired_state_at(p->wanted, i)->command_id, command_id) == 0) {
             return 1;
         }
     }
@@ -864,33 +903,33 @@ static void pick_catalog(const realer_client *client, struct catalog_picks *p)
     CHECK_STATUS(realer_sensors_fetch(client, &p->sensors), REALER_OK);
     CHECK_STATUS(realer_desired_states_fetch(client, &p->wanted), REALER_OK);
     for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
-        const realer_desired_state *d = realer_desired_states_get(p->wanted, i);
+        const realer_desired_state *d = desired_state_at(p->wanted, i);
 
         if (d->action == REALER_DESIRED_ACTION_APPLY) {
-            p->apply = p->apply ? p->apply : d;
+            p->apply = p->apply ? p->apply : (p->kept_states[0] = *d, &p->kept_states[0]);
         } else if (d->action == REALER_DESIRED_ACTION_STALE) {
-            p->stale = p->stale ? p->stale : d;
+            p->stale = p->stale ? p->stale : (p->kept_states[1] = *d, &p->kept_states[1]);
         }
     }
     for (i = 0; i < realer_commands_len(p->commands); i++) {
-        const realer_command *c = realer_commands_get(p->commands, i);
+        const realer_command *c = command_at(p->commands, i);
 
         if (c->error_type != NULL) {
-            p->broken = p->broken ? p->broken : c;
+            p->broken = p->broken ? p->broken : (p->kept_commands[0] = *c, &p->kept_commands[0]);
         } else if (!wanted_for(p, c->id)) {
-            p->plain = p->plain ? p->plain : c;
+            p->plain = p->plain ? p->plain : (p->kept_commands[1] = *c, &p->kept_commands[1]);
         }
     }
     for (i = 0; i < realer_sensors_len(p->sensors); i++) {
-        const realer_sensor *s = realer_sensors_get(p->sensors, i);
+        const realer_sensor *s = sensor_at(p->sensors, i);
 
         if (s->error_type != NULL) {
             continue;
         }
         if (p->sensor == NULL) {
-            p->sensor = s;
+            p->sensor = (p->kept_sensors[0] = *s, &p->kept_sensors[0]);
         } else if (p->sensor2 == NULL) {
-            p->sensor2 = s;
+            p->sensor2 = (p->kept_sensors[1] = *s, &p->kept_sensors[1]);
         }
     }
     /* The built-in fixture, served as a newer service (v2), has one of each. */
@@ -914,15 +953,15 @@ static void test_desired_states(const realer_client *client, const struct catalo
     }
     CHECK(realer_desired_states_source(p->wanted) == REALER_DESIRED_SOURCE_DESIRED_STATES);
     for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
-        const realer_desired_state *d = realer_desired_states_get(p->wanted, i);
+        const realer_desired_state *d = desired_state_at(p->wanted, i);
 
         CHECK(d->command_id != NULL && d->value != NULL && d->desired_id != NULL);
         CHECK(d->sequence_number >= 0 && d->expires_at != NULL && d->expires_at_unix_ms > 0);
     }
     CHECK(p->stale->expires_at_unix_ms <= (int64_t)time(NULL) * 1000);
-    CHECK(realer_desired_states_get(p->wanted, realer_desired_states_len(p->wanted)) == NULL);
+    CHECK(desired_state_at(p->wanted, realer_desired_states_len(p->wanted)) == NULL);
     CHECK(realer_desired_states_len(NULL) == 0);
-    CHECK(realer_desired_states_get(NULL, 0) == NULL);
+    CHECK(realer_desired_states_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
     CHECK(realer_desired_states_source(NULL) == 0);
     realer_desired_states_free(NULL);
     CHECK_STATUS(realer_desired_states_fetch(NULL, &untouched), REALER_ERR_INVALID_ARGUMENT);
@@ -1115,7 +1154,7 @@ static void test_feed_single(const realer_client *client, const struct catalog_p
         CHECK(realer_sensors_len(other_sensors) >= 1);
         if (realer_sensors_len(other_sensors) >= 1) {
             realer_feed_item_init(&item);
-            item.sensor_id = realer_sensors_get(other_sensors, 0)->id;
+            item.sensor_id = sensor_at(other_sensors, 0)->id;
             item.value = "1.0";
             CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_API);
             CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
@@ -1254,13 +1293,13 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
     CHECK(results != NULL);
     CHECK(realer_batch_result_len(results) == 4);
     if (realer_batch_result_len(results) == 4) {
-        r = realer_batch_result_get(results, 0);
+        r = batch_result_at(results, 0);
         CHECK(r->outcome == REALER_FEED_OUTCOME_CREATED);
         CHECK(r->feed_data_id > 0 && r->code == 2000);
         CHECK(strcmp(r->message_id, new_id) == 0);
         CHECK(r->error_type == NULL && r->error_message == NULL && r->details_json == NULL);
 
-        r = realer_batch_result_get(results, 1);
+        r = batch_result_at(results, 1);
         CHECK(r->outcome == REALER_FEED_OUTCOME_REJECTED);
         CHECK(r->feed_data_id == -1);
         CHECK(r->code == 4022);
@@ -1269,18 +1308,18 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
         CHECK(r->error_message != NULL);
         CHECK(contains(r->details_json, "sensor_id"));
 
-        r = realer_batch_result_get(results, 2);
+        r = batch_result_at(results, 2);
         CHECK(r->outcome == REALER_FEED_OUTCOME_IDEMPOTENT);
         CHECK(r->feed_data_id == stored_feed_data_id);
         CHECK(strcmp(r->message_id, stored_message_id) == 0);
 
-        r = realer_batch_result_get(results, 3);
+        r = batch_result_at(results, 3);
         CHECK(r->outcome == REALER_FEED_OUTCOME_CREATED);
         CHECK(r->feed_data_id > 0);
         CHECK(r->message_id != NULL && r->message_id[0] != '\0');
     }
-    CHECK(realer_batch_result_get(results, 4) == NULL);
-    CHECK(realer_batch_result_get(results, (size_t)-1) == NULL);
+    CHECK(batch_result_at(results, 4) == NULL);
+    CHECK(batch_result_at(results, (size_t)-1) == NULL);
     realer_batch_result_free(results);
     results = NULL;
 
@@ -1288,7 +1327,7 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
     items[0].value = "48.3";
     CHECK_STATUS(realer_feed_post_batch(client, items, 1, &results), REALER_OK);
     CHECK(realer_batch_result_len(results) == 1);
-    r = realer_batch_result_get(results, 0);
+    r = batch_result_at(results, 0);
     CHECK(r != NULL && r->outcome == REALER_FEED_OUTCOME_REJECTED && r->code == 4009);
     realer_batch_result_free(results);
     results = NULL;
@@ -1304,9 +1343,9 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
     CHECK(results != NULL);
     CHECK(realer_batch_result_len(results) == 2);
     if (realer_batch_result_len(results) == 2) {
-        CHECK(realer_batch_result_get(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
-        CHECK(realer_batch_result_get(results, 1)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
-        CHECK(strcmp(realer_batch_result_get(results, 0)->message_id, new_id) == 0);
+        CHECK(batch_result_at(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
+        CHECK(batch_result_at(results, 1)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
+        CHECK(strcmp(batch_result_at(results, 0)->message_id, new_id) == 0);
     }
     realer_batch_result_free(results);
     results = NULL;
@@ -1334,7 +1373,7 @@ static void test_feed_batch(const realer_client *client, const struct catalog_pi
     CHECK_MESSAGE_HAS("out");
 
     CHECK(realer_batch_result_len(NULL) == 0);
-    CHECK(realer_batch_result_get(NULL, 0) == NULL);
+    CHECK(realer_batch_result_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
     realer_batch_result_free(NULL);
 }
 
@@ -1379,7 +1418,7 @@ static void test_forbidden(void)
     CHECK(realer_last_error()->code == 4003);
     CHECK(realer_batch_result_len(results) == 1);
     CHECK(realer_batch_result_len(results) == 1 &&
-          realer_batch_result_get(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
+          batch_result_at(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
     realer_batch_result_free(results);
     realer_client_free(client);
     realer_config_free(c);
@@ -1688,7 +1727,7 @@ static void test_outbox_push_and_flush(const struct catalog_picks *p)
     /* The dead letter says what Realer said. */
     CHECK_STATUS(realer_outbox_dead_letters(client, &dead), REALER_OK);
     CHECK(realer_dead_letters_len(dead) == 1);
-    d = realer_dead_letters_get(dead, 0);
+    d = dead_letter_at(dead, 0);
     CHECK(d != NULL);
     if (d != NULL) {
         CHECK(strcmp(d->message_id, unknown_id) == 0);
@@ -1699,8 +1738,8 @@ static void test_outbox_push_and_flush(const struct catalog_picks *p)
         CHECK(contains(d->item_json, "987654321") && contains(d->item_json, unknown_id));
         CHECK(d->failed_at_unix_ms > (int64_t)(time(NULL) - 600) * 1000);
     }
-    CHECK(realer_dead_letters_get(dead, 1) == NULL);
-    CHECK(realer_dead_letters_get(dead, (size_t)-1) == NULL);
+    CHECK(dead_letter_at(dead, 1) == NULL);
+    CHECK(dead_letter_at(dead, (size_t)-1) == NULL);
     realer_dead_letters_free(dead);
     dead = NULL;
     CHECK_STATUS(realer_outbox_dead_letters(NULL, &dead), REALER_ERR_INVALID_ARGUMENT);
@@ -1743,7 +1782,7 @@ static void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK(STATS(client).dead == 0);
     CHECK_STATUS(realer_outbox_dead_letters(client, &dead), REALER_OK);
     CHECK(dead != NULL && realer_dead_letters_len(dead) == 0);
-    CHECK(realer_dead_letters_get(dead, 0) == NULL);
+    CHECK(dead_letter_at(dead, 0) == NULL);
     realer_dead_letters_free(dead);
     dead = NULL;
     CHECK_STATUS(realer_outbox_clear_dead(client, &cleared), REALER_OK);
@@ -1763,7 +1802,7 @@ static void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK_STATUS(realer_outbox_clear_dead(NULL, &cleared), REALER_ERR_INVALID_ARGUMENT);
 
     CHECK(realer_dead_letters_len(NULL) == 0);
-    CHECK(realer_dead_letters_get(NULL, 0) == NULL);
+    CHECK(realer_dead_letters_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
     realer_dead_letters_free(NULL);
     realer_client_free(second);
     realer_client_free(client);
