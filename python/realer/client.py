@@ -371,6 +371,14 @@ def _opt_i64(v):
     return None if v < 0 else v
 
 
+def _at(get, struct, ptr, i):
+    """Item `i` of a C list: the struct its `_get` fills (a ctypes struct passed byref; its strings point into
+    the list, so read them before the list is freed)."""
+    item = struct()
+    check(get(ptr, i, ctypes.byref(item)))
+    return item
+
+
 def _command(c):
     return Command(
         id=decode(c.id),
@@ -398,7 +406,7 @@ def _sensor(s):
 def _batch_results(ptr):
     out = []
     for i in range(n.lib.realer_batch_result_len(ptr)):
-        r = n.lib.realer_batch_result_get(ptr, i).contents
+        r = _at(n.lib.realer_batch_result_get, n.realer_item_result, ptr, i)
         out.append(
             ItemResult(
                 index=i,
@@ -797,7 +805,8 @@ class Client:
         finally:
             self._leave()
         try:
-            return [_command(n.lib.realer_commands_get(ptr, i).contents) for i in range(n.lib.realer_commands_len(ptr))]
+            get = n.lib.realer_commands_get
+            return [_command(_at(get, n.realer_command, ptr, i)) for i in range(n.lib.realer_commands_len(ptr))]
         finally:
             n.lib.realer_commands_free(ptr)
 
@@ -809,7 +818,8 @@ class Client:
         finally:
             self._leave()
         try:
-            return [_sensor(n.lib.realer_sensors_get(ptr, i).contents) for i in range(n.lib.realer_sensors_len(ptr))]
+            get = n.lib.realer_sensors_get
+            return [_sensor(_at(get, n.realer_sensor, ptr, i)) for i in range(n.lib.realer_sensors_len(ptr))]
         finally:
             n.lib.realer_sensors_free(ptr)
 
@@ -844,7 +854,7 @@ class Client:
             self._leave()
         try:
             states = [
-                _desired_state(n.lib.realer_desired_states_get(ptr, i).contents)
+                _desired_state(_at(n.lib.realer_desired_states_get, n.realer_desired_state, ptr, i))
                 for i in range(n.lib.realer_desired_states_len(ptr))
             ]
             source = _SOURCES.get(n.lib.realer_desired_states_source(ptr), DesiredSource.CATALOG)
@@ -1115,7 +1125,7 @@ class Outbox:
         try:
             out = []
             for i in range(n.lib.realer_dead_letters_len(ptr)):
-                d = n.lib.realer_dead_letters_get(ptr, i).contents
+                d = _at(n.lib.realer_dead_letters_get, n.realer_dead_letter, ptr, i)
                 out.append(
                     DeadLetter(
                         message_id=decode(d.message_id) or "",
