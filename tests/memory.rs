@@ -100,8 +100,11 @@ fn list_body(key: &str, items: usize, item: impl Fn(usize) -> String) -> String 
     s
 }
 
-/// The cases of minimal items: (case, list key, item count, item), each answer near 8 MiB.
-fn minimal_cases() -> Vec<(&'static str, &'static str, usize, fn(usize) -> String)> {
+/// A case of minimal items: its name, the list's key, the item count, and the item made from its index.
+type MinimalCase = (&'static str, &'static str, usize, fn(usize) -> String);
+
+/// The cases of minimal items, each answer near 8 MiB.
+fn minimal_cases() -> Vec<MinimalCase> {
     vec![
         ("minimal catalog", "commands", 590_000, |i| format!("{{\"id\":{}}}", 100_000 + i)),
         ("string ids", "commands", 680_000, |i| format!("{{\"id\":\"{}\"}}", i % 100)),
