@@ -96,7 +96,12 @@ int main(int argc, char **argv) {
                 return 1;
             }
             for (int j = 0; j < BATCH; j++) {
-                const realer_item_result *r = realer_batch_result_get(results, (size_t)j);
+                realer_item_result item;
+                const realer_item_result *r = &item;
+                if (realer_batch_result_get(results, (size_t)j, &item) != REALER_OK) {
+                    fprintf(stderr, "realer_bench: no result for batch item %ld\n", first + j);
+                    return 1;
+                }
                 if (r->outcome != REALER_FEED_OUTCOME_CREATED || r->code != 2000 ||
                     strcmp(r->message_id, ids[j]) != 0) {
                     fprintf(stderr, "realer_bench: batch item %ld: outcome %d, code %d\n", first + j,

@@ -279,7 +279,12 @@ static void print_catalog(const realer_commands *commands, const realer_sensors 
            realer_sensors_len(sensors));
     n_actuators = 0;
     for (i = 0; i < realer_commands_len(commands); i++) {
-        const realer_command *c = realer_commands_get(commands, i);
+        realer_command item;
+        const realer_command *c = &item;
+
+        if (realer_commands_get(commands, i, &item) != REALER_OK) {
+            continue;
+        }
 
         if (c->error_type != NULL) {
             printf("  command %s: Realer cannot represent it (%s: %s)\n", c->id, c->error_type,
@@ -296,8 +301,12 @@ static void print_catalog(const realer_commands *commands, const realer_sensors 
         }
     }
     for (i = 0; i < realer_sensors_len(sensors); i++) {
-        const realer_sensor *s = realer_sensors_get(sensors, i);
+        realer_sensor item;
+        const realer_sensor *s = &item;
 
+        if (realer_sensors_get(sensors, i, &item) != REALER_OK) {
+            continue;
+        }
         if (s->error_type != NULL) {
             printf("  sensor %s: Realer cannot represent it (%s: %s)\n", s->id, s->error_type,
                    or_none(s->error_message));
@@ -340,10 +349,15 @@ static int apply_what_realer_wants(const realer_client *client)
     printf("3. Realer wants %zu setting(s) (%s).\n", realer_desired_states_len(wanted),
            newer ? "pending desired states" : "the catalog's values");
     for (i = 0; i < realer_desired_states_len(wanted); i++) {
-        const realer_desired_state *d = realer_desired_states_get(wanted, i);
-        struct actuator *a = actuator_for(d->command_id);
+        realer_desired_state item;
+        const realer_desired_state *d = &item;
+        struct actuator *a;
         char what[200];
 
+        if (realer_desired_states_get(wanted, i, &item) != REALER_OK) {
+            continue;
+        }
+        a = actuator_for(d->command_id);
         if (a == NULL) {
             printf("  command %s: no actuator on this device\n", d->command_id);
             continue;
@@ -413,14 +427,15 @@ static int post_readings_one_by_one(const realer_client *client, const realer_se
         printf("5. Posting one reading per sensor, one by one.\n");
     }
     for (i = 0; i < realer_sensors_len(sensors); i++) {
-        const realer_sensor *s = realer_sensors_get(sensors, i);
+        realer_sensor sensor;
+        const realer_sensor *s = &sensor;
         char value[32];
         char observed_at[REALER_TIMESTAMP_SIZE];
         char what[160];
         realer_feed_item item;
         realer_status status;
 
-        if (s->error_type != NULL) {
+        if (realer_sensors_get(sensors, i, &sensor) != REALER_OK || s->error_type != NULL) {
             continue;
         }
         read_sensor(s, 0, value, sizeof value);
@@ -485,8 +500,12 @@ static int post_readings_as_batch(const realer_client *client, const realer_sens
         goto done;
     }
     for (i = 0; i < n_sensors; i++) {
-        const realer_sensor *s = realer_sensors_get(sensors, i);
+        realer_sensor item;
+        const realer_sensor *s = &item;
 
+        if (realer_sensors_get(sensors, i, &item) != REALER_OK) {
+            continue;
+        }
         if (s->error_type != NULL) {
             continue;
         }
@@ -522,7 +541,12 @@ static int post_readings_as_batch(const realer_client *client, const realer_sens
     }
     /* results is set whenever the items could be read, also on failure: it says which items to resend. */
     for (i = 0; i < realer_batch_result_len(results); i++) {
-        const realer_item_result *r = realer_batch_result_get(results, i);
+        realer_item_result item;
+        const realer_item_result *r = &item;
+
+        if (realer_batch_result_get(results, i, &item) != REALER_OK) {
+            continue;
+        }
 
         if (r->outcome == REALER_FEED_OUTCOME_CREATED || r->outcome == REALER_FEED_OUTCOME_IDEMPOTENT) {
             printf("  sensor %s: reading %s %s, feed_data_id %lld, message_id %s\n", items[i].sensor_id,
@@ -558,7 +582,12 @@ static void print_and_clear_dead_letters(const realer_client *client)
         return;
     }
     for (i = 0; i < realer_dead_letters_len(dead); i++) {
-        const realer_dead_letter *d = realer_dead_letters_get(dead, i);
+        realer_dead_letter item;
+        const realer_dead_letter *d = &item;
+
+        if (realer_dead_letters_get(dead, i, &item) != REALER_OK) {
+            continue;
+        }
 
         fprintf(stderr, "FAILED: refused for good: message_id %s, code %d (%s: %s)\n", d->message_id, (int)d->code,
                 d->error_type, d->error_message);

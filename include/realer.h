@@ -88,7 +88,8 @@ typedef struct realer_sensors realer_sensors;
 typedef int32_t realer_status;
 
 /**
- * A command of the catalog. Strings live as long as the list that holds it; absent ones are NULL. The
+ * A command of the catalog, as `realer_commands_get` fills it. Strings live as long as the list it came
+ * from; absent ones are NULL. The
  * catalog carries no desired-state ids: ask `realer_desired_states_fetch` what Realer wants.
  */
 typedef struct realer_command {
@@ -180,7 +181,8 @@ typedef int32_t realer_desired_source;
 typedef int32_t realer_desired_action;
 
 /**
- * One thing Realer wants. Strings live as long as the list that holds it; absent ones are NULL.
+ * One thing Realer wants, as `realer_desired_states_get` fills it. Strings live as long as the list it came
+ * from; absent ones are NULL.
  */
 typedef struct realer_desired_state {
   /**
@@ -702,12 +704,16 @@ realer_status realer_sensor_fetch(const struct realer_client *client,
 size_t realer_commands_len(const struct realer_commands *list);
 
 /**
- * The command at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
+ * Fills `*out` with the command at `index`: its strings point into the list (valid as long as the list;
+ * absent ones NULL). `REALER_ERR_INVALID_ARGUMENT`: `list` or `out` NULL, or `index` past the end (`*out`
+ * unchanged).
  *
  * # Safety
- * `list` is NULL or live.
+ * `list` is NULL or live; `out` is NULL or writable.
  */
-const struct realer_command *realer_commands_get(const struct realer_commands *list, size_t index);
+realer_status realer_commands_get(const struct realer_commands *list,
+                                  size_t index,
+                                  struct realer_command *out);
 
 /**
  * Frees a command list and its strings. NULL is accepted.
@@ -726,12 +732,14 @@ void realer_commands_free(struct realer_commands *list);
 size_t realer_sensors_len(const struct realer_sensors *list);
 
 /**
- * The sensor at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
+ * Fills `*out` with the sensor at `index`; as `realer_commands_get`.
  *
  * # Safety
- * `list` is NULL or live.
+ * `list` is NULL or live; `out` is NULL or writable.
  */
-const struct realer_sensor *realer_sensors_get(const struct realer_sensors *list, size_t index);
+realer_status realer_sensors_get(const struct realer_sensors *list,
+                                 size_t index,
+                                 struct realer_sensor *out);
 
 /**
  * Frees a sensor list and its strings. NULL is accepted.
@@ -999,13 +1007,16 @@ realer_desired_source realer_desired_states_source(const struct realer_desired_s
 size_t realer_desired_states_len(const struct realer_desired_states *list);
 
 /**
- * The desired state at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
+ * Fills `*out` with the desired state at `index`: its strings point into the list (valid as long as the
+ * list; absent ones NULL). `REALER_ERR_INVALID_ARGUMENT`: `list` or `out` NULL, or `index` past the end
+ * (`*out` unchanged).
  *
  * # Safety
- * `list` is NULL or live.
+ * `list` is NULL or live; `out` is NULL or writable.
  */
-const struct realer_desired_state *realer_desired_states_get(const struct realer_desired_states *list,
-                                                             size_t index);
+realer_status realer_desired_states_get(const struct realer_desired_states *list,
+                                        size_t index,
+                                        struct realer_desired_state *out);
 
 /**
  * Frees a desired-state list and its strings. NULL is accepted.
@@ -1123,13 +1134,16 @@ realer_status realer_feed_post_batch(const struct realer_client *client,
 size_t realer_batch_result_len(const struct realer_batch_result *result);
 
 /**
- * The result of the item at `index` (the same index as in the items passed), NULL past the end.
+ * Fills `*out` with the result of the item at `index` (the same index as in the items passed); its strings
+ * point into the batch result (valid as long as it). `REALER_ERR_INVALID_ARGUMENT`: `result` or `out` NULL,
+ * or `index` past the end (`*out` unchanged).
  *
  * # Safety
- * `result` is NULL or live.
+ * `result` is NULL or live; `out` is NULL or writable.
  */
-const struct realer_item_result *realer_batch_result_get(const struct realer_batch_result *result,
-                                                         size_t index);
+realer_status realer_batch_result_get(const struct realer_batch_result *result,
+                                      size_t index,
+                                      struct realer_item_result *out);
 
 /**
  * Frees a batch result and its strings. NULL is accepted.
@@ -1274,13 +1288,15 @@ realer_status realer_outbox_clear_dead(const struct realer_client *client, uint6
 size_t realer_dead_letters_len(const struct realer_dead_letters *list);
 
 /**
- * The dead letter at `index`, NULL past the end. Valid as long as the list.
+ * Fills `*out` with the dead letter at `index`; its strings point into the list (valid as long as it).
+ * `REALER_ERR_INVALID_ARGUMENT`: `list` or `out` NULL, or `index` past the end (`*out` unchanged).
  *
  * # Safety
- * `list` is NULL or live.
+ * `list` is NULL or live; `out` is NULL or writable.
  */
-const struct realer_dead_letter *realer_dead_letters_get(const struct realer_dead_letters *list,
-                                                         size_t index);
+realer_status realer_dead_letters_get(const struct realer_dead_letters *list,
+                                      size_t index,
+                                      struct realer_dead_letter *out);
 
 /**
  * Frees a dead-letter list. NULL is accepted.

@@ -1,9 +1,9 @@
 /* librealer for C++17: a header-only wrapper over realer.h.
  *
  * - Ownership: every object the library allocates is held by a move-only C++ object that frees it once
- *   (Config, Client, Commands, Sensors, DesiredStates, BatchResult, DeadLetters). The C structs inside a list
- *   (realer_command, realer_sensor, realer_desired_state, realer_item_result, realer_dead_letter) and their
- *   strings live as long as the list.
+ *   (Config, Client, Commands, Sensors, DesiredStates, BatchResult, DeadLetters). A list's elements
+ *   (realer_command, realer_sensor, realer_desired_state, realer_item_result, realer_dead_letter) are structs
+ *   its `_get` fills, given by value; their strings point into the list and live as long as it.
  * - Errors: a failing call throws realer::Error, which carries realer_last_error() as it was right after the
  *   call (status, HTTP status, Realer code, error.type, message, request_id, details JSON, retryable,
  *   retry-after). Client::post throws realer::FeedError, which also carries the feed result: its message_id and
@@ -89,22 +89,27 @@ template <class T, void (*Free)(T *)> struct Deleter {
     void operator()(T *p) const noexcept { Free(p); }
 };
 
-/// A list the library allocated: indexable and iterable, freed once; elements live as long as the list.
-template <class Handle, class Item, size_t (*Len)(const Handle *), const Item *(*Get)(const Handle *, size_t),
-          void (*Free)(Handle *)>
+/// A list the library allocated: indexable and iterable, freed once. An element is a struct filled by the
+/// list's `_get` (a copy, by value); its strings point into the list and live as long as it.
+template <class Handle, class Item, size_t (*Len)(const Handle *),
+          realer_status (*Get)(const Handle *, size_t, Item *), void (*Free)(Handle *)>
 class List {
   public:
     class iterator {
       public:
         using value_type = Item;
-        using reference = const Item &;
-        using pointer = const Item *;
+        using reference = Item;
+        /// What `operator->` gives: the element, held for the expression.
+        struct pointer {
+            Item item;
+            const Item *operator->() const { return &item; }
+        };
         using difference_type = std::ptrdiff_t;
-        using iterator_category = std::forward_iterator_tag;
+        using iterator_category = std::input_iterator_tag;
 
         iterator(const List *list, size_t index) : list_(list), index_(index) {}
         reference operator*() const { return (*list_)[index_]; }
-        pointer operator->() const { return &(*list_)[index_]; }
+        pointer operator->() const { return pointer{(*list_)[index_]}; }
         iterator &operator++() {
             ++index_;
             return *this;
@@ -127,13 +132,13 @@ class List {
 
     size_t size() const noexcept { return handle_ ? Len(handle_.get()) : 0; }
     bool empty() const noexcept { return size() == 0; }
-    /// The element at `index`; throws std::out_of_range past the end.
-    const Item &operator[](size_t index) const {
-        const Item *item = handle_ ? Get(handle_.get(), index) : nullptr;
-        if (!item) {
+    /// The element at `index` (its strings point into the list); throws std::out_of_range past the end.
+    Item operator[](size_t index) const {
+        Item item{};
+        if (!handle_ || index >= size() || Get(handle_.get(), index, &item) != REALER_OK) {
             throw std::out_of_range("realer: list index out of range");
         }
-        return *item;
+        return item;
     }
     iterator begin() const noexcept { return iterator(this, 0); }
     iterator end() const noexcept { return iterator(this, size()); }

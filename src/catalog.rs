@@ -5,6 +5,7 @@
 //! keeps its id and carries its error, and an item this client cannot read becomes such an error item.
 
 use std::borrow::Cow;
+use std::ffi::CStr;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -12,6 +13,7 @@ use serde_json::value::RawValue;
 use crate::error::{Error, Result};
 use crate::json::{self, ErrorField, Text};
 use crate::log::Level;
+use crate::records::{Record, Records};
 
 /// Why Realer could not represent an item (or this client could not read it).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,22 +43,23 @@ pub struct Sensor {
     pub error: Option<ItemError>,
 }
 
-/// An item's error as read, borrowed from the answer.
+/// An item's error, borrowed from the answer or from the list that holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ItemErrorRef<'a> {
+pub struct ItemErrorRef<'a> {
     pub error_type: Cow<'a, str>,
     pub message: Cow<'a, str>,
 }
 
 impl ItemErrorRef<'_> {
-    fn to_owned(&self) -> ItemError {
+    pub fn to_owned(&self) -> ItemError {
         ItemError { error_type: self.error_type.to_string(), message: self.message.to_string() }
     }
 }
 
-/// A command as read, its strings borrowed from the answer where they needed no unescaping.
+/// A command, its strings borrowed: from the answer while it is read (owned only where unescaped), from the
+/// [`Commands`] list afterwards.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct CommandRef<'a> {
+pub struct CommandRef<'a> {
     pub id: Cow<'a, str>,
     pub value: Option<Cow<'a, str>>,
     pub value_type: Option<Cow<'a, str>>,
@@ -66,7 +69,7 @@ pub(crate) struct CommandRef<'a> {
 }
 
 impl CommandRef<'_> {
-    pub(crate) fn to_owned(&self) -> Command {
+    pub fn to_owned(&self) -> Command {
         Command {
             id: self.id.to_string(),
             value: self.value.as_deref().map(str::to_string),
@@ -78,39 +81,9 @@ impl CommandRef<'_> {
     }
 }
 
-/// Where a fetch puts the commands it reads: told the count first (to allocate once), then each command.
-pub(crate) trait CommandSink {
-    fn reserve(&mut self, _items: usize) {}
-    fn push(&mut self, command: CommandRef<'_>);
-}
-
-/// As [`CommandSink`], for sensors.
-pub(crate) trait SensorSink {
-    fn reserve(&mut self, _items: usize) {}
-    fn push(&mut self, sensor: SensorRef<'_>);
-}
-
-impl CommandSink for Vec<Command> {
-    fn reserve(&mut self, items: usize) {
-        self.reserve_exact(items);
-    }
-    fn push(&mut self, command: CommandRef<'_>) {
-        Vec::push(self, command.to_owned());
-    }
-}
-
-impl SensorSink for Vec<Sensor> {
-    fn reserve(&mut self, items: usize) {
-        self.reserve_exact(items);
-    }
-    fn push(&mut self, sensor: SensorRef<'_>) {
-        Vec::push(self, sensor.to_owned());
-    }
-}
-
-/// A sensor as read; see [`CommandRef`].
+/// A sensor; see [`CommandRef`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SensorRef<'a> {
+pub struct SensorRef<'a> {
     pub id: Cow<'a, str>,
     pub kind: Option<Cow<'a, str>>,
     pub qc: Option<Cow<'a, str>>,
@@ -120,7 +93,7 @@ pub(crate) struct SensorRef<'a> {
 }
 
 impl SensorRef<'_> {
-    pub(crate) fn to_owned(&self) -> Sensor {
+    pub fn to_owned(&self) -> Sensor {
         Sensor {
             id: self.id.to_string(),
             kind: self.kind.as_deref().map(str::to_string),
@@ -129,6 +102,165 @@ impl SensorRef<'_> {
             pin_port: self.pin_port.as_deref().map(str::to_string),
             error: self.error.as_ref().map(ItemErrorRef::to_owned),
         }
+    }
+}
+
+/// Where a fetch puts the commands it reads: told the count and the answer's size first (to allocate once),
+/// then each command, then `finish` once the answer is gone.
+pub(crate) trait CommandSink {
+    fn reserve(&mut self, _items: usize, _answer_bytes: usize) {}
+    fn push(&mut self, command: CommandRef<'_>);
+    fn finish(&mut self) {}
+}
+
+/// As [`CommandSink`], for sensors.
+pub(crate) trait SensorSink {
+    fn reserve(&mut self, _items: usize, _answer_bytes: usize) {}
+    fn push(&mut self, sensor: SensorRef<'_>);
+    fn finish(&mut self) {}
+}
+
+/// The type of an item this client could not read.
+pub const UNREADABLE_ITEM: &str = "unreadable_item";
+const UNREADABLE_ITEM_C: &CStr = c"unreadable_item";
+
+// An item's tag in a list: no error, the server's error (type and message stored), or one of the fixed
+// messages of an unreadable item (not stored: static text).
+const TAG_OK: u8 = 0;
+const TAG_SERVER_ERROR: u8 = 1;
+const TAG_UNREADABLE: u8 = 2;
+const UNREADABLE_MESSAGES: [&CStr; 3] = [
+    c"librealer could not read this item: number out of range",
+    c"librealer could not read this item: duplicate field",
+    c"librealer could not read this item: it is not shaped as the contract says",
+];
+
+fn static_str(c: &'static CStr) -> &'static str {
+    c.to_str().unwrap_or_default()
+}
+
+/// The tag an item's error is stored with.
+fn error_tag(e: Option<&ItemErrorRef<'_>>) -> u8 {
+    match e {
+        None => TAG_OK,
+        Some(e) if e.error_type == UNREADABLE_ITEM => UNREADABLE_MESSAGES
+            .iter()
+            .position(|m| static_str(m) == e.message)
+            .map_or(TAG_SERVER_ERROR, |k| TAG_UNREADABLE + k as u8),
+        Some(_) => TAG_SERVER_ERROR,
+    }
+}
+
+/// An item's error as C strings: the stored ones, or the fixed text of its tag.
+fn error_cstrs<'a>(r: &Record<'a>, type_at: usize) -> Option<(&'a CStr, &'a CStr)> {
+    match r.tag {
+        TAG_OK => None,
+        TAG_SERVER_ERROR => Some((r.strings[type_at].unwrap_or(c""), r.strings[type_at + 1].unwrap_or(c""))),
+        t => Some((UNREADABLE_ITEM_C, UNREADABLE_MESSAGES.get(usize::from(t - TAG_UNREADABLE)).copied()?)),
+    }
+}
+
+fn item_error_of<'a>(r: &Record<'a>, type_at: usize) -> Option<ItemErrorRef<'a>> {
+    error_cstrs(r, type_at).map(|(t, m)| ItemErrorRef {
+        error_type: Cow::Borrowed(t.to_str().unwrap_or_default()),
+        message: Cow::Borrowed(m.to_str().unwrap_or_default()),
+    })
+}
+
+fn cow(s: Option<&str>) -> Option<Cow<'_, str>> {
+    s.map(Cow::Borrowed)
+}
+
+/// An item of a catalog list as C strings, for the C ABI: its five fields, then its error's type and message
+/// (absent ones `None`), all valid as long as the list.
+pub(crate) type CItem<'a> = [Option<&'a CStr>; 7];
+
+fn c_item<'a>(r: &Record<'a>) -> CItem<'a> {
+    let e = error_cstrs(r, 5);
+    let s = &r.strings;
+    [s[0], s[1], s[2], s[3], s[4], e.map(|e| e.0), e.map(|e| e.1)]
+}
+
+macro_rules! catalog_list {
+    ($list:ident, $item:ident, $owned:ident, $sink:ident, [$($field:ident = $at:literal),*]) => {
+        /// A list of the catalog, stored compactly (see the crate's README, "Bounded memory"): an item costs
+        /// about its JSON text. Read it with `get`, `iter`, or `to_vec` for owned items.
+        #[derive(Clone, Default, PartialEq, Eq)]
+        pub struct $list {
+            records: Records,
+        }
+
+        impl $list {
+            pub fn len(&self) -> usize {
+                self.records.len()
+            }
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+            /// The item at `index`, borrowed from the list; `None` past the end.
+            pub fn get(&self, index: usize) -> Option<$item<'_>> {
+                let r = self.records.get(index)?;
+                Some($item {
+                    id: Cow::Borrowed(r.str(0).unwrap_or_default()),
+                    $($field: cow(r.str($at)),)*
+                    error: item_error_of(&r, 5),
+                })
+            }
+            pub fn iter(&self) -> impl ExactSizeIterator<Item = $item<'_>> + '_ {
+                (0..self.len()).map(|i| self.get(i).unwrap_or_default())
+            }
+            /// Every item, owned.
+            pub fn to_vec(&self) -> Vec<$owned> {
+                self.iter().map(|x| x.to_owned()).collect()
+            }
+            /// Item `index` as C strings (see [`CItem`]).
+            pub(crate) fn c_item(&self, index: usize) -> Option<CItem<'_>> {
+                self.records.get(index).as_ref().map(c_item)
+            }
+        }
+
+        impl std::fmt::Debug for $list {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_list().entries(self.iter()).finish()
+            }
+        }
+
+        impl $sink for $list {
+            /// Reserves the index exactly and the arena from its bound, the answer's size.
+            fn reserve(&mut self, items: usize, answer_bytes: usize) {
+                self.records = Records::with_capacity(items, answer_bytes);
+            }
+            fn push(&mut self, x: $item<'_>) {
+                let tag = error_tag(x.error.as_ref());
+                let (error_type, message) = match (&x.error, tag) {
+                    (Some(e), TAG_SERVER_ERROR) => (Some(&*e.error_type), Some(&*e.message)),
+                    _ => (None, None),
+                };
+                self.records.push(tag, [None, None], &[Some(&*x.id), $(x.$field.as_deref(),)* error_type, message]);
+            }
+            fn finish(&mut self) {
+                self.records.shrink();
+            }
+        }
+    };
+}
+
+catalog_list!(Commands, CommandRef, Command, CommandSink, [value = 1, value_type = 2, kind = 3, pin_port = 4]);
+catalog_list!(Sensors, SensorRef, Sensor, SensorSink, [kind = 1, qc = 2, mu = 3, pin_port = 4]);
+
+impl<'a> IntoIterator for &'a Commands {
+    type Item = CommandRef<'a>;
+    type IntoIter = Box<dyn ExactSizeIterator<Item = CommandRef<'a>> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl<'a> IntoIterator for &'a Sensors {
+    type Item = SensorRef<'a>;
+    type IntoIter = Box<dyn ExactSizeIterator<Item = SensorRef<'a>> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
     }
 }
 
@@ -179,14 +311,24 @@ fn item_error(e: ErrorField<'_>) -> Option<ItemErrorRef<'_>> {
 }
 
 /// What an item this client cannot read becomes: an item with its id and an error saying why, as one
-/// Realer cannot represent. `None` when not even its id can be read.
-fn unreadable(raw: &RawValue, why: serde_json::Error) -> Option<(Cow<'_, str>, ItemErrorRef<'static>)> {
+/// Realer cannot represent. `None` when not even its id can be read. The message is fixed text (what was
+/// wrong, without where: the warning of the list tells the first one in full), so that a list of such items
+/// costs no more than their text.
+fn unreadable<'a>(raw: &'a RawValue, why: &serde_json::Error) -> Option<(Cow<'a, str>, ItemErrorRef<'static>)> {
     let id = json::object::<IdOnly<'_>>(raw).ok()?.id.0?;
+    let text = why.to_string();
+    let which = if text.starts_with("number out of range") {
+        0
+    } else if text.starts_with("duplicate field") {
+        1
+    } else {
+        2
+    };
     Some((
         id,
         ItemErrorRef {
-            error_type: Cow::Borrowed("unreadable_item"),
-            message: Cow::Owned(format!("librealer could not read this item: {why}")),
+            error_type: Cow::Borrowed(UNREADABLE_ITEM),
+            message: Cow::Borrowed(static_str(UNREADABLE_MESSAGES[which])),
         },
     ))
 }
@@ -226,9 +368,9 @@ pub(crate) fn parse_commands(
                 }
                 None => skipped.add(|| excerpt(raw)),
             },
-            Err(e) => match unreadable(raw, e) {
+            Err(e) => match unreadable(raw, &e) {
                 Some((id, error)) => {
-                    unreadable_items.add(|| format!("command {}: {}", json::excerpt(&id, 64), error.message));
+                    unreadable_items.add(|| format!("command {}: {e}", json::excerpt(&id, 64)));
                     each(CommandRef { id, error: Some(error), ..CommandRef::default() })
                 }
                 None => skipped.add(|| excerpt(raw)),
@@ -265,9 +407,9 @@ pub(crate) fn parse_sensors(
                 }
                 None => skipped.add(|| excerpt(raw)),
             },
-            Err(e) => match unreadable(raw, e) {
+            Err(e) => match unreadable(raw, &e) {
                 Some((id, error)) => {
-                    unreadable_items.add(|| format!("sensor {}: {}", json::excerpt(&id, 64), error.message));
+                    unreadable_items.add(|| format!("sensor {}: {e}", json::excerpt(&id, 64)));
                     each(SensorRef { id, error: Some(error), ..SensorRef::default() })
                 }
                 None => skipped.add(|| excerpt(raw)),

@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::auth::{self, Grant, KnownSecrets, TokenCache};
-use crate::catalog::{self, Command, CommandRef, CommandSink, ItemErrorRef, Sensor, SensorSink};
+use crate::catalog::{self, Command, CommandSink, Commands, ItemErrorRef, Sensor, SensorSink, Sensors};
 use crate::codes::{self, Class};
 use crate::config::{check_id, Config};
-use crate::desired::{self, AnsweredLog, DesiredSource, DesiredState, DesiredStates, REPROBE_AFTER};
+use crate::desired::{self, AnsweredLog, DesiredSource, DesiredStates, REPROBE_AFTER};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, Prepared, SingleAnswer};
 use crate::json;
@@ -327,7 +327,7 @@ impl Client {
     /// Reads the device's commands (or, with `id`, one command) into `sink`, borrowed from the answer.
     pub(crate) fn fetch_commands_with(&self, id: Option<&str>, sink: &mut dyn CommandSink) -> Result<()> {
         let answer = self.fetch_catalog("command", "/commands", id)?;
-        sink.reserve(catalog::count(&answer.body, "commands", "command"));
+        sink.reserve(catalog::count(&answer.body, "commands", "command"), answer.body.len());
         let mut seen = 0usize;
         catalog::parse_commands(
             &answer.body,
@@ -338,13 +338,15 @@ impl Client {
             },
             &mut self.warn_sink(),
         )?;
+        drop(answer);
+        sink.finish();
         Self::one_expected(id, seen, "command")
     }
 
     /// As [`Client::fetch_commands_with`], for sensors.
     pub(crate) fn fetch_sensors_with(&self, id: Option<&str>, sink: &mut dyn SensorSink) -> Result<()> {
         let answer = self.fetch_catalog("sensor", "/sensors", id)?;
-        sink.reserve(catalog::count(&answer.body, "sensors", "sensor"));
+        sink.reserve(catalog::count(&answer.body, "sensors", "sensor"), answer.body.len());
         let mut seen = 0usize;
         catalog::parse_sensors(
             &answer.body,
@@ -355,6 +357,8 @@ impl Client {
             },
             &mut self.warn_sink(),
         )?;
+        drop(answer);
+        sink.finish();
         Self::one_expected(id, seen, "sensor")
     }
 
@@ -385,28 +389,35 @@ impl Client {
         }
     }
 
-    pub fn fetch_commands(&self) -> Result<Vec<Command>> {
-        let mut out = Vec::new();
+    /// The device's commands, as a compact list (an item costs about its JSON text; `to_vec` for owned
+    /// items).
+    pub fn fetch_commands(&self) -> Result<Commands> {
+        let mut out = Commands::default();
         self.fetch_commands_with(None, &mut out)?;
         Ok(out)
     }
 
-    pub fn fetch_sensors(&self) -> Result<Vec<Sensor>> {
-        let mut out = Vec::new();
+    /// The device's sensors; as [`Client::fetch_commands`].
+    pub fn fetch_sensors(&self) -> Result<Sensors> {
+        let mut out = Sensors::default();
         self.fetch_sensors_with(None, &mut out)?;
         Ok(out)
     }
 
     pub fn fetch_command(&self, id: &str) -> Result<Command> {
-        let mut out: Vec<Command> = Vec::new();
+        let mut out = Commands::default();
         self.fetch_commands_with(Some(id), &mut out)?;
-        Ok(out.swap_remove(0))
+        out.get(0)
+            .map(|c| c.to_owned())
+            .ok_or_else(|| Error::protocol(format!("the answer for command {id} holds no item")))
     }
 
     pub fn fetch_sensor(&self, id: &str) -> Result<Sensor> {
-        let mut out: Vec<Sensor> = Vec::new();
+        let mut out = Sensors::default();
         self.fetch_sensors_with(Some(id), &mut out)?;
-        Ok(out.swap_remove(0))
+        out.get(0)
+            .map(|s| s.to_owned())
+            .ok_or_else(|| Error::protocol(format!("the answer for sensor {id} holds no item")))
     }
 
     /// What Realer wants the device's actuators at (contract section 7.2), whichever kind of service answers:
@@ -423,6 +434,7 @@ impl Client {
                     let mut states = desired::parse_desired_states(&answer.body, now, &mut self.warn_sink())?;
                     drop(answer);
                     desired::decide(&mut states, &self.answered, now)?;
+                    states.shrink();
                     *lock(&self.desired_states_missing) = None;
                     return Ok(DesiredStates { source: DesiredSource::DesiredStates, states });
                 }
@@ -437,13 +449,7 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        struct FromCatalog(Vec<DesiredState>);
-        impl CommandSink for FromCatalog {
-            fn push(&mut self, c: CommandRef<'_>) {
-                self.0.extend(desired::from_catalog(&c));
-            }
-        }
-        let mut states = FromCatalog(Vec::new());
+        let mut states = desired::FromCatalog::default();
         self.fetch_commands_with(None, &mut states)?;
         Ok(DesiredStates { source: DesiredSource::Catalog, states: states.0 })
     }

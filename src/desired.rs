@@ -13,11 +13,14 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 
-use crate::catalog::CommandRef;
+use std::borrow::Cow;
+
+use crate::catalog::{CommandRef, CommandSink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{ItemRef, ReportStatus};
 use crate::json::{self, Int, Text};
 use crate::log::Level;
+use crate::records::{Record, Records};
 use crate::time;
 
 /// Which kind of service said what it wants.
@@ -65,7 +68,144 @@ pub struct DesiredState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredStates {
     pub source: DesiredSource,
-    pub states: Vec<DesiredState>,
+    pub states: StateList,
+}
+
+/// One thing Realer wants, borrowed from the [`StateList`] that holds it; see [`DesiredState`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DesiredStateRef<'a> {
+    pub command_id: &'a str,
+    pub value: Option<&'a str>,
+    pub value_type: Option<&'a str>,
+    pub desired_id: Option<&'a str>,
+    pub sequence_number: Option<i64>,
+    pub expires_at: Option<&'a str>,
+    pub expires_at_unix_ms: Option<i64>,
+    pub action: DesiredAction,
+}
+
+impl DesiredStateRef<'_> {
+    /// As [`DesiredState::answer`].
+    pub fn answer(&self, value: &str, status: ReportStatus) -> Result<crate::feed::FeedItem> {
+        answer_item(self.command_id, self.desired_id, self.sequence_number, value, status).map(ItemRef::to_owned)
+    }
+
+    pub fn to_owned(&self) -> DesiredState {
+        DesiredState {
+            command_id: self.command_id.to_string(),
+            value: self.value.map(str::to_string),
+            value_type: self.value_type.map(str::to_string),
+            desired_id: self.desired_id.map(str::to_string),
+            sequence_number: self.sequence_number,
+            expires_at: self.expires_at.map(str::to_string),
+            expires_at_unix_ms: self.expires_at_unix_ms,
+            action: self.action,
+        }
+    }
+}
+
+// A state in a list: strings command_id, value, value_type, desired_id, expires_at; integers sequence_number,
+// expires_at_unix_ms; the tag is the action.
+const S_COMMAND: usize = 0;
+const S_DESIRED: usize = 3;
+const I_SEQUENCE: usize = 0;
+const I_EXPIRES: usize = 1;
+const TAG_APPLY: u8 = 1;
+const TAG_STALE: u8 = 2;
+
+/// Desired states, stored compactly (see the crate's README, "Bounded memory"): a state costs about its
+/// JSON text. Read it with `get`, `iter`, or `to_vec` for owned states.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StateList {
+    records: Records,
+}
+
+/// A stored state's action.
+pub(crate) fn action_of(r: &Record<'_>) -> DesiredAction {
+    if r.tag == TAG_STALE {
+        DesiredAction::Stale
+    } else {
+        DesiredAction::Apply
+    }
+}
+
+fn state_of(r: Record<'_>) -> DesiredStateRef<'_> {
+    DesiredStateRef {
+        command_id: r.str(S_COMMAND).unwrap_or_default(),
+        value: r.str(1),
+        value_type: r.str(2),
+        desired_id: r.str(S_DESIRED),
+        sequence_number: r.ints[I_SEQUENCE],
+        expires_at: r.str(4),
+        expires_at_unix_ms: r.ints[I_EXPIRES],
+        action: action_of(&r),
+    }
+}
+
+impl StateList {
+    pub(crate) fn with_capacity(items: usize, answer_bytes: usize) -> StateList {
+        StateList { records: Records::with_capacity(items, answer_bytes) }
+    }
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The state at `index`, borrowed from the list; `None` past the end.
+    pub fn get(&self, index: usize) -> Option<DesiredStateRef<'_>> {
+        self.records.get(index).map(state_of)
+    }
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = DesiredStateRef<'_>> + '_ {
+        // Every index below len() is an item; the fallback is never used.
+        const NONE: DesiredStateRef<'static> = DesiredStateRef {
+            command_id: "",
+            value: None,
+            value_type: None,
+            desired_id: None,
+            sequence_number: None,
+            expires_at: None,
+            expires_at_unix_ms: None,
+            action: DesiredAction::Apply,
+        };
+        (0..self.len()).map(move |i| self.get(i).unwrap_or(NONE))
+    }
+    /// Every state, owned.
+    pub fn to_vec(&self) -> Vec<DesiredState> {
+        self.iter().map(|s| s.to_owned()).collect()
+    }
+    /// State `index` as stored, for the C ABI.
+    pub(crate) fn record(&self, index: usize) -> Option<Record<'_>> {
+        self.records.get(index)
+    }
+    pub(crate) fn push(&mut self, s: &DesiredStateRef<'_>) {
+        let tag = if s.action == DesiredAction::Stale { TAG_STALE } else { TAG_APPLY };
+        self.records.push(
+            tag,
+            [s.sequence_number, s.expires_at_unix_ms],
+            &[Some(s.command_id), s.value, s.value_type, s.desired_id, s.expires_at],
+        );
+    }
+    pub(crate) fn shrink(&mut self) {
+        self.records.shrink();
+    }
+    fn set_action(&mut self, index: usize, action: DesiredAction) {
+        self.records.set_tag(index, if action == DesiredAction::Stale { TAG_STALE } else { TAG_APPLY });
+    }
+}
+
+impl std::fmt::Debug for StateList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a StateList {
+    type Item = DesiredStateRef<'a>;
+    type IntoIter = Box<dyn ExactSizeIterator<Item = DesiredStateRef<'a>> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
 }
 
 /// How long a client keeps to the catalog after `/desired-states` answered 404 or 403 (then it asks again).
@@ -98,8 +238,8 @@ pub(crate) fn parse_desired_states(
     body: &[u8],
     now_unix_ms: i64,
     warn: &mut dyn FnMut(Level, String),
-) -> Result<Vec<DesiredState>> {
-    let mut out = Vec::with_capacity(json::count_items(body, "desired_states", None));
+) -> Result<StateList> {
+    let mut out = StateList::with_capacity(json::count_items(body, "desired_states", None), body.len());
     let mut skipped = json::Skipped::default();
     let found = json::for_each_item(body, "desired_states", None, &mut |raw| {
         let item = match json::object::<StateItem<'_>>(raw) {
@@ -116,25 +256,25 @@ pub(crate) fn parse_desired_states(
         let (expires_at, expires_at_unix_ms) = match (item.expires_at.0, item.expires_in.as_str()) {
             (Some(at), _) => {
                 let ms = time::parse_rfc3339_any_ms(&at).ok();
-                (Some(at.into_owned()), ms)
+                (Some(at), ms)
             }
             (None, Some(secs)) => match secs.parse::<f64>() {
                 Ok(s) if s.is_finite() => {
                     let ms = now_unix_ms.saturating_add((s.clamp(-1e12, 1e12) * 1000.0) as i64);
-                    (time::format_rfc3339_ms(ms), Some(ms))
+                    (time::format_rfc3339_ms(ms).map(Cow::Owned), Some(ms))
                 }
                 // Present but unreadable: an expiry that cannot be shown to lie ahead (see `decide`).
-                _ => (Some(secs.to_string()), None),
+                _ => (Some(Cow::Borrowed(secs)), None),
             },
             (None, None) => (None, None),
         };
-        out.push(DesiredState {
-            command_id: command_id.into_owned(),
-            value: item.value.into_string(),
+        out.push(&DesiredStateRef {
+            command_id: &command_id,
+            value: item.value.as_str(),
             value_type: None,
-            desired_id: Some(desired_id.into_owned()),
+            desired_id: Some(&desired_id),
             sequence_number: item.sequence_number.0.filter(|n| *n >= 0),
-            expires_at,
+            expires_at: expires_at.as_deref(),
             expires_at_unix_ms,
             action: DesiredAction::Apply,
         });
@@ -148,14 +288,14 @@ pub(crate) fn parse_desired_states(
 }
 
 /// The older service's wants: every representable command with a value, to apply where the actuator differs.
-pub(crate) fn from_catalog(c: &CommandRef<'_>) -> Option<DesiredState> {
+pub(crate) fn from_catalog<'a>(c: &'a CommandRef<'_>) -> Option<DesiredStateRef<'a>> {
     if c.error.is_some() {
         return None;
     }
-    Some(DesiredState {
-        command_id: c.id.to_string(),
-        value: Some(c.value.as_deref()?.to_string()),
-        value_type: c.value_type.as_deref().map(str::to_string),
+    Some(DesiredStateRef {
+        command_id: &c.id,
+        value: Some(c.value.as_deref()?),
+        value_type: c.value_type.as_deref(),
         desired_id: None,
         sequence_number: None,
         expires_at: None,
@@ -164,45 +304,84 @@ pub(crate) fn from_catalog(c: &CommandRef<'_>) -> Option<DesiredState> {
     })
 }
 
+/// The catalog's values as desired states (an older service), built as the commands are read.
+#[derive(Default)]
+pub(crate) struct FromCatalog(pub StateList);
+
+impl CommandSink for FromCatalog {
+    fn reserve(&mut self, items: usize, answer_bytes: usize) {
+        self.0 = StateList::with_capacity(items, answer_bytes);
+    }
+    fn push(&mut self, c: CommandRef<'_>) {
+        if let Some(s) = from_catalog(&c) {
+            self.0.push(&s);
+        }
+    }
+    fn finish(&mut self) {
+        self.0.shrink();
+    }
+}
+
 /// The contract's decision (section 3b), for one answer of `/desired-states`: states already answered (or
 /// queued to be) are dropped, not answered again; for each command only the highest `sequence_number` listed
 /// is applied, and only when it is newer than the highest already answered for that command; every other
 /// state of that command, and every expired one, is `Stale`. A state without `sequence_number` has no order:
-/// it is applied unless expired. An expiry that cannot be read cannot be shown to lie ahead: stale.
-pub(crate) fn decide(states: &mut Vec<DesiredState>, seen: &AnsweredLog, now_unix_ms: i64) -> Result<()> {
-    let mut kept = Vec::with_capacity(states.len());
-    for s in states.drain(..) {
-        if !seen.answered(s.desired_id.as_deref().unwrap_or_default())? {
-            kept.push(s);
+/// it is applied unless expired. An expiry that cannot be read cannot be shown to lie ahead: stale. Works in
+/// place: what it adds is 4 bytes a state (the states with a sequence number, sorted by command).
+pub(crate) fn decide(states: &mut StateList, seen: &AnsweredLog, now_unix_ms: i64) -> Result<()> {
+    let mut failed = None;
+    states.records.retain(|r| match seen.answered(r.str(S_DESIRED).unwrap_or_default()) {
+        Ok(answered) => !answered,
+        Err(e) => {
+            failed.get_or_insert(e);
+            true
         }
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
-    // The highest listed sequence per command, and the last state listed with it (the one to apply).
-    let mut top: HashMap<&str, (i64, usize)> = HashMap::new();
-    for (i, s) in kept.iter().enumerate() {
-        if let Some(seq) = s.sequence_number {
-            let e = top.entry(s.command_id.as_str()).or_insert((seq, i));
-            if seq >= e.0 {
-                *e = (seq, i);
-            }
-        }
-    }
-    let top: HashMap<String, (i64, usize)> = top.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    for (i, s) in kept.iter_mut().enumerate() {
-        let expired = match (s.expires_at_unix_ms, &s.expires_at) {
+    let n = states.len();
+    // An index's top bit marks it superseded (an answer of at most 8 MiB holds far fewer than 2^31 states).
+    const SUPERSEDED: u32 = 1 << 31;
+    let mut ordered: Vec<u32> = Vec::with_capacity(n);
+    for i in 0..n {
+        let Some(s) = states.get(i) else { continue };
+        let expired = match (s.expires_at_unix_ms, s.expires_at) {
             (Some(at), _) => now_unix_ms >= at,
             (None, Some(_)) => true,
             (None, None) => false,
         };
-        let superseded = match s.sequence_number {
-            None => false,
-            Some(seq) => {
-                top.get(&s.command_id).is_some_and(|&(_, at)| at != i)
-                    || seen.latest(&s.command_id)?.is_some_and(|latest| seq <= latest)
-            }
-        };
-        s.action = if expired || superseded { DesiredAction::Stale } else { DesiredAction::Apply };
+        let ordered_by_sequence = s.sequence_number.is_some();
+        states.set_action(i, if expired { DesiredAction::Stale } else { DesiredAction::Apply });
+        if ordered_by_sequence {
+            ordered.push(i as u32);
+        }
     }
-    *states = kept;
+    // By command, then sequence, then position: the last of a command's run is the one to apply (the last
+    // listed with the highest sequence); every other one of the run is superseded.
+    let key = |i: &u32| states.get(*i as usize).map(|s| (s.command_id, s.sequence_number));
+    ordered.sort_unstable_by(|a, b| key(a).cmp(&key(b)).then(a.cmp(b)));
+    let mut run_start = 0;
+    while run_start < ordered.len() {
+        let command = key(&ordered[run_start]).map(|k| k.0).unwrap_or_default();
+        let mut run_end = run_start + 1;
+        while run_end < ordered.len() && key(&ordered[run_end]).map(|k| k.0) == Some(command) {
+            run_end += 1;
+        }
+        let latest = seen.latest(command)?;
+        for (j, i) in ordered[run_start..run_end].iter_mut().enumerate() {
+            let seq = key(i).and_then(|k| k.1).unwrap_or_default();
+            if run_start + j + 1 != run_end || latest.is_some_and(|l| seq <= l) {
+                *i |= SUPERSEDED;
+            }
+        }
+        run_start = run_end;
+    }
+    for i in ordered {
+        if i & SUPERSEDED != 0 {
+            states.set_action((i & !SUPERSEDED) as usize, DesiredAction::Stale);
+        }
+    }
     Ok(())
 }
 
@@ -396,12 +575,12 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000_000;
 
-    fn parse(body: &str) -> Vec<DesiredState> {
+    fn parse(body: &str) -> StateList {
         parse_desired_states(body.as_bytes(), NOW, &mut |_, m| panic!("unexpected warning {m}")).unwrap()
     }
 
-    fn actions(states: &[DesiredState]) -> Vec<(String, DesiredAction)> {
-        states.iter().map(|s| (s.desired_id.clone().unwrap(), s.action)).collect()
+    fn actions(states: &StateList) -> Vec<(String, DesiredAction)> {
+        states.iter().map(|s| (s.desired_id.unwrap().to_string(), s.action)).collect()
     }
 
     #[test]
@@ -412,7 +591,8 @@ mod tests {
                 {"desired_id":"des_b","command_id":"cmd_x","value":2,"sequence_number":"4","expires_in":60,"extra":[1]},
                 {"desired_id":"des_c","command_id":1}
             ]}"#,
-        );
+        )
+        .to_vec();
         assert_eq!(s[0].command_id, "1");
         assert_eq!(s[0].expires_at_unix_ms, Some(time::parse_rfc3339_any_ms("2027-01-15T08:00:00Z").unwrap()));
         assert_eq!(

@@ -2,7 +2,7 @@
 //! way the client runs it, and returns the status a C caller would get. Not part of the API: compiled only
 //! with the `fuzzing` feature, hidden from the documentation.
 
-use crate::catalog::{self, Command, CommandSink, Sensor, SensorSink};
+use crate::catalog::{self, CommandSink, Commands, SensorSink, Sensors};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::SingleAnswer;
 use crate::ffi::error::{realer_status, status_of, REALER_OK};
@@ -36,16 +36,21 @@ pub fn token(is_json: bool, body: &[u8], now_unix_ms: i64) -> realer_status {
 
 /// A commands answer into the Rust API's list (sized first, as the client does).
 pub fn commands(body: &[u8]) -> realer_status {
-    let mut list: Vec<Command> = Vec::new();
-    CommandSink::reserve(&mut list, catalog::count(body, "commands", "command"));
-    let r = catalog::parse_commands(body, &mut |c| CommandSink::push(&mut list, c), &mut |_, _| {});
+    let mut list = Commands::default();
+    list.reserve(catalog::count(body, "commands", "command"), body.len());
+    let r = catalog::parse_commands(body, &mut |c| list.push(c), &mut |_, _| {});
+    list.finish();
+    for (i, c) in list.iter().enumerate() {
+        assert!(list.get(i).is_some_and(|x| x == c) && list.c_item(i).is_some());
+    }
     status(&r)
 }
 
 pub fn sensors(body: &[u8]) -> realer_status {
-    let mut list: Vec<Sensor> = Vec::new();
-    SensorSink::reserve(&mut list, catalog::count(body, "sensors", "sensor"));
-    let r = catalog::parse_sensors(body, &mut |s| SensorSink::push(&mut list, s), &mut |_, _| {});
+    let mut list = Sensors::default();
+    list.reserve(catalog::count(body, "sensors", "sensor"), body.len());
+    let r = catalog::parse_sensors(body, &mut |s| list.push(s), &mut |_, _| {});
+    list.finish();
     status(&r)
 }
 

@@ -15,64 +15,43 @@ use serde_json::value::RawValue;
 pub(crate) struct Text<'a>(pub Option<Cow<'a, str>>);
 
 impl<'a> Text<'a> {
-    pub(crate) fn into_string(self) -> Option<String> {
-        self.0.map(Cow::into_owned)
-    }
-
     pub(crate) fn as_str(&self) -> Option<&str> {
         self.0.as_deref()
     }
 }
 
-struct TextVisitor;
+impl<'a> Text<'a> {
+    /// A value's raw JSON text as text: a string unescaped (borrowed when it holds no escape), a number as
+    /// written (never longer than its JSON text, unlike a float printed again: `1e15` stays `1e15`), a boolean
+    /// written out; null, arrays and objects absent. A number beyond f64's range is an error ("number out of
+    /// range"), as serde_json would say.
+    pub(crate) fn from_raw<E: serde::de::Error>(raw: &'a RawValue) -> Result<Text<'a>, E> {
+        let s = raw.get();
+        Ok(Text(match s.as_bytes().first() {
+            Some(b'"') if !s.contains('\\') => Some(Cow::Borrowed(&s[1..s.len() - 1])),
+            Some(b'"') => Some(Cow::Owned(serde_json::from_str::<String>(s).map_err(E::custom)?)),
+            Some(b't') => Some(Cow::Borrowed("true")),
+            Some(b'f') => Some(Cow::Borrowed("false")),
+            Some(b'-' | b'0'..=b'9') => {
+                if !s.parse::<f64>().is_ok_and(f64::is_finite) {
+                    return Err(E::custom("number out of range"));
+                }
+                Some(Cow::Borrowed(s))
+            }
+            _ => None,
+        }))
+    }
+}
 
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Text<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
-        Ok(Text(Some(Cow::Borrowed(v))))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
-        Ok(Text(Some(Cow::Owned(v.to_string()))))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
-        Ok(Text(Some(Cow::Owned(v))))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Text<'de>, E> {
-        Ok(Text(Some(Cow::Owned(v.to_string()))))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Text<'de>, E> {
-        Ok(Text(Some(Cow::Owned(v.to_string()))))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Text<'de>, E> {
-        // serde_json's own shortest form ("1.5", "1e300"), as a tree's Number would print it.
-        Ok(Text(serde_json::Number::from_f64(v).map(|n| Cow::Owned(n.to_string()))))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Text<'de>, E> {
-        Ok(Text(Some(Cow::Borrowed(if v { "true" } else { "false" }))))
-    }
-    fn visit_unit<E>(self) -> Result<Text<'de>, E> {
-        Ok(Text(None))
-    }
-    fn visit_none<E>(self) -> Result<Text<'de>, E> {
-        Ok(Text(None))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Text(None))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Text(None))
-    }
+/// Skips a sequence, for a value that is absent when it is an array.
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text<'a>, D::Error> {
-        d.deserialize_any(TextVisitor)
+        Text::from_raw(<&'de RawValue>::deserialize(d)?)
     }
 }
 
@@ -105,7 +84,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ErrorField<'a> {
         impl<'de> Visitor<'de> for V {
             type Value = ErrorField<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an error object or string")
+                f.write_str("an error object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ErrorField<'de>, A::Error> {
                 let mut e = ErrorField { present: true, ..ErrorField::default() };
@@ -124,39 +103,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for ErrorField<'a> {
                 }
                 Ok(e)
             }
-            fn visit_unit<E>(self) -> Result<ErrorField<'de>, E> {
-                Ok(ErrorField::default())
-            }
-            fn visit_none<E>(self) -> Result<ErrorField<'de>, E> {
-                Ok(ErrorField::default())
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ErrorField<'de>, A::Error> {
-                let _ = TextVisitor.visit_seq(seq)?;
-                Ok(ErrorField { present: true, ..ErrorField::default() })
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<ErrorField<'de>, E> {
-                Ok(ErrorField { present: true, plain: Some(Cow::Borrowed(v)), ..ErrorField::default() })
-            }
-            fn visit_str<E>(self, v: &str) -> Result<ErrorField<'de>, E> {
-                Ok(ErrorField { present: true, plain: Some(Cow::Owned(v.into())), ..ErrorField::default() })
-            }
-            fn visit_string<E>(self, v: String) -> Result<ErrorField<'de>, E> {
-                Ok(ErrorField { present: true, plain: Some(Cow::Owned(v)), ..ErrorField::default() })
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ErrorField<'de>, E> {
-                self.visit_string(v.to_string())
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ErrorField<'de>, E> {
-                self.visit_string(v.to_string())
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ErrorField<'de>, E> {
-                self.visit_string(v.to_string())
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ErrorField<'de>, E> {
-                self.visit_string(v.to_string())
-            }
         }
-        d.deserialize_any(V)
+        // Read raw first, so that a scalar keeps its JSON text (see `Text::from_raw`).
+        let raw = <&'de RawValue>::deserialize(d)?;
+        match raw.get().as_bytes().first() {
+            Some(b'{') => {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                de.deserialize_map(V).map_err(serde::de::Error::custom)
+            }
+            Some(b'[') => Ok(ErrorField { present: true, ..ErrorField::default() }),
+            Some(b'n') => Ok(ErrorField::default()),
+            _ => Ok(ErrorField { present: true, plain: Text::from_raw(raw)?.0, ..ErrorField::default() }),
+        }
     }
 }
 
@@ -335,7 +293,7 @@ pub(crate) fn top_code(body: &[u8]) -> Option<Option<i64>> {
             Ok(code)
         }
         fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<i64>, A::Error> {
-            TextVisitor.visit_seq(seq).map(|_| None)
+            skip_seq(seq).map(|_| None)
         }
         fn visit_unit<E>(self) -> Result<Option<i64>, E> {
             Ok(None)

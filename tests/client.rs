@@ -218,7 +218,7 @@ fn catalog_items_carry_no_desired_state() {
     let sim = sim();
     let c = client(&sim);
     let cmds = c.fetch_commands().unwrap();
-    let by_id = |id: u64| cmds.iter().find(|c| c.id == id.to_string()).unwrap().clone();
+    let by_id = |id: u64| cmds.iter().find(|c| c.id == id.to_string()).unwrap().to_owned();
     // v1: the catalog's value is the value Realer wants.
     let pending = by_id(builtin::PENDING_COMMAND_ID);
     assert_eq!(pending.value.as_deref(), Some(builtin::PENDING_DESIRED_VALUE));

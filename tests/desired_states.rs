@@ -62,7 +62,7 @@ fn drive(state: &DesiredState, actuator: &mut String) -> Option<ReportStatus> {
 fn pass(c: &Client, actuators: &mut HashMap<String, String>) -> Vec<(String, Option<String>, ReportStatus)> {
     let wanted = c.fetch_desired_states().unwrap();
     let mut answered = Vec::new();
-    for state in &wanted.states {
+    for state in &wanted.states.to_vec() {
         let actuator = actuators.entry(state.command_id.clone()).or_insert_with(|| "0".into());
         let Some(status) = drive(state, actuator) else { continue };
         let item = state.answer(actuator, status).unwrap();
@@ -80,7 +80,7 @@ fn v1_drives_every_command_whose_catalog_value_differs_and_reports_it_without_de
     let wanted = c.fetch_desired_states().unwrap();
     assert_eq!(wanted.source, DesiredSource::Catalog);
     let by_command: Vec<(&str, Option<&str>, Option<&str>)> =
-        wanted.states.iter().map(|s| (s.command_id.as_str(), s.value.as_deref(), s.desired_id.as_deref())).collect();
+        wanted.states.iter().map(|s| (s.command_id, s.value, s.desired_id)).collect();
     // Command 3 (unrepresentable) is not there; no desired ids anywhere.
     assert_eq!(by_command, [("1", Some("1.0"), None), ("2", Some("1.0"), None), ("4", Some("20.5"), None)]);
     assert!(wanted.states.iter().all(|s| s.action == DesiredAction::Apply && s.value_type.is_some()));
@@ -109,8 +109,7 @@ fn v2_answers_every_pending_state_with_its_sequence_and_leaves_none() {
     let c = client(&sim);
     let wanted = c.fetch_desired_states().unwrap();
     assert_eq!(wanted.source, DesiredSource::DesiredStates);
-    let actions: Vec<(&str, DesiredAction)> =
-        wanted.states.iter().map(|s| (s.desired_id.as_deref().unwrap(), s.action)).collect();
+    let actions: Vec<(&str, DesiredAction)> = wanted.states.iter().map(|s| (s.desired_id.unwrap(), s.action)).collect();
     assert_eq!(
         actions,
         [
@@ -147,7 +146,7 @@ fn v2_answers_every_pending_state_with_its_sequence_and_leaves_none() {
         ("applied".into(), "21.0".into())
     );
     // The catalog now shows the applied values as confirmed.
-    let cmds = c.fetch_commands().unwrap();
+    let cmds = c.fetch_commands().unwrap().to_vec();
     assert_eq!(cmds[0].value.as_deref(), Some("1.0"));
     assert_eq!(cmds[3].value.as_deref(), Some("21.0"));
 }
@@ -166,13 +165,12 @@ fn a_restart_with_an_outbox_file_never_applies_an_old_sequence_again() {
     add_desired(&sim, 2, "des_newer", 6, "1.0");
     let restarted = Client::new(&outbox_config(&sim, &path)).unwrap();
     let wanted = restarted.fetch_desired_states().unwrap();
-    let actions: Vec<(&str, DesiredAction)> =
-        wanted.states.iter().map(|s| (s.desired_id.as_deref().unwrap(), s.action)).collect();
+    let actions: Vec<(&str, DesiredAction)> = wanted.states.iter().map(|s| (s.desired_id.unwrap(), s.action)).collect();
     assert_eq!(actions, [("des_late_older", DesiredAction::Stale), ("des_newer", DesiredAction::Apply)]);
     // Without the file, a fresh client would know nothing and apply the old one.
     let forgetful = client(&sim);
     let wanted = forgetful.fetch_desired_states().unwrap();
-    assert_eq!(wanted.states[0].action, DesiredAction::Apply);
+    assert_eq!(wanted.states.get(0).unwrap().action, DesiredAction::Apply);
     drop(restarted);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -184,13 +182,14 @@ fn an_answer_queued_in_the_outbox_is_not_offered_again() {
     let sim = v2();
     let c = Client::new(&outbox_config(&sim, &path)).unwrap();
     let wanted = c.fetch_desired_states().unwrap();
-    let first = &wanted.states[0];
+    let states = wanted.states.to_vec();
+    let first = &states[0];
     c.outbox_push(&first.answer("1.0", ReportStatus::Applied).unwrap()).unwrap();
     // Still listed by Realer (the answer is not through), but not offered again, and not stale either.
     assert_eq!(sim.desired_states(builtin::DEVICE_ID).len(), 2);
     let again = c.fetch_desired_states().unwrap();
     assert_eq!(again.states.len(), 1);
-    assert_eq!(again.states[0].desired_id.as_deref(), Some(builtin::EXPIRED_DESIRED_ID));
+    assert_eq!(again.states.get(0).unwrap().desired_id, Some(builtin::EXPIRED_DESIRED_ID));
     let (report, err) = c.outbox_flush(0);
     assert!(err.is_none(), "{err:?}");
     assert_eq!((report.sent, report.pending), (1, 0));
@@ -208,7 +207,7 @@ fn a_service_without_desired_states_or_without_the_scope_falls_back_to_the_catal
     let wanted = c.fetch_desired_states().unwrap();
     assert_eq!(wanted.source, DesiredSource::Catalog);
     // v2's catalog holds confirmed values: "0.0" for the relays.
-    assert_eq!(wanted.states[0].value.as_deref(), Some("0.0"));
+    assert_eq!(wanted.states.get(0).unwrap().value, Some("0.0"));
     c.fetch_desired_states().unwrap();
     let asked: Vec<u16> =
         sim.request_log().iter().filter(|e| e.path.ends_with("/desired-states")).map(|e| e.status).collect();

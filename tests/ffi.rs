@@ -44,6 +44,17 @@ fn expect(status: realer_status, want: realer_status, needle: &str) {
     }
 }
 
+/// Item `index` of a list through its `_get`, which must succeed.
+unsafe fn got<L, T>(
+    get: unsafe extern "C" fn(*const L, usize, *mut T) -> realer_status,
+    list: *const L,
+    index: usize,
+) -> T {
+    let mut out = unsafe { std::mem::zeroed::<T>() };
+    expect(unsafe { get(list, index, &mut out) }, REALER_OK, "");
+    out
+}
+
 fn cstr(v: &str) -> CString {
     CString::new(v).unwrap()
 }
@@ -206,18 +217,23 @@ fn catalog_exports_check_their_arguments_and_lists_are_bounded() {
         assert_eq!(sim.request_log().len(), 0, "nothing was sent");
 
         assert_eq!(realer_commands_len(null()), 0);
-        assert!(realer_commands_get(null(), 0).is_null());
+        let mut c = std::mem::zeroed::<realer_command>();
+        expect(realer_commands_get(null(), 0, &mut c), REALER_ERR_INVALID_ARGUMENT, "list is NULL");
         assert_eq!(realer_sensors_len(null()), 0);
-        assert!(realer_sensors_get(null(), 0).is_null());
+        let mut x = std::mem::zeroed::<realer_sensor>();
+        expect(realer_sensors_get(null(), 0, &mut x), REALER_ERR_INVALID_ARGUMENT, "list is NULL");
         realer_commands_free(null_mut());
         realer_sensors_free(null_mut());
 
         expect(realer_commands_fetch(client, &mut cmds), REALER_OK, "");
         assert_eq!(realer_commands_len(cmds), 4);
-        assert!(realer_commands_get(cmds, 4).is_null() && realer_commands_get(cmds, usize::MAX).is_null());
-        let first = &*realer_commands_get(cmds, 0);
+        expect(realer_commands_get(cmds, 4, &mut c), REALER_ERR_INVALID_ARGUMENT, "index 4 is past the end");
+        expect(realer_commands_get(cmds, usize::MAX, &mut c), REALER_ERR_INVALID_ARGUMENT, "past the end");
+        expect(realer_commands_get(cmds, 0, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out is NULL");
+        assert!(c.id.is_null(), "a refused get leaves *out as it was");
+        let first = &got(realer_commands_get, cmds, 0);
         assert_eq!((s(first.id), s(first.value)), ("1".to_string(), builtin::PENDING_DESIRED_VALUE.to_string()));
-        let unrepresentable = &*realer_commands_get(cmds, 2);
+        let unrepresentable = &got(realer_commands_get, cmds, 2);
         assert!(unrepresentable.value.is_null() && !unrepresentable.error_type.is_null());
 
         // What Realer wants (v1: the catalog's values), and the item answering it.
@@ -227,8 +243,10 @@ fn catalog_exports_check_their_arguments_and_lists_are_bounded() {
         expect(realer_desired_states_fetch(client, &mut wanted), REALER_OK, "");
         assert_eq!(realer_desired_states_source(wanted), REALER_DESIRED_SOURCE_CATALOG);
         assert_eq!(realer_desired_states_len(wanted), 3);
-        assert!(realer_desired_states_get(wanted, 3).is_null());
-        let state = &*realer_desired_states_get(wanted, 0);
+        let mut d = std::mem::zeroed::<realer_desired_state>();
+        expect(realer_desired_states_get(wanted, 3, &mut d), REALER_ERR_INVALID_ARGUMENT, "past the end");
+        expect(realer_desired_states_get(wanted, 0, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out is NULL");
+        let state = &got(realer_desired_states_get, wanted, 0);
         assert!(state.desired_id.is_null() && state.sequence_number == -1);
         assert_eq!(
             (s(state.command_id), s(state.value), state.action),
@@ -305,7 +323,7 @@ fn catalog_exports_check_their_arguments_and_lists_are_bounded() {
         );
         assert_eq!(realer_desired_states_len(null()), 0);
         assert_eq!(realer_desired_states_source(null()), 0);
-        assert!(realer_desired_states_get(null(), 0).is_null());
+        expect(realer_desired_states_get(null(), 0, &mut d), REALER_ERR_INVALID_ARGUMENT, "list is NULL");
         realer_desired_states_free(wanted);
         realer_desired_states_free(null_mut());
         assert!(realer_values_equal(cstr("NumericRange").as_ptr(), cstr("0").as_ptr(), cstr("0.0").as_ptr()));
@@ -413,13 +431,16 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
             "items[1].value",
         );
         assert_eq!(realer_batch_result_len(res), 2);
-        assert_eq!((*realer_batch_result_get(res, 0)).outcome, REALER_FEED_OUTCOME_NOT_SENT);
+        assert_eq!(got(realer_batch_result_get, res, 0).outcome, REALER_FEED_OUTCOME_NOT_SENT);
         realer_batch_result_free(res);
 
         expect(realer_feed_post_batch(client, items.as_ptr(), 3, &mut res), REALER_OK, "");
         assert_eq!(realer_batch_result_len(res), 3);
-        assert!(realer_batch_result_get(res, 3).is_null() && realer_batch_result_get(null(), 0).is_null());
-        let r: Vec<&realer_item_result> = (0..3).map(|i| &*realer_batch_result_get(res, i)).collect();
+        let mut one = std::mem::zeroed::<realer_item_result>();
+        expect(realer_batch_result_get(res, 3, &mut one), REALER_ERR_INVALID_ARGUMENT, "past the end");
+        expect(realer_batch_result_get(null(), 0, &mut one), REALER_ERR_INVALID_ARGUMENT, "list is NULL");
+        expect(realer_batch_result_get(res, 0, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out is NULL");
+        let r: Vec<realer_item_result> = (0..3).map(|i| got(realer_batch_result_get, res, i)).collect();
         assert_eq!(
             [r[0].outcome, r[1].outcome, r[2].outcome],
             [REALER_FEED_OUTCOME_CREATED, REALER_FEED_OUTCOME_REJECTED, REALER_FEED_OUTCOME_REJECTED]
@@ -480,7 +501,7 @@ fn a_batch_post_without_the_batch_endpoint_stores_each_item_once() {
         expect(realer_feed_post_batch(client, items.as_ptr(), items.len(), &mut out), REALER_OK, "");
         assert_eq!(realer_batch_result_len(out), 130);
         for i in 0..130 {
-            assert_eq!((*realer_batch_result_get(out, i)).outcome, REALER_FEED_OUTCOME_CREATED);
+            assert_eq!(got(realer_batch_result_get, out, i).outcome, REALER_FEED_OUTCOME_CREATED);
         }
         realer_batch_result_free(out);
         realer_client_free(client);

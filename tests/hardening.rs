@@ -164,7 +164,7 @@ fn a_token_a_server_echoes_never_reaches_an_error_or_a_log_line() {
     assert_no_secret("the error", &texts(&e));
     let e = c.fetch_sensors().unwrap_err();
     assert_no_secret("the catalog error", &texts(&e));
-    let commands = c.fetch_commands().unwrap();
+    let commands = c.fetch_commands().unwrap().to_vec();
     let e = commands[0].error.as_ref().expect("an item Realer cannot represent");
     assert_no_secret("a catalog item's error", &format!("{} {}", e.error_type, e.message));
     assert!(!e.message.contains('\n'), "{:?}", e.message);

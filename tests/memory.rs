@@ -1,8 +1,9 @@
 //! Peak memory of reading large answers, within the 8 MiB answer bound: at most 4x the answer's size plus
 //! 1 MiB, for a catalog of 200,000 commands, a batch answer with 60,000 results beyond the 100 items sent,
-//! and 60,000 pending desired states, each read through the C ABI; and, for a catalog of 500,000 minimal
-//! commands (`{"id":N}`), that plus the C list's own cost, 72 bytes an item (a `realer_command` is seven
-//! pointers, then its id's text). The client runs in a child process (this
+//! and 60,000 pending desired states, each read through the C ABI; and the same rule, with no allowance, for
+//! answers of up to 8 MiB made of minimal items (`{"id":N}`, `{"id":"a"}`, error items, items of many short
+//! fields, minimal desired states): the lists are compact (an item costs at most its JSON text plus 4 bytes of
+//! index). The client runs in a child process (this
 //! test binary run again), so that its heap and its resident set are its own: the heap is counted by a
 //! global allocator, the resident set by Linux's peak RSS (VmHWM, reset before the call). realer-sim runs in
 //! the parent and serves each answer verbatim (its `answer` fault).
@@ -86,20 +87,38 @@ fn catalog_body() -> String {
     s
 }
 
-fn minimal_catalog_body() -> String {
-    let mut s = String::from("{\"code\":2000,\"commands\":[");
-    for i in 0..500_000 {
+/// An answer of `key` holding `items` items made by `item`, up to the 8 MiB bound.
+fn list_body(key: &str, items: usize, item: impl Fn(usize) -> String) -> String {
+    let mut s = format!("{{\"code\":2000,\"{key}\":[");
+    for i in 0..items {
         if i > 0 {
             s.push(',');
         }
-        s.push_str(&format!("{{\"id\":{}}}", 100_000 + i));
+        s.push_str(&item(i));
     }
     s.push_str("]}");
     s
 }
 
-/// What an item of a C list costs beyond the answer's text (see the module's comment).
-const C_LIST_ITEM: usize = 72;
+/// A case of minimal items: its name, the list's key, the item count, and the item made from its index.
+type MinimalCase = (&'static str, &'static str, usize, fn(usize) -> String);
+
+/// The cases of minimal items, each answer near 8 MiB.
+fn minimal_cases() -> Vec<MinimalCase> {
+    vec![
+        ("minimal catalog", "commands", 590_000, |i| format!("{{\"id\":{}}}", 100_000 + i)),
+        ("string ids", "commands", 680_000, |i| format!("{{\"id\":\"{}\"}}", i % 100)),
+        ("error items", "commands", 300_000, |i| format!("{{\"id\":{i},\"error\":\"x\"}}")),
+        ("unreadable items", "commands", 300_000, |i| format!("{{\"id\":{i},\"kind\":1e999}}")),
+        ("many short fields", "commands", 125_000, |i| {
+            format!("{{\"id\":{},\"value\":\"a\",\"value_type\":\"b\",\"kind\":\"c\",\"pin_port\":\"d\"}}", i % 10)
+        }),
+        ("minimal sensors", "sensors", 800_000, |i| format!("{{\"id\":{}}}", i % 100)),
+        ("minimal desired", "desired_states", 155_000, |i| {
+            format!("{{\"desired_id\":{i},\"command_id\":1,\"expires_in\":1}}")
+        }),
+    ]
+}
 
 fn batch_body(message_ids: &[String]) -> String {
     let mut s = String::from("{\"code\":2000,\"status\":\"completed\",\"results\":[");
@@ -173,12 +192,20 @@ fn child(case: &str) {
         PEAK.store(baseline, Ordering::Relaxed);
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let rss_before = status_kib("VmRSS:");
+        let expected: usize = std::env::var("REALER_MEMTEST_ITEMS").unwrap().parse().unwrap();
         let status = match case {
-            "catalog" | "minimal catalog" => {
+            "catalog" | "minimal catalog" | "string ids" | "error items" | "unreadable items" | "many short fields" => {
                 let mut list = null_mut();
                 let st = realer_commands_fetch(client, &mut list);
-                assert_eq!(realer_commands_len(list), if case == "catalog" { 200_000 } else { 500_000 });
+                assert_eq!(realer_commands_len(list), expected);
                 realer_commands_free(list);
+                st
+            }
+            "minimal sensors" => {
+                let mut list = null_mut();
+                let st = realer_sensors_fetch(client, &mut list);
+                assert_eq!(realer_sensors_len(list), expected);
+                realer_sensors_free(list);
                 st
             }
             "batch" => {
@@ -188,10 +215,10 @@ fn child(case: &str) {
                 realer_batch_result_free(out);
                 st
             }
-            "desired" => {
+            "desired" | "minimal desired" => {
                 let mut list = null_mut();
                 let st = realer_desired_states_fetch(client, &mut list);
-                assert_eq!(realer_desired_states_len(list), 60_000);
+                assert_eq!(realer_desired_states_len(list), expected);
                 realer_desired_states_free(list);
                 st
             }
@@ -221,20 +248,30 @@ fn peak_memory_of_large_answers_is_bounded_by_their_size() {
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, sim.ca_pem()).unwrap();
 
-    println!("| answer | bytes | heap peak | RSS peak | limit (4x + 1 MiB, + 72 bytes an item of a minimal list) |");
+    println!("| answer | bytes | heap peak | RSS peak | limit (4x + 1 MiB) |");
     println!("|---|---:|---:|---:|---:|");
-    for (case, body, target) in [
-        ("catalog", catalog_body(), Target::Catalog),
-        ("minimal catalog", minimal_catalog_body(), Target::Catalog),
-        ("batch", batch_body(&message_ids()), Target::Batch),
-        ("desired", desired_body(), Target::Path("/iot/v1/devices/12345/desired-states".into())),
-    ] {
+    let desired_path = || Target::Path("/iot/v1/devices/12345/desired-states".into());
+    let mut cases = vec![
+        ("catalog", catalog_body(), Target::Catalog, 200_000),
+        ("batch", batch_body(&message_ids()), Target::Batch, 100),
+        ("desired", desired_body(), desired_path(), 60_000),
+    ];
+    for (case, key, items, item) in minimal_cases() {
+        let target = match key {
+            "commands" => Target::Catalog,
+            "sensors" => Target::Path("/iot/v1/devices/12345/sensors".into()),
+            _ => desired_path(),
+        };
+        cases.push((case, list_body(key, items, item), target, items));
+    }
+    for (case, body, target, items) in cases {
         assert!(body.len() <= 8 * MIB, "{case}: {} bytes is over the answer bound", body.len());
         let size = body.len();
         sim.inject(Fault::Answer { status: 200, body }, target, 1);
         let out = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
             .env("REALER_MEMTEST_CASE", case)
+            .env("REALER_MEMTEST_ITEMS", items.to_string())
             .env("REALER_BASE_URL", sim.base_url())
             .env("REALER_CA_FILE", &ca)
             .output()
@@ -250,8 +287,7 @@ fn peak_memory_of_large_answers_is_bounded_by_their_size() {
             .map(|n| n.parse().unwrap())
             .collect();
         let (heap, rss) = (figures[0], figures[1]);
-        let items = if case == "minimal catalog" { 500_000 } else { 0 };
-        let limit = 4 * size + MIB + C_LIST_ITEM * items;
+        let limit = 4 * size + MIB;
         println!(
             "| {case} | {size} | {heap} ({:.2}x) | {rss} ({:.2}x) | {limit} |",
             heap as f64 / size as f64,

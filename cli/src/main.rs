@@ -148,9 +148,11 @@ fn opt(v: &Option<String>) -> String {
 
 fn catalog(g: &Global, out: &Out) -> Result<ExitCode, Failure> {
     let c = client(g)?;
-    let commands = c.fetch_commands()?;
-    let sensors = c.fetch_sensors()?;
+    // Owned copies: a command-line tool prints a catalog, it does not hold one.
+    let commands = c.fetch_commands()?.to_vec();
+    let sensors = c.fetch_sensors()?.to_vec();
     let wanted = c.fetch_desired_states()?;
+    let states = wanted.states.to_vec();
     let source = match wanted.source {
         DesiredSource::DesiredStates => "desired_states",
         DesiredSource::Catalog => "catalog",
@@ -164,7 +166,7 @@ fn catalog(g: &Global, out: &Out) -> Result<ExitCode, Failure> {
                 "kind": c.kind, "pin_port": c.pin_port, "error": item_error(&c.error)})).collect::<Vec<_>>(),
             "sensors": sensors.iter().map(|s| json!({"id": s.id, "kind": s.kind, "qc": s.qc, "mu": s.mu,
                 "pin_port": s.pin_port, "error": item_error(&s.error)})).collect::<Vec<_>>(),
-            "desired_states": {"source": source, "states": wanted.states.iter().map(|d| json!({
+            "desired_states": {"source": source, "states": states.iter().map(|d| json!({
                 "command_id": d.command_id, "value": d.value, "desired_id": d.desired_id,
                 "sequence_number": d.sequence_number, "expires_at": d.expires_at,
                 "action": if d.action == DesiredAction::Apply { "apply" } else { "stale" }})).collect::<Vec<_>>()},
@@ -198,9 +200,8 @@ fn catalog(g: &Global, out: &Out) -> Result<ExitCode, Failure> {
     } else {
         "pending desired states"
     };
-    out.heading(&format!("What Realer wants ({}): {what}", wanted.states.len()));
-    let rows: Vec<Vec<String>> = wanted
-        .states
+    out.heading(&format!("What Realer wants ({}): {what}", states.len()));
+    let rows: Vec<Vec<String>> = states
         .iter()
         .map(|d| {
             vec![

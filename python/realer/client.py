@@ -381,6 +381,14 @@ def _opt_i64(v):
     return None if v < 0 else v
 
 
+def _at(get, struct, ptr, i):
+    """Item `i` of a C list: the struct its `_get` fills (a ctypes struct passed byref; its strings point into
+    the list, so read them before the list is freed)."""
+    item = struct()
+    check(get(ptr, i, ctypes.byref(item)))
+    return item
+
+
 def _command(c):
     return Command(
         id=decode(c.id),
@@ -408,7 +416,7 @@ def _sensor(s):
 def _batch_results(ptr):
     out = []
     for i in range(n.lib.realer_batch_result_len(ptr)):
-        r = n.lib.realer_batch_result_get(ptr, i).contents
+        r = _at(n.lib.realer_batch_result_get, n.realer_item_result, ptr, i)
         out.append(
             ItemResult(
                 index=i,
@@ -804,7 +812,8 @@ class Client:
             ptr = ctypes.POINTER(n.realer_commands)()
             self._checked(lambda: fetch(h, *args, ctypes.byref(ptr)), h)
         try:
-            return [_command(n.lib.realer_commands_get(ptr, i).contents) for i in range(n.lib.realer_commands_len(ptr))]
+            get = n.lib.realer_commands_get
+            return [_command(_at(get, n.realer_command, ptr, i)) for i in range(n.lib.realer_commands_len(ptr))]
         finally:
             n.lib.realer_commands_free(ptr)
 
@@ -813,7 +822,8 @@ class Client:
             ptr = ctypes.POINTER(n.realer_sensors)()
             self._checked(lambda: fetch(h, *args, ctypes.byref(ptr)), h)
         try:
-            return [_sensor(n.lib.realer_sensors_get(ptr, i).contents) for i in range(n.lib.realer_sensors_len(ptr))]
+            get = n.lib.realer_sensors_get
+            return [_sensor(_at(get, n.realer_sensor, ptr, i)) for i in range(n.lib.realer_sensors_len(ptr))]
         finally:
             n.lib.realer_sensors_free(ptr)
 
@@ -845,7 +855,7 @@ class Client:
             self._checked(lambda: n.lib.realer_desired_states_fetch(h, ctypes.byref(ptr)), h)
         try:
             states = [
-                _desired_state(n.lib.realer_desired_states_get(ptr, i).contents)
+                _desired_state(_at(n.lib.realer_desired_states_get, n.realer_desired_state, ptr, i))
                 for i in range(n.lib.realer_desired_states_len(ptr))
             ]
             source = _SOURCES.get(n.lib.realer_desired_states_source(ptr), DesiredSource.CATALOG)
@@ -1081,7 +1091,7 @@ class Outbox:
         try:
             out = []
             for i in range(n.lib.realer_dead_letters_len(ptr)):
-                d = n.lib.realer_dead_letters_get(ptr, i).contents
+                d = _at(n.lib.realer_dead_letters_get, n.realer_dead_letter, ptr, i)
                 out.append(
                     DeadLetter(
                         message_id=decode(d.message_id) or "",

@@ -125,6 +125,16 @@ pub(crate) unsafe fn bytes_arg<'a>(p: *const u8, len: usize, what: &str) -> Resu
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
+/// The error of a list's `_get` for an index past its end.
+pub(crate) fn past_the_end(index: usize, len: usize, what: &str) -> Error {
+    Error::invalid(format!("index {index} is past the end of the {what} list ({len} items)"))
+}
+
+/// A C string of a list for a field of a C struct: NULL when absent.
+pub(crate) fn c_ptr(s: Option<&CStr>) -> *const c_char {
+    s.map_or(std::ptr::null(), CStr::as_ptr)
+}
+
 /// Writes `text` and its NUL into the caller's buffer `buf` of `len` bytes, whole or not at all:
 /// `REALER_ERR_BUFFER_TOO_SMALL` names the size needed. NULL is an invalid argument naming `what`.
 ///
@@ -209,39 +219,6 @@ pub(crate) unsafe fn free_box<T>(p: *mut T) {
 /// (`\u0000`): each one becomes U+FFFD, so the text is never cut short at it.
 pub(crate) fn c_string(s: &str) -> CString {
     CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "\u{FFFD}")).unwrap_or_default())
-}
-
-/// Owns the C strings of a list in a few large blocks (one allocation per block, not per string): a list of
-/// 200,000 commands costs little more than its text. A block is never grown past its capacity, so the
-/// strings already handed out never move.
-#[derive(Default)]
-pub(crate) struct Arena {
-    blocks: Vec<Vec<u8>>,
-}
-
-impl Arena {
-    const BLOCK: usize = 64 * 1024;
-
-    /// Copies `s` in, NUL-terminated; an interior NUL becomes U+FFFD, as in [`c_string`].
-    pub(crate) fn add(&mut self, s: &str) -> *const c_char {
-        if s.as_bytes().contains(&0) {
-            return self.add(&s.replace('\0', "\u{FFFD}"));
-        }
-        let need = s.len() + 1;
-        let fits = self.blocks.last().is_some_and(|b| b.capacity() - b.len() >= need);
-        if !fits {
-            self.blocks.push(Vec::with_capacity(need.max(Self::BLOCK)));
-        }
-        let block = self.blocks.last_mut().expect("a block was just ensured");
-        let start = block.len();
-        block.extend_from_slice(s.as_bytes());
-        block.push(0);
-        block[start..].as_ptr().cast()
-    }
-
-    pub(crate) fn opt(&mut self, s: Option<&str>) -> *const c_char {
-        s.map_or(std::ptr::null(), |s| self.add(s))
-    }
 }
 
 /// Owns the C strings an object points into; their heap buffers do not move when the store grows.

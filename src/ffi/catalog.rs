@@ -1,16 +1,17 @@
-//! The catalog as C lists: `realer_commands` and `realer_sensors` own their items and every string in them.
-//! A list is built straight from the answer (one allocation for the items, a few blocks for the strings), so
-//! a large catalog costs about its own size.
+//! The catalog as C lists: `realer_commands` and `realer_sensors` wrap the core's compact lists
+//! ([`Commands`], [`Sensors`]: an index and one arena of NUL-terminated strings), so a catalog costs about its
+//! own text; `_get` fills the caller's struct with pointers into the list.
 
 use std::ffi::c_char;
 
-use crate::catalog::{CommandRef, CommandSink, SensorRef, SensorSink};
+use crate::catalog::{Commands, Sensors};
 use crate::error::Result;
 use crate::ffi::client::realer_client;
 use crate::ffi::error::realer_status;
-use crate::ffi::{call, free_box, guard, into_raw, out_arg, ref_arg, str_arg, Arena};
+use crate::ffi::{c_ptr, call, free_box, guard, into_raw, out_arg, past_the_end, ref_arg, str_arg};
 
-/// A command of the catalog. Strings live as long as the list that holds it; absent ones are NULL. The
+/// A command of the catalog, as `realer_commands_get` fills it. Strings live as long as the list it came
+/// from; absent ones are NULL. The
 /// catalog carries no desired-state ids: ask `realer_desired_states_fetch` what Realer wants.
 #[repr(C)]
 pub struct realer_command {
@@ -53,62 +54,24 @@ pub struct realer_sensor {
 
 /// A list of commands; free it with `realer_commands_free`.
 pub struct realer_commands {
-    items: Vec<realer_command>,
-    _strings: Arena,
+    list: Commands,
 }
 
 /// A list of sensors; free it with `realer_sensors_free`.
 pub struct realer_sensors {
-    items: Vec<realer_sensor>,
-    _strings: Arena,
-}
-
-impl CommandSink for realer_commands {
-    fn reserve(&mut self, items: usize) {
-        self.items.reserve_exact(items);
-    }
-    fn push(&mut self, c: CommandRef<'_>) {
-        let s = &mut self._strings;
-        self.items.push(realer_command {
-            id: s.add(&c.id),
-            value: s.opt(c.value.as_deref()),
-            value_type: s.opt(c.value_type.as_deref()),
-            kind: s.opt(c.kind.as_deref()),
-            pin_port: s.opt(c.pin_port.as_deref()),
-            error_type: s.opt(c.error.as_ref().map(|e| &*e.error_type)),
-            error_message: s.opt(c.error.as_ref().map(|e| &*e.message)),
-        });
-    }
-}
-
-impl SensorSink for realer_sensors {
-    fn reserve(&mut self, items: usize) {
-        self.items.reserve_exact(items);
-    }
-    fn push(&mut self, x: SensorRef<'_>) {
-        let s = &mut self._strings;
-        self.items.push(realer_sensor {
-            id: s.add(&x.id),
-            kind: s.opt(x.kind.as_deref()),
-            qc: s.opt(x.qc.as_deref()),
-            mu: s.opt(x.mu.as_deref()),
-            pin_port: s.opt(x.pin_port.as_deref()),
-            error_type: s.opt(x.error.as_ref().map(|e| &*e.error_type)),
-            error_message: s.opt(x.error.as_ref().map(|e| &*e.message)),
-        });
-    }
+    list: Sensors,
 }
 
 fn commands_list(client: &realer_client, id: Option<&str>) -> Result<realer_commands> {
-    let mut list = realer_commands { items: Vec::new(), _strings: Arena::default() };
+    let mut list = Commands::default();
     client.inner.fetch_commands_with(id, &mut list)?;
-    Ok(list)
+    Ok(realer_commands { list })
 }
 
 fn sensors_list(client: &realer_client, id: Option<&str>) -> Result<realer_sensors> {
-    let mut list = realer_sensors { items: Vec::new(), _strings: Arena::default() };
+    let mut list = Sensors::default();
     client.inner.fetch_sensors_with(id, &mut list)?;
-    Ok(list)
+    Ok(realer_sensors { list })
 }
 
 /// Runs a fetch and stores its list in `*out` on success.
@@ -198,18 +161,35 @@ pub unsafe extern "C" fn realer_sensor_fetch(
 #[no_mangle]
 pub unsafe extern "C" fn realer_commands_len(list: *const realer_commands) -> usize {
     // SAFETY: the caller passes NULL or a live list.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
+    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.list.len()))
 }
 
-/// The command at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
+/// Fills `*out` with the command at `index`: its strings point into the list (valid as long as the list;
+/// absent ones NULL). `REALER_ERR_INVALID_ARGUMENT`: `list` or `out` NULL, or `index` past the end (`*out`
+/// unchanged).
 ///
 /// # Safety
-/// `list` is NULL or live.
+/// `list` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_commands_get(list: *const realer_commands, index: usize) -> *const realer_command {
-    // SAFETY: the caller passes NULL or a live list.
-    guard(std::ptr::null(), || {
-        unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |c| c as *const _)
+pub unsafe extern "C" fn realer_commands_get(
+    list: *const realer_commands,
+    index: usize,
+    out: *mut realer_command,
+) -> realer_status {
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
+        let c = list.list.c_item(index).ok_or_else(|| past_the_end(index, list.list.len(), "commands"))?;
+        out.write(realer_command {
+            id: c_ptr(c[0]),
+            value: c_ptr(c[1]),
+            value_type: c_ptr(c[2]),
+            kind: c_ptr(c[3]),
+            pin_port: c_ptr(c[4]),
+            error_type: c_ptr(c[5]),
+            error_message: c_ptr(c[6]),
+        });
+        Ok(())
     })
 }
 
@@ -230,18 +210,33 @@ pub unsafe extern "C" fn realer_commands_free(list: *mut realer_commands) {
 #[no_mangle]
 pub unsafe extern "C" fn realer_sensors_len(list: *const realer_sensors) -> usize {
     // SAFETY: the caller passes NULL or a live list.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
+    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.list.len()))
 }
 
-/// The sensor at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
+/// Fills `*out` with the sensor at `index`; as `realer_commands_get`.
 ///
 /// # Safety
-/// `list` is NULL or live.
+/// `list` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_sensors_get(list: *const realer_sensors, index: usize) -> *const realer_sensor {
-    // SAFETY: the caller passes NULL or a live list.
-    guard(std::ptr::null(), || {
-        unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |s| s as *const _)
+pub unsafe extern "C" fn realer_sensors_get(
+    list: *const realer_sensors,
+    index: usize,
+    out: *mut realer_sensor,
+) -> realer_status {
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
+        let c = list.list.c_item(index).ok_or_else(|| past_the_end(index, list.list.len(), "sensors"))?;
+        out.write(realer_sensor {
+            id: c_ptr(c[0]),
+            kind: c_ptr(c[1]),
+            qc: c_ptr(c[2]),
+            mu: c_ptr(c[3]),
+            pin_port: c_ptr(c[4]),
+            error_type: c_ptr(c[5]),
+            error_message: c_ptr(c[6]),
+        });
+        Ok(())
     })
 }
 

@@ -2,12 +2,13 @@
 
 use std::ffi::c_char;
 
-use crate::desired::{self, DesiredAction, DesiredSource, DesiredStates};
+use crate::desired::{self, DesiredAction, DesiredSource, DesiredStates, StateList};
 use crate::error::Error;
 use crate::ffi::client::realer_client;
 use crate::ffi::error::realer_status;
 use crate::ffi::feed::{read_report_status, realer_feed_item, realer_report_status};
-use crate::ffi::{call, free_box, guard, into_raw, opt_str_arg, out_arg, ref_arg, str_arg, Arena};
+use crate::ffi::{c_ptr, call, free_box, guard, into_raw, opt_str_arg, out_arg, past_the_end, ref_arg, str_arg};
+use crate::records::Record;
 
 /// What to do about one desired state (`realer_desired_state.action`).
 pub type realer_desired_action = i32;
@@ -26,7 +27,8 @@ pub const REALER_DESIRED_SOURCE_DESIRED_STATES: realer_desired_source = 1;
 /// An older service (no /desired-states, or no scope for it): the catalog's command values.
 pub const REALER_DESIRED_SOURCE_CATALOG: realer_desired_source = 2;
 
-/// One thing Realer wants. Strings live as long as the list that holds it; absent ones are NULL.
+/// One thing Realer wants, as `realer_desired_states_get` fills it. Strings live as long as the list it came
+/// from; absent ones are NULL.
 #[repr(C)]
 pub struct realer_desired_state {
     /// The command whose actuator it is about.
@@ -50,34 +52,32 @@ pub struct realer_desired_state {
 /// A list of desired states; free it with `realer_desired_states_free`.
 pub struct realer_desired_states {
     source: realer_desired_source,
-    items: Vec<realer_desired_state>,
-    _strings: Arena,
+    list: StateList,
 }
 
 fn states_list(d: DesiredStates) -> realer_desired_states {
-    let mut s = Arena::default();
-    let items = d
-        .states
-        .iter()
-        .map(|x| realer_desired_state {
-            command_id: s.add(&x.command_id),
-            value: s.opt(x.value.as_deref()),
-            value_type: s.opt(x.value_type.as_deref()),
-            desired_id: s.opt(x.desired_id.as_deref()),
-            sequence_number: x.sequence_number.unwrap_or(-1),
-            expires_at: s.opt(x.expires_at.as_deref()),
-            expires_at_unix_ms: x.expires_at_unix_ms.unwrap_or(-1),
-            action: match x.action {
-                DesiredAction::Apply => REALER_DESIRED_ACTION_APPLY,
-                DesiredAction::Stale => REALER_DESIRED_ACTION_STALE,
-            },
-        })
-        .collect();
     let source = match d.source {
         DesiredSource::DesiredStates => REALER_DESIRED_SOURCE_DESIRED_STATES,
         DesiredSource::Catalog => REALER_DESIRED_SOURCE_CATALOG,
     };
-    realer_desired_states { source, items, _strings: s }
+    realer_desired_states { source, list: d.states }
+}
+
+fn c_state(r: Record<'_>) -> realer_desired_state {
+    let ptr = |i: usize| c_ptr(r.strings[i]);
+    realer_desired_state {
+        command_id: ptr(0),
+        value: ptr(1),
+        value_type: ptr(2),
+        desired_id: ptr(3),
+        sequence_number: r.ints[0].unwrap_or(-1),
+        expires_at: ptr(4),
+        expires_at_unix_ms: r.ints[1].unwrap_or(-1),
+        action: match crate::desired::action_of(&r) {
+            DesiredAction::Apply => REALER_DESIRED_ACTION_APPLY,
+            DesiredAction::Stale => REALER_DESIRED_ACTION_STALE,
+        },
+    }
 }
 
 /// Asks Realer what it wants the device's actuators at, whichever kind of service answers: a newer one's
@@ -124,21 +124,27 @@ pub unsafe extern "C" fn realer_desired_states_source(list: *const realer_desire
 #[no_mangle]
 pub unsafe extern "C" fn realer_desired_states_len(list: *const realer_desired_states) -> usize {
     // SAFETY: the caller passes NULL or a live list.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
+    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.list.len()))
 }
 
-/// The desired state at `index`, or NULL past the end (or for a NULL list). Valid as long as the list.
+/// Fills `*out` with the desired state at `index`: its strings point into the list (valid as long as the
+/// list; absent ones NULL). `REALER_ERR_INVALID_ARGUMENT`: `list` or `out` NULL, or `index` past the end
+/// (`*out` unchanged).
 ///
 /// # Safety
-/// `list` is NULL or live.
+/// `list` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn realer_desired_states_get(
     list: *const realer_desired_states,
     index: usize,
-) -> *const realer_desired_state {
-    // SAFETY: the caller passes NULL or a live list.
-    guard(std::ptr::null(), || {
-        unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |c| c as *const _)
+    out: *mut realer_desired_state,
+) -> realer_status {
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
+        let r = list.list.record(index).ok_or_else(|| past_the_end(index, list.list.len(), "desired states"))?;
+        out.write(c_state(r));
+        Ok(())
     })
 }
 

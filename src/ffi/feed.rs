@@ -8,7 +8,8 @@ use crate::feed::{field_error, FeedItem, FeedOutcome, FeedResult, ItemRef, Repor
 use crate::ffi::client::realer_client;
 use crate::ffi::error::realer_status;
 use crate::ffi::{
-    c_string, call, finish, free_box, guard, into_raw, items_arg, opt_str_arg, out_arg, ref_arg, write_str, Strings,
+    c_string, call, finish, free_box, guard, into_raw, items_arg, opt_str_arg, out_arg, past_the_end, ref_arg,
+    write_str, Strings,
 };
 use crate::time;
 
@@ -93,6 +94,7 @@ pub struct realer_feed_result {
 
 /// One item's fate in a batch. Strings live as long as the batch result; absent ones are NULL.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct realer_item_result {
     /// `REALER_FEED_OUTCOME_*`.
     pub outcome: realer_feed_outcome,
@@ -350,18 +352,24 @@ pub unsafe extern "C" fn realer_batch_result_len(result: *const realer_batch_res
     guard(0, || unsafe { result.as_ref() }.map_or(0, |r| r.items.len()))
 }
 
-/// The result of the item at `index` (the same index as in the items passed), NULL past the end.
+/// Fills `*out` with the result of the item at `index` (the same index as in the items passed); its strings
+/// point into the batch result (valid as long as it). `REALER_ERR_INVALID_ARGUMENT`: `result` or `out` NULL,
+/// or `index` past the end (`*out` unchanged).
 ///
 /// # Safety
-/// `result` is NULL or live.
+/// `result` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn realer_batch_result_get(
     result: *const realer_batch_result,
     index: usize,
-) -> *const realer_item_result {
-    // SAFETY: the caller passes NULL or a live result.
-    guard(std::ptr::null(), || {
-        unsafe { result.as_ref() }.and_then(|r| r.items.get(index)).map_or(std::ptr::null(), |x| x as *const _)
+    out: *mut realer_item_result,
+) -> realer_status {
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (result, mut out) = unsafe { (ref_arg(result, "result")?, out_arg(out, "out")?) };
+        let x = result.items.get(index).ok_or_else(|| past_the_end(index, result.items.len(), "batch result"))?;
+        out.write(*x);
+        Ok(())
     })
 }
 

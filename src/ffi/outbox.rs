@@ -8,8 +8,8 @@ use crate::ffi::config::realer_config;
 use crate::ffi::error::realer_status;
 use crate::ffi::feed::{read_item, realer_feed_item, REALER_BATCH_MAX_ITEMS, REALER_MESSAGE_ID_MAX};
 use crate::ffi::{
-    call, finish, free_box, guard, into_raw, items_arg, opt_out_arg, out_arg, ref_arg, str_arg, with_config, write_str,
-    Strings,
+    call, finish, free_box, guard, into_raw, items_arg, opt_out_arg, out_arg, past_the_end, ref_arg, str_arg,
+    with_config, write_str, Strings,
 };
 use crate::outbox::{DeadLetter, FullPolicy};
 
@@ -54,6 +54,7 @@ pub struct realer_outbox_stats {
 
 /// An item Realer refused for good. Strings live as long as the list; never NULL (empty when absent).
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct realer_dead_letter {
     /// The `message_id` the item was sent under.
     pub message_id: *const c_char,
@@ -306,18 +307,23 @@ pub unsafe extern "C" fn realer_dead_letters_len(list: *const realer_dead_letter
     guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
 }
 
-/// The dead letter at `index`, NULL past the end. Valid as long as the list.
+/// Fills `*out` with the dead letter at `index`; its strings point into the list (valid as long as it).
+/// `REALER_ERR_INVALID_ARGUMENT`: `list` or `out` NULL, or `index` past the end (`*out` unchanged).
 ///
 /// # Safety
-/// `list` is NULL or live.
+/// `list` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn realer_dead_letters_get(
     list: *const realer_dead_letters,
     index: usize,
-) -> *const realer_dead_letter {
-    guard(std::ptr::null(), || {
-        // SAFETY: the caller passes NULL or a live list.
-        unsafe { list.as_ref() }.and_then(|l| l.items.get(index)).map_or(std::ptr::null(), |d| d as *const _)
+    out: *mut realer_dead_letter,
+) -> realer_status {
+    call(|| {
+        // SAFETY: the caller passes NULL or live pointers.
+        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
+        let x = list.items.get(index).ok_or_else(|| past_the_end(index, list.items.len(), "dead letters"))?;
+        out.write(*x);
+        Ok(())
     })
 }
 

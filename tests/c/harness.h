@@ -82,7 +82,21 @@ struct catalog_picks {
     const realer_command *broken;      /* Realer cannot represent it */
     const realer_sensor *sensor;       /* a usable sensor */
     const realer_sensor *sensor2;      /* another one, if any */
+    /* What the pointers above point at: copies filled by the lists' _get (their strings are the lists'). */
+    realer_desired_state kept_states[2];
+    realer_command kept_commands[2];
+    realer_sensor kept_sensors[2];
 };
+
+/* A list's `_get` fills the caller's struct and returns a status: REALER_ERR_INVALID_ARGUMENT, with a message
+ * and the struct left as it was, for a NULL list or out or an index past the end. `name(list, i)` calls it,
+ * checks that, and returns a copy of the item (from a ring of 8, enough for the copies a test holds at once),
+ * or NULL when it was refused (harness_check.c). */
+const realer_command *command_at(const realer_commands *list, size_t index);
+const realer_sensor *sensor_at(const realer_sensors *list, size_t index);
+const realer_desired_state *desired_state_at(const realer_desired_states *list, size_t index);
+const realer_item_result *batch_result_at(const realer_batch_result *list, size_t index);
+const realer_dead_letter *dead_letter_at(const realer_dead_letters *list, size_t index);
 
 /* ---- the parts, in the order main runs them --------------------------------------------------------- */
 

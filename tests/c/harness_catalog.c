@@ -17,7 +17,7 @@ void test_catalog(const realer_client *client)
     CHECK(commands != NULL);
     CHECK(realer_commands_len(commands) >= 1);
     for (i = 0; i < realer_commands_len(commands); i++) {
-        const realer_command *c = realer_commands_get(commands, i);
+        const realer_command *c = command_at(commands, i);
 
         CHECK(c != NULL && c->id != NULL && c->id[0] != '\0');
         if (c == NULL) {
@@ -32,19 +32,19 @@ void test_catalog(const realer_client *client)
             CHECK(c->error_message == NULL);
         }
     }
-    CHECK(realer_commands_get(commands, realer_commands_len(commands)) == NULL);
-    CHECK(realer_commands_get(commands, (size_t)-1) == NULL);
+    CHECK(command_at(commands, realer_commands_len(commands)) == NULL);
+    CHECK(command_at(commands, (size_t)-1) == NULL);
     CHECK(realer_commands_len(NULL) == 0);
-    CHECK(realer_commands_get(NULL, 0) == NULL);
+    CHECK(realer_commands_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
 
     /* One command by id: a list of exactly that one. */
     if (realer_commands_len(commands) > 0) {
-        const char *id = realer_commands_get(commands, 0)->id;
+        const char *id = command_at(commands, 0)->id;
 
         CHECK_STATUS(realer_command_fetch(client, id, &one_command), REALER_OK);
         CHECK(realer_commands_len(one_command) == 1);
-        CHECK(realer_commands_len(one_command) == 1 && strcmp(realer_commands_get(one_command, 0)->id, id) == 0);
-        CHECK(realer_commands_get(one_command, 1) == NULL);
+        CHECK(realer_commands_len(one_command) == 1 && strcmp(command_at(one_command, 0)->id, id) == 0);
+        CHECK(command_at(one_command, 1) == NULL);
         realer_commands_free(one_command);
     }
     one_command = untouched;
@@ -69,7 +69,7 @@ void test_catalog(const realer_client *client)
     CHECK_STATUS(realer_sensors_fetch(client, &sensors), REALER_OK);
     CHECK(realer_sensors_len(sensors) >= 1);
     for (i = 0; i < realer_sensors_len(sensors); i++) {
-        const realer_sensor *s = realer_sensors_get(sensors, i);
+        const realer_sensor *s = sensor_at(sensors, i);
 
         CHECK(s != NULL && s->id != NULL && s->id[0] != '\0');
         if (s != NULL && s->error_type == NULL) {
@@ -77,15 +77,15 @@ void test_catalog(const realer_client *client)
             CHECK(s->error_message == NULL);
         }
     }
-    CHECK(realer_sensors_get(sensors, realer_sensors_len(sensors)) == NULL);
+    CHECK(sensor_at(sensors, realer_sensors_len(sensors)) == NULL);
     CHECK(realer_sensors_len(NULL) == 0);
-    CHECK(realer_sensors_get(NULL, 0) == NULL);
+    CHECK(realer_sensors_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
     if (realer_sensors_len(sensors) > 0) {
-        const char *id = realer_sensors_get(sensors, 0)->id;
+        const char *id = sensor_at(sensors, 0)->id;
 
         CHECK_STATUS(realer_sensor_fetch(client, id, &one_sensor), REALER_OK);
-        CHECK(realer_sensors_len(one_sensor) == 1 && strcmp(realer_sensors_get(one_sensor, 0)->id, id) == 0);
-        CHECK(realer_sensors_get(one_sensor, 1) == NULL);
+        CHECK(realer_sensors_len(one_sensor) == 1 && strcmp(sensor_at(one_sensor, 0)->id, id) == 0);
+        CHECK(sensor_at(one_sensor, 1) == NULL);
         realer_sensors_free(one_sensor);
         one_sensor = NULL;
     }
@@ -111,7 +111,7 @@ static int wanted_for(const struct catalog_picks *p, const char *command_id)
     size_t i;
 
     for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
-        if (strcmp(realer_desired_states_get(p->wanted, i)->command_id, command_id) == 0) {
+        if (strcmp(desired_state_at(p->wanted, i)->command_id, command_id) == 0) {
             return 1;
         }
     }
@@ -127,33 +127,33 @@ void pick_catalog(const realer_client *client, struct catalog_picks *p)
     CHECK_STATUS(realer_sensors_fetch(client, &p->sensors), REALER_OK);
     CHECK_STATUS(realer_desired_states_fetch(client, &p->wanted), REALER_OK);
     for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
-        const realer_desired_state *d = realer_desired_states_get(p->wanted, i);
+        const realer_desired_state *d = desired_state_at(p->wanted, i);
 
         if (d->action == REALER_DESIRED_ACTION_APPLY) {
-            p->apply = p->apply ? p->apply : d;
+            p->apply = p->apply ? p->apply : (p->kept_states[0] = *d, &p->kept_states[0]);
         } else if (d->action == REALER_DESIRED_ACTION_STALE) {
-            p->stale = p->stale ? p->stale : d;
+            p->stale = p->stale ? p->stale : (p->kept_states[1] = *d, &p->kept_states[1]);
         }
     }
     for (i = 0; i < realer_commands_len(p->commands); i++) {
-        const realer_command *c = realer_commands_get(p->commands, i);
+        const realer_command *c = command_at(p->commands, i);
 
         if (c->error_type != NULL) {
-            p->broken = p->broken ? p->broken : c;
+            p->broken = p->broken ? p->broken : (p->kept_commands[0] = *c, &p->kept_commands[0]);
         } else if (!wanted_for(p, c->id)) {
-            p->plain = p->plain ? p->plain : c;
+            p->plain = p->plain ? p->plain : (p->kept_commands[1] = *c, &p->kept_commands[1]);
         }
     }
     for (i = 0; i < realer_sensors_len(p->sensors); i++) {
-        const realer_sensor *s = realer_sensors_get(p->sensors, i);
+        const realer_sensor *s = sensor_at(p->sensors, i);
 
         if (s->error_type != NULL) {
             continue;
         }
         if (p->sensor == NULL) {
-            p->sensor = s;
+            p->sensor = (p->kept_sensors[0] = *s, &p->kept_sensors[0]);
         } else if (p->sensor2 == NULL) {
-            p->sensor2 = s;
+            p->sensor2 = (p->kept_sensors[1] = *s, &p->kept_sensors[1]);
         }
     }
     /* The built-in fixture, served as a newer service (v2), has one of each. */

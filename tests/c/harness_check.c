@@ -134,3 +134,35 @@ void make_message_id(char *buf, size_t len, const char *what)
 {
     snprintf(buf, len, "%s-%s", run_id, what);
 }
+
+/* The lists' `_get` helpers declared in harness.h. */
+#define LIST_AT(name, list_t, item_t, get)                                                                     \
+    const item_t *name(const list_t *list, size_t index)                                                       \
+    {                                                                                                          \
+        static item_t ring[8];                                                                                 \
+        static unsigned next;                                                                                  \
+        item_t *out = &ring[next++ % 8];                                                                       \
+        const unsigned char *bytes = (const unsigned char *)out;                                               \
+        realer_status st;                                                                                      \
+        size_t k;                                                                                              \
+        int kept = 1;                                                                                          \
+                                                                                                               \
+        CHECK(get(list, index, NULL) == REALER_ERR_INVALID_ARGUMENT && contains(realer_last_error()->message,  \
+                                                                                list ? "out" : "NULL"));       \
+        memset(out, 0xA5, sizeof *out);                                                                        \
+        st = get(list, index, out);                                                                            \
+        if (st == REALER_OK) {                                                                                 \
+            return out;                                                                                        \
+        }                                                                                                      \
+        for (k = 0; k < sizeof *out; k++) {                                                                    \
+            kept &= bytes[k] == 0xA5;                                                                          \
+        }                                                                                                      \
+        CHECK(st == REALER_ERR_INVALID_ARGUMENT && kept && last_error_sane());                                  \
+        CHECK(contains(realer_last_error()->message, list ? "past the end" : "is NULL"));                      \
+        return NULL;                                                                                           \
+    }
+LIST_AT(command_at, realer_commands, realer_command, realer_commands_get)
+LIST_AT(sensor_at, realer_sensors, realer_sensor, realer_sensors_get)
+LIST_AT(desired_state_at, realer_desired_states, realer_desired_state, realer_desired_states_get)
+LIST_AT(batch_result_at, realer_batch_result, realer_item_result, realer_batch_result_get)
+LIST_AT(dead_letter_at, realer_dead_letters, realer_dead_letter, realer_dead_letters_get)

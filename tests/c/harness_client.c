@@ -155,7 +155,7 @@ void test_logger(void)
     CHECK_STATUS(realer_client_authenticate(client), REALER_OK);
     CHECK_STATUS(realer_sensors_fetch(client, &sensors), REALER_OK);
     realer_feed_item_init(&item);
-    item.sensor_id = realer_sensors_len(sensors) > 0 ? realer_sensors_get(sensors, 0)->id : "0";
+    item.sensor_id = realer_sensors_len(sensors) > 0 ? sensor_at(sensors, 0)->id : "0";
     item.value = "19.5";
     CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_OK);
     realer_sensors_free(sensors);
@@ -221,7 +221,7 @@ void test_forbidden(void)
     CHECK(realer_last_error()->code == 4003);
     CHECK(realer_batch_result_len(results) == 1);
     CHECK(realer_batch_result_len(results) == 1 &&
-          realer_batch_result_get(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
+          batch_result_at(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
     realer_batch_result_free(results);
     realer_client_free(client);
     realer_config_free(c);

@@ -16,15 +16,15 @@ void test_desired_states(const realer_client *client, const struct catalog_picks
     }
     CHECK(realer_desired_states_source(p->wanted) == REALER_DESIRED_SOURCE_DESIRED_STATES);
     for (i = 0; i < realer_desired_states_len(p->wanted); i++) {
-        const realer_desired_state *d = realer_desired_states_get(p->wanted, i);
+        const realer_desired_state *d = desired_state_at(p->wanted, i);
 
         CHECK(d->command_id != NULL && d->value != NULL && d->desired_id != NULL);
         CHECK(d->sequence_number >= 0 && d->expires_at != NULL && d->expires_at_unix_ms > 0);
     }
     CHECK(p->stale->expires_at_unix_ms <= (int64_t)time(NULL) * 1000);
-    CHECK(realer_desired_states_get(p->wanted, realer_desired_states_len(p->wanted)) == NULL);
+    CHECK(desired_state_at(p->wanted, realer_desired_states_len(p->wanted)) == NULL);
     CHECK(realer_desired_states_len(NULL) == 0);
-    CHECK(realer_desired_states_get(NULL, 0) == NULL);
+    CHECK(realer_desired_states_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
     CHECK(realer_desired_states_source(NULL) == 0);
     realer_desired_states_free(NULL);
     CHECK_STATUS(realer_desired_states_fetch(NULL, &untouched), REALER_ERR_INVALID_ARGUMENT);

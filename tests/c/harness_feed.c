@@ -176,7 +176,7 @@ void test_feed_single(const realer_client *client, const struct catalog_picks *p
         CHECK(realer_sensors_len(other_sensors) >= 1);
         if (realer_sensors_len(other_sensors) >= 1) {
             realer_feed_item_init(&item);
-            item.sensor_id = realer_sensors_get(other_sensors, 0)->id;
+            item.sensor_id = sensor_at(other_sensors, 0)->id;
             item.value = "1.0";
             CHECK_STATUS(realer_feed_post(client, &item, &result), REALER_ERR_API);
             CHECK(result.outcome == REALER_FEED_OUTCOME_REJECTED);
@@ -315,13 +315,13 @@ void test_feed_batch(const realer_client *client, const struct catalog_picks *p)
     CHECK(results != NULL);
     CHECK(realer_batch_result_len(results) == 4);
     if (realer_batch_result_len(results) == 4) {
-        r = realer_batch_result_get(results, 0);
+        r = batch_result_at(results, 0);
         CHECK(r->outcome == REALER_FEED_OUTCOME_CREATED);
         CHECK(r->feed_data_id > 0 && r->code == 2000);
         CHECK(strcmp(r->message_id, new_id) == 0);
         CHECK(r->error_type == NULL && r->error_message == NULL && r->details_json == NULL);
 
-        r = realer_batch_result_get(results, 1);
+        r = batch_result_at(results, 1);
         CHECK(r->outcome == REALER_FEED_OUTCOME_REJECTED);
         CHECK(r->feed_data_id == -1);
         CHECK(r->code == 4022);
@@ -330,18 +330,18 @@ void test_feed_batch(const realer_client *client, const struct catalog_picks *p)
         CHECK(r->error_message != NULL);
         CHECK(contains(r->details_json, "sensor_id"));
 
-        r = realer_batch_result_get(results, 2);
+        r = batch_result_at(results, 2);
         CHECK(r->outcome == REALER_FEED_OUTCOME_IDEMPOTENT);
         CHECK(r->feed_data_id == stored_feed_data_id);
         CHECK(strcmp(r->message_id, stored_message_id) == 0);
 
-        r = realer_batch_result_get(results, 3);
+        r = batch_result_at(results, 3);
         CHECK(r->outcome == REALER_FEED_OUTCOME_CREATED);
         CHECK(r->feed_data_id > 0);
         CHECK(r->message_id != NULL && r->message_id[0] != '\0');
     }
-    CHECK(realer_batch_result_get(results, 4) == NULL);
-    CHECK(realer_batch_result_get(results, (size_t)-1) == NULL);
+    CHECK(batch_result_at(results, 4) == NULL);
+    CHECK(batch_result_at(results, (size_t)-1) == NULL);
     realer_batch_result_free(results);
     results = NULL;
 
@@ -349,7 +349,7 @@ void test_feed_batch(const realer_client *client, const struct catalog_picks *p)
     items[0].value = "48.3";
     CHECK_STATUS(realer_feed_post_batch(client, items, 1, &results), REALER_OK);
     CHECK(realer_batch_result_len(results) == 1);
-    r = realer_batch_result_get(results, 0);
+    r = batch_result_at(results, 0);
     CHECK(r != NULL && r->outcome == REALER_FEED_OUTCOME_REJECTED && r->code == 4009);
     realer_batch_result_free(results);
     results = NULL;
@@ -365,9 +365,9 @@ void test_feed_batch(const realer_client *client, const struct catalog_picks *p)
     CHECK(results != NULL);
     CHECK(realer_batch_result_len(results) == 2);
     if (realer_batch_result_len(results) == 2) {
-        CHECK(realer_batch_result_get(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
-        CHECK(realer_batch_result_get(results, 1)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
-        CHECK(strcmp(realer_batch_result_get(results, 0)->message_id, new_id) == 0);
+        CHECK(batch_result_at(results, 0)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
+        CHECK(batch_result_at(results, 1)->outcome == REALER_FEED_OUTCOME_NOT_SENT);
+        CHECK(strcmp(batch_result_at(results, 0)->message_id, new_id) == 0);
     }
     realer_batch_result_free(results);
     results = NULL;
@@ -395,7 +395,7 @@ void test_feed_batch(const realer_client *client, const struct catalog_picks *p)
     CHECK_MESSAGE_HAS("out");
 
     CHECK(realer_batch_result_len(NULL) == 0);
-    CHECK(realer_batch_result_get(NULL, 0) == NULL);
+    CHECK(realer_batch_result_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
     realer_batch_result_free(NULL);
 }
 

@@ -305,7 +305,7 @@ void test_outbox_push_and_flush(const struct catalog_picks *p)
     /* The dead letter says what Realer said. */
     CHECK_STATUS(realer_outbox_dead_letters(client, &dead), REALER_OK);
     CHECK(realer_dead_letters_len(dead) == 1);
-    d = realer_dead_letters_get(dead, 0);
+    d = dead_letter_at(dead, 0);
     CHECK(d != NULL);
     if (d != NULL) {
         CHECK(strcmp(d->message_id, unknown_id) == 0);
@@ -316,8 +316,8 @@ void test_outbox_push_and_flush(const struct catalog_picks *p)
         CHECK(contains(d->item_json, "987654321") && contains(d->item_json, unknown_id));
         CHECK(d->failed_at_unix_ms > (int64_t)(time(NULL) - 600) * 1000);
     }
-    CHECK(realer_dead_letters_get(dead, 1) == NULL);
-    CHECK(realer_dead_letters_get(dead, (size_t)-1) == NULL);
+    CHECK(dead_letter_at(dead, 1) == NULL);
+    CHECK(dead_letter_at(dead, (size_t)-1) == NULL);
     realer_dead_letters_free(dead);
     dead = NULL;
     CHECK_STATUS(realer_outbox_dead_letters(NULL, &dead), REALER_ERR_INVALID_ARGUMENT);
@@ -360,7 +360,7 @@ void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK(STATS(client).dead == 0);
     CHECK_STATUS(realer_outbox_dead_letters(client, &dead), REALER_OK);
     CHECK(dead != NULL && realer_dead_letters_len(dead) == 0);
-    CHECK(realer_dead_letters_get(dead, 0) == NULL);
+    CHECK(dead_letter_at(dead, 0) == NULL);
     realer_dead_letters_free(dead);
     dead = NULL;
     CHECK_STATUS(realer_outbox_clear_dead(client, &cleared), REALER_OK);
@@ -380,7 +380,7 @@ void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK_STATUS(realer_outbox_clear_dead(NULL, &cleared), REALER_ERR_INVALID_ARGUMENT);
 
     CHECK(realer_dead_letters_len(NULL) == 0);
-    CHECK(realer_dead_letters_get(NULL, 0) == NULL);
+    CHECK(realer_dead_letters_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);
     realer_dead_letters_free(NULL);
     realer_client_free(second);
     realer_client_free(client);
