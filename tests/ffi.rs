@@ -438,7 +438,7 @@ fn feed_exports_check_their_arguments_and_report_what_the_server_said() {
         assert_eq!(realer_batch_result_len(res), 3);
         let mut one = std::mem::zeroed::<realer_item_result>();
         expect(realer_batch_result_get(res, 3, &mut one), REALER_ERR_INVALID_ARGUMENT, "past the end");
-        expect(realer_batch_result_get(null(), 0, &mut one), REALER_ERR_INVALID_ARGUMENT, "list is NULL");
+        expect(realer_batch_result_get(null(), 0, &mut one), REALER_ERR_INVALID_ARGUMENT, "result is NULL");
         expect(realer_batch_result_get(res, 0, null_mut()), REALER_ERR_INVALID_ARGUMENT, "out is NULL");
         let r: Vec<realer_item_result> = (0..3).map(|i| got(realer_batch_result_get, res, i)).collect();
         assert_eq!(
