@@ -4,15 +4,14 @@
 //! answers of up to 8 MiB made of minimal items (`{"id":N}`, `{"id":"a"}`, error items, items of many short
 //! fields, minimal desired states): the lists are compact (an item costs at most its JSON text plus 4 bytes of
 //! index). The client runs in a child process (this
-//! test binary run again), so that its heap and its resident set are its own: the heap is counted by a
-//! global allocator, the resident set by Linux's peak RSS (VmHWM, reset before the call). realer-sim runs in
+//! test binary run again), so that its heap and its resident set are its own: the heap is counted by the
+//! observer of the library's allocator, the resident set by Linux's peak RSS (VmHWM, reset before the call). realer-sim runs in
 //! the parent and serves each answer verbatim (its `answer` fault).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{CStr, CString};
 use std::process::Command;
 use std::ptr::{null, null_mut};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, Ordering};
 
 use realer::ffi::catalog::*;
 use realer::ffi::client::*;
@@ -20,52 +19,28 @@ use realer::ffi::config::*;
 use realer::ffi::desired::*;
 use realer::ffi::error::*;
 use realer::ffi::feed::*;
+use realer::ffi::wipe_alloc::HeapObserver;
 use realer_sim::{builtin, Fault, Sim, SimOptions, Target};
 
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+// Signed: blocks allocated before the observer was installed may be freed while it counts.
+static CURRENT: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
 
 fn grew(by: usize) {
-    let now = CURRENT.fetch_add(by, Ordering::Relaxed) + by;
+    let now = CURRENT.fetch_add(by as isize, Ordering::Relaxed) + by as isize;
     PEAK.fetch_max(now, Ordering::Relaxed);
 }
 
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(p, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let q = unsafe { System.realloc(p, layout, new_size) };
-        if !q.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        q
-    }
-}
+/// The heap is counted by the observer of the library's allocator (a `realloc` there is an allocation, a copy
+/// and a release: both blocks count while both are alive, as they are).
+static COUNTING: HeapObserver =
+    HeapObserver { allocated: grew, freeing: |_, size| _ = CURRENT.fetch_sub(size as isize, Ordering::Relaxed) };
 
+// Without the `wipe-freed-memory` feature the library installs no allocator: this test installs the same one
+// (which then does not wipe) for its observer.
+#[cfg(not(feature = "wipe-freed-memory"))]
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: realer::ffi::wipe_alloc::WipeOnFree = realer::ffi::wipe_alloc::WipeOnFree;
 
 const TEST_NAME: &str = "peak_memory_of_large_answers_is_bounded_by_their_size";
 const MIB: usize = 1024 * 1024;
@@ -162,6 +137,7 @@ fn message_ids() -> Vec<String> {
 fn child(case: &str) {
     let cstr = |s: String| CString::new(s).unwrap();
     let var = |k: &str| cstr(std::env::var(k).unwrap());
+    realer::ffi::wipe_alloc::observe(&COUNTING);
     unsafe {
         let cfg = realer_config_new();
         assert_eq!(realer_config_set_base_url(cfg, var("REALER_BASE_URL").as_ptr()), REALER_OK);
@@ -224,7 +200,7 @@ fn child(case: &str) {
             }
             other => panic!("unknown case {other}"),
         };
-        let heap = PEAK.load(Ordering::Relaxed) - baseline;
+        let heap = (PEAK.load(Ordering::Relaxed) - baseline).max(0) as usize;
         let rss = status_kib("VmHWM:").saturating_sub(rss_before) * 1024;
         if status != REALER_OK {
             let e = &*realer_last_error();

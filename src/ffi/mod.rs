@@ -15,5 +15,6 @@ pub mod feed;
 pub(crate) mod heap_meter;
 pub mod outbox;
 pub mod version;
+pub mod wipe_alloc;
 
 pub(crate) use boundary::*;
