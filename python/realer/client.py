@@ -377,6 +377,18 @@ def _one_c_item(**fields):
     return item, c
 
 
+def _c_items(items, call, single):
+    """The items of `Client.post_batch` and `Outbox.push_many`: the checked `_CItem`s, which own the bytes, and
+    the `realer_feed_item` array they filled, pointing into them (keep both for the call)."""
+    if isinstance(items, (dict, FeedItem, str, bytes)):
+        raise TypeError(f"{call} takes a sequence of items; use {single}() for one")
+    converted = [_CItem(item, i) for i, item in enumerate(items)]
+    array = (n.realer_feed_item * max(len(converted), 1))()
+    for c, item in zip(array, converted):
+        item.fill(c)
+    return converted, array
+
+
 def _opt_i64(v):
     return None if v < 0 else v
 
@@ -941,12 +953,7 @@ class Client:
         """Posts items (dicts with `post`'s keywords, or `FeedItem`s) and returns one `ItemResult` per item,
         in order. Items are judged one by one: check each result's `outcome`. If a request fails as a whole,
         raises `RealerError` with the per-item results in `err.results`."""
-        if isinstance(items, (dict, FeedItem, str, bytes)):
-            raise TypeError("post_batch takes a sequence of items; use post() for one")
-        converted = [_CItem(item, i) for i, item in enumerate(items)]
-        array = (n.realer_feed_item * max(len(converted), 1))()
-        for c, item in zip(array, converted):
-            item.fill(c)
+        converted, array = _c_items(items, "post_batch", "post")
         out = ctypes.POINTER(n.realer_batch_result)()
         with self._handle_in_use() as h:
             status, err = self._runner.run(
@@ -1045,12 +1052,7 @@ class Outbox:
 
     def push_many(self, items):
         """Stores items (dicts or `FeedItem`s) in one transaction: all of them or none."""
-        if isinstance(items, (dict, FeedItem, str, bytes)):
-            raise TypeError("push_many takes a sequence of items; use push() for one")
-        converted = [_CItem(item, i) for i, item in enumerate(items)]
-        array = (n.realer_feed_item * max(len(converted), 1))()
-        for c, item in zip(array, converted):
-            item.fill(c)
+        converted, array = _c_items(items, "push_many", "push")
         with self._client._handle_in_use() as h:
             check(n.lib.realer_outbox_push_many(h, array, len(converted)))
 
