@@ -16,7 +16,8 @@ require ${BPN}-crates.inc
 
 # The distribution's SQLite instead of the one compiled in (a smaller library; needs sqlite3 3.45.3 or newer).
 PACKAGECONFIG ??= ""
-PACKAGECONFIG[system-sqlite] = "--no-default-features --features system-sqlite,quiet-dependencies,,sqlite3"
+# (PACKAGECONFIG's fields are comma-separated: the features are given one --features each.)
+PACKAGECONFIG[system-sqlite] = "--no-default-features --features system-sqlite --features quiet-dependencies --features wipe-freed-memory,,sqlite3"
 CARGO_BUILD_FLAGS += "${PACKAGECONFIG_CONFARGS}"
 
 # cargo_c installs the shared library (librealer.so.0.1.0, its SONAME link librealer.so.0.1, librealer.so),

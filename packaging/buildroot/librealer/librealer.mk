@@ -15,7 +15,7 @@ LIBREALER_INSTALL_STAGING = YES
 
 ifeq ($(BR2_PACKAGE_LIBREALER_SYSTEM_SQLITE),y)
 LIBREALER_DEPENDENCIES += sqlite
-LIBREALER_FEATURES = --no-default-features --features system-sqlite,quiet-dependencies
+LIBREALER_FEATURES = --no-default-features --features system-sqlite,quiet-dependencies,wipe-freed-memory
 endif
 
 # scripts/install = cargo cinstall, then librealer.a localized with the target's binutils.
