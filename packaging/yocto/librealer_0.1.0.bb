@@ -16,7 +16,9 @@ require ${BPN}-crates.inc
 
 # The distribution's SQLite instead of the one compiled in (a smaller library; needs sqlite3 3.45.3 or newer).
 PACKAGECONFIG ??= ""
-# (PACKAGECONFIG's fields are comma-separated: the features are given one --features each.)
+# (PACKAGECONFIG's fields are comma-separated: the features are given one --features each.) For the smallest
+# library (2.14 MiB on x86-64 with system-sqlite, at about twice the CPU per reading), build with the
+# release-small profile: BUILD_MODE = "--profile release-small" in a bbappend.
 PACKAGECONFIG[system-sqlite] = "--no-default-features --features system-sqlite --features quiet-dependencies --features wipe-freed-memory,,sqlite3"
 CARGO_BUILD_FLAGS += "${PACKAGECONFIG_CONFARGS}"
 
