@@ -1,6 +1,6 @@
 //! Every connection the agent makes goes through [`GuardingConnector`], which wraps it in a
-//! [`GuardedConnection`]: secrets wiped from its buffers, never reused across a fork, socket timeouts kept
-//! steady, and fewer system calls per kept-alive request.
+//! [`GuardedConnection`]: secrets wiped from its buffers, never reused across a fork, and fewer system calls
+//! per kept-alive request; [`SteadyTimeouts`], under TLS, keeps the socket timeouts steady.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,11 +20,7 @@ const FRESH: Duration = Duration::from_secs(1);
 ///   parent's sockets and TLS state, and a record the child sent would break the parent's session (and the
 ///   child's answer would go to whichever reads first). The child drops such a connection when it comes out
 ///   of the pool: its copy of the socket is closed, nothing is written (no TLS close_notify, no shutdown),
-///   so the parent's connection is untouched;
-/// - rounds each read's and write's timeout down to a multiple of [`TIMEOUT_STEP`], so that the socket
-///   timeouts stay the same from one request to the next (otherwise every request costs three setsockopt
-///   calls: the remaining time differs each time) while a read may still wait until the call's deadline
-///   (less at most one step).
+///   so the parent's connection is untouched.
 ///
 /// It also saves system calls on kept-alive requests; half of the syscalls of a small request were these:
 /// - ureq probes a pooled connection when it returns to the pool and again when it is taken (two ioctls and
@@ -92,8 +88,54 @@ impl Owner {
     }
 }
 
-/// Socket timeouts are whole multiples of this (see [`GuardingConnector`]).
+/// Socket timeouts are whole multiples of this (see [`SteadyTimeouts`]).
 const TIMEOUT_STEP: Duration = Duration::from_millis(100);
+
+/// Sits right above the TCP transport (below TLS) and rounds each read's and write's timeout down to a
+/// multiple of [`TIMEOUT_STEP`], so that the socket timeouts stay the same from one request to the next: a
+/// read may still wait until the call's deadline, less at most one step. It must sit there, not above TLS:
+/// ureq's TLS adapter hands the TCP transport the time left of what it was given (less the microseconds
+/// since), so a timeout rounded above it reaches the socket unrounded, different each time, and every
+/// request costs two setsockopt calls (SO_SNDTIMEO, SO_RCVTIMEO) more.
+#[derive(Debug)]
+pub(super) struct SteadyTimeouts;
+
+#[derive(Debug)]
+pub(super) struct SteadyTransport<T: UreqTransport>(T);
+
+impl<In: UreqTransport> Connector<In> for SteadyTimeouts {
+    type Out = SteadyTransport<In>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(SteadyTransport))
+    }
+}
+
+impl<T: UreqTransport> UreqTransport for SteadyTransport<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
+        self.0.transmit_output(amount, steady(timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        self.0.await_input(steady(timeout))
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.0.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
+}
 
 /// `timeout`, rounded down to a whole number of [`TIMEOUT_STEP`]s when it is longer than one step.
 fn steady(mut timeout: NextTimeout) -> NextTimeout {
@@ -137,7 +179,6 @@ impl<T: UreqTransport> UreqTransport for GuardedConnection<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
-        let timeout = steady(timeout);
         self.last_io = Instant::now();
         if self.head_next {
             // A request's first output is its head: hold it; its body, or the first read, follows.
@@ -167,7 +208,6 @@ impl<T: UreqTransport> UreqTransport for GuardedConnection<T> {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
-        let timeout = steady(timeout);
         self.release_held(timeout)?;
         let r = self.inner.await_input(timeout);
         self.last_io = Instant::now();

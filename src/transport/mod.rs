@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ureq::http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use ureq::http::{self, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
-use ureq::unversioned::transport::{Connector, DefaultConnector};
+use ureq::unversioned::transport::{Connector, RustlsConnector, TcpConnector};
 use ureq::AsSendBody;
 use zeroize::Zeroize;
 
@@ -21,8 +21,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::log::{Level, Logger};
 use crate::time;
 
-use connection::GuardingConnector;
 pub(crate) use connection::{count_fork, forks_are_counted};
+use connection::{GuardingConnector, SteadyTimeouts};
 use resolver::CachingResolver;
 
 /// The largest answer body read; a catalog of a few thousand items fits many times over.
@@ -147,7 +147,7 @@ impl Transport {
             .timeout_global(Some(config.request_timeout))
             .timeout_connect(Some(config.connect_timeout))
             // No per-read or per-write timeout: one read may wait for what is left of the call's deadline
-            // (a server that takes 2 s of a 3 s request timeout is answered). GuardingConnector keeps the socket
+            // (a server that takes 2 s of a 3 s request timeout is answered). SteadyTimeouts keeps the socket
             // timeouts steady between requests.
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
@@ -306,7 +306,12 @@ impl Transport {
 fn make_agent(config: &ureq::config::Config) -> ureq::Agent {
     ureq::Agent::with_parts(
         config.clone(),
-        DefaultConnector::new().chain(GuardingConnector),
+        // ureq's DefaultConnector without its proxy and native-tls links (no proxy is used, TLS is rustls), and
+        // SteadyTimeouts between TCP and TLS.
+        ().chain(TcpConnector::default())
+            .chain(SteadyTimeouts)
+            .chain(RustlsConnector::default())
+            .chain(GuardingConnector),
         CachingResolver::default(),
     )
 }
