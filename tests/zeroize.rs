@@ -6,9 +6,9 @@
 //! anonymous mappings, the binary's data) and searches it for the client secret, the Basic value, the token
 //! and the Bearer header. It never holds them in plain: it gets them XOR-ed from the parent (the token too:
 //! the parent takes one from the sim and has the sim serve it as the child's token answer) and compares
-//! XOR-ed memory with them. With the library's allocator wiping freed blocks (`wipe-freed-memory`, on by
-//! default) it must find nothing; with the wipe switched off (the control) it must find the token, which
-//! rustls's freed buffers of received plaintext keep: so the search is shown to work.
+//! XOR-ed memory with them. With the library's allocator wiping freed blocks (`wipe-freed-memory`, part of
+//! `capi`, which the tests build with) it must find nothing; with the wipe switched off (the control) it must
+//! find the token, which rustls's freed buffers of received plaintext keep: so the search is shown to work.
 //!
 //! The other two watch every heap block while it is freed, before the allocator's wipe: the library wipes
 //! its own buffers too (a Rust program without the feature relies on that), and no freed block holds a secret:
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use std::sync::Mutex;
 
-use realer::ffi::wipe_alloc::HeapObserver;
+use realer::test_hooks::HeapObserver;
 use realer::{Client, Config, FeedItem, FeedOutcome};
 
 const CLIENT_SECRET: &[u8] = b"Zk4-client-secret-to-wipe";
@@ -52,7 +52,7 @@ static FOUND: [AtomicUsize; 7] = [const { AtomicUsize::new(0) }; 7];
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn arm() {
-    realer::ffi::wipe_alloc::observe(&SCANNING);
+    realer::test_hooks::observe(&SCANNING);
     FOUND.iter().for_each(|f| f.store(0, Ordering::SeqCst));
     ARMED.store(true, Ordering::SeqCst);
 }
@@ -86,7 +86,7 @@ static SCANNING: HeapObserver = HeapObserver { allocated: |_| {}, freeing: scan_
 // (which then does not wipe) for its observer.
 #[cfg(not(feature = "wipe-freed-memory"))]
 #[global_allocator]
-static ALLOCATOR: realer::ffi::wipe_alloc::WipeOnFree = realer::ffi::wipe_alloc::WipeOnFree;
+static ALLOCATOR: realer::test_hooks::WipeOnFree = realer::test_hooks::WipeOnFree;
 
 fn script(r: &scripted::Request<'_>) -> Cow<'static, [u8]> {
     const TOKEN_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 63\r\n\r\n{\"access_token\":\"tok-Vb3-access-token-to-wipe\",\"expires_in\":60}";
@@ -295,12 +295,12 @@ fn search_child(mode: &str) {
     use zeroize::Zeroize;
 
     if mode == "no-wipe" {
-        realer::ffi::wipe_alloc::set_wiping(false);
+        realer::test_hooks::set_wiping(false);
     }
     let var = |k: &str| std::env::var(k).unwrap();
     let cstr = |s: String| CString::new(s).unwrap();
     let xored: Vec<Vec<u8>> = SEARCHED.iter().map(|(_, k)| unhex(&var(k))).collect();
-    println!("ZEROMODE {mode} wiping={}", realer::ffi::wipe_alloc::wiping());
+    println!("ZEROMODE {mode} wiping={}", realer::test_hooks::wiping());
     // SAFETY: the C ABI used as documented in realer.h.
     unsafe {
         let check = |st: realer_status, what: &str| {
