@@ -10,7 +10,7 @@
 //! `capi`, which the tests build with) it must find nothing; with the wipe switched off (the control) it must
 //! find the token, which rustls's freed buffers of received plaintext keep: so the search is shown to work.
 //!
-//! The other two watch every heap block while it is freed, before the allocator's wipe: the library wipes
+//! The other two watch every heap block the client's thread frees, before the allocator's wipe: the library wipes
 //! its own buffers too (a Rust program without the feature relies on that), and no freed block holds a secret:
 //! - over plain HTTP on loopback (the scripted server keeps its buffers on the stack): nothing at all, the
 //!   token included;
@@ -19,12 +19,13 @@
 //!   through rustls's buffers, which only the allocator's wipe reaches: the test prints how many freed blocks
 //!   held the token answer when freed.
 //!
-//! The tests take turns: the watch is process-wide.
+//! The tests take turns: the allocator's observer is process-wide.
 
 #[path = "support/scripted.rs"]
 mod scripted;
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -51,14 +52,23 @@ static FOUND: [AtomicUsize; 7] = [const { AtomicUsize::new(0) }; 7];
 /// One scan at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+thread_local! {
+    /// The thread that armed the watch: only its frees are scanned. The client runs on it (the library starts
+    /// no thread of its own), while the realer-sim of the end-to-end search, in this process, may still be
+    /// freeing the requests it received (with their Bearer headers) after that test has ended.
+    static WATCHED: Cell<bool> = const { Cell::new(false) };
+}
+
 fn arm() {
     realer::test_hooks::observe(&SCANNING);
     FOUND.iter().for_each(|f| f.store(0, Ordering::SeqCst));
+    WATCHED.with(|w| w.set(true));
     ARMED.store(true, Ordering::SeqCst);
 }
 
 fn disarm() -> Vec<usize> {
     ARMED.store(false, Ordering::SeqCst);
+    WATCHED.with(|w| w.set(false));
     FOUND.iter().map(|f| f.load(Ordering::SeqCst)).collect()
 }
 
@@ -67,7 +77,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn scan_freed(p: *const u8, size: usize) {
-    if ARMED.load(Ordering::SeqCst) {
+    // `try_with`: a thread's last frees may come after its thread-locals are gone.
+    if ARMED.load(Ordering::SeqCst) && WATCHED.try_with(Cell::get).unwrap_or(false) {
         // SAFETY: the allocator passes a block that is allocated and `size` bytes long until this returns.
         let block = unsafe { std::slice::from_raw_parts(p, size) };
         for (secret, found) in SECRETS.iter().zip(&FOUND) {
