@@ -5,7 +5,8 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::api::{request_id, Ctx};
+use crate::api::{rate_limited, request_id, Ctx};
+use crate::budget;
 use crate::encoding::{base64_decode, form_decode, parse_form, random_hex};
 use crate::http::{Request, Response};
 use crate::state::{Token, SCOPES};
@@ -85,6 +86,14 @@ pub(crate) fn token(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Ok(d) => d,
         Err(resp) => return resp,
     };
+    // The token endpoint's own budget, per client (the device budget counts iot/v1 requests only). Realer's
+    // error shape, which the contract asks clients to tolerate here.
+    if let Some(per_minute) = ctx.state.settings.token_requests_per_minute {
+        if let Err(retry_after) = budget::take(&mut ctx.state.devices[device].token_budget, per_minute, ctx.now) {
+            return rate_limited(ctx.rng, &format!("at most {per_minute} token requests per minute"), retry_after)
+                .with_header("Cache-Control", "no-store");
+        }
+    }
     match param(&pairs, "grant_type") {
         None => return invalid_request(ctx, "grant_type is required"),
         Some("client_credentials") => {}
