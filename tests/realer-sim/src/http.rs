@@ -98,11 +98,11 @@ fn read_line<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Vec<u8>, Read
 
 /// Reads the next request from `stream`. `buf` carries bytes read past the previous request (pipelining).
 /// `Ok(None)` is a clean close between requests.
-/// Bodies over `max_body` bytes are refused with 413.
+/// Bodies over `max_body()` bytes (asked once the head has arrived) are refused with 413.
 pub fn read_request<S: Read + Write>(
     stream: &mut S,
     buf: &mut Vec<u8>,
-    max_body: usize,
+    max_body: &dyn Fn() -> usize,
 ) -> Result<Option<Request>, ReadError> {
     // The head.
     let head_end = loop {
@@ -169,6 +169,7 @@ pub fn read_request<S: Read + Write>(
     if chunked.is_some() && content_length.is_some() {
         return Err(ReadError::Malformed(400, "both Content-Length and Transfer-Encoding"));
     }
+    let max_body = max_body();
     if content_length.is_some_and(|n| n > max_body) {
         return Err(ReadError::Malformed(413, "body too large"));
     }
@@ -325,24 +326,24 @@ mod tests {
             b"POST /a?x=1 HTTP/1.1\r\nContent-Length: 3\r\nContent-Type: application/json; charset=utf-8\r\n\r\nabcGET /b HTTP/1.1\r\nConnection: close\r\n\r\nPOST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n",
         );
         let mut buf = Vec::new();
-        let a = read_request(&mut s, &mut buf, MAX_READ_BODY).unwrap().unwrap();
+        let a = read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().unwrap();
         assert_eq!((a.method.as_str(), a.path.as_str(), a.query.as_str()), ("POST", "/a", "x=1"));
         assert_eq!(a.body, b"abc");
         assert_eq!(a.media_type().as_deref(), Some("application/json"));
         assert!(a.keep_alive);
-        let b = read_request(&mut s, &mut buf, MAX_READ_BODY).unwrap().unwrap();
+        let b = read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().unwrap();
         assert_eq!(b.path, "/b");
         assert!(!b.keep_alive);
-        let c = read_request(&mut s, &mut buf, MAX_READ_BODY).unwrap().unwrap();
+        let c = read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().unwrap();
         assert_eq!(c.body, b"abcde");
-        assert!(read_request(&mut s, &mut buf, MAX_READ_BODY).unwrap().is_none());
+        assert!(read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().is_none());
     }
 
     #[test]
     fn answers_expect_continue() {
         let mut s = segments(&[b"POST /a HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n", b"hi"]);
         let mut buf = Vec::new();
-        let a = read_request(&mut s, &mut buf, MAX_READ_BODY).unwrap().unwrap();
+        let a = read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().unwrap();
         assert_eq!(a.body, b"hi");
         assert_eq!(s.output, b"HTTP/1.1 100 Continue\r\n\r\n");
     }
@@ -351,12 +352,12 @@ mod tests {
     fn refuses_garbage() {
         let mut buf = Vec::new();
         assert!(matches!(
-            read_request(&mut fake(b"hello\r\n\r\n"), &mut buf, MAX_READ_BODY),
+            read_request(&mut fake(b"hello\r\n\r\n"), &mut buf, &|| MAX_READ_BODY),
             Err(ReadError::Malformed(400, _))
         ));
         let mut buf = Vec::new();
         assert!(matches!(
-            read_request(&mut fake(b"GET / HTTP/2.0\r\n\r\n"), &mut buf, MAX_READ_BODY),
+            read_request(&mut fake(b"GET / HTTP/2.0\r\n\r\n"), &mut buf, &|| MAX_READ_BODY),
             Err(ReadError::Malformed(505, _))
         ));
     }

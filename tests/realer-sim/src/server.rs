@@ -571,8 +571,8 @@ impl Inner {
         let mut buf = Vec::new();
         loop {
             // A budget set above the read limit still gets Realer's 413, not the reader's.
-            let max_body = http::MAX_READ_BODY.max(lock(&me.state).settings.byte_budget.saturating_add(1));
-            let req = match http::read_request(&mut tls, &mut buf, max_body) {
+            let max_body = || http::MAX_READ_BODY.max(lock(&me.state).settings.byte_budget.saturating_add(1));
+            let req = match http::read_request(&mut tls, &mut buf, &max_body) {
                 Ok(Some(req)) => req,
                 Ok(None) | Err(ReadError::Closed) => {
                     if tls.conn.is_handshaking() {

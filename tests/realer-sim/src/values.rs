@@ -3,16 +3,46 @@
 //! checked (numbers for `NumericRange`, 0 or 1 for `Binary`, no empty value); other value types (`Enum`,
 //! `Boolean`, …) take any non-empty string, since their canonical forms are not public.
 
-/// The value as a finite number, in the plain decimal syntax devices send (`21.4`, `-3`, `1e3`, `1.0`):
-/// no spaces, no `inf`/`NaN`, no hexadecimal.
-pub(crate) fn number(value: &str) -> Option<f64> {
-    let plain = !value.is_empty()
-        && value.bytes().any(|b| b.is_ascii_digit())
-        && value.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
-    if !plain {
-        return None;
+/// Whether the value is a decimal number in the syntax devices send (`21.4`, `-3`, `1e3`, `1.0`, `+2`, `.5`):
+/// no spaces, no `inf`/`NaN`, no hexadecimal, no thousands separators. Its size is not limited: the
+/// contract names none.
+pub(crate) fn is_number(value: &str) -> bool {
+    let b = value.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    let digits = |i: &mut usize| {
+        let from = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - from
+    };
+    let mut mantissa = digits(&mut i);
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        mantissa += digits(&mut i);
     }
-    value.parse::<f64>().ok().filter(|n| n.is_finite())
+    if mantissa == 0 {
+        return false;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// The value as a number, when it is one (see [`is_number`]; a huge one is infinite).
+fn number(value: &str) -> Option<f64> {
+    if is_number(value) {
+        value.parse::<f64>().ok()
+    } else {
+        None
+    }
 }
 
 /// Why `value` is not valid for a command of `value_type`; `None` when it is.
@@ -21,7 +51,7 @@ pub(crate) fn command_value_error(value_type: &str, value: &str) -> Option<Strin
         return Some("must not be empty".into());
     }
     match value_type {
-        "NumericRange" if number(value).is_none() => Some("must be a number for a NumericRange command".into()),
+        "NumericRange" if !is_number(value) => Some("must be a number for a NumericRange command".into()),
         "Binary" => match number(value) {
             Some(n) if n == 0.0 || n == 1.0 => None,
             _ => Some("must be 0 or 1 for a Binary command".into()),
@@ -46,7 +76,7 @@ pub(crate) fn sensor_value_error(numeric: bool, value: &str) -> Option<String> {
     if value.trim().is_empty() {
         return Some("must not be empty".into());
     }
-    if numeric && number(value).is_none() {
+    if numeric && !is_number(value) {
         return Some("must be a number for this sensor".into());
     }
     None
@@ -58,11 +88,12 @@ mod tests {
 
     #[test]
     fn numbers() {
-        for ok in ["0", "1.0", "-3", "21.4", "1e3", "+2", ".5", "1."] {
-            assert!(number(ok).is_some(), "{ok}");
+        for ok in ["0", "1.0", "-3", "21.4", "1e3", "1E-07", "+2", ".5", "1.", "1e999", &"9".repeat(2000)] {
+            assert!(is_number(ok), "{ok}");
         }
-        for bad in ["", " 1", "1 ", "abc", "inf", "NaN", "0x10", "1e999", "-", ".", "1,5", "e"] {
-            assert!(number(bad).is_none(), "{bad}");
+        for bad in ["", " 1", "1 ", "abc", "inf", "NaN", "0x10", "-", ".", "1,5", "e", "1e", "1e+", "--1", "1.2.3", "١"]
+        {
+            assert!(!is_number(bad), "{bad}");
         }
     }
 
@@ -74,6 +105,8 @@ mod tests {
         assert_eq!(command_value_error("Binary", "0"), None);
         assert!(command_value_error("Binary", "7").is_some());
         assert!(command_value_error("Binary", "0.5").is_some());
+        assert!(command_value_error("Binary", "1e999").is_some());
+        assert_eq!(command_value_error("Binary", "1e0"), None);
         assert!(command_value_error("Binary", "true").is_some());
         assert_eq!(command_value_error("Enum", "closed"), None);
         assert!(command_value_error("Enum", "").is_some());
