@@ -69,10 +69,11 @@ fn client(ctx: &Ctx<'_>, req: &Request) -> Result<usize, Response> {
     let (id, secret) =
         decoded.split_once(':').ok_or_else(|| invalid("the Basic credentials are not client_id:client_secret"))?;
     // RFC 6749 section 2.3.1 form-encodes both parts before base64; most clients (curl -u) do not.
+    let (decoded_id, decoded_secret) = (form_decode(id), form_decode(secret));
     let matches = |d: &crate::state::Device| {
         (d.client_id == id && d.client_secret == secret)
-            || (form_decode(id).as_deref() == Some(d.client_id.as_str())
-                && form_decode(secret).as_deref() == Some(d.client_secret.as_str()))
+            || (decoded_id.as_deref() == Some(d.client_id.as_str())
+                && decoded_secret.as_deref() == Some(d.client_secret.as_str()))
     };
     ctx.state.devices.iter().position(matches).ok_or_else(|| invalid("unknown client or wrong secret"))
 }
