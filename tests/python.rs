@@ -1,5 +1,5 @@
 //! Runs the Python binding's unittest suite (tests/python/) against an in-process realer-sim, with the
-//! librealer.so that the C library's build (`--features realer/capi`, scripts/test) made for this profile. The
+//! librealer.so that the C library's build (`--features capi`, scripts/test) made for this profile. The
 //! CA goes through `REALER_CA_FILE` only: the environment's `SSL_CERT_FILE` and the like are removed so the
 //! suite cannot lean on them.
 

@@ -29,7 +29,7 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// target/<profile>/, where the C library's build (`cargo build --workspace --features realer/capi`, run by
+/// target/<profile>/, where the C library's build (`cargo build --workspace --features capi`, run by
 /// scripts/test through scripts/header) put librealer.so and librealer.a.
 pub fn lib_dir() -> PathBuf {
     // target/<profile>/deps/<test>-<hash> -> target/<profile>
