@@ -63,9 +63,7 @@ pub struct realer_sensors {
 }
 
 fn commands_list(client: &realer_client, id: Option<&str>) -> Result<realer_commands> {
-    let mut list = Commands::default();
-    client.inner.fetch_commands_with(id, &mut list)?;
-    Ok(realer_commands { list })
+    Ok(realer_commands { list: client.inner.fetch_command_list(id)? })
 }
 
 fn sensors_list(client: &realer_client, id: Option<&str>) -> Result<realer_sensors> {
