@@ -183,7 +183,7 @@ pub fn read_request<S: Read + Write>(stream: &mut S, buf: &mut Vec<u8>) -> Resul
     Ok(Some(req))
 }
 
-fn read_chunked<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_chunked<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Vec<u8>, ReadError> {
     let mut body = Vec::new();
     loop {
         let line = read_line(stream, buf)?;

@@ -10,6 +10,7 @@ mod faults;
 mod feed;
 mod fixture;
 mod http;
+pub mod netkit;
 mod oauth;
 mod routes;
 mod server;
