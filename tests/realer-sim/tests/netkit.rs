@@ -447,6 +447,35 @@ fn front_rules_answer_by_count_by_path_and_for_ever() {
 }
 
 #[test]
+fn the_front_closes_idle_connections_answers_502_for_a_dead_upstream_and_can_close_without_answering() {
+    let sim = common::start();
+    let kit = Netkit::http_front(&sim.base_url(), &sim.ca_pem(), FrontTls::Trusted).unwrap();
+    let agent = agent_trusting(&kit.ca_pem().unwrap());
+    let base = kit.url();
+
+    // nginx's keepalive_timeout (also the time it waits for a TLS handshake): the front closes, with FIN.
+    kit.set(Impairment::KeepaliveTimeout(Duration::from_millis(300))).unwrap();
+    let mut idle = connect(&kit);
+    let started = Instant::now();
+    let (n, end) = read_until_end(&mut idle);
+    assert_eq!((n, end.is_ok()), (0, true), "{end:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(4), "{took:?}");
+
+    sim.set_down(true);
+    let a = token_at(&agent, &base);
+    assert_eq!(a.status, 502);
+    assert!(a.text.contains("<title>502 Bad Gateway</title>"), "{}", a.text);
+    sim.set_down(false);
+    assert_eq!(token_at(&agent, &base).status, 200);
+
+    kit.set(Impairment::Answer(Rule::next(1, Reply::Close))).unwrap();
+    assert!(agent.get(format!("{base}/oauth/token")).call().is_err(), "closed without an answer");
+    let summary: Vec<(u16, By)> = kit.log().iter().map(|s| (s.status, s.by)).collect();
+    assert_eq!(summary, [(502, By::Kit), (200, By::Upstream), (0, By::Kit)]);
+}
+
+#[test]
 fn an_intercepting_front_and_a_captive_portal_fail_a_client_that_trusts_the_sim() {
     let sim = common::start();
     let agent = agent_trusting(&sim.ca_pem());

@@ -386,8 +386,10 @@ impl Handler for Front {
                 break;
             }
         }
-        tls.conn.send_close_notify();
-        let _ = tls.flush();
+        if !tls.conn.is_handshaking() {
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
         let _ = tls.sock.shutdown(Shutdown::Both);
     }
 }
