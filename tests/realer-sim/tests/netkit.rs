@@ -475,6 +475,38 @@ fn the_front_closes_idle_connections_answers_502_for_a_dead_upstream_and_can_clo
     assert_eq!(summary, [(502, By::Kit), (200, By::Upstream), (0, By::Kit)]);
 }
 
+/// TCP sockets of this machine connected to `port` on 127.0.0.1, not yet closed (TIME_WAIT excepted).
+fn open_sockets_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(2) == Some(remote.as_str()))
+        .filter(|l| l.split_whitespace().nth(3) != Some("06"))
+        .count()
+}
+
+#[test]
+fn the_front_lets_go_of_each_upstream_connection_on_a_long_keep_alive() {
+    let sim = common::start();
+    let kit = Netkit::http_front(&sim.base_url(), &sim.ca_pem(), FrontTls::Trusted).unwrap();
+    let agent = agent_trusting(&kit.ca_pem().unwrap());
+    for _ in 0..20 {
+        assert_eq!(token_at(&agent, &kit.url()).status, 200);
+    }
+    assert_eq!(kit.stats().connections, 1, "one kept-alive client connection");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while open_sockets_to(sim.addr().port()) > 1 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        open_sockets_to(sim.addr().port()) <= 1,
+        "{} upstream sockets left open",
+        open_sockets_to(sim.addr().port())
+    );
+}
+
 #[test]
 fn an_intercepting_front_and_a_captive_portal_fail_a_client_that_trusts_the_sim() {
     let sim = common::start();
@@ -723,4 +755,15 @@ fn the_binary_fronts_the_sim_with_its_own_ca() {
     p.finish();
     let _ = std::fs::remove_file(upstream_ca);
     let _ = std::fs::remove_file(ca_out);
+}
+
+#[test]
+fn a_kit_can_be_shared_between_threads() {
+    fn check<T: Send + Sync>() {}
+    check::<Netkit>();
+    let up = Upstream::echo();
+    let kit = Arc::new(Netkit::relay(up.addr).unwrap());
+    let other = Arc::clone(&kit);
+    thread::spawn(move || other.set(Impairment::Latency(Dir::Both, Duration::from_millis(1))).unwrap()).join().unwrap();
+    exchange(&mut connect(&kit), b"shared");
 }

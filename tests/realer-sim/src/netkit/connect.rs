@@ -209,7 +209,7 @@ impl Handler for ConnectProxy {
                     return;
                 }
             };
-            sockets.add(&target);
+            let _held = sockets.hold(&target);
             self.shared.record(self.seen(Some(&head), 200, By::Upstream));
             let opened = (&tcp).write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
             if opened.is_ok() {

@@ -164,7 +164,7 @@ impl Front {
         on_head: impl FnOnce(u16),
     ) -> Result<u16, Failed> {
         let tcp = up.connect().map_err(|_| Failed::Before(502))?;
-        sockets.add(&tcp);
+        let _held = sockets.hold(&tcp);
         let _ = tcp.set_nodelay(true);
         let _ = tcp.set_read_timeout(Some(UPSTREAM_TIMEOUT));
         let _ = tcp.set_write_timeout(Some(UPSTREAM_TIMEOUT));

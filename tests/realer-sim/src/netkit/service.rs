@@ -70,26 +70,49 @@ impl Acceptor {
     }
 }
 
-/// The sockets of one connection of a service (the client's, and any upstream or tunnel target it opens), shut
+/// The sockets of one connection of a service (the client's, and the upstream or tunnel target it opens), shut
 /// down when the service stops so that no thread stays blocked on them.
 #[derive(Default)]
-pub(crate) struct Sockets(Mutex<(bool, Vec<TcpStream>)>);
+pub(crate) struct Sockets(Mutex<SocketList>);
+
+#[derive(Default)]
+struct SocketList {
+    stopped: bool,
+    next: u64,
+    held: Vec<(u64, TcpStream)>,
+}
+
+/// A socket held by [`Sockets`] until this is dropped (a keep-alive connection opens one upstream connection
+/// per request: each is let go when done, so that descriptors do not pile up).
+pub(crate) struct Held<'a> {
+    sockets: &'a Sockets,
+    id: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        lock(&self.sockets.0).held.retain(|(id, _)| *id != self.id);
+    }
+}
 
 impl Sockets {
     /// Keeps a handle on `stream` to shut it down when the service stops (at once if it already has).
-    pub(crate) fn add(&self, stream: &TcpStream) {
-        let mut s = lock(&self.0);
-        if s.0 {
+    pub(crate) fn hold(&self, stream: &TcpStream) -> Held<'_> {
+        let mut list = lock(&self.0);
+        let id = list.next;
+        list.next += 1;
+        if list.stopped {
             let _ = stream.shutdown(Shutdown::Both);
         } else if let Ok(clone) = stream.try_clone() {
-            s.1.push(clone);
+            list.held.push((id, clone));
         }
+        Held { sockets: self, id }
     }
 
     fn shutdown(&self) {
-        let mut s = lock(&self.0);
-        s.0 = true;
-        for stream in s.1.iter() {
+        let mut list = lock(&self.0);
+        list.stopped = true;
+        for (_, stream) in &list.held {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
@@ -127,11 +150,11 @@ impl Service {
                 return;
             }
             let sockets = Arc::new(Sockets::default());
-            sockets.add(&stream);
             let id = c.next;
             c.next += 1;
             let (handler, socks, reg) = (Arc::clone(&handler), Arc::clone(&sockets), Arc::clone(&registry));
             let spawned = thread::Builder::new().name(conn_name.clone()).spawn(move || {
+                let _held = socks.hold(&stream);
                 handler.serve(stream, &socks);
                 lock(&reg).open.remove(&id);
             });
