@@ -253,6 +253,20 @@ fn a_local_change_is_never_undone_by_the_next_poll() {
     assert_eq!(c.desired().1, vec![]);
 }
 
+/// Contract section 3 with Realer's "local reported-state adoption" on: the local report becomes the catalog
+/// value, which is new, and is handed over once; the actuator already holds it, so nothing flips.
+#[test]
+fn with_local_adoption_the_adopted_value_is_handed_over_once_and_matches_the_actuator() {
+    let sim = sim_with(SimOptions { adopt_local_reports: true, ..SimOptions::default() });
+    let c = c_client(&sim, Opts::default());
+    assert_eq!(c.desired().1, builtin_catalog_values());
+    c.report("1", "1.0");
+    c.report("1", "0"); // by hand; Realer adopts it as command 1's value
+    c.commands().unwrap();
+    assert_eq!(c.desired().1, vec![wanted("1", "0")], "the adopted value is new: what the actuator holds");
+    assert_eq!(c.desired().1, vec![]);
+}
+
 /// Contract section 3: the last catalog value seen is kept in the outbox file, so a restart does not undo a
 /// local change either; and section 3b: the finding that the service has no /desired-states is kept there too.
 #[test]

@@ -574,6 +574,51 @@ fn firmware_loop_passes_never_undo_a_local_change_v1() {
     assert_eq!(requests_to(&sim, "/desired-states"), 1);
 }
 
+/// With Realer's "local reported-state adoption" (the sim adopts each local report as the command's new
+/// catalog value), the next pass hands the adopted value over as new, the actuator already holds it, and
+/// nothing flips either: the same reports, C and Python.
+#[test]
+fn firmware_loop_passes_with_local_adoption_flip_nothing_v1() {
+    let dir = scratch_dir("firmware-loop-adoption-v1");
+    let exe = build_firmware_loop(&dir, false);
+    let adopting = || {
+        Sim::start(SimOptions { quiet: true, flavour: Flavour::V1, adopt_local_reports: true, ..Default::default() })
+            .expect("realer-sim starts")
+    };
+    let sim = adopting();
+    let env = sim_env(&sim, &dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+    let run = run_program_with_args(&exe, &["--passes", "3", "--interval-ms", "20"], &env, &dir);
+    println!("{}", run.output());
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    // Passes 2 and 3 are handed the adopted value of command 1, which its actuator already holds.
+    assert_eq!(run.stdout.matches("3. Realer wants 1 setting(s)").count(), 2, "{}", run.output());
+    assert_eq!(command_reports(&sim.records()), three_v1_passes());
+
+    let sim = adopting();
+    let out = python_loop(&sim, &dir, &["--passes", "3", "--interval-ms", "20"]);
+    assert_eq!(out.matches("3. Realer wants 1 setting(s)").count(), 2, "{out}");
+    assert_eq!(command_reports(&sim.records()), three_v1_passes());
+}
+
+/// Runs python/examples/firmware_loop.py with `args` against `sim`'s demo device; its output.
+fn python_loop(sim: &Sim, dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("python/examples/firmware_loop.py"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(sim_env(sim, dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET))
+        .env("REALER_LIB", lib_dir().join("librealer.so"))
+        .env("PYTHONPATH", repo().join("python"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3 runs");
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{output}");
+    assert!(out.status.success(), "firmware_loop.py failed\n{output}");
+    output
+}
+
 /// The same with a restart between passes: the outbox file keeps the catalog values acted on (and the
 /// finding that the service has no /desired-states), so the restarted device applies nothing again.
 #[test]
@@ -601,20 +646,7 @@ fn firmware_loop_restart_with_outbox_never_undoes_a_local_change_v1() {
 fn python_firmware_loop_passes_never_undo_a_local_change_v1() {
     let dir = scratch_dir("python-loop-passes-v1");
     let sim = start_sim(Fixture::builtin(), Flavour::V1);
-    let out = std::process::Command::new("python3")
-        .arg(repo().join("python/examples/firmware_loop.py"))
-        .args(["--passes", "3", "--interval-ms", "20"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(sim_env(&sim, &dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET))
-        .env("REALER_LIB", lib_dir().join("librealer.so"))
-        .env("PYTHONPATH", repo().join("python"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("python3 runs");
-    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    println!("{output}");
-    assert!(out.status.success(), "firmware_loop.py failed\n{output}");
+    let output = python_loop(&sim, &dir, &["--passes", "3", "--interval-ms", "20"]);
     assert_eq!(output.matches("3. Realer wants 0 setting(s)").count(), 2, "{output}");
     assert_eq!(command_reports(&sim.records()), three_v1_passes());
     assert_eq!(requests_to(&sim, "/commands"), 3, "one catalog read per pass");
