@@ -527,9 +527,11 @@ impl Client {
     }
 
     /// Posts items in batch requests of up to 100 (more items make more requests, sent in order; a batch
-    /// answered 413 is split in halves and resent; where the batch endpoint is missing or answers in a shape
-    /// this client cannot read, the items go one by one through `/feed-data`). Stops at the first request
-    /// refused as a whole (contract section 7.5): the items it and later requests held are `NotSent`.
+    /// answered 413 is split in halves and resent, sized from then on below the smallest body refused; where
+    /// the batch endpoint is missing or answers in a shape this client cannot read, a 2xx without Realer's
+    /// body included, the items go one by one through `/feed-data`). Stops at the first request refused as a
+    /// whole (contract section 7.5; a 413 for a body that cannot be too large is one): the items it and later
+    /// requests held are `NotSent`.
     pub fn post_feed_batch(&self, items: &[FeedItem]) -> BatchReport {
         let now = time::now_unix_ms();
         let mut prepared = Vec::with_capacity(items.len());
@@ -615,8 +617,8 @@ impl Client {
     }
 
     /// Sends pending items, oldest first, in batches of up to 100, until none is left or `max_items` (0 = all)
-    /// were tried. Accepted items leave the outbox; items Realer refused one by one become dead letters; the
-    /// rest stay for the next flush. Stops at the first request that fails as a whole (transiently, or refused
+    /// were tried. Accepted items leave the outbox; items Realer judged and refused one by one, in its own
+    /// JSON, become dead letters; the rest stay for the next flush. Stops at the first request that fails as a whole (transiently, or refused
     /// as a request: its items were never judged), returning its error.
     pub fn outbox_flush(&self, max_items: usize) -> (FlushReport, Option<Error>) {
         let outbox = match self.outbox() {

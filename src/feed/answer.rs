@@ -17,9 +17,11 @@ pub enum FeedOutcome {
     Created,
     /// Stored before under the same `message_id` and payload: a replay, counted as success.
     Idempotent,
-    /// Refused for good (validation, conflict, permission): do not resend unchanged.
+    /// Realer judged the item and refused it for good (validation, conflict, over the byte budget), in its
+    /// own JSON answer: do not resend unchanged.
     Rejected,
-    /// Not known to be stored (never sent, or no answer): send again with the same `message_id`.
+    /// Not known to be stored (never sent, no answer, a request refused as a whole, an answer that was not
+    /// Realer's, a 2xx without Realer's body): send again with the same `message_id`.
     NotSent,
 }
 
