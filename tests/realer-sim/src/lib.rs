@@ -3,6 +3,7 @@
 
 mod admin;
 mod api;
+mod budget;
 pub mod builtin;
 mod catalog;
 pub mod encoding;
@@ -14,10 +15,13 @@ mod oauth;
 mod routes;
 mod server;
 mod state;
+mod stats;
 pub mod time;
 mod tls;
+mod values;
 
 pub use faults::{Fault, PageBody, Target};
 pub use fixture::{Fixture, FixtureCommand, FixtureDesired, FixtureDevice, FixtureSensor, Id, ItemError, BUILTIN_JSON};
 pub use server::{Sim, SimOptions};
-pub use state::{Flavour, Labels, LogEntry, Record};
+pub use state::{Flavour, Labels, LogEntry, Record, Settings};
+pub use stats::{SecondStats, Stats};
