@@ -290,6 +290,21 @@ fn a_413_judges_an_item_only_when_it_is_larger_than_what_the_path_carried() {
     sim.inject(Fault::ProxyPage { status: 413, body: PageBody::Html }, Target::FeedData, 1);
     let (st, outcome, message) = post(client, &large, 0);
     assert_eq!((st, outcome), (REALER_ERR_API, REALER_FEED_OUTCOME_NOT_SENT), "{message}");
+
+    // Realer's own byte budget, lowered to 4 KiB: a batch of 100 readings (about 11 KB) goes in parts that
+    // fit, every item stored; an 8 KiB reading in it is over the budget and rejected alone.
+    sim.set_byte_budget(4096);
+    let mut batch = readings("budget", 100, 0);
+    let huge = readings("budget-huge", 1, 8000);
+    batch.items[50].value = huge.items[0].value;
+    batch.items[50].message_id = huge.items[0].message_id;
+    let (st, results) = post_batch(client, &batch);
+    assert_eq!(st, REALER_OK, "{results:?}");
+    for (i, (outcome, message)) in results.iter().enumerate() {
+        let want = if i == 50 { REALER_FEED_OUTCOME_REJECTED } else { REALER_FEED_OUTCOME_CREATED };
+        assert_eq!(*outcome, want, "item {i}: {message}");
+    }
+    assert!(results[50].1.contains("byte budget"), "{}", results[50].1);
     unsafe { realer_client_free(client) };
 }
 
