@@ -11,6 +11,7 @@ mod faults;
 mod feed;
 mod fixture;
 mod http;
+pub mod netkit;
 mod oauth;
 mod routes;
 mod server;
