@@ -16,6 +16,7 @@ use realer::ffi::config::*;
 use realer::ffi::error::*;
 use realer::ffi::feed::*;
 use realer::ffi::outbox::*;
+use realer_sim::netkit::{FrontTls, Impairment, Netkit, Reply, Rule};
 use realer_sim::PageBody;
 
 type Lines = Mutex<Vec<String>>;
@@ -39,10 +40,14 @@ fn temp_db(tag: &str) -> PathBuf {
 /// A client for the sim's demo device through the C API, with an outbox at `db` when given, logging into
 /// `lines`, authenticated (so that faults on `Any` meet only feed-data requests).
 fn c_client(sim: &Sim, db: Option<&PathBuf>, lines: &Lines) -> *mut realer_client {
+    c_client_at(&sim.base_url(), &sim.ca_pem(), db, lines)
+}
+
+/// As [`c_client`], for a server at `url` (the sim, or something in front of it) whose CA is `pem`.
+fn c_client_at(url: &str, pem: &str, db: Option<&PathBuf>, lines: &Lines) -> *mut realer_client {
     unsafe {
         let cfg = realer_config_new();
-        let pem = sim.ca_pem();
-        assert_eq!(realer_config_set_base_url(cfg, cstr(&sim.base_url()).as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_base_url(cfg, cstr(url).as_ptr()), REALER_OK);
         assert_eq!(realer_config_set_ca_pem(cfg, pem.as_ptr(), pem.len()), REALER_OK);
         assert_eq!(realer_config_set_device_id(cfg, cstr(builtin::DEVICE_ID).as_ptr()), REALER_OK);
         let (id, secret) = (cstr(builtin::CLIENT_ID), cstr(builtin::CLIENT_SECRET));
@@ -384,6 +389,66 @@ fn a_2xx_without_realers_body_confirms_nothing() {
     stored_once(&sim, "gw202", 3);
     // Nothing was buried on a gateway's word.
     assert_eq!((stats(client).pending, stats(client).dead), (0, 0));
+    unsafe { realer_client_free(client) };
+    std::fs::remove_dir_all(db.parent().unwrap()).ok();
+}
+
+/// The real path's pages: realer-netkit's reverse-proxy front (nginx's and squid's own pages, a body limit, a
+/// gateway's empty 2xx) between the C client and the sim.
+#[test]
+fn through_a_reverse_proxy_its_pages_judge_nothing() {
+    let sim = sim();
+    let front = Netkit::http_front(&sim.base_url(), &sim.ca_pem(), FrontTls::Trusted).unwrap();
+    let lines = Lines::default();
+    let db = temp_db("front");
+    let client = c_client_at(&front.url(), &front.ca_pem().unwrap(), Some(&db), &lines);
+    let answer =
+        |reply: Reply, prefix: &str| front.set(Impairment::Answer(Rule::next(1, reply).under(prefix))).unwrap();
+    let feed_data = format!("/iot/v1/devices/{}/feed-data", builtin::DEVICE_ID);
+    let batches = format!("{feed_data}/batches");
+
+    // nginx's 499 (no body), squid's 413 page (HTML): refusals of the request; nginx's 408 page: retried.
+    let single = readings("front", 3, 0);
+    answer(Reply::Nginx(499), &feed_data);
+    let (st, outcome, message) = post(client, &single, 0);
+    assert_eq!((st, outcome), (REALER_ERR_API, REALER_FEED_OUTCOME_NOT_SENT), "{message}");
+    answer(Reply::Squid(413), &feed_data);
+    let (st, outcome, message) = post(client, &single, 1);
+    assert_eq!((st, outcome), (REALER_ERR_API, REALER_FEED_OUTCOME_NOT_SENT), "{message}");
+    answer(Reply::Nginx(408), &feed_data);
+    assert_eq!(post(client, &single, 2).1, REALER_FEED_OUTCOME_CREATED);
+
+    // nginx's client_max_body_size below any reading: the outbox buries nothing, a flush costs at most 8
+    // requests; at 4 KiB, smaller batches deliver every reading once.
+    front.set(Impairment::MaxBody(Some(64))).unwrap();
+    let items = readings("front-outbox", 100, 0);
+    assert_eq!(unsafe { realer_outbox_push_many(client, items.items.as_ptr(), 100) }, REALER_OK);
+    let refused = || front.log().iter().filter(|seen| seen.status == 413).count();
+    let before = refused();
+    let (st, report) = flush(client);
+    let requests = refused() - before;
+    println!("netkit front, nginx 413 page to every body: an outbox flush of 100 items cost {requests} requests");
+    assert_eq!(st, REALER_ERR_API);
+    assert!((1..=8).contains(&requests), "{requests}");
+    assert_eq!((report.sent, report.rejected, report.pending), (0, 0, 100));
+    assert_eq!(stats(client).dead, 0);
+    front.set(Impairment::MaxBody(Some(4096))).unwrap();
+    let before = front.log().len();
+    let (st, report) = flush(client);
+    println!("netkit front, 4 KiB body limit: the 100 items went in {} requests", front.log().len() - before);
+    assert_eq!((st, report.sent, report.rejected, report.pending), (REALER_OK, 100, 0, 0));
+    stored_once(&sim, "front-outbox", 100);
+    assert_eq!(stats(client).dead, 0);
+    front.set(Impairment::MaxBody(None)).unwrap();
+
+    // A gateway's 204 for a batch: the items go one by one, each confirmed by Realer (and batches wait an
+    // hour).
+    answer(Reply::Empty(204), &batches);
+    let (st, results) = post_batch(client, &readings("front-204", 10, 0));
+    assert_eq!(st, REALER_OK, "{results:?}");
+    assert!(results.iter().all(|(o, _)| *o == REALER_FEED_OUTCOME_CREATED), "{results:?}");
+    stored_once(&sim, "front-204", 10);
+
     unsafe { realer_client_free(client) };
     std::fs::remove_dir_all(db.parent().unwrap()).ok();
 }
