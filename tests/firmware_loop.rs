@@ -7,6 +7,9 @@
 //! echoed, and nothing left pending; a local change without desired_id; and each usable sensor's reading
 //! twice (one by one, then in the batch). With `--outbox PATH` the readings go through
 //! the outbox: each arrives exactly once, also when the first run could not send them and a later run did.
+//! With `--passes N` (C and Python) against v1, no pass undoes the local change of the one before, each pass
+//! reads the catalog once, and a restart with the outbox file applies nothing again; also with the sim's local
+//! reported-state adoption. readings.cpp names catalog values on v1 (no NULL desired_id to printf).
 
 #[path = "c/support.rs"]
 mod support;
