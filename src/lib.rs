@@ -38,7 +38,7 @@ mod proptests;
 
 pub use auth::TokenInfo;
 pub use catalog::{values_equal, Command, CommandRef, Commands, ItemError, ItemErrorRef, Sensor, SensorRef, Sensors};
-pub use client::{BatchReport, Client};
+pub use client::{BatchReport, Client, DesiredStatesFallback};
 pub use config::{Config, RetryPolicy};
 pub use desired::{DesiredAction, DesiredSource, DesiredState, DesiredStateRef, DesiredStates, StateList};
 pub use error::{Error, ErrorKind, Result};

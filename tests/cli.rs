@@ -171,6 +171,26 @@ fn doctor_warns_about_a_clock_ten_minutes_off() {
     assert!((599.0..=601.0).contains(&offset), "{offset}");
 }
 
+/// A scope list without iot:desired-state:read on a newer service: /desired-states answers 403, desired states
+/// are never delivered; doctor says so as a WARN with the fix (contract sections 2 and 3b).
+#[test]
+fn doctor_warns_about_a_scope_without_desired_state_read() {
+    let dir = scratch_dir("cli-doctor-scope");
+    let sim = Sim::start(SimOptions { quiet: true, flavour: Flavour::V2, ..Default::default() }).unwrap();
+    let mut env = demo_env(&sim, &dir);
+    env.push(("REALER_SCOPE".into(), "iot:catalog:read iot:feed-data:write".into()));
+    let run = realer(&["doctor", "--json"], &env, &dir);
+    assert_eq!(run.code, Some(0), "a warning is not a failure\n{}", run.stdout);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(status_of(&json, "desired states"), "warn", "{json}");
+    let step = &json["steps"][7];
+    assert_eq!(step["data"]["source"], "catalog");
+    assert!(step["detail"].as_str().unwrap().contains("lacks iot:desired-state:read"), "{step}");
+    assert!(step["fix"].as_str().unwrap().contains("unset REALER_SCOPE"), "{step}");
+    let run = realer(&["doctor"], &env, &dir);
+    assert!(run.stdout.lines().any(|l| l.starts_with("WARN  desired states")), "{}", run.stdout);
+}
+
 #[test]
 fn catalog_and_post_by_hand() {
     let dir = scratch_dir("cli-catalog-post");

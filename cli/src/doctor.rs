@@ -513,11 +513,22 @@ fn run_steps(g: &Global, steps: &mut Vec<Step>) {
                     ("catalog", "an older service (no /desired-states): the catalog's values say what it wants".into())
                 }
             };
-            steps.push(
-                step("desired states", Status::Pass, detail)
-                    .took(started)
-                    .data(json!({"source": kind, "pending": d.states.len()})),
-            );
+            let data = json!({"source": kind, "pending": d.states.len()});
+            let s = match client.desired_states_fallback() {
+                // A newer service refusing the token: its desired states are never delivered.
+                Some(f) if f.scope_lacks_desired_state_read => step(
+                    "desired states",
+                    Status::Warn,
+                    "/desired-states answered 403: the token's scope lacks iot:desired-state:read; the catalog's \
+                     values stand in (on a newer service they are confirmed values, not what Realer wants)",
+                )
+                .why(
+                    "REALER_SCOPE (or the config file's scope) lists scopes without iot:desired-state:read",
+                    "unset REALER_SCOPE (Realer grants its default HTTPS scopes), or add iot:desired-state:read to it",
+                ),
+                _ => step("desired states", Status::Pass, detail),
+            };
+            steps.push(s.took(started).data(data));
         }
         Err(e) => steps.push(api_failure(step("desired states", Status::Fail, e.to_string()).took(started), &e)),
     }

@@ -130,7 +130,10 @@ class Sensor:
 
 @dataclass
 class FeedItem:
-    """One sensor reading or command report, for `post_batch` (`post` takes the same names as keywords)."""
+    """One sensor reading or command report, for `post_batch` (`post` takes the same names as keywords).
+    `value_received_at` is an aware `datetime` or RFC 3339 text; it is sent in Realer's form
+    (`2026-04-24T10:15:00Z`, offsets converted to UTC, a fraction in milliseconds), other text is refused
+    (`InvalidArgumentError`)."""
 
     sensor_id: object = None
     command_id: object = None
@@ -860,8 +863,11 @@ class Client:
     def desired_states(self):
         """What Realer wants the device's actuators at (`DesiredStates`), whichever kind of service answers:
         a newer one's pending desired states, each decided "apply" or "stale" by the library against what
-        this device already answered; or an older one's catalog values. Answer each with
-        `DesiredState.answer()` and `post_item()`."""
+        this device already answered; or an older one's catalog values that are new (first seen, or changed in
+        Realer since the last value seen): each is handed over once, so a local change is never undone by the
+        next call (nor, with an outbox, by a restart). Answer each with `DesiredState.answer()` and
+        `post_item()`. On an older service the command list `commands()` read just before stands in for the
+        catalog read."""
         with self._handle_in_use() as h:
             ptr = ctypes.POINTER(n.realer_desired_states)()
             self._checked(lambda: n.lib.realer_desired_states_fetch(h, ctypes.byref(ptr)), h)
