@@ -85,6 +85,8 @@ pub(super) struct GuardedConnection<T: UreqTransport> {
     requests: u32,
     /// The bytes of the request in progress (head and body).
     request_bytes: u64,
+    /// A byte of the answer to the request in progress has come.
+    answer_started: bool,
     /// How long the connection was idle before the request in progress.
     idle_before: Duration,
     stall: Duration,
@@ -271,6 +273,7 @@ impl<T: UreqTransport> UreqTransport for GuardedConnection<T> {
             self.head_next = false;
             self.requests = self.requests.saturating_add(1);
             self.request_bytes = amount as u64;
+            self.answer_started = false;
             self.idle_before = self.last_io.elapsed();
             self.last_io = Instant::now();
             // Wiped first, so that growing it leaves no earlier head behind.
@@ -286,12 +289,12 @@ impl<T: UreqTransport> UreqTransport for GuardedConnection<T> {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
-        // Only the wait for an answer's head is watched: once it has begun, the request was received.
-        let (watched, limit) = match timeout.reason {
-            ureq::Timeout::RecvResponse => self.watched(timeout),
-            _ => (timeout, None),
-        };
+        // Only the wait for an answer's first byte is watched: once it has begun, the request was received.
+        let (watched, limit) = if self.answer_started { (timeout, None) } else { self.watched(timeout) };
         let r = self.release_held(watched).and_then(|()| self.inner.await_input(watched));
+        if matches!(r, Ok(true)) {
+            self.answer_started = true;
+        }
         self.last_io = Instant::now();
         // Whatever is transmitted after a read starts the next request.
         self.head_next = true;
@@ -349,6 +352,7 @@ impl<In: UreqTransport> Connector<In> for GuardingConnector {
             owner: Owner::now(),
             requests: 0,
             request_bytes: 0,
+            answer_started: false,
             idle_before: Duration::ZERO,
             stall: self.stall,
             stalls_seen: self.stalls.load(Ordering::SeqCst),
