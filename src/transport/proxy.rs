@@ -254,13 +254,14 @@ fn refusal(proxy: &Proxy, target: &str, status: u16, reason: &str) -> Error {
     let url = proxy.url();
     let said = if reason.is_empty() { status.to_string() } else { format!("{status} {reason}") };
     let (why, retryable) = match status {
-        407 if proxy.has_credentials() => {
+        // tinyproxy answers a wrong password with 401.
+        401 | 407 if proxy.has_credentials() => {
             ("it refused the user name and password of the proxy URL: check them".to_string(), false)
         }
         407 => ("it wants credentials: give them in the proxy URL (http://user:password@host:port)".to_string(), false),
         403 => (format!("it does not allow tunnels to {target}: ask its administrator to allow it"), false),
         502..=504 => (format!("it could not reach {target}"), true),
-        429 | 500..=599 => ("a transient failure of the proxy".to_string(), true),
+        429 | 500..=599 => (format!("it failed, or could not reach {target}"), true),
         _ => ("the proxy refused the tunnel".to_string(), false),
     };
     let mut e = Error::new(
