@@ -8,14 +8,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn ensure_tinyproxy() -> PathBuf {
+    // The tests of one binary run at once: one of them installs, the others wait for it.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
     for p in ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"] {
         if Path::new(p).exists() {
             return PathBuf::from(p);
         }
     }
     let quiet = |args: &[&str]| {
-        let st =
-            Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").stdout(Stdio::null()).status();
+        // Waits for another apt-get or dpkg on the machine rather than failing at once.
+        let st = Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=120"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status();
         assert!(st.is_ok_and(|s| s.success()), "apt-get {args:?} failed: tinyproxy is needed by this test");
     };
     quiet(&["update", "-qq"]);
