@@ -901,7 +901,9 @@ realer_status realer_config_set_ca_pem(struct realer_config *config,
  * Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
  * 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
  * backoff included. There is no shorter timeout per read: a server may use what is left of the call to
- * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps).
+ * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps), except that on a reused
+ * connection the answer must begin within the stall time (`realer_config_set_keepalive`), or the request
+ * is sent again on a new connection, where it may take what is left.
  *
  * # Safety
  * `config` is NULL or live.

@@ -137,10 +137,8 @@ fn pump(
     });
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match from.read(&mut buf) {
-            Ok(n) => n,
-            Err(_) => 0,
-        };
+        // An error ends the direction as an end of stream does.
+        let n = from.read(&mut buf).unwrap_or_default();
         if n > 0 {
             let now = Instant::now();
             let mut last = last.lock().unwrap();
