@@ -36,8 +36,8 @@ const FRESH: Duration = Duration::from_secs(1);
 /// answer (nor can give the socket a byte of itself) within the stall time fails at once as a network error,
 /// which the client sends again on a new connection, instead of waiting out the whole request timeout on a
 /// connection that a NAT or firewall on the path forgot (its packets are swallowed: no FIN, no RST). The
-/// bytes counted are TLS records' (the socket's read and write timeouts carry the limit), so a slow link
-/// that delivers a large answer a segment at a time never looks stalled.
+/// socket's own read and write timeouts carry the limit, so any byte on the socket counts (a piece of a TLS
+/// record too), and a slow link that delivers a large answer a segment at a time never looks stalled.
 #[derive(Debug)]
 pub(super) struct GuardingConnector {
     /// Zero: reused connections are not watched.
@@ -214,13 +214,7 @@ impl<T: UreqTransport> GuardedConnection<T> {
     /// (so the socket timeouts stay the same from one request to the next of a similar size). `None` when
     /// not watched.
     fn stall_limit(&self) -> Option<Duration> {
-        if self.stall.is_zero() || self.requests < 2 {
-            return None;
-        }
-        let transfer = Duration::from_millis(self.request_bytes.saturating_mul(1000) / SLOW_LINK_BYTES_PER_SEC);
-        let limit = self.stall.saturating_add(transfer);
-        let steps = limit.as_nanos().div_ceil(TIMEOUT_STEP.as_nanos());
-        Some(TIMEOUT_STEP * u32::try_from(steps).unwrap_or(u32::MAX))
+        stall_limit(self.stall, self.requests, self.request_bytes)
     }
 
     /// `timeout` with the stall limit on each read (`per_read`) and write (`per_write`) of the socket.
@@ -248,6 +242,17 @@ impl<T: UreqTransport> GuardedConnection<T> {
             (r, _) => r,
         }
     }
+}
+
+/// See [`GuardedConnection::stall_limit`]: `requests` counts the request in progress.
+fn stall_limit(stall: Duration, requests: u32, request_bytes: u64) -> Option<Duration> {
+    if stall.is_zero() || requests < 2 {
+        return None;
+    }
+    let transfer = Duration::from_millis(request_bytes.saturating_mul(1000) / SLOW_LINK_BYTES_PER_SEC);
+    let limit = stall.saturating_add(transfer);
+    let steps = limit.as_nanos().div_ceil(TIMEOUT_STEP.as_nanos());
+    Some(TIMEOUT_STEP * u32::try_from(steps).unwrap_or(u32::MAX))
 }
 
 impl<T: UreqTransport> Drop for GuardedConnection<T> {
@@ -378,6 +383,19 @@ mod tests {
         assert!(!counted.is_this_process(), "made before the (simulated) fork");
         assert!(Owner::now().is_this_process());
         assert!(pid_owned.is_this_process(), "a connection made before counting began still checks its pid");
+    }
+
+    #[test]
+    fn the_stall_limit_allows_for_the_request_s_own_bytes_on_a_slow_link() {
+        let five = Duration::from_secs(5);
+        assert_eq!(stall_limit(five, 1, 600), None, "a new connection's first request is not watched");
+        assert_eq!(stall_limit(Duration::ZERO, 9, 600), None, "zero: never");
+        assert_eq!(stall_limit(five, 2, 0), Some(five));
+        // 600 bytes take 240 ms at 20 kbit/s; rounded up to a whole 100 ms step, the same for similar sizes.
+        assert_eq!(stall_limit(five, 2, 600), Some(Duration::from_millis(5_300)));
+        assert_eq!(stall_limit(five, 7, 560), Some(Duration::from_millis(5_300)));
+        // A batch of 100 KB: 40 s more.
+        assert_eq!(stall_limit(five, 2, 100_000), Some(Duration::from_secs(45)));
     }
 
     #[test]
