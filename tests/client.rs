@@ -245,7 +245,7 @@ fn batch_with_mixed_outcomes_and_more_than_100_items() {
         reading("b-new"),
         reading("b-old"),
         FeedItem { message_id: Some("b-bad".into()), ..FeedItem::sensor("99", "1") },
-        FeedItem { value: Some("other".into()), ..reading("b-old") },
+        FeedItem { value: Some("99.9".into()), ..reading("b-old") },
     ]);
     assert!(report.error.is_none(), "{:?}", report.error);
     let outcomes: Vec<FeedOutcome> = report.results.iter().map(|r| r.outcome).collect();

@@ -61,14 +61,17 @@ fn parent_and_child_both_post_after_a_fork() {
     cfg.set_outbox(dir.join("outbox.db").to_str().unwrap(), 100, 0).unwrap();
     let mut owned = Some(Client::new(&cfg).unwrap());
     let c = owned.as_ref().unwrap();
-    c.outbox_push(&FeedItem::sensor("7", "pushed-before-fork")).unwrap();
+    // Sensor 7 is a thermistor, whose readings are numbers: each value marks where it was posted (101 pushed
+    // before the fork, 102 posted before it, 103 from the child, 104 from the parent after it, 105 pushed in
+    // the child; 2xx the same through the C API).
+    c.outbox_push(&FeedItem::sensor("7", "101")).unwrap();
     // A kept-alive TLS connection in the pool before the fork.
-    let r = c.post_feed_data(&FeedItem::sensor("7", "before-fork"));
+    let r = c.post_feed_data(&FeedItem::sensor("7", "102"));
     assert_eq!(r.outcome, FeedOutcome::Created, "{:?}", r.error);
 
     let child = in_child(|| {
         let c = owned.as_ref().unwrap();
-        let r = c.post_feed_data(&FeedItem::sensor("7", "from-child"));
+        let r = c.post_feed_data(&FeedItem::sensor("7", "103"));
         let mut code = match r.outcome {
             FeedOutcome::Created => 0,
             _ => {
@@ -76,7 +79,7 @@ fn parent_and_child_both_post_after_a_fork() {
                 1
             }
         };
-        match c.outbox_push(&FeedItem::sensor("7", "pushed-in-child")) {
+        match c.outbox_push(&FeedItem::sensor("7", "105")) {
             Err(e) if e.kind == ErrorKind::Config => {}
             other => {
                 eprintln!("child: the inherited outbox was used: {other:?}");
@@ -89,16 +92,16 @@ fn parent_and_child_both_post_after_a_fork() {
     });
     assert_eq!(child, 0, "the child's post failed (1) or it used the inherited outbox (2)");
     let c = owned.as_ref().unwrap();
-    let r = c.post_feed_data(&FeedItem::sensor("7", "from-parent"));
+    let r = c.post_feed_data(&FeedItem::sensor("7", "104"));
     assert_eq!(r.outcome, FeedOutcome::Created, "the parent's post after the fork: {:?}", r.error);
     let (report, err) = c.outbox_flush(0);
     assert!(err.is_none(), "the parent's outbox after the fork: {err:?}");
     assert_eq!((report.sent, report.pending), (1, 0));
     let values: Vec<String> = sim.records().iter().map(|r| r.item["value"].to_string()).collect();
-    for v in ["before-fork", "from-child", "from-parent", "pushed-before-fork"] {
+    for v in ["102", "103", "104", "101"] {
         assert!(values.iter().any(|s| s.contains(v)), "{v} not stored: {values:?}");
     }
-    assert!(!values.iter().any(|s| s.contains("pushed-in-child")));
+    assert!(!values.iter().any(|s| s.contains("105")));
     let _ = std::fs::remove_dir_all(&dir);
 
     // The C API: realer_client_new installs the fork-counting handler.
@@ -119,14 +122,14 @@ fn parent_and_child_both_post_after_a_fork() {
         assert_eq!(realer_client_new(cfg, &mut client), REALER_OK);
         realer_config_free(cfg);
     }
-    assert_eq!(c_post(client, "c-before-fork"), REALER_FEED_OUTCOME_CREATED);
-    let child = in_child(|| i32::from(c_post(client, "c-from-child") != REALER_FEED_OUTCOME_CREATED));
+    assert_eq!(c_post(client, "201"), REALER_FEED_OUTCOME_CREATED);
+    let child = in_child(|| i32::from(c_post(client, "202") != REALER_FEED_OUTCOME_CREATED));
     assert_eq!(child, 0, "the child's post through the C API failed");
-    assert_eq!(c_post(client, "c-from-parent"), REALER_FEED_OUTCOME_CREATED, "the parent's, after the fork");
+    assert_eq!(c_post(client, "203"), REALER_FEED_OUTCOME_CREATED, "the parent's, after the fork");
     // SAFETY: the client made above, freed once.
     unsafe { realer_client_free(client) };
     let values: Vec<String> = sim.records().iter().map(|r| r.item["value"].to_string()).collect();
-    for v in ["c-before-fork", "c-from-child", "c-from-parent"] {
+    for v in ["201", "202", "203"] {
         assert!(values.iter().any(|s| s.contains(v)), "{v} not stored: {values:?}");
     }
 }

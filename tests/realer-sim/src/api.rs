@@ -9,7 +9,7 @@ use crate::encoding::random_hex;
 use crate::http::{Request, Response};
 use crate::routes::Route;
 use crate::state::{Flavour, Labels, State, SCOPE_CATALOG_READ, SCOPE_DESIRED_STATE_READ, SCOPE_FEED_DATA_WRITE};
-use crate::{catalog, feed, oauth};
+use crate::{budget, catalog, feed, oauth};
 
 /// What a handler may read and change.
 pub(crate) struct Ctx<'a> {
@@ -69,7 +69,6 @@ pub(crate) fn error_type(code: u32) -> &'static str {
         4002 => "payment_required",
         4003 => "forbidden",
         4004 => "not_found",
-        4005 => "method_not_allowed",
         4009 => "conflict",
         4013 => "payload_too_large",
         4015 => "unsupported_media_type",
@@ -95,14 +94,49 @@ pub(crate) fn ok(rng: &SystemRandom, status: u16, body: &Value) -> Response {
     Response::json(status, body).with_header("X-Request-Id", request_id(rng))
 }
 
+/// 405 for a method the path does not take. Realer's code table has no code of its own for it: the code is
+/// 4000 `bad_request`, the HTTP status says which refusal it is.
+pub(crate) fn method_not_allowed(rng: &SystemRandom, method: &str, allowed: &str) -> Response {
+    error(rng, 405, 4000, &format!("{method} is not allowed here; use {allowed}"), None).with_header("Allow", allowed)
+}
+
+/// 429 `rate_limited` with `Retry-After`.
+pub(crate) fn rate_limited(rng: &SystemRandom, message: &str, retry_after_secs: u64) -> Response {
+    error(rng, 429, 4029, message, None).with_header("Retry-After", retry_after_secs.to_string())
+}
+
+/// The device plan's request budget: every iot/v1 request carrying a valid token counts against the budget of
+/// the token's device, whatever it asks for (an API gateway in front of the routes, keyed by the client).
+fn over_budget(ctx: &mut Ctx<'_>, req: &Request) -> Option<Response> {
+    let per_minute = ctx.state.settings.requests_per_minute?;
+    if !req.path.starts_with("/iot/v1/") {
+        return None;
+    }
+    let t = ctx.state.tokens.get(req.authorization("Bearer")?)?;
+    if t.revoked || ctx.now >= t.expires {
+        return None;
+    }
+    let device = &mut ctx.state.devices[t.device];
+    match budget::take(&mut device.budget, per_minute, ctx.now) {
+        Ok(()) => None,
+        Err(retry_after) => Some(rate_limited(
+            ctx.rng,
+            &format!("the device plan allows {per_minute} requests per minute"),
+            retry_after,
+        )),
+    }
+}
+
 /// Handles one non-admin request.
 pub(crate) fn handle(ctx: &mut Ctx<'_>, req: &Request) -> Response {
+    if let Some(resp) = over_budget(ctx, req) {
+        return resp;
+    }
     let Some(route) = Route::parse(&req.path) else {
         return error(ctx.rng, 404, 4004, &format!("no such path: {}", req.path), None);
     };
     if req.method != route.method() {
-        return error(ctx.rng, 405, 4005, &format!("{} is not allowed here; use {}", req.method, route.method()), None)
-            .with_header("Allow", route.method());
+        return method_not_allowed(ctx.rng, &req.method, route.method());
     }
     match route {
         Route::Token => oauth::token(ctx, req),
@@ -139,7 +173,8 @@ fn unauthorized(ctx: &Ctx<'_>, message: &str, invalid_token: bool) -> Response {
     error(ctx.rng, 401, 4001, message, None).with_header("WWW-Authenticate", challenge)
 }
 
-/// Checks the bearer token against the path's device and the scope the endpoint needs; the device's index.
+/// Checks the bearer token, then the path's device (404 when there is no such device, 403 when it is not the
+/// token's), then the scope the endpoint needs; the device's index.
 fn authorize(ctx: &Ctx<'_>, req: &Request, device: &str, scope: &str) -> Result<usize, Response> {
     let Some(token) = req.authorization("Bearer") else {
         return Err(unauthorized(ctx, "a Bearer access token is required", false));
@@ -153,7 +188,10 @@ fn authorize(ctx: &Ctx<'_>, req: &Request, device: &str, scope: &str) -> Result<
     if ctx.now >= t.expires {
         return Err(unauthorized(ctx, "the access token has expired", true));
     }
-    if ctx.state.devices[t.device].id.to_string() != device {
+    if ctx.state.devices[t.device].key != device {
+        if ctx.state.device_index(device).is_none() {
+            return Err(error(ctx.rng, 404, 4004, &format!("no device {device}"), None));
+        }
         return Err(error(ctx.rng, 403, 4003, "the access token belongs to another device", None));
     }
     if !t.scopes.contains(&scope) {

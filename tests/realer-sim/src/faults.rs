@@ -68,8 +68,12 @@ pub enum Target {
     Any,
     /// `/oauth/token`, any method.
     Token,
-    /// `GET` of a command or sensor collection or item.
+    /// `GET` of a command or sensor collection or item (both: a catalog read is both requests).
     Catalog,
+    /// `GET` of the command collection or a command item.
+    Commands,
+    /// `GET` of the sensor collection or a sensor item.
+    Sensors,
     /// `GET …/desired-states`.
     DesiredStates,
     /// `POST …/feed-data` (one item).
@@ -81,12 +85,15 @@ pub enum Target {
 }
 
 impl Target {
-    /// Parses the admin-interface name: `any`, `token`, `catalog`, `feed_data`, `batch` or a path starting with `/`.
+    /// Parses the admin-interface name: `any`, `token`, `catalog`, `commands`, `sensors`, `desired_states`,
+    /// `feed_data`, `batch` or a path starting with `/`.
     pub fn parse(name: &str) -> Option<Target> {
         Some(match name {
             "any" => Target::Any,
             "token" => Target::Token,
             "catalog" => Target::Catalog,
+            "commands" => Target::Commands,
+            "sensors" => Target::Sensors,
             "desired_states" => Target::DesiredStates,
             "feed_data" => Target::FeedData,
             "batch" => Target::Batch,
@@ -103,6 +110,8 @@ impl Target {
             Target::Catalog => {
                 req.method == "GET" && matches!(route, Some(Route::Commands { .. } | Route::Sensors { .. }))
             }
+            Target::Commands => req.method == "GET" && matches!(route, Some(Route::Commands { .. })),
+            Target::Sensors => req.method == "GET" && matches!(route, Some(Route::Sensors { .. })),
             Target::DesiredStates => matches!(route, Some(Route::DesiredStates { .. })),
             Target::FeedData => req.method == "POST" && matches!(route, Some(Route::FeedData { .. })),
             Target::Batch => req.method == "POST" && matches!(route, Some(Route::Batches { .. })),

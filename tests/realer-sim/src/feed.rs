@@ -1,6 +1,6 @@
-//! Feed-data ingestion, one item and batches (contract sections 4 and 5): media type and size limits, item
-//! validation with every bad field reported at once, idempotent replay and conflicts, and the effect of a
-//! command report on that command's pending desired state.
+//! Feed-data ingestion, one item and batches (contract sections 4 and 5): media type and the byte budget, item
+//! validation with every bad field reported at once (values by `value_type`), idempotent replay and conflicts,
+//! and the effect of a command report on that command (its pending desired state, local adoption).
 
 use serde_json::{json, Map, Value};
 
@@ -9,9 +9,12 @@ use crate::fixture::Id;
 use crate::http::{Request, Response};
 use crate::state::{Record, Source, State};
 use crate::time::{self, TimeError};
+use crate::values;
 
-/// Largest feed-data body (either endpoint).
-pub(crate) const MAX_BODY: usize = 64 * 1024;
+/// The default device plan byte budget: the largest feed-data body (either endpoint).
+pub(crate) const DEFAULT_BYTE_BUDGET: usize = 64 * 1024;
+/// Realer's message for a body over the byte budget.
+pub(crate) const OVER_BUDGET: &str = "the request body exceeds the device plan byte budget";
 /// Most items in one batch.
 pub(crate) const MAX_BATCH_ITEMS: usize = 100;
 /// How far in the future `value_received_at` may be.
@@ -153,10 +156,30 @@ pub(crate) fn process_item(
     }
     let is_sensor_item = obj.contains_key("sensor_id") && !obj.contains_key("command_id");
 
-    match obj.get("value") {
-        None => details.add("value", "is required"),
-        Some(Value::String(_)) => {}
-        Some(_) => details.add("value", "must be a string"),
+    let value = match obj.get("value") {
+        None => {
+            details.add("value", "is required");
+            None
+        }
+        Some(Value::String(v)) => Some(v.as_str()),
+        Some(_) => {
+            details.add("value", "must be a string");
+            None
+        }
+    };
+    if let Some(v) = value {
+        let why = match (command, sensor) {
+            (Some(c), _) => match &dev.commands[c].fields {
+                Ok(f) => values::command_value_error(&f.value_type, v),
+                Err(_) => None,
+            },
+            (None, Some(s)) => values::sensor_value_error(dev.sensors[s].numeric, v),
+            // The source is wrong already: still refuse an empty value.
+            (None, None) => values::sensor_value_error(false, v),
+        };
+        if let Some(why) = why {
+            details.add("value", &why);
+        }
     }
 
     let mut received_at = None;
@@ -286,20 +309,34 @@ pub(crate) fn process_item(
             }
         }
     }
+    // Local reported-state adoption: a local change becomes what Realer wants (and its confirmed value). A
+    // desired state still pending is older than the change and superseded by it: it leaves the list (its id
+    // stays known, so a late answer naming it is still accepted).
+    if let (Some(c), false) = (command, has_desired_id) {
+        let adopt_all = state.settings.adopt_local_reports;
+        let cmd = &mut state.devices[device].commands[c];
+        if adopt_all || cmd.local_adoption {
+            if let (Ok(fields), Some(Value::String(v))) = (cmd.fields.as_mut(), item.get("value")) {
+                fields.value = v.clone();
+                cmd.pending.clear();
+            }
+        }
+    }
 
     Ok(Accepted { created: true, feed_data_id, message_id })
 }
 
-/// The checks both endpoints share before looking at items: media type, size, JSON.
+/// The checks both endpoints share before looking at items: media type, the byte budget, JSON (a body that is
+/// not JSON is an unsupported media type, contract section 4).
 fn parse_body(ctx: &Ctx<'_>, req: &Request) -> Result<Value, Response> {
     if req.media_type().as_deref() != Some("application/json") {
         return Err(error(ctx.rng, 415, 4015, "Content-Type must be application/json", None));
     }
-    if req.body.len() > MAX_BODY {
-        return Err(error(ctx.rng, 413, 4013, &format!("the body exceeds {MAX_BODY} bytes"), None));
+    if req.body.len() > ctx.state.settings.byte_budget {
+        return Err(error(ctx.rng, 413, 4013, OVER_BUDGET, None));
     }
     serde_json::from_slice(&req.body)
-        .map_err(|e| error(ctx.rng, 400, 4000, &format!("the body is not JSON: {e}"), None))
+        .map_err(|e| error(ctx.rng, 415, 4015, &format!("the body is not JSON: {e}"), None))
 }
 
 pub(crate) fn single(ctx: &mut Ctx<'_>, device: usize, req: &Request) -> Response {

@@ -16,8 +16,8 @@
 //!                        "expires_in_secs": 3600 } },           // or "expires_at": "2026-04-24T11:00:00Z";
 //!                                                               // or a list of such objects
 //!         { "id": 3, "error": { "type": "unsupported_value_type", "message": "…" } },
-//!         { "id": "cmd_…", "value": "0", "value_type": "Boolean", "kind": "relay", "pin_port": "2",
-//!           "answered_desired_ids": ["des_…"] }
+//!         { "id": "cmd_…", "value": "0", "value_type": "Binary", "kind": "relay", "pin_port": "2",
+//!           "answered_desired_ids": ["des_…"], "local_adoption": true }
 //!       ],
 //!       "sensors": [
 //!         { "id": 7, "kind": "thermistor", "qc": "celsius_temperature", "mu": "degree_celsius:0", "pin_port": "5" },
@@ -36,8 +36,9 @@
 //! `Flavour`): v1 shows the value of the highest-sequence one as the catalog's `value`, v2 lists them all under
 //! `/desired-states`; neither puts desired ids on catalog items. `expires_in_secs` is relative to the
 //! sim's start (negative: already expired). `answered_desired_ids` lists desired states the device may still
-//! report on (they are known to the sim but no longer pending). Ids are unique per device and kind; client ids
-//! are unique across devices.
+//! report on (they are known to the sim but no longer pending). `local_adoption` (default false) turns on
+//! Realer's per-command local reported-state adoption. Ids are unique per device and kind; client ids are
+//! unique across devices.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -119,6 +120,10 @@ pub struct FixtureCommand {
     pub desired: Vec<FixtureDesired>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub answered_desired_ids: Vec<String>,
+    /// Realer's per-command "local reported-state adoption": an accepted report without `desired_id` becomes
+    /// the command's value. Off by default (the global option turns it on for every command).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_adoption: bool,
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FixtureDesired>, D::Error> {
@@ -210,6 +215,9 @@ impl Fixture {
                 check_item(&at, c.error.is_some(), &fields)?;
                 if c.error.is_some() && (!c.desired.is_empty() || !c.answered_desired_ids.is_empty()) {
                     return Err(format!("{at}: an item with error has no desired state"));
+                }
+                if c.error.is_some() && c.local_adoption {
+                    return Err(format!("{at}: an item with error has no local_adoption"));
                 }
                 for desired in &c.desired {
                     if !desired_ids.insert(desired.desired_id.clone()) {

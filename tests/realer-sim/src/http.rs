@@ -5,8 +5,9 @@ use std::io::{self, Read, Write};
 
 /// Largest request head the sim reads.
 const MAX_HEAD: usize = 32 * 1024;
-/// Largest request body the sim reads at all; the feed-data limit (64 KiB) is enforced by the handlers so that
-/// they can answer 413/4013 in Realer's shape. Bigger bodies get a 413 and the connection is closed.
+/// Largest request body the sim reads at all (unless the byte budget is set higher); the byte budget is
+/// enforced by the handlers, which answer 413/4013 in Realer's shape. Bigger bodies get a 413 and the
+/// connection is closed.
 pub const MAX_READ_BODY: usize = 4 * 1024 * 1024;
 
 /// One parsed request.
@@ -97,7 +98,12 @@ fn read_line<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Vec<u8>, Read
 
 /// Reads the next request from `stream`. `buf` carries bytes read past the previous request (pipelining).
 /// `Ok(None)` is a clean close between requests.
-pub fn read_request<S: Read + Write>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Option<Request>, ReadError> {
+/// Bodies over `max_body()` bytes (asked once the head has arrived) are refused with 413.
+pub fn read_request<S: Read + Write>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    max_body: &dyn Fn() -> usize,
+) -> Result<Option<Request>, ReadError> {
     // The head.
     let head_end = loop {
         if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -163,7 +169,8 @@ pub fn read_request<S: Read + Write>(stream: &mut S, buf: &mut Vec<u8>) -> Resul
     if chunked.is_some() && content_length.is_some() {
         return Err(ReadError::Malformed(400, "both Content-Length and Transfer-Encoding"));
     }
-    if content_length.is_some_and(|n| n > MAX_READ_BODY) {
+    let max_body = max_body();
+    if content_length.is_some_and(|n| n > max_body) {
         return Err(ReadError::Malformed(413, "body too large"));
     }
     let expects_body = chunked == Some(true) || content_length.is_some_and(|n| n > 0);
@@ -172,7 +179,7 @@ pub fn read_request<S: Read + Write>(stream: &mut S, buf: &mut Vec<u8>) -> Resul
         stream.flush()?;
     }
     match (chunked, content_length) {
-        (Some(true), _) => req.body = read_chunked(stream, buf)?,
+        (Some(true), _) => req.body = read_chunked(stream, buf, max_body)?,
         (Some(false), _) => return Err(ReadError::Malformed(501, "unsupported Transfer-Encoding")),
         (None, Some(n)) => {
             fill(stream, buf, n)?;
@@ -183,14 +190,14 @@ pub fn read_request<S: Read + Write>(stream: &mut S, buf: &mut Vec<u8>) -> Resul
     Ok(Some(req))
 }
 
-fn read_chunked<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_chunked<S: Read>(stream: &mut S, buf: &mut Vec<u8>, max_body: usize) -> Result<Vec<u8>, ReadError> {
     let mut body = Vec::new();
     loop {
         let line = read_line(stream, buf)?;
         let line = String::from_utf8(line).map_err(|_| ReadError::Malformed(400, "bad chunk size"))?;
         let size_hex = line.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_hex, 16).map_err(|_| ReadError::Malformed(400, "bad chunk size"))?;
-        if body.len() + size > MAX_READ_BODY {
+        if body.len().saturating_add(size) > max_body {
             return Err(ReadError::Malformed(413, "body too large"));
         }
         if size == 0 {
@@ -319,24 +326,24 @@ mod tests {
             b"POST /a?x=1 HTTP/1.1\r\nContent-Length: 3\r\nContent-Type: application/json; charset=utf-8\r\n\r\nabcGET /b HTTP/1.1\r\nConnection: close\r\n\r\nPOST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n",
         );
         let mut buf = Vec::new();
-        let a = read_request(&mut s, &mut buf).unwrap().unwrap();
+        let a = read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().unwrap();
         assert_eq!((a.method.as_str(), a.path.as_str(), a.query.as_str()), ("POST", "/a", "x=1"));
         assert_eq!(a.body, b"abc");
         assert_eq!(a.media_type().as_deref(), Some("application/json"));
         assert!(a.keep_alive);
-        let b = read_request(&mut s, &mut buf).unwrap().unwrap();
+        let b = read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().unwrap();
         assert_eq!(b.path, "/b");
         assert!(!b.keep_alive);
-        let c = read_request(&mut s, &mut buf).unwrap().unwrap();
+        let c = read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().unwrap();
         assert_eq!(c.body, b"abcde");
-        assert!(read_request(&mut s, &mut buf).unwrap().is_none());
+        assert!(read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().is_none());
     }
 
     #[test]
     fn answers_expect_continue() {
         let mut s = segments(&[b"POST /a HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n", b"hi"]);
         let mut buf = Vec::new();
-        let a = read_request(&mut s, &mut buf).unwrap().unwrap();
+        let a = read_request(&mut s, &mut buf, &|| MAX_READ_BODY).unwrap().unwrap();
         assert_eq!(a.body, b"hi");
         assert_eq!(s.output, b"HTTP/1.1 100 Continue\r\n\r\n");
     }
@@ -344,10 +351,13 @@ mod tests {
     #[test]
     fn refuses_garbage() {
         let mut buf = Vec::new();
-        assert!(matches!(read_request(&mut fake(b"hello\r\n\r\n"), &mut buf), Err(ReadError::Malformed(400, _))));
+        assert!(matches!(
+            read_request(&mut fake(b"hello\r\n\r\n"), &mut buf, &|| MAX_READ_BODY),
+            Err(ReadError::Malformed(400, _))
+        ));
         let mut buf = Vec::new();
         assert!(matches!(
-            read_request(&mut fake(b"GET / HTTP/2.0\r\n\r\n"), &mut buf),
+            read_request(&mut fake(b"GET / HTTP/2.0\r\n\r\n"), &mut buf, &|| MAX_READ_BODY),
             Err(ReadError::Malformed(505, _))
         ));
     }

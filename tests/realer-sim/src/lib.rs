@@ -3,6 +3,7 @@
 
 mod admin;
 mod api;
+mod budget;
 pub mod builtin;
 mod catalog;
 pub mod encoding;
@@ -10,14 +11,18 @@ mod faults;
 mod feed;
 mod fixture;
 mod http;
+pub mod netkit;
 mod oauth;
 mod routes;
 mod server;
 mod state;
+mod stats;
 pub mod time;
 mod tls;
+mod values;
 
 pub use faults::{Fault, Target};
 pub use fixture::{Fixture, FixtureCommand, FixtureDesired, FixtureDevice, FixtureSensor, Id, ItemError, BUILTIN_JSON};
 pub use server::{Sim, SimOptions};
-pub use state::{Flavour, Labels, LogEntry, Record};
+pub use state::{Flavour, Labels, LogEntry, Record, Settings};
+pub use stats::{SecondStats, Stats};

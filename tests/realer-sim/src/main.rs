@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use realer_sim::{Fixture, Sim, SimOptions};
 
 const USAGE: &str = "usage: realer-sim [--listen ADDR] [--ca-out PATH] [--fixture FILE] \
-[--token-ttl SECS] [--renew-after SECS] [--flavour v1|v2] [--clock-offset SECS] [--quiet]
+[--token-ttl SECS] [--renew-after SECS] [--flavour v1|v2] [--clock-offset SECS] [--byte-budget BYTES] \
+[--requests-per-minute N] [--token-requests-per-minute N] [--adopt-local-reports] [--quiet]
 
   --listen ADDR       address to listen on (default 127.0.0.1:0: a free port)
   --ca-out PATH       write the throwaway CA certificate (PEM) there before listening
@@ -18,9 +19,24 @@ const USAGE: &str = "usage: realer-sim [--listen ADDR] [--ca-out PATH] [--fixtur
                       /desired-states answers 404; v2: Realer's newer pages, pending desired states
                       under /desired-states
   --clock-offset SECS seconds added to the clock of the Date headers (default 0)
+  --byte-budget BYTES the device plan byte budget: larger feed-data bodies get 413 (default 65536)
+  --requests-per-minute N
+                      each device's budget of iot/v1 requests a minute, then 429 with Retry-After
+                      (default: unlimited)
+  --token-requests-per-minute N
+                      each client's budget of token requests a minute, then 429 (default: unlimited)
+  --adopt-local-reports
+                      every command adopts accepted local reports (no desired_id) as its value
   --quiet             no request log on stderr
 
 stdout: 'listening on https://HOST:PORT', then 'admin token: TOKEN' (for /_sim/ admin requests).";
+
+fn per_minute(flag: &str, v: &str) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{flag} {v}: give a whole number of requests, at least 1")),
+    }
+}
 
 fn parse_args() -> Result<(SimOptions, Option<String>), String> {
     let mut opts = SimOptions::default();
@@ -55,6 +71,22 @@ fn parse_args() -> Result<(SimOptions, Option<String>), String> {
                 let v = value("--clock-offset")?;
                 opts.clock_offset_secs = v.parse().map_err(|e| format!("--clock-offset {v}: {e}"))?;
             }
+            "--byte-budget" => {
+                let v = value("--byte-budget")?;
+                opts.byte_budget = match v.parse::<usize>() {
+                    Ok(n) if n >= 1 => n,
+                    _ => return Err(format!("--byte-budget {v}: give a number of bytes, at least 1")),
+                };
+            }
+            "--requests-per-minute" => {
+                let v = value("--requests-per-minute")?;
+                opts.requests_per_minute = Some(per_minute("--requests-per-minute", &v)?);
+            }
+            "--token-requests-per-minute" => {
+                let v = value("--token-requests-per-minute")?;
+                opts.token_requests_per_minute = Some(per_minute("--token-requests-per-minute", &v)?);
+            }
+            "--adopt-local-reports" => opts.adopt_local_reports = true,
             "--quiet" => opts.quiet = true,
             "-h" | "--help" => {
                 println!("{USAGE}");

@@ -5,7 +5,8 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::api::{request_id, Ctx};
+use crate::api::{rate_limited, request_id, Ctx};
+use crate::budget;
 use crate::encoding::{base64_decode, form_decode, parse_form, random_hex};
 use crate::http::{Request, Response};
 use crate::state::{Token, SCOPES};
@@ -68,10 +69,11 @@ fn client(ctx: &Ctx<'_>, req: &Request) -> Result<usize, Response> {
     let (id, secret) =
         decoded.split_once(':').ok_or_else(|| invalid("the Basic credentials are not client_id:client_secret"))?;
     // RFC 6749 section 2.3.1 form-encodes both parts before base64; most clients (curl -u) do not.
+    let (decoded_id, decoded_secret) = (form_decode(id), form_decode(secret));
     let matches = |d: &crate::state::Device| {
         (d.client_id == id && d.client_secret == secret)
-            || (form_decode(id).as_deref() == Some(d.client_id.as_str())
-                && form_decode(secret).as_deref() == Some(d.client_secret.as_str()))
+            || (decoded_id.as_deref() == Some(d.client_id.as_str())
+                && decoded_secret.as_deref() == Some(d.client_secret.as_str()))
     };
     ctx.state.devices.iter().position(matches).ok_or_else(|| invalid("unknown client or wrong secret"))
 }
@@ -85,6 +87,14 @@ pub(crate) fn token(ctx: &mut Ctx<'_>, req: &Request) -> Response {
         Ok(d) => d,
         Err(resp) => return resp,
     };
+    // The token endpoint's own budget, per client (the device budget counts iot/v1 requests only). Realer's
+    // error shape, which the contract asks clients to tolerate here.
+    if let Some(per_minute) = ctx.state.settings.token_requests_per_minute {
+        if let Err(retry_after) = budget::take(&mut ctx.state.devices[device].token_budget, per_minute, ctx.now) {
+            return rate_limited(ctx.rng, &format!("at most {per_minute} token requests per minute"), retry_after)
+                .with_header("Cache-Control", "no-store");
+        }
+    }
     match param(&pairs, "grant_type") {
         None => return invalid_request(ctx, "grant_type is required"),
         Some("client_credentials") => {}

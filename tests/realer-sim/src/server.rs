@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 use crate::api::{self, Ctx};
 use crate::encoding::{random_hex, redact};
 use crate::faults::{self, Fault, QueuedFault, Target, BAD_GATEWAY_HTML};
+use crate::feed::{DEFAULT_BYTE_BUDGET, OVER_BUDGET};
 use crate::fixture::Fixture;
+use crate::fixture::FixtureDesired;
 use crate::http::{self, ReadError, Request, Response};
-use crate::state::{Desired, Flavour, Labels, LogEntry, Record, State};
-use crate::{admin, time, tls};
+use crate::state::{Desired, Flavour, Labels, LogEntry, Record, Settings, State};
+use crate::stats::{self, Stats};
+use crate::{admin, time, tls, values};
 
 /// How long an idle keep-alive connection stays open.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,6 +46,18 @@ pub struct SimOptions {
     pub flavour: Flavour,
     /// Seconds added to the sim's clock in its `Date` headers (a server whose clock is off, or a device's).
     pub clock_offset_secs: i64,
+    /// The device plan byte budget: feed-data bodies (either endpoint) larger than this get 413/4013.
+    /// Default 64 KiB.
+    pub byte_budget: usize,
+    /// Requests per minute each device may make to the iot/v1 endpoints (a burst of this many, then this
+    /// rate); over it: 429/4029 with `Retry-After`. Default `None`: unlimited.
+    pub requests_per_minute: Option<u32>,
+    /// Token requests per minute each client may make to `/oauth/token`, a budget of its own; over it:
+    /// 429/4029 with `Retry-After`. Default `None`: unlimited.
+    pub token_requests_per_minute: Option<u32>,
+    /// Realer's "local reported-state adoption" for every command: an accepted command report without
+    /// `desired_id` becomes the command's value. Default off (fixture commands may enable it one by one).
+    pub adopt_local_reports: bool,
 }
 
 impl Default for SimOptions {
@@ -56,6 +71,10 @@ impl Default for SimOptions {
             expired_certificate: false,
             flavour: Flavour::V1,
             clock_offset_secs: 0,
+            byte_budget: DEFAULT_BYTE_BUDGET,
+            requests_per_minute: None,
+            token_requests_per_minute: None,
+            adopt_local_reports: false,
         }
     }
 }
@@ -133,6 +152,12 @@ impl Sim {
         let addr = listener.local_addr()?;
         let rng = SystemRandom::new();
         let admin_token = random_hex(&rng, 16);
+        let settings = Settings {
+            byte_budget: opts.byte_budget.max(1),
+            requests_per_minute: opts.requests_per_minute.filter(|n| *n > 0),
+            token_requests_per_minute: opts.token_requests_per_minute.filter(|n| *n > 0),
+            adopt_local_reports: opts.adopt_local_reports,
+        };
         let inner = Arc::new(Inner {
             start: Instant::now(),
             clock_offset_secs: opts.clock_offset_secs,
@@ -141,7 +166,7 @@ impl Sim {
             quiet: opts.quiet,
             admin_token,
             rng,
-            state: Mutex::new(State::new(&fixture, time::now_unix(), opts.flavour)),
+            state: Mutex::new(State::new(&fixture, time::now_unix(), opts.flavour, settings)),
             tls,
             ca_pem,
             addr,
@@ -188,6 +213,66 @@ impl Sim {
         self.inner.expire_all_tokens();
     }
 
+    /// Revokes every token issued so far, as an operator would (later requests with them get 401/4001); the
+    /// number of tokens revoked.
+    pub fn revoke_all_tokens(&self) -> usize {
+        self.inner.revoke_all_tokens()
+    }
+
+    /// Gives a device a new client secret (`secret`, or a random one when `None`) and returns it: token
+    /// requests with the old one get 401 `invalid_client` from now on. Tokens already issued stay valid
+    /// (revoke them with [`Sim::revoke_all_tokens`]).
+    pub fn rotate_client_secret(&self, device_id: &str, secret: Option<&str>) -> Result<String, String> {
+        self.inner.rotate_secret(device_id, secret)
+    }
+
+    /// The settings in force (those a test may change while the sim runs).
+    pub fn settings(&self) -> Settings {
+        lock(&self.inner.state).settings.clone()
+    }
+
+    /// Sets the device plan byte budget (bytes; at least 1).
+    pub fn set_byte_budget(&self, bytes: usize) {
+        lock(&self.inner.state).settings.byte_budget = bytes.max(1);
+    }
+
+    /// Sets (or with `None` or 0 lifts) the per-device budget of iot/v1 requests per minute. Every budget
+    /// starts full again.
+    pub fn set_requests_per_minute(&self, per_minute: Option<u32>) {
+        let mut state = lock(&self.inner.state);
+        state.settings.requests_per_minute = per_minute.filter(|n| *n > 0);
+        state.devices.iter_mut().for_each(|d| d.budget = None);
+    }
+
+    /// Sets (or with `None` or 0 lifts) the per-client budget of token requests per minute. Every budget
+    /// starts full again.
+    pub fn set_token_requests_per_minute(&self, per_minute: Option<u32>) {
+        let mut state = lock(&self.inner.state);
+        state.settings.token_requests_per_minute = per_minute.filter(|n| *n > 0);
+        state.devices.iter_mut().for_each(|d| d.token_budget = None);
+    }
+
+    /// Turns local reported-state adoption on or off for every command (commands with `local_adoption` in
+    /// the fixture, or set with [`Sim::set_local_adoption`], adopt whatever this says).
+    pub fn set_adopt_local_reports(&self, adopt: bool) {
+        lock(&self.inner.state).settings.adopt_local_reports = adopt;
+    }
+
+    /// Turns local reported-state adoption on or off for one command.
+    pub fn set_local_adoption(&self, device_id: &str, command_id: &str, adopt: bool) -> Result<(), String> {
+        self.inner.set_local_adoption(device_id, command_id, adopt)
+    }
+
+    /// The request counters: totals per status and endpoint, and one bucket per second (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        lock(&self.inner.state).stats.clone()
+    }
+
+    /// Zeroes the request counters.
+    pub fn reset_stats(&self) {
+        lock(&self.inner.state).stats = Stats::default();
+    }
+
     /// Every stored feed-data record, in `feed_data_id` order.
     pub fn records(&self) -> Vec<Record> {
         lock(&self.inner.state).records.clone()
@@ -198,21 +283,22 @@ impl Sim {
         lock(&self.inner.state).labels = labels;
     }
 
-    /// Sets a new desired state for a command of a device, as a user would in Realer. See
-    /// [`Inner::add_desired`].
-    pub fn add_desired_state(
-        &self,
-        device_id: &str,
-        desired: &crate::FixtureDesired,
-        command_id: &str,
-    ) -> Result<(), String> {
+    /// Sets a new desired state for a command of a device, as a user would in Realer: its `desired_id` must
+    /// be new for the device and its value valid for the command's `value_type`.
+    pub fn add_desired_state(&self, device_id: &str, desired: &FixtureDesired, command_id: &str) -> Result<(), String> {
         self.inner.add_desired(device_id, command_id, desired)
+    }
+
+    /// A user sets `value` on a command in Realer: a new desired state with a fresh `desired_id`, the next
+    /// `sequence_number` of that command, expiring in an hour. Returns it.
+    pub fn set_desired_value(&self, device_id: &str, command_id: &str, value: &str) -> Result<FixtureDesired, String> {
+        self.inner.set_desired_value(device_id, command_id, value, 3600)
     }
 
     /// The desired states a device has pending (as `/desired-states` would list them in v2).
     pub fn desired_states(&self, device_id: &str) -> Vec<serde_json::Value> {
         let state = lock(&self.inner.state);
-        state.devices.iter().find(|d| d.id.to_string() == device_id).map(|d| d.desired_states()).unwrap_or_default()
+        state.device_index(device_id).map(|d| state.devices[d].desired_states()).unwrap_or_default()
     }
 
     pub fn tokens_issued(&self) -> u64 {
@@ -246,19 +332,20 @@ impl Drop for Sim {
 }
 
 impl Inner {
+    /// Milliseconds since the sim started (the clock of the request log and the per-second counters).
+    pub(crate) fn uptime_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
     pub(crate) fn inject(&self, fault: Fault, target: Target, count: u32) {
         if count > 0 {
             lock(&self.state).faults.push(QueuedFault { fault, target, remaining: count });
         }
     }
 
-    /// Adds a pending desired state (a user set a value in Realer). Its `desired_id` must be new for the device.
-    pub(crate) fn add_desired(
-        &self,
-        device_id: &str,
-        command_id: &str,
-        d: &crate::FixtureDesired,
-    ) -> Result<(), String> {
+    /// Adds a pending desired state (a user set a value in Realer). Its `desired_id` must be new for the device,
+    /// and its value valid for the command's `value_type` (Realer validates what users set, too).
+    pub(crate) fn add_desired(&self, device_id: &str, command_id: &str, d: &FixtureDesired) -> Result<(), String> {
         let now = time::now_unix();
         let expires_at = match (&d.expires_at, d.expires_in_secs) {
             (Some(at), None) => {
@@ -268,11 +355,8 @@ impl Inner {
             _ => return Err("give exactly one of expires_at and expires_in_secs".into()),
         };
         let mut state = lock(&self.state);
-        let device = state
-            .devices
-            .iter_mut()
-            .find(|x| x.id.to_string() == device_id)
-            .ok_or_else(|| format!("no device {device_id}"))?;
+        let at = state.device_index(device_id).ok_or_else(|| format!("no device {device_id}"))?;
+        let device = &mut state.devices[at];
         if device.commands.iter().any(|c| c.known_desired.iter().any(|(id, _)| *id == d.desired_id)) {
             return Err(format!("desired_id {} is already known", d.desired_id));
         }
@@ -281,6 +365,12 @@ impl Inner {
             .iter_mut()
             .find(|c| c.id.to_string() == command_id && c.fields.is_ok())
             .ok_or_else(|| format!("no representable command {command_id} on device {device_id}"))?;
+        if let Ok(fields) = &command.fields {
+            if let Some(why) = values::command_value_error(&fields.value_type, &d.value) {
+                return Err(format!("value {why}"));
+            }
+        }
+        command.max_sequence = command.max_sequence.max(d.sequence_number);
         command.known_desired.push((d.desired_id.clone(), Some(expires_at)));
         command.pending.push(Desired {
             desired_id: d.desired_id.clone(),
@@ -288,6 +378,70 @@ impl Inner {
             sequence_number: d.sequence_number,
             expires_at,
         });
+        Ok(())
+    }
+
+    /// A user sets `value`: a desired state with a fresh id and the command's next sequence number.
+    pub(crate) fn set_desired_value(
+        &self,
+        device_id: &str,
+        command_id: &str,
+        value: &str,
+        expires_in_secs: i64,
+    ) -> Result<FixtureDesired, String> {
+        let sequence_number = {
+            let state = lock(&self.state);
+            let at = state.device_index(device_id).ok_or_else(|| format!("no device {device_id}"))?;
+            state.devices[at]
+                .commands
+                .iter()
+                .find(|c| c.id.to_string() == command_id)
+                .map(|c| c.next_sequence_number())
+                .ok_or_else(|| format!("no command {command_id} on device {device_id}"))?
+        };
+        // Realer's public ids: a prefix and 26 characters (30 in all).
+        let desired = FixtureDesired {
+            desired_id: format!("des_{}", &random_hex(&self.rng, 13)),
+            value: value.to_string(),
+            sequence_number,
+            expires_at: Some(time::format_rfc3339(time::now_unix() + expires_in_secs)),
+            expires_in_secs: None,
+        };
+        self.add_desired(device_id, command_id, &desired)?;
+        Ok(desired)
+    }
+
+    pub(crate) fn revoke_all_tokens(&self) -> usize {
+        let mut state = lock(&self.state);
+        let mut n = 0;
+        for t in state.tokens.values_mut().filter(|t| !t.revoked) {
+            t.revoked = true;
+            n += 1;
+        }
+        n
+    }
+
+    pub(crate) fn rotate_secret(&self, device_id: &str, secret: Option<&str>) -> Result<String, String> {
+        let secret = match secret {
+            Some("") => return Err("client_secret must not be empty".into()),
+            Some(s) => s.to_string(),
+            None => random_hex(&self.rng, 16),
+        };
+        let mut state = lock(&self.state);
+        let at = state.device_index(device_id).ok_or_else(|| format!("no device {device_id}"))?;
+        state.devices[at].client_secret = secret.clone();
+        Ok(secret)
+    }
+
+    pub(crate) fn set_local_adoption(&self, device_id: &str, command_id: &str, adopt: bool) -> Result<(), String> {
+        let mut state = lock(&self.state);
+        let at = state.device_index(device_id).ok_or_else(|| format!("no device {device_id}"))?;
+        let command = state.devices[at]
+            .commands
+            .iter_mut()
+            .find(|c| c.id.to_string() == command_id && c.fields.is_ok())
+            .ok_or_else(|| format!("no representable command {command_id} on device {device_id}"))?;
+        command.local_adoption = adopt;
         Ok(())
     }
 
@@ -416,7 +570,9 @@ impl Inner {
         let mut tls = StreamOwned::new(conn, tcp);
         let mut buf = Vec::new();
         loop {
-            let req = match http::read_request(&mut tls, &mut buf) {
+            // A budget set above the read limit still gets Realer's 413, not the reader's.
+            let max_body = || http::MAX_READ_BODY.max(lock(&me.state).settings.byte_budget.saturating_add(1));
+            let req = match http::read_request(&mut tls, &mut buf, &max_body) {
                 Ok(Some(req)) => req,
                 Ok(None) | Err(ReadError::Closed) => {
                     if tls.conn.is_handshaking() {
@@ -427,8 +583,13 @@ impl Inner {
                     break;
                 }
                 Err(ReadError::Malformed(status, why)) => {
-                    let code = if status == 413 { 4013 } else { 4000 };
-                    let resp = api::error(&me.rng, status, code, why, None);
+                    // Only codes of Realer's table: 413 is the byte budget; everything else (a 5xx the
+                    // reader chose too) is a bad request.
+                    let resp = match status {
+                        413 => api::error(&me.rng, 413, 4013, OVER_BUDGET, None),
+                        431 => api::error(&me.rng, 431, 4000, why, None),
+                        _ => api::error(&me.rng, 400, 4000, why, None),
+                    };
                     me.log_line(&format!("malformed request: {why} -> {status}"));
                     let _ = tls.write_all(&resp.serialize(true));
                     let _ = tls.flush();
@@ -503,10 +664,9 @@ impl Inner {
             Some(Fault::ServiceUnavailable) => {
                 Outcome::Answer(api::error(&this.rng, 503, 5003, "the service is temporarily unavailable", None))
             }
-            Some(Fault::RateLimited { retry_after_secs }) => Outcome::Answer(
-                api::error(&this.rng, 429, 4029, "too many requests", None)
-                    .with_header("Retry-After", retry_after_secs.to_string()),
-            ),
+            Some(Fault::RateLimited { retry_after_secs }) => {
+                Outcome::Answer(api::rate_limited(&this.rng, "too many requests", *retry_after_secs))
+            }
             Some(Fault::SubscriptionInactive) => {
                 Outcome::Answer(api::error(&this.rng, 402, 4002, "the device's subscription is not active", None))
             }
@@ -558,13 +718,17 @@ impl Inner {
             Outcome::Answer(resp) => resp.status,
             _ => 0,
         };
-        lock(&this.state).log.push(LogEntry {
-            method: req.method.clone(),
-            path: req.path.clone(),
-            status,
-            bearer_valid,
-            at_ms,
-        });
+        {
+            let mut state = lock(&this.state);
+            state.stats.count(stats::endpoint(&req.path), status, at_ms / 1000);
+            state.log.push(LogEntry {
+                method: req.method.clone(),
+                path: req.path.clone(),
+                status,
+                bearer_valid,
+                at_ms,
+            });
+        }
         if !this.quiet {
             let mut line = format!(
                 "{} {} {} {}ms",

@@ -8,7 +8,24 @@ use std::time::Instant;
 
 use crate::faults::QueuedFault;
 use crate::fixture::{Fixture, Id, ItemError};
+use crate::stats::Stats;
 use crate::time;
+use crate::values;
+
+/// The sim's settings that a test or benchmark may change while it runs (`/_sim/settings`, `Sim::set_…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    /// Largest feed-data request body (either endpoint), in bytes: Realer's "device plan byte budget".
+    pub byte_budget: usize,
+    /// Requests per minute each device may make to the iot/v1 endpoints; `None`: unlimited.
+    pub requests_per_minute: Option<u32>,
+    /// Token requests per minute each client may make to `/oauth/token`; `None`: unlimited.
+    pub token_requests_per_minute: Option<u32>,
+    /// Adopt every accepted local command report (no `desired_id`) as the command's new value, as Realer's
+    /// per-command "local reported-state adoption" does when enabled. Commands with `local_adoption` in the
+    /// fixture adopt whatever this says.
+    pub adopt_local_reports: bool,
+}
 
 /// One stored feed-data item.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,10 +111,16 @@ pub enum Labels {
 #[derive(Debug)]
 pub(crate) struct Device {
     pub id: Id,
+    /// `id` as it appears in paths.
+    pub key: String,
     pub client_id: String,
     pub client_secret: String,
     pub commands: Vec<Command>,
     pub sensors: Vec<Sensor>,
+    /// The device's request budget (GCRA theoretical arrival time; `None`: untouched).
+    pub budget: Option<Instant>,
+    /// The client's token-request budget, likewise.
+    pub token_budget: Option<Instant>,
 }
 
 impl Device {
@@ -148,6 +171,17 @@ pub(crate) struct Command {
     pub pending: Vec<Desired>,
     /// Every desired_id issued for this command, pending or answered (`None` expiry: answered before start).
     pub known_desired: Vec<(String, Option<i64>)>,
+    /// Local reports are adopted as the command's value even when the global setting is off.
+    pub local_adoption: bool,
+    /// The highest `sequence_number` any desired state of this command had.
+    pub max_sequence: u64,
+}
+
+impl Command {
+    /// The next `sequence_number` for a desired state of this command: above every one it had.
+    pub fn next_sequence_number(&self) -> u64 {
+        self.max_sequence + 1
+    }
 }
 
 #[derive(Debug)]
@@ -156,6 +190,8 @@ pub(crate) struct Sensor {
     /// The catalog item, ready to serve.
     pub json: Value,
     pub representable: bool,
+    /// Its `mu` names a unit: values must be numbers.
+    pub numeric: bool,
 }
 
 #[derive(Debug)]
@@ -182,17 +218,20 @@ pub(crate) struct State {
     pub by_key: HashMap<(usize, Source, String), usize>,
     pub faults: Vec<QueuedFault>,
     pub log: Vec<LogEntry>,
+    pub stats: Stats,
     pub flavour: Flavour,
     pub labels: Labels,
+    pub settings: Settings,
 }
 
 impl State {
-    pub fn new(fixture: &Fixture, start_unix: i64, flavour: Flavour) -> State {
+    pub fn new(fixture: &Fixture, start_unix: i64, flavour: Flavour, settings: Settings) -> State {
         let devices = fixture
             .devices
             .iter()
             .map(|d| Device {
                 id: d.id.clone(),
+                key: d.id.to_string(),
                 client_id: d.client_id.clone(),
                 client_secret: d.client_secret.clone(),
                 commands: d
@@ -225,7 +264,14 @@ impl State {
                         let mut known_desired: Vec<(String, Option<i64>)> =
                             c.answered_desired_ids.iter().map(|id| (id.clone(), None)).collect();
                         known_desired.extend(pending.iter().map(|p| (p.desired_id.clone(), Some(p.expires_at))));
-                        Command { id: c.id.clone(), fields, pending, known_desired }
+                        Command {
+                            id: c.id.clone(),
+                            fields,
+                            max_sequence: pending.iter().map(|p| p.sequence_number).max().unwrap_or(0),
+                            pending,
+                            known_desired,
+                            local_adoption: c.local_adoption,
+                        }
                     })
                     .collect(),
                 sensors: d
@@ -242,9 +288,12 @@ impl State {
                                 "pin_port": s.pin_port,
                             }),
                         };
-                        Sensor { id: s.id.clone(), json, representable: s.error.is_none() }
+                        let numeric = s.mu.as_deref().is_some_and(values::unit_is_numeric);
+                        Sensor { id: s.id.clone(), json, representable: s.error.is_none(), numeric }
                     })
                     .collect(),
+                budget: None,
+                token_budget: None,
             })
             .collect();
         State {
@@ -255,14 +304,21 @@ impl State {
             by_key: HashMap::new(),
             faults: Vec::new(),
             log: Vec::new(),
+            stats: Stats::default(),
             flavour,
             labels: Labels::default(),
+            settings,
         }
     }
 
     /// Whether `token` is issued, unexpired and unrevoked.
     pub fn token_valid(&self, token: &str, now: Instant) -> bool {
         self.tokens.get(token).is_some_and(|t| !t.revoked && now < t.expires)
+    }
+
+    /// The index of the device with this id (as in a path).
+    pub fn device_index(&self, id: &str) -> Option<usize> {
+        self.devices.iter().position(|d| d.key == id)
     }
 }
 

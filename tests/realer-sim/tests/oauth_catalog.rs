@@ -143,7 +143,7 @@ fn oauth_errors() {
 
     // Method.
     let a = get(&sim, &agent, "/oauth/token", None);
-    assert_error(&a, 405, 4005, "method_not_allowed");
+    assert_error(&a, 405, 4000, "bad_request");
     assert_eq!(a.header("allow"), Some("POST"));
 
     // Percent-encoding is decoded; an empty scope counts as omitted (RFC 6749 section 3.1).
@@ -278,9 +278,9 @@ fn catalog_auth_and_routing_errors() {
         4001,
         "unauthorized",
     );
-    // Another device's token, on this device's path and on a device that does not exist.
+    // Another device's token on this device's path: forbidden; a device that does not exist: not found.
     assert_error(&get(&sim, &agent, "/iot/v1/devices/12345/commands", Some(&other)), 403, 4003, "forbidden");
-    assert_error(&get(&sim, &agent, "/iot/v1/devices/99999/commands", Some(&t)), 403, 4003, "forbidden");
+    assert_error(&get(&sim, &agent, "/iot/v1/devices/99999/commands", Some(&t)), 404, 4004, "not_found");
     // Unknown paths and methods.
     for path in
         ["/iot/v1/devices/12345/things", "/iot/v1/devices/12345/commands/", "/iot/v2/devices/12345/commands", "/"]
@@ -293,10 +293,10 @@ fn catalog_auth_and_routing_errors() {
             .header("Authorization", format!("Bearer {t}"))
             .call(),
     );
-    assert_error(&a, 405, 4005, "method_not_allowed");
+    assert_error(&a, 405, 4000, "bad_request");
     assert_eq!(a.header("allow"), Some("GET"));
     let a = get(&sim, &agent, "/iot/v1/devices/12345/feed-data", Some(&t));
-    assert_error(&a, 405, 4005, "method_not_allowed");
+    assert_error(&a, 405, 4000, "bad_request");
     assert_eq!(a.header("allow"), Some("POST"));
 
     // Each error carries its own request_id.

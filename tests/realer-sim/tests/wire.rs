@@ -133,3 +133,38 @@ fn close_before_answer_sends_no_close_notify() {
     let err = end.expect_err("no close_notify: an unexpected EOF");
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
 }
+
+#[test]
+fn refusals_of_the_reader_carry_realers_codes() {
+    let sim = start();
+    let t = token(&sim);
+    let cases: [(String, &str, &str); 4] = [
+        ("GET / HTTP/2.0\r\nHost: x\r\n\r\n".into(), "HTTP/1.1 400 Bad Request\r\n", r#""code":4000"#),
+        (
+            "POST /iot/v1/devices/12345/feed-data HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".into(),
+            "HTTP/1.1 400 Bad Request\r\n",
+            r#""code":4000"#,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024)),
+            "HTTP/1.1 431 ",
+            r#""code":4000"#,
+        ),
+        (
+            format!(
+                "POST /iot/v1/devices/12345/feed-data HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                5 * 1024 * 1024
+            ),
+            "HTTP/1.1 413 ",
+            "the request body exceeds the device plan byte budget",
+        ),
+    ];
+    for (request, status_line, needle) in cases {
+        let mut tls = connect(&sim, "127.0.0.1");
+        tls.write_all(request.as_bytes()).unwrap();
+        let (text, _) = read_to_end(&mut tls);
+        assert!(text.starts_with(status_line), "{text}");
+        assert!(text.contains(needle), "{text}");
+        assert!(text.contains("Connection: close"), "{text}");
+    }
+}

@@ -162,3 +162,17 @@ pub fn assert_error(a: &Answer, status: u16, code: u64, kind: &str) -> Value {
     assert_eq!(a.header("x-request-id"), Some(rid));
     body["error"]["details"].clone()
 }
+
+/// A request to the `/_sim/` admin interface with the admin token.
+pub fn admin(sim: &Sim, agent: &ureq::Agent, method: &str, path: &str, body: Option<Value>) -> Answer {
+    let url = format!("{}{path}", sim.base_url());
+    let auth = format!("Bearer {}", sim.admin_token());
+    read(match (method, body) {
+        ("GET", _) => agent.get(url).header("Authorization", auth).call(),
+        ("DELETE", _) => agent.delete(url).header("Authorization", auth).call(),
+        (_, Some(b)) => {
+            agent.post(url).header("Authorization", auth).header("Content-Type", "application/json").send(b.to_string())
+        }
+        (_, None) => agent.post(url).header("Authorization", auth).send_empty(),
+    })
+}
