@@ -1,12 +1,10 @@
-//! The transport over the links a device meets in the field, through the C ABI against realer-sim behind a
-//! relay: a kept-alive connection that went silent (a NAT forgot it: its packets are swallowed, no FIN, no
+//! The transport over the links a device meets in the field, through the C ABI against realer-sim behind the
+//! field network kit's relay (realer_sim::netkit): a kept-alive connection that went silent (a NAT forgot it: its packets are swallowed, no FIN, no
 //! RST) costs the stall time and a new connection, not the whole request timeout; the pooled connections'
 //! idle age is the configured one; and a slow cellular link (600 ms round trip, 20 kbit/s), with the time
 //! each call takes printed (figures, not assertions).
 
 mod common;
-#[path = "support/relay.rs"]
-mod relay;
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::ptr::null_mut;
@@ -18,7 +16,21 @@ use realer::ffi::client::*;
 use realer::ffi::config::*;
 use realer::ffi::error::*;
 use realer::ffi::feed::*;
-use relay::{Impairments, Relay};
+use realer_sim::netkit::{Dir, Impairment, Netkit};
+
+/// The sim behind the kit's relay; the relay's base URL.
+fn relay(sim: &Sim, impairments: &[Impairment]) -> (Netkit, String) {
+    let kit = Netkit::relay(sim.addr()).expect("the relay starts");
+    for i in impairments {
+        kit.set(i.clone()).unwrap();
+    }
+    let url = kit.url();
+    (kit, url)
+}
+
+fn connections(kit: &Netkit) -> u64 {
+    kit.stats().connections
+}
 
 fn cstr(v: &str) -> CString {
     CString::new(v).unwrap()
@@ -116,12 +128,9 @@ fn leak_lines() -> &'static Mutex<Vec<String>> {
 #[test]
 fn a_stalled_reused_connection_is_retried_on_a_new_one() {
     let sim = sim();
-    let relay = Relay::start(
-        sim.addr(),
-        Impairments { blackhole_after_idle: Some(Duration::from_millis(300)), ..Default::default() },
-    );
+    let (relay, url) = relay(&sim, &[Impairment::BlackholeIdle(Some(Duration::from_millis(300)))]);
     let lines = leak_lines();
-    let c = client(&sim, &relay.url(), lines, |cfg| unsafe {
+    let c = client(&sim, &url, lines, |cfg| unsafe {
         assert_eq!(realer_config_set_timeouts(cfg, 5_000, 10_000), REALER_OK);
         assert_eq!(realer_config_set_keepalive(cfg, 1_000, 15_000), REALER_OK);
         // One attempt: only the new connection after the stall can save the reading.
@@ -129,7 +138,7 @@ fn a_stalled_reused_connection_is_retried_on_a_new_one() {
     });
     let (status, result, _) = post(c, "stall-first");
     assert_eq!((status, result.outcome), (REALER_OK, REALER_FEED_OUTCOME_CREATED), "{}", last_message());
-    assert_eq!(relay.connections(), 1);
+    assert_eq!(connections(&relay), 1);
 
     // Idle past the black hole's threshold, and past a second (the pool probes the connection: it is open).
     std::thread::sleep(Duration::from_millis(1_200));
@@ -137,7 +146,7 @@ fn a_stalled_reused_connection_is_retried_on_a_new_one() {
     println!("the reading on the forgotten connection took {} ms", took.as_millis());
     assert_eq!((status, result.outcome), (REALER_OK, REALER_FEED_OUTCOME_CREATED), "{}", last_message());
     assert!(took < Duration::from_secs(10), "bounded by the stall time, not the request timeout: {took:?}");
-    assert_eq!(relay.connections(), 2, "one new connection");
+    assert_eq!(connections(&relay), 2, "one new connection");
     assert_eq!(stored(&sim, "stall-second"), 1);
     let lines = lines.lock().unwrap();
     assert!(
@@ -152,12 +161,9 @@ fn a_stalled_reused_connection_is_retried_on_a_new_one() {
 #[test]
 fn without_stall_detection_a_forgotten_connection_costs_the_request_timeout() {
     let sim = sim();
-    let relay = Relay::start(
-        sim.addr(),
-        Impairments { blackhole_after_idle: Some(Duration::from_millis(300)), ..Default::default() },
-    );
+    let (relay, url) = relay(&sim, &[Impairment::BlackholeIdle(Some(Duration::from_millis(300)))]);
     let lines = leak_lines();
-    let c = client(&sim, &relay.url(), lines, |cfg| unsafe {
+    let c = client(&sim, &url, lines, |cfg| unsafe {
         assert_eq!(realer_config_set_timeouts(cfg, 1_000, 2_000), REALER_OK);
         assert_eq!(realer_config_set_keepalive(cfg, 0, 15_000), REALER_OK);
         // One attempt (a retry in the last 100 ms of the call, on a new connection, could still win here).
@@ -168,7 +174,7 @@ fn without_stall_detection_a_forgotten_connection_costs_the_request_timeout() {
     let (status, result, took) = post(c, "nostall-second");
     println!("without stall detection: status {status} after {} ms", took.as_millis());
     assert_eq!((status, result.outcome), (REALER_ERR_TIMEOUT, REALER_FEED_OUTCOME_NOT_SENT));
-    assert_eq!(relay.connections(), 1);
+    assert_eq!(connections(&relay), 1);
     unsafe { realer_client_free(c) };
 }
 
@@ -176,31 +182,31 @@ fn without_stall_detection_a_forgotten_connection_costs_the_request_timeout() {
 #[test]
 fn pooled_connections_live_as_long_as_the_idle_age() {
     let sim = sim();
-    let relay = Relay::start(sim.addr(), Impairments::default());
-    let c = client(&sim, &relay.url(), leak_lines(), |cfg| unsafe {
+    let (relay, url) = relay(&sim, &[]);
+    let c = client(&sim, &url, leak_lines(), |cfg| unsafe {
         assert_eq!(realer_config_set_keepalive(cfg, 5_000, 300), REALER_OK);
     });
     assert_eq!(post(c, "idle-1").0, REALER_OK);
     assert_eq!(post(c, "idle-2").0, REALER_OK);
-    assert_eq!(relay.connections(), 1, "reused within the idle age");
+    assert_eq!(connections(&relay), 1, "reused within the idle age");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(post(c, "idle-3").0, REALER_OK);
-    assert_eq!(relay.connections(), 2, "not reused after 500 ms idle with an idle age of 300 ms");
+    assert_eq!(connections(&relay), 2, "not reused after 500 ms idle with an idle age of 300 ms");
     unsafe { realer_client_free(c) };
 
     // The default (15 s) keeps it over the same pause; 0 keeps none.
-    let c = client(&sim, &relay.url(), leak_lines(), |_| {});
+    let c = client(&sim, &url, leak_lines(), |_| {});
     assert_eq!(post(c, "idle-4").0, REALER_OK);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(post(c, "idle-5").0, REALER_OK);
-    assert_eq!(relay.connections(), 3, "the default idle age keeps the connection");
+    assert_eq!(connections(&relay), 3, "the default idle age keeps the connection");
     unsafe { realer_client_free(c) };
-    let c = client(&sim, &relay.url(), leak_lines(), |cfg| unsafe {
+    let c = client(&sim, &url, leak_lines(), |cfg| unsafe {
         assert_eq!(realer_config_set_keepalive(cfg, 5_000, 0), REALER_OK);
     });
     assert_eq!(post(c, "idle-6").0, REALER_OK);
     assert_eq!(post(c, "idle-7").0, REALER_OK);
-    assert_eq!(relay.connections(), 6, "idle age 0: a connection per request (token, two readings)");
+    assert_eq!(connections(&relay), 6, "idle age 0: a connection per request (token, two readings)");
     unsafe {
         realer_client_free(c);
         let cfg = realer_config_new();
@@ -217,29 +223,22 @@ fn pooled_connections_live_as_long_as_the_idle_age() {
 #[test]
 fn slow_link_figures() {
     let sim = sim();
-    let relay = Relay::start(
-        sim.addr(),
-        Impairments {
-            one_way_latency: Duration::from_millis(300),
-            bytes_per_sec: Some(2_500),
-            blackhole_after_idle: None,
-        },
+    let (relay, url) = relay(
+        &sim,
+        &[Impairment::Latency(Dir::Both, Duration::from_millis(300)), Impairment::Rate(Dir::Both, Some(20_000))],
     );
     let lines = leak_lines();
     // An idle age of 1.5 s, so that the reading after a 2 s pause needs a new connection.
-    let c = client(&sim, &relay.url(), lines, |cfg| unsafe {
+    let c = client(&sim, &url, lines, |cfg| unsafe {
         assert_eq!(realer_config_set_keepalive(cfg, 5_000, 1_500), REALER_OK);
     });
     let mut rows = Vec::new();
-    let mut before = relay.bytes();
+    let mut before = relay.stats();
     let mut step = |name: &str, took: Duration, status: realer_status| {
         assert_eq!(status, REALER_OK, "{name}: {}", last_message());
-        let after = relay.bytes();
-        let new = after.len() - before.len();
-        let (up, down) = after.iter().enumerate().fold((0, 0), |(u, d), (i, b)| {
-            let was = before.get(i).copied().unwrap_or_default();
-            (u + b.up - was.up, d + b.down - was.down)
-        });
+        let after = relay.stats();
+        let new = after.connections - before.connections;
+        let (up, down) = (after.bytes_up - before.bytes_up, after.bytes_down - before.bytes_down);
         rows.push(format!(
             "{name:<44} {:>6} ms {:>5.1} RTT  {new} new conn.  {up:>5} B up {down:>5} B down",
             took.as_millis(),

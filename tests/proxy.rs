@@ -1,10 +1,11 @@
 //! The way to Realer through an HTTP CONNECT proxy, through the C ABI: the whole firmware loop
 //! (c_examples/firmware_loop, configured only by REALER_* variables, REALER_PROXY included) through Debian's
 //! tinyproxy with proxy authentication, whose log shows nothing but CONNECT (TLS stays end to end); the
-//! proxy's refusals (407 without or with wrong credentials, 403, 500, 502, a proxy that is not listening)
+//! proxy's refusals (tinyproxy's 407 without credentials, 401 with wrong ones, 403 and 500; the field network
+//! kit's squid-like 502; a proxy that is not listening)
 //! are REALER_ERR_NETWORK naming the proxy, never Realer's judgement, and the outbox keeps its items; the
-//! proxy's password is in no message, log line or Debug output. And a TLS-intercepting middlebox (another
-//! certificate for the server's name) is named as one.
+//! proxy's password is in no message, log line or Debug output. And a TLS-intercepting middlebox or a captive
+//! portal (another certificate for the server's name; the field network kit's) is named as one.
 
 mod common;
 #[path = "c/support.rs"]
@@ -13,11 +14,9 @@ mod support;
 mod tinyproxy;
 
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use common::*;
 use realer::ffi::client::*;
@@ -25,6 +24,7 @@ use realer::ffi::config::*;
 use realer::ffi::error::*;
 use realer::ffi::feed::*;
 use realer::ffi::outbox::*;
+use realer_sim::netkit::{Impairment, Netkit, Reply, Rule};
 use support::{build, compile_c, lib_dir, repo, run_program_with_args, scratch_dir, sim_env};
 use tinyproxy::Tinyproxy;
 
@@ -147,30 +147,6 @@ fn build_firmware_loop(dir: &std::path::Path) -> std::path::PathBuf {
     dir.join("firmware_loop")
 }
 
-/// Answers every connection with `answer` once the request head has come, and counts the connections.
-fn fake_proxy(answer: &'static str) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { return };
-            seen.fetch_add(1, Ordering::SeqCst);
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = s.write_all(answer.as_bytes());
-        }
-    });
-    (url, count)
-}
-
 /// Each refusal on the way: the status, its retryable flag, and what the message must say.
 #[test]
 fn proxy_refusals_are_network_errors_naming_the_proxy() {
@@ -178,9 +154,10 @@ fn proxy_refusals_are_network_errors_naming_the_proxy() {
     let sim = sim();
     // Tunnels only to port 1: the sim's port is refused (403) once the credentials are right.
     let tinyproxy = Tinyproxy::start(&dir.join("tinyproxy"), &format!("BasicAuth alice {PASSWORD}\nConnectPort 1"));
-    let (bad_gateway, bad_gateway_seen) = fake_proxy(
-        "HTTP/1.1 502 Bad Gateway\r\nServer: squid\r\nContent-Type: text/html\r\nContent-Length: 20\r\n\r\n<html>ERR</html>\r\n",
-    );
+    // The kit's squid-like CONNECT proxy, answering with squid's 502 page.
+    let squid = Netkit::connect_proxy().unwrap();
+    squid.set(Impairment::Answer(Rule::always(Reply::Squid(502)))).unwrap();
+    let bad_gateway = squid.url();
     let closed = format!("http://{}", TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap());
     let lines = leak_lines();
     let shown = |url: &str| url.split_once('@').map_or(url.to_string(), |(_, h)| format!("http://{h}"));
@@ -224,7 +201,8 @@ fn proxy_refusals_are_network_errors_naming_the_proxy() {
             realer_client_free(client);
         }
     }
-    assert!(bad_gateway_seen.load(Ordering::SeqCst) >= 2, "the 502 is retried");
+    assert!(squid.stats().requests >= 2, "the 502 is retried: {:?}", squid.stats());
+    assert!(squid.log().iter().all(|seen| seen.method == "CONNECT"), "{:?}", squid.log());
     assert!(sim.records().is_empty(), "nothing reached Realer");
     let lines = lines.lock().unwrap();
     assert!(lines.iter().any(|l| l.contains("refused CONNECT")), "{lines:#?}");
@@ -253,13 +231,22 @@ fn a_proxy_that_cannot_reach_realer_is_not_realer() {
     unsafe { realer_client_free(client) };
 }
 
-/// A middlebox that answers for Realer's name with a certificate of its own CA (a TLS-inspecting proxy, a
-/// captive portal; here another simulator, whose CA the device does not trust).
+/// A middlebox that answers for Realer's name with a certificate of its own CA: the kit's TLS-intercepting
+/// front (a TLS-inspecting proxy) and its captive portal.
 #[test]
 fn tls_interception_is_named() {
     let realer = sim();
-    let middlebox = sim();
-    let cfg = config(&realer, &middlebox.base_url(), None, leak_lines());
+    let inspecting = Netkit::intercepting(&realer.base_url(), &realer.ca_pem()).unwrap();
+    let portal = Netkit::captive_portal().unwrap();
+    for middlebox in [&inspecting, &portal] {
+        intercepted(&realer, &middlebox.url());
+        assert_eq!(middlebox.stats().requests, 0, "no request went through {}", middlebox.mode_name());
+    }
+    assert!(realer.records().is_empty() && realer.tokens_issued() == 0);
+}
+
+fn intercepted(realer: &Sim, base_url: &str) {
+    let cfg = config(realer, base_url, None, leak_lines());
     let client = client_of(cfg);
     unsafe { realer_config_free(cfg) };
     let status = unsafe { realer_client_authenticate(client) };
@@ -270,7 +257,6 @@ fn tls_interception_is_named() {
         message.contains("not signed by the configured CA: a TLS-inspection proxy or captive portal?"),
         "{message}"
     );
-    assert!(middlebox.records().is_empty() && middlebox.tokens_issued() == 0);
     unsafe { realer_client_free(client) };
 }
 
