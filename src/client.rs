@@ -193,7 +193,9 @@ impl Client {
         let basic = auth::basic_credentials(client_id, &config.client_secret);
         let basic_auth = AuthHeader::with_scheme("Basic ", &basic)?;
         // Redacted from whatever a server says, in errors and in log lines.
-        let secrets = Arc::new(KnownSecrets::new(vec![config.client_secret.clone(), basic]));
+        let mut known = vec![config.client_secret.clone(), basic];
+        known.extend(config.proxy.as_ref().map(crate::transport::proxy_secrets).unwrap_or_default());
+        let secrets = Arc::new(KnownSecrets::new(known));
         let mut own = config.clone();
         own.logger = config.logger.as_ref().map(|l| auth::guarded_logger(l, secrets.clone()));
         let feed_data_path = device_path(config, "/feed-data");
@@ -310,9 +312,11 @@ impl Client {
             });
             let err = match outcome {
                 Ok(ok) => return Ok(ok),
-                // A kept-alive connection the server closed moments ago: once per call, a new connection at
-                // once, outside the count (the transport skips probing connections used within a second).
-                Err(AttemptError::Failed(err)) if err.kind == ErrorKind::Network && !reconnected => {
+                // A kept-alive connection the server closed moments ago, or one that went silent (a stall):
+                // once per call, a new connection at once, outside the count (the transport skips probing
+                // connections used within a second). Not after a refusal that a new connection cannot change
+                // (a proxy's 407 or 403).
+                Err(AttemptError::Failed(err)) if err.kind == ErrorKind::Network && err.retryable && !reconnected => {
                     log!(self.config.logger, Level::Debug, "{what}: {err}; trying a new connection");
                     reconnected = true;
                     continue;

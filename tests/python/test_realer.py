@@ -588,6 +588,91 @@ class AgainstSim(unittest.TestCase):
             client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="1", value_received_at=plain[:-1] + "+0200")
         self.assertIn("value_received_at", cm.exception.message)
 
+    def test_through_a_connect_proxy(self):
+        """A CONNECT proxy written here: the client tunnels through it (it sees only CONNECT lines); a proxy
+        that wants credentials raises NetworkError naming it, never with its password; REALER_PROXY is read
+        by from_env only."""
+        seen = []
+
+        def serve(listener, answer):
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(1024)
+                    if not chunk:
+                        break
+                    head += chunk
+                line = head.split(b"\r\n", 1)[0].decode()
+                seen.append(line)
+                if answer:
+                    conn.sendall(answer)
+                    conn.close()
+                    continue
+                host, port = line.split()[1].rsplit(":", 1)
+                upstream = socket.create_connection((host, int(port)))
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+                def pipe(a, b):
+                    try:
+                        while True:
+                            data = a.recv(65536)
+                            if not data:
+                                break
+                            b.sendall(data)
+                    except OSError:
+                        pass
+                    finally:
+                        for s in (a, b):
+                            try:
+                                s.shutdown(socket.SHUT_RDWR)
+                            except OSError:
+                                pass
+
+                threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+
+        def start(answer=None):
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            self.addCleanup(listener.close)
+            threading.Thread(target=serve, args=(listener, answer), daemon=True).start()
+            return "http://127.0.0.1:%d" % listener.getsockname()[1]
+
+        tunnel = start()
+        with self.client(proxy=tunnel, stall_timeout_ms=2000, idle_timeout_ms=1000) as client:
+            client.authenticate()
+            self.assertEqual(client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="20.5").outcome, "created")
+        self.assertTrue(seen and all(line.startswith("CONNECT 127.0.0.1:") for line in seen), seen)
+        refusing = start(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        lines = []
+        secret_url = refusing.replace("http://", "http://bob:py-pr0xy-secret@")
+        with self.client(proxy=secret_url, logger=lambda level, m: lines.append(m), log_level=realer.LogLevel.DEBUG) as client:
+            with self.assertRaises(realer.NetworkError) as cm:
+                client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="20.5")
+        err = cm.exception
+        self.assertIn(refusing, err.message)
+        self.assertIn("407", err.message)
+        self.assertFalse(err.retryable)
+        self.assertEqual((err.http_status, err.outcome), (0, "not_sent"))
+        for text in [err.message] + lines:
+            self.assertNotIn("py-pr0xy-secret", text)
+        with self.assertRaises(realer.ConfigError):
+            self.client(proxy="https://127.0.0.1:3128")
+        with self.assertRaises(realer.ConfigError):
+            self.client(stall_timeout_ms=3_600_001)
+        os.environ["REALER_PROXY"] = refusing
+        try:
+            with realer.Client.from_env() as client:
+                with self.assertRaises(realer.NetworkError):
+                    client.authenticate()
+        finally:
+            del os.environ["REALER_PROXY"]
+
     def test_from_env(self):
         with realer.Client.from_env() as client:
             client.authenticate()
