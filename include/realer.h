@@ -242,7 +242,11 @@ typedef struct realer_feed_item {
    */
   const char *value;
   /**
-   * When the device observed the value, RFC 3339 UTC ("2026-04-24T10:15:00Z"); NULL = now.
+   * When the device observed the value, RFC 3339 ("2026-04-24T10:15:00Z"); NULL = now. Sent in Realer's
+   * form, `YYYY-MM-DDTHH:MM:SS[.fff]Z`: another RFC 3339 form is normalised first (lower-case `t` and `z`
+   * taken, an offset such as "+02:00" or "-00:00" converted to UTC, a fraction cut to milliseconds:
+   * ".5" becomes ".500"); anything else (no offset, "+0200", not a date) is refused with
+   * `REALER_ERR_INVALID_ARGUMENT`, before any I/O. The result's `value_received_at` is what was sent.
    */
   const char *value_received_at;
   /**
@@ -403,8 +407,10 @@ typedef struct realer_flush_report {
    */
   uint64_t replayed;
   /**
-   * Items Realer judged and refused for good (409, 422, 413 alone, another 4xxx; never a refusal of the
-   * request as a whole such as 401, 402, 403, 404, 429), moved to the dead letters.
+   * Items Realer judged and refused for good in its own JSON answer (409, 422, 413 for one item of at least
+   * 1 KiB larger than any body the path carried, another 4xxx; never a refusal of the request as a whole
+   * such as 401, 402, 403, 404, 408, 425, 429, nor a page of a proxy's or gateway's own), moved to the
+   * dead letters.
    */
   uint64_t rejected;
   /**
@@ -501,7 +507,8 @@ typedef struct realer_dead_letter {
 /**
  * Drive the actuator to `value` when it is not there already, then answer with the physical result:
  * `realer_feed_item_init_answer` with `REALER_REPORT_STATUS_APPLIED` (or `_REJECTED` when the device cannot).
- * For a catalog value (`desired_id` NULL) report only when the actuator changed.
+ * For a catalog value (`desired_id` NULL: a value new since the last fetch) report only when the actuator
+ * changed.
  */
 #define REALER_DESIRED_ACTION_APPLY 1
 
@@ -633,12 +640,14 @@ typedef struct realer_dead_letter {
 #define REALER_FEED_OUTCOME_IDEMPOTENT 1
 
 /**
- * Refused for good (validation, conflict, permission): do not resend it unchanged.
+ * Realer judged the item and refused it for good (validation, conflict, over the byte budget), in its own
+ * JSON answer: do not resend it unchanged. Never from a page of a proxy, gateway or captive portal.
  */
 #define REALER_FEED_OUTCOME_REJECTED 2
 
 /**
- * Not known to be stored (invalid item, network failure, timeout): send it again with the same `message_id`.
+ * Not known to be stored (invalid item, network failure, timeout, a request refused as a whole, an answer
+ * that was not Realer's, a 2xx without Realer's body): send it again with the same `message_id`.
  */
 #define REALER_FEED_OUTCOME_NOT_SENT 3
 
@@ -658,7 +667,10 @@ extern "C" {
 
 /**
  * Reads the device's commands (GET /iot/v1/devices/{device_id}/commands). On success `*out` holds the list;
- * free it with `realer_commands_free`. `REALER_ERR_API`: the server refused (see `realer_last_error`).
+ * free it with `realer_commands_free`. Unless the service is known to offer desired states, the client also
+ * keeps the list (shared, not copied) for the next `realer_desired_states_fetch`, which then does not read
+ * the catalog again. `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`:
+ * the answer is not `{"commands":[…]}` (the message says what it is), or lists nothing usable.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
@@ -678,12 +690,16 @@ realer_status realer_command_fetch(const struct realer_client *client,
                                    struct realer_commands **out);
 
 /**
- * Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors); as `realer_commands_fetch`.
+ * Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors). On success `*out` holds the list;
+ * free it with `realer_sensors_free`. `REALER_ERR_API`: the server refused (see `realer_last_error`);
+ * `REALER_ERR_PROTOCOL`: the answer is not `{"sensors":[…]}` (the message says what it is), or lists nothing
+ * usable.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
  */
-realer_status realer_sensors_fetch(const struct realer_client *client, struct realer_sensors **out);
+realer_status realer_sensors_fetch(const struct realer_client *client,
+                                   struct realer_sensors **out);
 
 /**
  * Reads one sensor by id; `*out` holds a list of exactly one sensor. As `realer_command_fetch`.
@@ -807,7 +823,8 @@ realer_status realer_client_resume(const struct realer_client *client);
 /**
  * A new configuration with the defaults: base URL https://api.therealer.com, the bundled Mozilla root
  * certificates, no scope sent, timeouts 10 s (connect) and 30 s (request), 5 attempts with backoff from
- * 500 ms up to 30 s. Device id and credentials must be set. Free it with `realer_config_free`.
+ * 500 ms up to 30 s, no proxy, kept-alive connections reused for 15 s with a 5 s stall time. Device id and
+ * credentials must be set. Free it with `realer_config_free`.
  * Returns NULL only if a panic was caught.
  */
 struct realer_config *realer_config_new(void);
@@ -900,7 +917,9 @@ realer_status realer_config_set_ca_pem(struct realer_config *config,
  * Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
  * 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
  * backoff included. There is no shorter timeout per read: a server may use what is left of the call to
- * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps).
+ * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps), except that on a reused
+ * connection the answer must begin within the stall time (`realer_config_set_keepalive`), or the request
+ * is sent again on a new connection, where it may take what is left.
  *
  * # Safety
  * `config` is NULL or live.
@@ -923,6 +942,45 @@ realer_status realer_config_set_retry(struct realer_config *config,
                                       uint32_t max_attempts,
                                       uint32_t base_delay_ms,
                                       uint32_t max_delay_ms);
+
+/**
+ * Sends every connection through the HTTP proxy at `proxy_url`, `http://host:port` or, for a proxy that
+ * wants a password, `http://user:password@host:port` (percent-encode a ':' or '@' in them): TCP to the proxy,
+ * `CONNECT` to Realer's host and port, then TLS with Realer inside the tunnel, so the proxy sees the host
+ * name, never what is said. The proxy's host name is looked up on the device; Realer's only by the proxy.
+ * An empty string removes the proxy (the default: straight to Realer). Proxies are never taken from the
+ * environment (`https_proxy` and the like) unless `realer_config_from_env` reads `REALER_PROXY`. The user
+ * name and password are never shown: messages, log lines and `Debug` name the proxy as `http://host:port`.
+ * A proxy that refuses the tunnel (407: credentials wanted or refused; 403: not allowed; 502/503/504: it
+ * could not reach Realer) fails the call with `REALER_ERR_NETWORK` naming the proxy (407 and 403 are not
+ * retryable; HTTP status 0: Realer never answered). `REALER_ERR_CONFIG`: not `http://`, no port, a path, or a
+ * malformed host or user info (the message never repeats the user info). `REALER_ERR_INVALID_ARGUMENT`: NULL
+ * or not UTF-8.
+ *
+ * # Safety
+ * `config` is NULL or live; `proxy_url` is NULL or NUL-terminated.
+ */
+realer_status realer_config_set_proxy(struct realer_config *config,
+                                      const char *proxy_url);
+
+/**
+ * Sets how kept-alive connections are used, in milliseconds (each 0 to 3,600,000).
+ * `stall_ms` (default 5,000): a request on a reused connection that gets no byte of answer for this long
+ * (more for a large request: plus the time its bytes take at 20 kbit/s) is taken for a connection the path
+ * forgot (a NAT or firewall that swallows its packets) and sent again at once on a new connection, with the
+ * same `message_id`, inside the call's request timeout; 0: never (wait out the request timeout). The
+ * default is not tripped by a slow cellular link (600 ms round trip, 20 kbit/s, a radio waking up).
+ * `idle_ms` (default 15,000): a connection unused this long is closed rather than reused; 0: a new
+ * connection for every request. Below the keep-alive timeouts of common servers (60 s and more) and the idle
+ * timeouts of most NATs, so a kept connection has rarely been closed or forgotten. No TCP keep-alive probes
+ * are sent: an idle device's link stays silent. `REALER_ERR_CONFIG`: a value over 3,600,000.
+ *
+ * # Safety
+ * `config` is NULL or live.
+ */
+realer_status realer_config_set_keepalive(struct realer_config *config,
+                                          uint32_t stall_ms,
+                                          uint32_t idle_ms);
 
 /**
  * Sets the User-Agent header (1 to 256 printable ASCII characters). Default "librealer/VERSION".
@@ -948,7 +1006,8 @@ realer_status realer_config_set_logger(struct realer_config *config,
 
 /**
  * Applies the environment variables that are set: REALER_BASE_URL, REALER_DEVICE_ID, REALER_CLIENT_ID with
- * REALER_CLIENT_SECRET (together), REALER_CA_FILE, REALER_SCOPE. Each is checked as its setter checks it;
+ * REALER_CLIENT_SECRET (together), REALER_CA_FILE, REALER_SCOPE, REALER_PROXY (as
+ * `realer_config_set_proxy`; no other proxy variable is read). Each is checked as its setter checks it;
  * the first refused one fails the call with `REALER_ERR_CONFIG`, naming the variable.
  *
  * # Safety
@@ -962,7 +1021,8 @@ realer_status realer_config_from_env(struct realer_config *config);
  * first `=`, as it is), so that the secret need not sit in the environment. Each value is checked as its
  * setter checks it. `REALER_ERR_CONFIG`, naming the file and the line (never a value): an unknown key, a
  * key set twice, a line without `=`, a refused value, a file that is not a regular file or is larger than
- * 64 KiB, or a file holding `REALER_CLIENT_SECRET` that its group or others may read (chmod 600 it).
+ * 64 KiB, or a file holding `REALER_CLIENT_SECRET` (or a `REALER_PROXY` with credentials) that its group or
+ * others may read (chmod 600 it).
  * `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 `path`.
  *
  * # Safety
@@ -975,13 +1035,25 @@ realer_status realer_config_from_file(struct realer_config *config,
  * Asks Realer what it wants the device's actuators at, whichever kind of service answers: a newer one's
  * pending desired states (GET …/desired-states), each decided APPLY or STALE against what this device
  * already answered (kept in the outbox file when one is configured, so a restart never applies an old
- * sequence again); or, where that endpoint answers 404 or 403 (remembered for an hour), every representable
- * command's catalog value (GET …/commands), to apply where the actuator differs. States already answered, or
- * queued in the outbox to be, are left out. On success `*out` holds the list (possibly empty: nothing
- * pending); free it with `realer_desired_states_free`. Answer each state with `realer_feed_item_init_answer`
- * and `realer_feed_post` (or `realer_outbox_push`).
- * `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: unreadable answer;
- * `REALER_ERR_STORAGE`: the outbox file could not be read.
+ * sequence again); or, where that endpoint answers 400, 403, 404 or 405, the catalog values (GET
+ * …/commands) that are new: seen for the first time, or changed in Realer since the last value this device
+ * saw (compared by value type: numerically for NumericRange and Binary). A catalog value is handed over
+ * once: after that it is not listed again, whatever the actuator is at, so a local physical change (reported
+ * without desired_id) is never undone by the next fetch, nor, with an outbox file (which keeps the values
+ * seen), by a restart. Apply each before the next fetch.
+ * Which kind of service it is, is found once and kept for the client's life (and in the outbox file); it
+ * is asked again when a token is granted another scope or the catalog's commands change. A 403 under a
+ * granted scope without `iot:desired-state:read` is logged at REALER_LOG_WARN: leave the scope unset (or
+ * add it), or a newer service's desired states are never delivered.
+ * On an older service the command list this client read with `realer_commands_fetch` (the whole list, within
+ * the request timeout before this call) stands in for the catalog read, once: a pass that reads the
+ * commands, then calls this, reads the catalog once.
+ * States already answered, or queued in the outbox to be, are left out. On success `*out` holds the list
+ * (possibly empty: nothing pending, or nothing new); free it with `realer_desired_states_free`. Answer each
+ * state with `realer_feed_item_init_answer` and `realer_feed_post` (or `realer_outbox_push`).
+ * `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: an answer that is
+ * not the documented list (the message says what it is: an array, a string, an object without the list);
+ * `REALER_ERR_STORAGE`: the outbox file could not be read or written.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
@@ -1087,10 +1159,15 @@ realer_status realer_feed_item_init(struct realer_feed_item *item);
  * also after a failure, so the caller can retry with it.
  * `REALER_OK`: `outcome` is CREATED or IDEMPOTENT (a replay of an already stored item).
  * `REALER_ERR_INVALID_ARGUMENT`: the item breaks the contract (the message names the field); nothing sent.
- * `REALER_ERR_API`: outcome REJECTED when Realer judged the item (code 4009 conflict, 4022 validation with
- * `details_json`, 4013 over the byte budget, another 4xxx); outcome NOT_SENT when the request was refused
- * as a whole (4001 after a token renewal, 4002 subscription inactive, 4003, 4004, 4029 or 5xxx after the
- * retries): keep the item and send it again later with the same `message_id` and `value_received_at`.
+ * `REALER_ERR_API`: outcome REJECTED when Realer judged the item in its own JSON answer (code 4009
+ * conflict, 4022 validation with `details_json`, 4013 over the byte budget for an item of at least 1 KiB
+ * larger than any body this client's path carried, another 4xxx); outcome NOT_SENT when the request was
+ * refused as a whole (4001 after a token renewal, 4002 subscription inactive, 4003, 4004, 408, 425, 4029
+ * or 5xxx after the retries, a 413 for a smaller item) or the answer was not Realer's (a 4xx HTML or empty
+ * page of a proxy, gateway or captive portal): keep the item and send it again later with the same
+ * `message_id` and `value_received_at`.
+ * `REALER_ERR_PROTOCOL`, outcome NOT_SENT: a 2xx without Realer's JSON body (a gateway's 202/204, an empty
+ * or HTML 200) confirms nothing; a resend with the same `message_id` is a harmless replay.
  * `REALER_ERR_NETWORK`/`_TIMEOUT`/`_TLS`: no answer (outcome NOT_SENT).
  * Realer's `warnings` (undocumented contents) are read with `realer_last_warnings`.
  *
@@ -1104,16 +1181,20 @@ realer_status realer_feed_post(const struct realer_client *client,
 /**
  * Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
  * 100 items per request: more items make several requests, sent one after the other, each with its own
- * request timeout. A request answered 413 is split in halves (by bytes) and resent. Where the batch
- * endpoint refuses a request as a whole (400, 404, 405, 415, 422 without per-item results) or answers in a
- * shape librealer cannot read, the items go one by one through /feed-data, and this client keeps doing so
- * for an hour before it tries batches again: every item is delivered either way. Every item is checked before
+ * request timeout. A request answered 413 is split in halves (by bytes) and resent, at most 8 requests for
+ * 100 items; a 413 for a body under 1 KiB, or for one item no larger than a body this client's path
+ * carried, refused the request (its items NOT_SENT, the call stops); later batches are sized below the
+ * smallest body refused as too large. Where the batch endpoint refuses a request as a whole (400, 404, 405,
+ * 415, 422 without per-item results) or answers in a shape librealer cannot read (a 2xx without Realer's
+ * JSON body included), the items go one by one through /feed-data, and this client keeps doing so for an
+ * hour before it tries batches again: every item is delivered either way. Every item is checked before
  * anything is sent: one bad item fails the call with `REALER_ERR_INVALID_ARGUMENT` (the message names it).
  * `*out` is set to NULL first, then to the per-item results whenever the items could be read, also on
  * failure; free it with `realer_batch_result_free` (NULL is accepted).
  * `REALER_OK`: every request was answered; items may still be REJECTED one by one (see each result).
- * Any other status: a request was refused as a whole (402, 403, 429/5xx after retries, no answer...): its
- * items and the ones after it are NOT_SENT (send them again later with the same `message_id`s); earlier
+ * Any other status: a request was refused as a whole (402, 403, 408/425/429/5xx after retries, a 413 that
+ * cannot be about size, another page of a proxy's own, no answer...): its items and the ones after it are
+ * NOT_SENT (send them again later with the same `message_id`s); earlier
  * results stand.
  *
  * # Safety
@@ -1234,9 +1315,12 @@ realer_status realer_outbox_push_many(const struct realer_client *client,
 /**
  * Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items`
  * (0 = all) were tried; each request has its own request timeout. Accepted items (created or idempotent)
- * leave the outbox; items Realer refused one by one (4xxx other than 4001 and 4029 in the batch answer)
- * move to the dead letters; a batch answered 413 is split and resent (a single item too large for any
- * request becomes a dead letter); every other item stays for the next flush.
+ * leave the outbox; items Realer refused one by one in its own JSON (4xxx other than 4001 and 4029 in the
+ * batch answer) move to the dead letters; a batch answered 413 is split and resent (at most 8 requests for
+ * 100 items; one item of at least 1 KiB, larger than any body the path carried, refused by Realer's 413
+ * becomes a dead letter; a 413 for a smaller body stops the flush, its items pending); a batch answered 2xx
+ * without Realer's body goes one by one; every other item stays for the next flush, whatever a proxy,
+ * gateway or captive portal answered.
  * A flush claims the items it sends, so that flushes of the same file from other clients or processes send
  * other items; a claim ends with the flush or, if its process dies, at the next flush that runs alone (else
  * when it expires, after twice the longest a batch request can take). A full disk does not stop a flush:

@@ -65,7 +65,7 @@ pub fn desired_states(body: &[u8], now_unix_ms: i64) -> Outcome {
     status(&r)
 }
 
-/// A single-item answer; a protocol error when it is not a JSON object.
+/// A single-item answer; a protocol error when it is not Realer's (a JSON object with one of its fields).
 pub fn single(http_status: u16, is_json: bool, body: &[u8]) -> Outcome {
     let answer = answer(http_status, is_json, body);
     match SingleAnswer::read(&answer) {
@@ -105,6 +105,16 @@ pub fn timestamp(text: &str) -> Outcome {
         if let Some(again) = time::format_rfc3339_ms(ms) {
             assert_eq!(time::parse_rfc3339_utc_ms(&again), Ok(ms), "{text:?} -> {again}");
         }
+    }
+    // A caller's timestamp: normalised to Realer's form, the same instant to the millisecond, or refused;
+    // never accepted in another form.
+    match time::normalize_timestamp(text) {
+        Ok(sent) => {
+            let b = sent.as_bytes();
+            assert!(matches!(b.len(), 20 | 24) && b[10] == b'T' && b.last() == Some(&b'Z'), "{text:?} -> {sent}");
+            assert_eq!(time::parse_rfc3339_utc_ms(&sent), r, "{text:?} -> {sent}");
+        }
+        Err(_) => assert!(r.is_err() || r.is_ok_and(|ms| time::format_rfc3339_ms(ms).is_none())),
     }
     status(&r.map_err(Error::protocol))
 }
