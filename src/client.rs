@@ -15,6 +15,7 @@ use crate::json;
 use crate::limits::MAX_BATCH_ITEMS;
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
+use crate::process::Owner;
 use crate::random::random_u64;
 use crate::retry::backoff;
 use crate::time;
@@ -71,12 +72,12 @@ pub struct Client {
     feed_data_path: String,
     batches_path: String,
     /// The process that made the client (and opened its outbox).
-    pid: u32,
+    owner: Owner,
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if self.pid != std::process::id() {
+        if !self.owner.is_this_process() {
             // A child after fork(): closing the parent's SQLite connection could disturb the parent's locks
             // and WAL; it is left as it is (its memory and file descriptor go with the process).
             std::mem::forget(self.outbox.take());
@@ -226,7 +227,7 @@ impl Client {
             outbox,
             feed_data_path,
             batches_path,
-            pid: std::process::id(),
+            owner: Owner::by_pid(),
         })
     }
 
@@ -764,7 +765,7 @@ impl Client {
     }
 
     fn outbox(&self) -> Result<&Outbox> {
-        if self.pid != std::process::id() {
+        if !self.owner.is_this_process() {
             // SQLite: a database connection must not be used across fork() (its locks belong to the parent).
             return Err(Error::config(
                 "this client's outbox was opened by the parent process: after fork(), make a new client in the child",
