@@ -403,8 +403,10 @@ typedef struct realer_flush_report {
    */
   uint64_t replayed;
   /**
-   * Items Realer judged and refused for good (409, 422, 413 alone, another 4xxx; never a refusal of the
-   * request as a whole such as 401, 402, 403, 404, 429), moved to the dead letters.
+   * Items Realer judged and refused for good in its own JSON answer (409, 422, 413 for one item of at least
+   * 1 KiB larger than any body the path carried, another 4xxx; never a refusal of the request as a whole
+   * such as 401, 402, 403, 404, 408, 425, 429, nor a page of a proxy's or gateway's own), moved to the
+   * dead letters.
    */
   uint64_t rejected;
   /**
@@ -633,12 +635,14 @@ typedef struct realer_dead_letter {
 #define REALER_FEED_OUTCOME_IDEMPOTENT 1
 
 /**
- * Refused for good (validation, conflict, permission): do not resend it unchanged.
+ * Realer judged the item and refused it for good (validation, conflict, over the byte budget), in its own
+ * JSON answer: do not resend it unchanged. Never from a page of a proxy, gateway or captive portal.
  */
 #define REALER_FEED_OUTCOME_REJECTED 2
 
 /**
- * Not known to be stored (invalid item, network failure, timeout): send it again with the same `message_id`.
+ * Not known to be stored (invalid item, network failure, timeout, a request refused as a whole, an answer
+ * that was not Realer's, a 2xx without Realer's body): send it again with the same `message_id`.
  */
 #define REALER_FEED_OUTCOME_NOT_SENT 3
 
@@ -1087,10 +1091,15 @@ realer_status realer_feed_item_init(struct realer_feed_item *item);
  * also after a failure, so the caller can retry with it.
  * `REALER_OK`: `outcome` is CREATED or IDEMPOTENT (a replay of an already stored item).
  * `REALER_ERR_INVALID_ARGUMENT`: the item breaks the contract (the message names the field); nothing sent.
- * `REALER_ERR_API`: outcome REJECTED when Realer judged the item (code 4009 conflict, 4022 validation with
- * `details_json`, 4013 over the byte budget, another 4xxx); outcome NOT_SENT when the request was refused
- * as a whole (4001 after a token renewal, 4002 subscription inactive, 4003, 4004, 4029 or 5xxx after the
- * retries): keep the item and send it again later with the same `message_id` and `value_received_at`.
+ * `REALER_ERR_API`: outcome REJECTED when Realer judged the item in its own JSON answer (code 4009
+ * conflict, 4022 validation with `details_json`, 4013 over the byte budget for an item of at least 1 KiB
+ * larger than any body this client's path carried, another 4xxx); outcome NOT_SENT when the request was
+ * refused as a whole (4001 after a token renewal, 4002 subscription inactive, 4003, 4004, 408, 425, 4029
+ * or 5xxx after the retries, a 413 for a smaller item) or the answer was not Realer's (a 4xx HTML or empty
+ * page of a proxy, gateway or captive portal): keep the item and send it again later with the same
+ * `message_id` and `value_received_at`.
+ * `REALER_ERR_PROTOCOL`, outcome NOT_SENT: a 2xx without Realer's JSON body (a gateway's 202/204, an empty
+ * or HTML 200) confirms nothing; a resend with the same `message_id` is a harmless replay.
  * `REALER_ERR_NETWORK`/`_TIMEOUT`/`_TLS`: no answer (outcome NOT_SENT).
  * Realer's `warnings` (undocumented contents) are read with `realer_last_warnings`.
  *
@@ -1104,16 +1113,20 @@ realer_status realer_feed_post(const struct realer_client *client,
 /**
  * Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
  * 100 items per request: more items make several requests, sent one after the other, each with its own
- * request timeout. A request answered 413 is split in halves (by bytes) and resent. Where the batch
- * endpoint refuses a request as a whole (400, 404, 405, 415, 422 without per-item results) or answers in a
- * shape librealer cannot read, the items go one by one through /feed-data, and this client keeps doing so
- * for an hour before it tries batches again: every item is delivered either way. Every item is checked before
+ * request timeout. A request answered 413 is split in halves (by bytes) and resent, at most 8 requests for
+ * 100 items; a 413 for a body under 1 KiB, or for one item no larger than a body this client's path
+ * carried, refused the request (its items NOT_SENT, the call stops); later batches are sized below the
+ * smallest body refused as too large. Where the batch endpoint refuses a request as a whole (400, 404, 405,
+ * 415, 422 without per-item results) or answers in a shape librealer cannot read (a 2xx without Realer's
+ * JSON body included), the items go one by one through /feed-data, and this client keeps doing so for an
+ * hour before it tries batches again: every item is delivered either way. Every item is checked before
  * anything is sent: one bad item fails the call with `REALER_ERR_INVALID_ARGUMENT` (the message names it).
  * `*out` is set to NULL first, then to the per-item results whenever the items could be read, also on
  * failure; free it with `realer_batch_result_free` (NULL is accepted).
  * `REALER_OK`: every request was answered; items may still be REJECTED one by one (see each result).
- * Any other status: a request was refused as a whole (402, 403, 429/5xx after retries, no answer...): its
- * items and the ones after it are NOT_SENT (send them again later with the same `message_id`s); earlier
+ * Any other status: a request was refused as a whole (402, 403, 408/425/429/5xx after retries, a 413 that
+ * cannot be about size, another page of a proxy's own, no answer...): its items and the ones after it are
+ * NOT_SENT (send them again later with the same `message_id`s); earlier
  * results stand.
  *
  * # Safety
@@ -1234,9 +1247,12 @@ realer_status realer_outbox_push_many(const struct realer_client *client,
 /**
  * Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items`
  * (0 = all) were tried; each request has its own request timeout. Accepted items (created or idempotent)
- * leave the outbox; items Realer refused one by one (4xxx other than 4001 and 4029 in the batch answer)
- * move to the dead letters; a batch answered 413 is split and resent (a single item too large for any
- * request becomes a dead letter); every other item stays for the next flush.
+ * leave the outbox; items Realer refused one by one in its own JSON (4xxx other than 4001 and 4029 in the
+ * batch answer) move to the dead letters; a batch answered 413 is split and resent (at most 8 requests for
+ * 100 items; one item of at least 1 KiB, larger than any body the path carried, refused by Realer's 413
+ * becomes a dead letter; a 413 for a smaller body stops the flush, its items pending); a batch answered 2xx
+ * without Realer's body goes one by one; every other item stays for the next flush, whatever a proxy,
+ * gateway or captive portal answered.
  * A flush claims the items it sends, so that flushes of the same file from other clients or processes send
  * other items; a claim ends with the flush or, if its process dies, at the next flush that runs alone (else
  * when it expires, after twice the longest a batch request can take). A full disk does not stop a flush:

@@ -10,7 +10,7 @@ use crate::codes::{self, Class};
 use crate::config::{check_id, Config};
 use crate::desired::{self, AnsweredLog, DesiredSource, DesiredStates, REPROBE_AFTER};
 use crate::error::{Error, ErrorKind, Result};
-use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, Prepared, SingleAnswer};
+use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, PathSizes, Prepared, SingleAnswer, Verdict413};
 use crate::json;
 use crate::limits::MAX_BATCH_ITEMS;
 use crate::log::{log, Level};
@@ -49,6 +49,9 @@ pub struct Client {
     /// When `/feed-data/batches` refused a request as a whole or answered in a shape this client cannot
     /// read: batches go one item at a time through `/feed-data` until `REPROBE_AFTER` has passed.
     batches_missing: Mutex<Option<Instant>>,
+    /// The largest body the path to Realer carried and the smallest it refused with 413: what a 413 means,
+    /// and how large a batch is sent whole.
+    sizes: PathSizes,
     outbox: Option<Outbox>,
     feed_data_path: String,
     batches_path: String,
@@ -91,28 +94,47 @@ fn reprobe_due(since: &Mutex<Option<Instant>>) -> bool {
 
 /// How a batch request that failed as a whole goes on (contract section 5).
 enum BatchRefusal {
-    /// 413: halve the batch by bytes.
-    Split,
+    /// 413, from Realer or the path: too large, or a refusal, by the body's size (`Client::batch_too_large`).
+    TooLarge,
     /// The endpoint refused the request itself (400, 404, 405, 415, 422 without per-item results, another
-    /// 4xx) or answered in a shape this client cannot read: send the items one by one.
+    /// 4xxx of Realer's) or answered in a shape this client cannot read (a 2xx without Realer's body): send
+    /// the items one by one.
     OneByOne,
     /// A refusal of the request that says nothing of the endpoint or the items (a token refused after
-    /// renewal, 402, 403, 429/5xx after retries, network, timeout): the items stay unsent.
+    /// renewal, 402, 403, 408, 425, 429/5xx after retries, another page of the path's own, network,
+    /// timeout): the items stay unsent.
     Stop,
 }
 
-fn batch_refusal(e: &Error, items: usize) -> BatchRefusal {
+fn batch_refusal(e: &Error) -> BatchRefusal {
+    if codes::is_unconfirmed_success(e) {
+        return BatchRefusal::OneByOne;
+    }
     if e.kind != ErrorKind::Api || e.retryable {
         return BatchRefusal::Stop;
     }
+    if e.code == 4013 {
+        return BatchRefusal::TooLarge;
+    }
+    if !e.from_realer {
+        // A page of the path's own: only the statuses by which an endpoint refuses a request itself (a
+        // gateway that does not route the batch path) send the items one by one, judged by their own answers.
+        return match e.http_status {
+            400 | 404 | 405 | 415 | 422 => BatchRefusal::OneByOne,
+            _ => BatchRefusal::Stop,
+        };
+    }
     match e.code {
-        4013 if items > 1 => BatchRefusal::Split,
-        // One item over the byte budget: its own post judges it.
-        4013 => BatchRefusal::OneByOne,
         4001 | 4002 | 4003 | 4029 => BatchRefusal::Stop,
         4000..=4999 => BatchRefusal::OneByOne,
         _ => BatchRefusal::Stop,
     }
+}
+
+/// Every item of `chunk` unsent with `e`, and `e` to stop the send.
+fn stop_with(chunk: &[Prepared], e: Error, out: &mut Vec<FeedResult>) -> Result<()> {
+    out.extend(chunk.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
+    Err(e)
 }
 
 enum AttemptError {
@@ -163,6 +185,7 @@ impl Client {
             answered,
             desired_states_missing: Mutex::new(None),
             batches_missing: Mutex::new(None),
+            sizes: PathSizes::default(),
             outbox,
             feed_data_path,
             batches_path,
@@ -199,7 +222,7 @@ impl Client {
         match codes::classify(answer.status, parsed.as_ref().and_then(|(code, _)| *code)) {
             Class::Success => match parsed {
                 Some((_, v)) => Ok((answer, v)),
-                None => Err(Error::protocol(format!("HTTP {} answer is not JSON", answer.status)).into()),
+                None => Err(codes::not_realers_success(&answer).into()),
             },
             Class::RenewToken => {
                 Err(AttemptError::Unauthorized(token.generation, codes::error_from_answer(&answer, ErrorKind::Auth)))
@@ -490,8 +513,11 @@ impl Client {
         let body = prepared.body.as_bytes();
         let sent = self.call_reading(Method::Post, &self.feed_data_path, Some(body), SingleAnswer::read);
         let mut result = match sent {
-            Ok((answer, single)) => feed::parse_single(answer.status, &single, prepared.message_id.clone()),
-            Err(e) => FeedResult::from_error(prepared.message_id.clone(), e),
+            Ok((answer, single)) => {
+                self.sizes.carried(body.len());
+                feed::parse_single(answer.status, &single, prepared.message_id.clone())
+            }
+            Err(e) => self.post_failed(&prepared.message_id, body.len(), e),
         };
         if result.is_accepted() {
             self.remember_answer(prepared);
@@ -501,9 +527,11 @@ impl Client {
     }
 
     /// Posts items in batch requests of up to 100 (more items make more requests, sent in order; a batch
-    /// answered 413 is split in halves and resent; where the batch endpoint is missing or answers in a shape
-    /// this client cannot read, the items go one by one through `/feed-data`). Stops at the first request
-    /// refused as a whole (contract section 7.5): the items it and later requests held are `NotSent`.
+    /// answered 413 is split in halves and resent, sized from then on below the smallest body refused; where
+    /// the batch endpoint is missing or answers in a shape this client cannot read, a 2xx without Realer's
+    /// body included, the items go one by one through `/feed-data`). Stops at the first request refused as a
+    /// whole (contract section 7.5; a 413 for a body that cannot be too large is one): the items it and later
+    /// requests held are `NotSent`.
     pub fn post_feed_batch(&self, items: &[FeedItem]) -> BatchReport {
         let now = time::now_unix_ms();
         let mut prepared = Vec::with_capacity(items.len());
@@ -589,8 +617,8 @@ impl Client {
     }
 
     /// Sends pending items, oldest first, in batches of up to 100, until none is left or `max_items` (0 = all)
-    /// were tried. Accepted items leave the outbox; items Realer refused one by one become dead letters; the
-    /// rest stay for the next flush. Stops at the first request that fails as a whole (transiently, or refused
+    /// were tried. Accepted items leave the outbox; items Realer judged and refused one by one, in its own
+    /// JSON, become dead letters; the rest stay for the next flush. Stops at the first request that fails as a whole (transiently, or refused
     /// as a request: its items were never judged), returning its error.
     pub fn outbox_flush(&self, max_items: usize) -> (FlushReport, Option<Error>) {
         let outbox = match self.outbox() {
@@ -684,6 +712,43 @@ impl Client {
         self.outbox()?.clear_dead()
     }
 
+    /// The result of a post that failed (contract section 7.5). A 2xx without Realer's body confirms nothing;
+    /// a 413 for a body that cannot be too large refused the request, not the item; an answer without
+    /// Realer's JSON code judged nothing. Each leaves the item unsent.
+    fn post_failed(&self, message_id: &str, bytes: usize, mut e: Error) -> FeedResult {
+        if codes::is_unconfirmed_success(&e) {
+            e.message.push_str(
+                "; the item is not confirmed stored: NOT_SENT, send it again with the same message_id (a replay is harmless)",
+            );
+            log!(self.config.logger, Level::Warn, "feed data {message_id}: {e}");
+            return FeedResult::not_sent(message_id.to_string(), e);
+        }
+        if e.kind == ErrorKind::Api && e.code == 4013 {
+            if self.sizes.refused_413(bytes, 1) == Verdict413::Refusal {
+                return FeedResult::not_sent(message_id.to_string(), self.refusal_413(e, bytes));
+            }
+        } else if e.from_realer {
+            self.sizes.carried(bytes);
+        }
+        if e.kind == ErrorKind::Api && !e.from_realer && !e.retryable {
+            log!(self.config.logger, Level::Warn, "feed data {message_id}: {e}; kept unsent");
+        }
+        FeedResult::from_error(message_id.to_string(), e)
+    }
+
+    /// A 413 for a body of `bytes` that cannot be over any byte budget: a refusal of the request (sent again
+    /// later), said in the message and the log.
+    fn refusal_413(&self, mut e: Error, bytes: usize) -> Error {
+        e.message = format!(
+            "{}; {}: the request was refused, not the item (kept unsent)",
+            e.message,
+            self.sizes.why_refusal(bytes)
+        );
+        e.retryable = true;
+        log!(self.config.logger, Level::Warn, "feed data: HTTP 413 taken as a refusal of the request: {}", e.message);
+        e
+    }
+
     /// Sends one chunk (up to 100 items), appending one result per item to `out`, in order. `Err` when a
     /// request was refused as a whole in a way that stops the caller (the items left are `NotSent`).
     fn send_batch(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>) -> Result<()> {
@@ -692,6 +757,10 @@ impl Client {
         }
         let mut body = String::with_capacity(chunk.iter().map(|p| p.body.len() + 1).sum::<usize>() + 12);
         feed::write_items_envelope(&mut body, chunk);
+        if chunk.len() > 1 && !self.sizes.fits(body.len()) {
+            // No smaller than a body the path refused as too large: halved before asking.
+            return self.split_batch(chunk, out);
+        }
         // Every arm that does not return falls back to sending the chunk one by one.
         match self.call_reading(Method::Post, &self.batches_path, Some(body.as_bytes()), read_code) {
             Ok((answer, ())) => {
@@ -699,6 +768,7 @@ impl Client {
                 match feed::parse_batch(answer.status, &answer.body, &ids) {
                     Ok(results) => {
                         drop(answer);
+                        self.sizes.carried(body.len());
                         return self.settle_batch(chunk, results, out);
                     }
                     Err(e) => {
@@ -707,36 +777,57 @@ impl Client {
                     }
                 }
             }
-            Err(e) => match batch_refusal(&e, chunk.len()) {
-                BatchRefusal::Stop => {
-                    out.extend(chunk.iter().map(|p| FeedResult::not_sent(p.message_id.clone(), e.clone())));
-                    return Err(e);
+            Err(e) => {
+                if e.from_realer && e.code != 4013 {
+                    self.sizes.carried(body.len());
                 }
-                BatchRefusal::Split => {
-                    log!(
-                        self.config.logger,
-                        Level::Info,
-                        "batch of {} items too large (413); splitting it",
-                        chunk.len()
-                    );
-                    return self.split_batch(chunk, out);
-                }
-                BatchRefusal::OneByOne => {
-                    if chunk.len() > 1 || e.code != 4013 {
-                        log!(
-                            self.config.logger,
-                            Level::Warn,
-                            "batch endpoint refused the request ({e}); sending one by one for an hour"
-                        );
+                match batch_refusal(&e) {
+                    BatchRefusal::Stop => return stop_with(chunk, e, out),
+                    BatchRefusal::TooLarge => return self.batch_too_large(chunk, body.len(), e, out),
+                    BatchRefusal::OneByOne => {
+                        log!(self.config.logger, Level::Warn, "batch endpoint: {e}; sending one by one for an hour");
                         *lock(&self.batches_missing) = Some(Instant::now());
                     }
                 }
-            },
+            }
         }
         self.send_one_by_one(chunk, out)
     }
 
-    /// Halves a chunk by bytes (413) and sends each part.
+    /// A batch body of `bytes` answered 413 (contract sections 5 and 7.5): halved while it may be too large
+    /// for the path; one item that may be too large is rejected when the 413 was Realer's; a body that cannot
+    /// be too large (under 1 KiB, or one item no larger than a body the path carried) was a refusal of the
+    /// request, which stops the send.
+    fn batch_too_large(&self, chunk: &[Prepared], bytes: usize, e: Error, out: &mut Vec<FeedResult>) -> Result<()> {
+        match self.sizes.refused_413(bytes, chunk.len()) {
+            Verdict413::MayBeTooLarge if chunk.len() > 1 => {
+                log!(
+                    self.config.logger,
+                    Level::Info,
+                    "batch of {} items ({bytes} bytes) too large (413); splitting it",
+                    chunk.len()
+                );
+                self.split_batch(chunk, out)
+            }
+            Verdict413::MayBeTooLarge => {
+                // One item, larger than any body the path carried: over the byte budget when Realer said so
+                // (the send goes on); too large for something on the path otherwise, which judged nothing.
+                let r = FeedResult::from_error(chunk[0].message_id.clone(), e.clone());
+                if r.outcome == FeedOutcome::NotSent {
+                    return stop_with(chunk, e, out);
+                }
+                out.push(r);
+                Ok(())
+            }
+            Verdict413::Refusal => {
+                let e = self.refusal_413(e, bytes);
+                stop_with(chunk, e, out)
+            }
+        }
+    }
+
+    /// Halves a chunk by bytes (413) and sends each part. The first part holds at most half the items too,
+    /// so that a path refusing every body is found out within 8 requests for 100 items.
     fn split_batch(&self, chunk: &[Prepared], out: &mut Vec<FeedResult>) -> Result<()> {
         let total: usize = chunk.iter().map(|p| p.body.len()).sum();
         let mut bytes = 0;
@@ -747,6 +838,7 @@ impl Client {
                 bytes * 2 >= total
             })
             .map_or(chunk.len() / 2, |i| i + 1)
+            .min(chunk.len().div_ceil(2))
             .clamp(1, chunk.len() - 1);
         let (a, b) = chunk.split_at(half);
         match self.send_batch(a, out) {

@@ -14,7 +14,7 @@ pub(crate) enum Class {
     Success,
     /// 401/4001: get a new token, then retry the call once.
     RenewToken,
-    /// 429/4029, any 5xx: retry with backoff.
+    /// 408, 425, 429/4029, any 5xx: retry with backoff.
     Retry,
     /// Everything else: report, never retry.
     Fail,
@@ -31,7 +31,8 @@ pub(crate) fn classify(http_status: u16, code: Option<i32>) -> Class {
     if http_status >= 500 {
         return Class::Retry;
     }
-    if http_status == 429 {
+    // 408 Request Timeout, 425 Too Early, 429 Too Many Requests: "try again", whoever says it.
+    if matches!(http_status, 408 | 425 | 429) {
         return Class::Retry;
     }
     if http_status == 401 {
@@ -95,6 +96,9 @@ impl Refusal<'_> {
 pub(crate) fn error_from_answer(answer: &Answer, kind: ErrorKind) -> Error {
     let body = json_bytes(answer).and_then(|b| serde_json::from_slice::<Refusal<'_>>(b).ok());
     let mut err = error_from_refusal(answer.status, body.as_ref(), kind);
+    if kind == ErrorKind::Api && !err.from_realer && (400..500).contains(&answer.status) {
+        err.message.push_str(NOT_REALERS);
+    }
     err.retry_after = answer.retry_after;
     if err.request_id.is_empty() {
         err.request_id = answer.request_id.clone().unwrap_or_default();
@@ -103,6 +107,7 @@ pub(crate) fn error_from_answer(answer: &Answer, kind: ErrorKind) -> Error {
 }
 
 /// The error a refusal stands for: an answer's body (`None`: not JSON), or one item's result in a batch.
+/// `from_realer` says whether the body carried a numeric `code`.
 pub(crate) fn error_from_refusal(http_status: u16, body: Option<&Refusal<'_>>, kind: ErrorKind) -> Error {
     let code = body.and_then(Refusal::code);
     let class = classify(http_status, code);
@@ -110,6 +115,7 @@ pub(crate) fn error_from_refusal(http_status: u16, body: Option<&Refusal<'_>>, k
     err.http_status = http_status;
     err.code = code.unwrap_or_else(|| code_from_http(http_status));
     err.retryable = class == Class::Retry;
+    err.from_realer = code.is_some();
     let mut message = None;
     if let Some(v) = body {
         let e = &v.error;
@@ -140,12 +146,37 @@ pub(crate) fn error_from_refusal(http_status: u16, body: Option<&Refusal<'_>>, k
     err
 }
 
+/// Said of a 4xx without Realer's JSON code (contract section 6).
+const NOT_REALERS: &str =
+    " (not Realer's answer: no JSON with a numeric code; a proxy, gateway or captive portal?): it judged nothing";
+
+/// The error a 2xx answer stands for when its body is not Realer's JSON (empty, an HTML page, a gateway's own
+/// JSON): it confirms nothing (contract sections 5 and 7.5).
+pub(crate) fn not_realers_success(answer: &Answer) -> Error {
+    let what =
+        if answer.body.iter().all(u8::is_ascii_whitespace) { "no body" } else { "a body that is not Realer's JSON" };
+    let mut err = Error::protocol(format!(
+        "HTTP {} with {what} (a gateway's or proxy's answer?): it confirms nothing",
+        answer.status
+    ));
+    err.http_status = answer.status;
+    err.request_id = answer.request_id.clone().unwrap_or_default();
+    err
+}
+
+/// Whether an error is a 2xx answer without Realer's body (see [`not_realers_success`]).
+pub(crate) fn is_unconfirmed_success(e: &Error) -> bool {
+    e.kind == ErrorKind::Protocol && (200..300).contains(&e.http_status)
+}
+
 /// Whether a failure judged the item itself, so that sending it again unchanged is pointless (contract
-/// section 7.5): a conflict, a validation failure, an item over the byte budget, or another 4xxx code. A
-/// request refused as a whole (a token refused after renewal, 402, 403, 404, 429, 5xx) and every failure
-/// without an answer (network, timeout) leave the item unsent: it is sent again later with its `message_id`.
+/// section 7.5): a conflict, a validation failure, an item over the byte budget, or another 4xxx code, in
+/// Realer's own answer. A request refused as a whole (a token refused after renewal, 402, 403, 404, 429,
+/// 5xx), any answer without Realer's JSON code (a proxy's or gateway's page) and every failure without an
+/// answer (network, timeout) leave the item unsent: it is sent again later with its `message_id`.
 pub(crate) fn judges_the_item(e: &Error) -> bool {
     e.kind == ErrorKind::Api
+        && e.from_realer
         && e.http_status != 0
         && !e.retryable
         && (4000..5000).contains(&e.code)
@@ -186,6 +217,11 @@ mod tests {
         assert_eq!(classify(418, Some(4999)), Class::Fail);
         assert_eq!(classify(400, Some(5001)), Class::Retry, "unknown 5xxx codes are retryable");
         assert_eq!(classify(302, None), Class::Fail);
+        // "Try again", whoever says it (a proxy's page, or Realer).
+        for status in [408, 425] {
+            assert_eq!(classify(status, None), Class::Retry, "{status}");
+            assert_eq!(classify(status, Some(code_from_http(status))), Class::Retry, "{status}");
+        }
         assert_eq!(code_from_http(422), 4022);
         assert_eq!(code_from_http(503), 5003);
     }
@@ -222,6 +258,18 @@ mod tests {
     }
 
     #[test]
+    fn a_2xx_without_realers_body_is_unconfirmed() {
+        let e = not_realers_success(&answer(204, ""));
+        assert!(is_unconfirmed_success(&e));
+        assert_eq!((e.kind, e.http_status), (ErrorKind::Protocol, 204));
+        assert!(e.message.contains("HTTP 204 with no body"), "{}", e.message);
+        let e = not_realers_success(&answer(200, "<html>ok</html>"));
+        assert!(e.message.contains("not Realer's JSON"), "{}", e.message);
+        assert!(!is_unconfirmed_success(&Error::protocol("other")));
+        assert!(!judges_the_item(&e));
+    }
+
+    #[test]
     fn refusals_of_the_request_are_not_rejections_of_the_item() {
         let judged =
             |status: u16, body: &str| judges_the_item(&error_from_answer(&answer(status, body), ErrorKind::Api));
@@ -232,6 +280,18 @@ mod tests {
             assert!(!judged(status, &format!(r#"{{"code":{code}}}"#)), "{status}");
             assert!(!judged(status, "<html>"), "{status} without JSON");
         }
+        // Without Realer's JSON code, a 4xx came from the path (a proxy's page, an empty answer, a gateway's
+        // own JSON) and judged nothing; a code as a digit string is tolerated as Realer's.
+        for status in [400, 409, 413, 415, 422, 418, 499] {
+            for body in ["<html><head><title>x</title></head></html>", "", r#"{"message":"Request Entity Too Large"}"#]
+            {
+                let e = error_from_answer(&answer(status, body), ErrorKind::Api);
+                assert!(!e.from_realer && !judges_the_item(&e), "{status} {body:?}");
+                assert!(e.message.contains("not Realer's answer"), "{}", e.message);
+            }
+        }
+        assert!(judged(422, r#"{"code":"4022"}"#));
+        assert!(error_from_answer(&answer(422, r#"{"code":4022}"#), ErrorKind::Api).from_realer);
         // The second label vocabulary changes nothing: decisions go by code.
         assert!(!judged(402, r#"{"code":4002,"error":{"type":"subscription_inactive","message":"x"}}"#));
         assert!(!judges_the_item(&Error::new(ErrorKind::Network, "reset")));

@@ -58,6 +58,9 @@ pub struct Error {
     pub retryable: bool,
     /// The server's `Retry-After`, when it sent one.
     pub retry_after: Option<Duration>,
+    /// Whether the answer was Realer's: its JSON with a numeric `code` (contract section 6). An answer without
+    /// it came from something on the path (a proxy, a gateway, a captive portal) and judged no item.
+    pub from_realer: bool,
 }
 
 impl Error {
@@ -72,6 +75,7 @@ impl Error {
             details: None,
             retryable: matches!(kind, ErrorKind::Network | ErrorKind::Timeout),
             retry_after: None,
+            from_realer: false,
         }
     }
 

@@ -63,7 +63,7 @@ pub fn desired_states(body: &[u8], now_unix_ms: i64) -> realer_status {
     status(&r)
 }
 
-/// A single-item answer; `REALER_ERR_PROTOCOL` when it is not a JSON object.
+/// A single-item answer; `REALER_ERR_PROTOCOL` when it is not Realer's (a JSON object with one of its fields).
 pub fn single(http_status: u16, is_json: bool, body: &[u8]) -> realer_status {
     let answer = answer(http_status, is_json, body);
     match SingleAnswer::read(&answer) {

@@ -94,7 +94,7 @@ fn desired_states(body: &[u8], now_unix_ms: i64) -> Result<desired::StateList> {
     Ok(states)
 }
 
-/// A single-item answer (2xx), as the client reads it: `None` when the body is not a JSON object.
+/// A single-item answer (2xx), as the client reads it: `None` when the body is not Realer's.
 fn single(answer: &Answer, message_id: &str) -> Option<FeedResult> {
     let (_, body) = SingleAnswer::read(answer)?;
     Some(crate::feed::parse_single(answer.status, &body, message_id.to_string()))

@@ -17,9 +17,11 @@ pub enum FeedOutcome {
     Created,
     /// Stored before under the same `message_id` and payload: a replay, counted as success.
     Idempotent,
-    /// Refused for good (validation, conflict, permission): do not resend unchanged.
+    /// Realer judged the item and refused it for good (validation, conflict, over the byte budget), in its
+    /// own JSON answer: do not resend unchanged.
     Rejected,
-    /// Not known to be stored (never sent, or no answer): send again with the same `message_id`.
+    /// Not known to be stored (never sent, no answer, a request refused as a whole, an answer that was not
+    /// Realer's, a 2xx without Realer's body): send again with the same `message_id`.
     NotSent,
 }
 
@@ -85,6 +87,8 @@ pub(crate) struct SingleAnswer {
     status: Option<Value>,
     feed_data_id: Option<Value>,
     warnings: Option<Box<RawValue>>,
+    /// Whether a `message_id` was there (its value is not needed: the client knows the one it sent).
+    message_id: bool,
 }
 
 enum SingleField {
@@ -92,6 +96,7 @@ enum SingleField {
     Status,
     FeedDataId,
     Warnings,
+    MessageId,
     Other,
 }
 
@@ -109,6 +114,7 @@ impl<'de> Deserialize<'de> for SingleField {
                     "status" => SingleField::Status,
                     "feed_data_id" => SingleField::FeedDataId,
                     "warnings" => SingleField::Warnings,
+                    "message_id" => SingleField::MessageId,
                     _ => SingleField::Other,
                 })
             }
@@ -133,6 +139,10 @@ impl<'de> Deserialize<'de> for SingleAnswer {
                         SingleField::Status => a.status = Some(map.next_value()?),
                         SingleField::FeedDataId => a.feed_data_id = Some(map.next_value()?),
                         SingleField::Warnings => a.warnings = Some(map.next_value()?),
+                        SingleField::MessageId => {
+                            map.next_value::<IgnoredAny>()?;
+                            a.message_id = true;
+                        }
                         SingleField::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -146,15 +156,19 @@ impl<'de> Deserialize<'de> for SingleAnswer {
 }
 
 impl SingleAnswer {
-    /// The answer and its `code`, when the body is a JSON object.
+    /// The answer and its `code`, when the body is Realer's: a JSON object with at least one of Realer's
+    /// fields (`code`, `status`, `feed_data_id`, `message_id`; some pages show answers without `code`).
+    /// Other JSON (an array, `{}`, a gateway's `{"message":"Accepted"}`) says nothing about the item: `None`,
+    /// as for a body that is not JSON, so a 2xx with it confirms nothing.
     pub(crate) fn read(answer: &Answer) -> Option<(Option<i32>, SingleAnswer)> {
         let bytes = codes::json_bytes(answer)?;
         if bytes.trim_ascii_start().first() != Some(&b'{') {
-            // Other JSON (an array, a number) has none of these fields.
-            serde_json::from_slice::<IgnoredAny>(bytes).ok()?;
-            return Some((None, SingleAnswer::default()));
+            return None;
         }
         let a: SingleAnswer = serde_json::from_slice(bytes).ok()?;
+        if a.code.is_none() && a.status.is_none() && a.feed_data_id.is_none() && !a.message_id {
+            return None;
+        }
         Some((a.code.as_ref().and_then(codes::code_value), a))
     }
 }
@@ -261,6 +275,8 @@ fn batch_result(http_status: u16, r: &BatchResult<'_>, raw: &RawValue, message_i
     let item_status = u16::try_from(code / 1000 * 100 + code % 100).unwrap_or(400);
     let mut err = codes::error_from_refusal(item_status, Some(&refusal), ErrorKind::Api);
     err.http_status = http_status;
+    // A result in a batch answer's `results` is Realer's word on that item, with or without its own code.
+    err.from_realer = true;
     Some(FeedResult::from_error(message_id, err))
 }
 
@@ -301,9 +317,12 @@ mod tests {
         // A repeated key keeps its last value.
         let (code, r) = read(r#"{"code":4022,"status":"x","code":2000,"status":"idempotent"}"#, true).unwrap();
         assert_eq!((code, r.outcome, r.code), (Some(2000), FeedOutcome::Idempotent, 2000));
-        // Other JSON: none of the fields, as a `Value` would have it.
-        let (code, r) = read("[1,2]", true).unwrap();
-        assert_eq!((code, r.outcome, r.feed_data_id, r.code), (None, FeedOutcome::Created, None, 2000));
+        // Other JSON, or an object without any of Realer's fields: not Realer's answer, it confirms nothing.
+        assert!(read("[1,2]", true).is_none());
+        assert!(read("{}", true).is_none());
+        assert!(read(r#"{"message":"Accepted"}"#, true).is_none());
+        let (code, r) = read(r#"{"message_id":"m"}"#, true).unwrap();
+        assert_eq!((code, r.outcome, r.code), (None, FeedOutcome::Created, 2000));
     }
 
     #[test]

@@ -27,8 +27,10 @@ pub struct realer_flush_report {
     pub sent: u64,
     /// Items Realer already had (`idempotent`): resends after a lost answer.
     pub replayed: u64,
-    /// Items Realer judged and refused for good (409, 422, 413 alone, another 4xxx; never a refusal of the
-    /// request as a whole such as 401, 402, 403, 404, 429), moved to the dead letters.
+    /// Items Realer judged and refused for good in its own JSON answer (409, 422, 413 for one item of at least
+    /// 1 KiB larger than any body the path carried, another 4xxx; never a refusal of the request as a whole
+    /// such as 401, 402, 403, 404, 408, 425, 429, nor a page of a proxy's or gateway's own), moved to the
+    /// dead letters.
     pub rejected: u64,
     /// Items still pending after the flush.
     pub pending: u64,
@@ -185,9 +187,12 @@ pub unsafe extern "C" fn realer_outbox_push_many(
 
 /// Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items`
 /// (0 = all) were tried; each request has its own request timeout. Accepted items (created or idempotent)
-/// leave the outbox; items Realer refused one by one (4xxx other than 4001 and 4029 in the batch answer)
-/// move to the dead letters; a batch answered 413 is split and resent (a single item too large for any
-/// request becomes a dead letter); every other item stays for the next flush.
+/// leave the outbox; items Realer refused one by one in its own JSON (4xxx other than 4001 and 4029 in the
+/// batch answer) move to the dead letters; a batch answered 413 is split and resent (at most 8 requests for
+/// 100 items; one item of at least 1 KiB, larger than any body the path carried, refused by Realer's 413
+/// becomes a dead letter; a 413 for a smaller body stops the flush, its items pending); a batch answered 2xx
+/// without Realer's body goes one by one; every other item stays for the next flush, whatever a proxy,
+/// gateway or captive portal answered.
 /// A flush claims the items it sends, so that flushes of the same file from other clients or processes send
 /// other items; a claim ends with the flush or, if its process dies, at the next flush that runs alone (else
 /// when it expires, after twice the longest a batch request can take). A full disk does not stop a flush:

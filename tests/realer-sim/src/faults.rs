@@ -1,6 +1,6 @@
 //! Fault injection: failures a proxy or an overloaded server produces, queued for the next matching requests.
 
-use crate::http::Request;
+use crate::http::{Request, Response};
 use crate::routes::Route;
 
 /// One failure to produce instead of (or around) a normal answer.
@@ -37,6 +37,24 @@ pub enum Fault {
     /// Handle the request normally, then send the answer one byte every `ms` milliseconds (a dripping
     /// server: it never goes silent long enough for a read timeout).
     Drip { ms: u64 },
+    /// Answer this status with a page of the path's own (a proxy, a gateway, a captive portal): an nginx-like
+    /// HTML page or no body, never JSON, no `X-Request-Id`; the request does not reach the API.
+    ProxyPage { status: u16, body: PageBody },
+    /// Handle the request normally (feed data is stored), then answer as `ProxyPage` does: a gateway that
+    /// forwarded the request and answered 202 or 204 (or an empty or HTML 200) of its own.
+    StoreThenPage { status: u16, body: PageBody },
+    /// A proxy's body limit (nginx's `client_max_body_size`): a request body over `max_bytes` gets the HTML 413
+    /// page without reaching the API; a smaller one is handled normally.
+    BodyLimit { max_bytes: usize },
+}
+
+/// What a page of the path's own holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageBody {
+    /// An nginx-like HTML page naming the status (`text/html`).
+    Html,
+    /// Nothing (`Content-Length: 0`, no `Content-Type`).
+    Empty,
 }
 
 impl Fault {
@@ -57,6 +75,9 @@ impl Fault {
             Fault::Hang => "hang",
             Fault::StoreThenHang => "store_then_hang",
             Fault::Drip { .. } => "drip",
+            Fault::ProxyPage { .. } => "proxy_page",
+            Fault::StoreThenPage { .. } => "store_then_page",
+            Fault::BodyLimit { .. } => "body_limit",
         }
     }
 }
@@ -141,3 +162,27 @@ pub(crate) fn take(queue: &mut Vec<QueuedFault>, req: &Request) -> Option<Fault>
 
 /// The page nginx serves when its upstream fails.
 pub(crate) const BAD_GATEWAY_HTML: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+/// A page of the path's own for `status` (see `Fault::ProxyPage`), as nginx writes its error pages.
+pub(crate) fn page(status: u16, body: PageBody) -> Response {
+    let mut resp = match body {
+        PageBody::Html => {
+            // nginx's own wording for the statuses it writes pages for.
+            let reason = match status {
+                408 => "Request Time-out",
+                413 => "Request Entity Too Large",
+                425 => "Too Early",
+                499 => "Client Closed Request",
+                other => crate::http::reason(other),
+            };
+            let title = format!("{status} {reason}");
+            let html = format!(
+                "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+            );
+            Response::new(status, "text/html", html.into_bytes())
+        }
+        PageBody::Empty => Response { status, headers: Vec::new(), body: Vec::new() },
+    };
+    resp.headers.push(("Server".to_string(), "nginx".to_string()));
+    resp
+}

@@ -190,7 +190,7 @@ pub fn read_request<S: Read + Write>(
     Ok(Some(req))
 }
 
-fn read_chunked<S: Read>(stream: &mut S, buf: &mut Vec<u8>, max_body: usize) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_chunked<S: Read>(stream: &mut S, buf: &mut Vec<u8>, max_body: usize) -> Result<Vec<u8>, ReadError> {
     let mut body = Vec::new();
     loop {
         let line = read_line(stream, buf)?;

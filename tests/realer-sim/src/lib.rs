@@ -11,6 +11,7 @@ mod faults;
 mod feed;
 mod fixture;
 mod http;
+pub mod netkit;
 mod oauth;
 mod routes;
 mod server;
@@ -20,7 +21,7 @@ pub mod time;
 mod tls;
 mod values;
 
-pub use faults::{Fault, Target};
+pub use faults::{Fault, PageBody, Target};
 pub use fixture::{Fixture, FixtureCommand, FixtureDesired, FixtureDevice, FixtureSensor, Id, ItemError, BUILTIN_JSON};
 pub use server::{Sim, SimOptions};
 pub use state::{Flavour, Labels, LogEntry, Record, Settings};

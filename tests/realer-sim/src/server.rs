@@ -708,6 +708,15 @@ impl Inner {
                 Outcome::Hang
             }
             Some(Fault::Drip { ms }) => Outcome::Drip(this.dispatch(req), Duration::from_millis(*ms)),
+            Some(Fault::ProxyPage { status, body }) => Outcome::Answer(faults::page(*status, *body)),
+            Some(Fault::StoreThenPage { status, body }) => {
+                this.dispatch(req);
+                Outcome::Answer(faults::page(*status, *body))
+            }
+            Some(Fault::BodyLimit { max_bytes }) if req.body.len() > *max_bytes => {
+                Outcome::Answer(faults::page(413, faults::PageBody::Html))
+            }
+            Some(Fault::BodyLimit { .. }) => Outcome::Answer(this.dispatch(req)),
         };
         let labels = lock(&this.state).labels;
         let outcome = match outcome {
