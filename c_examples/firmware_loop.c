@@ -1,24 +1,31 @@
-/* firmware_loop.c: one pass of a Realer device's loop (contract section 7) with librealer.
+/* firmware_loop.c: a Realer device's loop (contract section 7) with librealer.
  *
  *   1. authenticate with the device's OAuth client credentials;
+ *   then, each pass:
  *   2. read the catalog: commands (the device's actuators) and sensors (what may be reported);
  *   3. ask what Realer wants the actuators at, drive the ones that differ, and answer: on a newer service
  *      every pending desired state is answered "applied" or "stale" with its desired_id; on an older one
- *      (the catalog's values) each actuator that changed is reported with its new physical value;
- *   4. report one local physical command change (no desired_id);
+ *      (the catalog's values) librealer hands over only the values that are new (first seen, or changed in
+ *      Realer since), and each actuator that changed is reported with its new physical value;
+ *   4. report one local physical command change (someone pressed the first actuator's button; no
+ *      desired_id): the next pass does not undo it, since the catalog value it differs from was acted on
+ *      already;
  *   5. post one reading per sensor, one by one;
  *   6. post a new reading of the same sensors as one batch;
  *   7. with --outbox only: send the outbox.
  *
- * Usage: firmware_loop [--outbox PATH]
+ * Usage: firmware_loop [--outbox PATH] [--passes N] [--interval-ms MS]
+ *
+ * One pass by default; --passes N runs steps 2-7 N times, --interval-ms MS apart (default 1000), as a real
+ * firmware does periodically.
  *
  * With --outbox PATH, step 5 stores the readings in a durable outbox (an SQLite file at PATH) instead of
  * posting them, and a step 7 sends the outbox. A reading is then never lost: when the network or Realer is
- * away, it waits in the file for the next run (or the next pass of a real loop), under the message_id it got
- * when it was stored, so a resend is never a duplicate. Answers to Realer stay direct posts: one that cannot
- * be sent is answered again when the next pass asks (the desired state stays pending until then). The
- * outbox file also keeps which desired states were answered, so a restarted device never applies an old
- * one again.
+ * away, it waits in the file for the next run (or the next pass), under the message_id it got when it was
+ * stored, so a resend is never a duplicate. Answers to Realer stay direct posts: one that cannot be sent is
+ * answered again when the next pass asks (the desired state stays pending until then). The outbox file also
+ * keeps which desired states were answered and which catalog values were acted on, so a restarted device
+ * never applies an old one again, nor undoes a local change.
  *
  * The same code works against both kinds of Realer service: librealer asks /desired-states and falls back
  * to the catalog's values where the service does not offer it.
@@ -29,21 +36,22 @@
  *   REALER_CLIENT_ID      the device's OAuth client id (cdv_...)
  *   REALER_CLIENT_SECRET  its secret
  *   REALER_CA_FILE        optional: trust only these CA certificates (PEM) instead of the bundled roots
- *   REALER_SCOPE          optional: the OAuth scope to request
+ *   REALER_SCOPE          optional: the OAuth scope to request (leave it unset: Realer grants its default
+ *                         HTTPS scopes; a list without iot:desired-state:read gets no desired state)
  *
  * Exit status 0 when every step succeeded, or when the only failure was a transient one while sending the
  * outbox (the readings wait in it for the next run), or when SIGTERM or SIGINT stopped it (see stop_waiter);
  * 1 otherwise (the reason is printed on stderr); 2 for bad arguments.
- * A real firmware runs steps 2-7 periodically; where it would talk to hardware, this example says so: its
- * actuators are simulated, and all start at "0". */
+ * Where it would talk to hardware, this example says so: its actuators are simulated, and all start at "0". */
 
-#define _POSIX_C_SOURCE 200809L /* pthread_sigmask, sigwait */
+#define _POSIX_C_SOURCE 200809L /* pthread_sigmask, sigwait, nanosleep */
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "realer.h"
 
@@ -237,11 +245,12 @@ static realer_client *connect_from_env(const char *outbox_path)
     return client;
 }
 
-/* Simulated actuators, one per usable command, all starting at "0": where a real device drives its relays. */
+/* Simulated actuators, one per usable command, all starting at "0": where a real device drives its relays.
+ * They keep their values from pass to pass; the catalog's strings are copied (each pass reads a new list). */
 #define MAX_ACTUATORS 64
 struct actuator {
-    const char *command_id; /* points into the command list, which lives as long as the actuators */
-    const char *value_type;
+    char command_id[130];
+    char value_type[64];
     char value[256];
 };
 
@@ -260,6 +269,28 @@ static struct actuator *actuator_for(const char *command_id)
     return NULL;
 }
 
+/* The actuator of a usable command, made (at "0") the first time the catalog lists it; NULL when there is no
+ * room, or its id or value type is too long for this example. */
+static struct actuator *actuator_of(const realer_command *c)
+{
+    struct actuator *a = actuator_for(c->id);
+    const char *value_type = c->value_type != NULL ? c->value_type : "";
+
+    if (a != NULL) {
+        snprintf(a->value_type, sizeof a->value_type, "%s", value_type);
+        return a;
+    }
+    if (n_actuators == MAX_ACTUATORS || strlen(c->id) >= sizeof a->command_id ||
+        strlen(value_type) >= sizeof a->value_type) {
+        return NULL;
+    }
+    a = &actuators[n_actuators++];
+    snprintf(a->command_id, sizeof a->command_id, "%s", c->id);
+    snprintf(a->value_type, sizeof a->value_type, "%s", value_type);
+    strcpy(a->value, "0");
+    return a;
+}
+
 /* Hardware: drive the actuator to `value`. Returns 0 on success (-1: the value does not fit this device). */
 static int drive(struct actuator *a, const char *value)
 {
@@ -270,14 +301,13 @@ static int drive(struct actuator *a, const char *value)
     return 0;
 }
 
-/* Step 2: prints the catalog, and makes one simulated actuator per usable command. */
+/* Step 2: prints the catalog, and makes one simulated actuator per usable command (once). */
 static void print_catalog(const realer_commands *commands, const realer_sensors *sensors)
 {
     size_t i;
 
     printf("2. The catalog has %zu command(s) and %zu sensor(s).\n", realer_commands_len(commands),
            realer_sensors_len(sensors));
-    n_actuators = 0;
     for (i = 0; i < realer_commands_len(commands); i++) {
         realer_command item;
         const realer_command *c = &item;
@@ -293,11 +323,8 @@ static void print_catalog(const realer_commands *commands, const realer_sensors 
         }
         printf("  command %s: %s on pin %s, value %s (%s)\n", c->id, or_none(c->kind), or_none(c->pin_port),
                or_none(c->value), or_none(c->value_type));
-        if (n_actuators < MAX_ACTUATORS) {
-            actuators[n_actuators].command_id = c->id;
-            actuators[n_actuators].value_type = c->value_type;
-            strcpy(actuators[n_actuators].value, "0");
-            n_actuators++;
+        if (actuator_of(c) == NULL) {
+            printf("  command %s: no room for its actuator in this example\n", c->id);
         }
     }
     for (i = 0; i < realer_sensors_len(sensors); i++) {
@@ -347,7 +374,7 @@ static int apply_what_realer_wants(const realer_client *client)
     }
     newer = realer_desired_states_source(wanted) == REALER_DESIRED_SOURCE_DESIRED_STATES;
     printf("3. Realer wants %zu setting(s) (%s).\n", realer_desired_states_len(wanted),
-           newer ? "pending desired states" : "the catalog's values");
+           newer ? "pending desired states" : "catalog values new since the last pass");
     for (i = 0; i < realer_desired_states_len(wanted); i++) {
         realer_desired_state item;
         const realer_desired_state *d = &item;
@@ -647,17 +674,80 @@ static int flush_outbox(const realer_client *client, int *waiting)
     return failures;
 }
 
-static const char USAGE[] = "usage: firmware_loop [--outbox PATH]\n";
+/* Steps 2-7, once. Returns the number of failures; *waiting is set when readings wait in the outbox. */
+static int run_pass(const realer_client *client, const char *outbox_path, int *waiting)
+{
+    realer_commands *commands = NULL;
+    realer_sensors *sensors = NULL;
+    realer_status status;
+    int failures = 0;
+
+    status = realer_commands_fetch(client, &commands);
+    if (status != REALER_OK) {
+        print_failure("reading the commands", status);
+        return 1;
+    }
+    status = realer_sensors_fetch(client, &sensors);
+    if (status != REALER_OK) {
+        print_failure("reading the sensors", status);
+        realer_commands_free(commands);
+        return 1;
+    }
+    print_catalog(commands, sensors);
+
+    /* Each step starts only while nobody asked to stop; one under way is cancelled by the stop thread. */
+    if (!stopping()) {
+        failures += apply_what_realer_wants(client);
+    }
+    if (!stopping()) {
+        failures += report_local_change(client) != 0;
+    }
+    if (!stopping()) {
+        failures += post_readings_one_by_one(client, sensors, outbox_path != NULL);
+    }
+    if (!stopping()) {
+        failures += post_readings_as_batch(client, sensors, outbox_path != NULL);
+    }
+    if (!stopping() && outbox_path != NULL) {
+        failures += flush_outbox(client, waiting);
+    }
+    realer_sensors_free(sensors);
+    realer_commands_free(commands);
+    return failures;
+}
+
+/* Waits `ms` milliseconds between passes, in steps short enough to stop soon after a stop signal. */
+static void wait_between_passes(long ms)
+{
+    while (ms > 0 && !stopping()) {
+        long step = ms < 50 ? ms : 50;
+        struct timespec t = {0, step * 1000000L};
+
+        nanosleep(&t, NULL);
+        ms -= step;
+    }
+}
+
+/* A positive decimal number from an argument; 0 when it is not one. */
+static long positive(const char *arg)
+{
+    char *end = NULL;
+    long n = strtol(arg, &end, 10);
+
+    return (end != arg && *end == '\0' && n > 0) ? n : 0;
+}
+
+static const char USAGE[] = "usage: firmware_loop [--outbox PATH] [--passes N] [--interval-ms MS]\n";
 
 int main(int argc, char **argv)
 {
     const char *outbox_path = NULL;
+    long passes = 1;
+    long interval_ms = 1000;
+    long pass;
     int waiting = 0;
     int i;
     realer_client *client = NULL;
-    realer_commands *commands = NULL;
-    realer_sensors *sensors = NULL;
-    realer_status status;
     int failures = 0;
     sigset_t signals;
     pthread_t waiter;
@@ -665,6 +755,11 @@ int main(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--outbox") == 0 && i + 1 < argc && outbox_path == NULL) {
             outbox_path = argv[++i];
+        } else if (strcmp(argv[i], "--passes") == 0 && i + 1 < argc && (passes = positive(argv[++i])) > 0) {
+            continue;
+        } else if (strcmp(argv[i], "--interval-ms") == 0 && i + 1 < argc &&
+                   (interval_ms = positive(argv[++i])) > 0) {
+            continue;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(USAGE, stdout);
             return EXIT_SUCCESS;
@@ -697,43 +792,20 @@ int main(int argc, char **argv)
     }
     watch_client(client);
 
-    status = realer_commands_fetch(client, &commands);
-    if (status != REALER_OK) {
-        print_failure("reading the commands", status);
-        failures++;
-        goto done;
-    }
-    status = realer_sensors_fetch(client, &sensors);
-    if (status != REALER_OK) {
-        print_failure("reading the sensors", status);
-        failures++;
-        goto done;
-    }
-    print_catalog(commands, sensors);
-
-    /* Each step starts only while nobody asked to stop; one under way is cancelled by the stop thread. */
-    if (!stopping()) {
-        failures += apply_what_realer_wants(client);
-    }
-    if (!stopping()) {
-        failures += report_local_change(client) != 0;
-    }
-    if (!stopping()) {
-        failures += post_readings_one_by_one(client, sensors, outbox_path != NULL);
-    }
-    if (!stopping()) {
-        failures += post_readings_as_batch(client, sensors, outbox_path != NULL);
-    }
-    if (!stopping() && outbox_path != NULL) {
-        failures += flush_outbox(client, &waiting);
+    for (pass = 1; pass <= passes && !stopping(); pass++) {
+        if (pass > 1) {
+            wait_between_passes(interval_ms);
+            if (stopping()) {
+                break;
+            }
+            printf("Pass %ld of %ld.\n", pass, passes);
+        }
+        failures += run_pass(client, outbox_path, &waiting);
     }
 
-done:
     watch_client(NULL);
     pthread_kill(waiter, SIGUSR1); /* ends the stop thread if no signal did */
     pthread_join(waiter, NULL);
-    realer_sensors_free(sensors);
-    realer_commands_free(commands);
     realer_client_free(client);
     if (stopping()) {
         printf("Stopped by %s: what was not sent %s.\n", stopping() == SIGTERM ? "SIGTERM" : "SIGINT",

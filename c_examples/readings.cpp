@@ -37,16 +37,21 @@ int main() {
         const realer::Sensors sensors = client.sensors();
         std::printf("catalog: %zu commands, %zu sensors\n", commands.size(), sensors.size());
 
-        // Pending desired states: applied (a real device drives its actuator to state.value first) or, when
-        // expired or out of sequence, reported stale.
+        // What Realer wants: pending desired states, applied (a real device drives its actuator to state.value
+        // first) or, when expired or out of sequence, reported stale; or, on an older service (desired_id NULL),
+        // the catalog values new since the last fetch, applied and reported as the physical value.
         const realer::DesiredStates desired = client.desired_states();
         for (const realer_desired_state &state : desired) {
             const bool apply = state.action == REALER_DESIRED_ACTION_APPLY;
             const realer_feed_item report =
                 realer::answer(state, state.value, apply ? REALER_REPORT_STATUS_APPLIED : REALER_REPORT_STATUS_STALE);
             client.post(report);
-            std::printf("  command %s: desired state %s %s\n", state.command_id, state.desired_id,
-                        apply ? "applied" : "reported stale");
+            if (state.desired_id != nullptr) {
+                std::printf("  command %s: desired state %s %s\n", state.command_id, state.desired_id,
+                            apply ? "applied" : "reported stale");
+            } else {
+                std::printf("  command %s: catalog value %s applied\n", state.command_id, state.value);
+            }
         }
         std::printf("desired states: %zu answered\n", desired.size());
 

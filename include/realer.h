@@ -242,7 +242,11 @@ typedef struct realer_feed_item {
    */
   const char *value;
   /**
-   * When the device observed the value, RFC 3339 UTC ("2026-04-24T10:15:00Z"); NULL = now.
+   * When the device observed the value, RFC 3339 ("2026-04-24T10:15:00Z"); NULL = now. Sent in Realer's
+   * form, `YYYY-MM-DDTHH:MM:SS[.fff]Z`: another RFC 3339 form is normalised first (lower-case `t` and `z`
+   * taken, an offset such as "+02:00" or "-00:00" converted to UTC, a fraction cut to milliseconds:
+   * ".5" becomes ".500"); anything else (no offset, "+0200", not a date) is refused with
+   * `REALER_ERR_INVALID_ARGUMENT`, before any I/O. The result's `value_received_at` is what was sent.
    */
   const char *value_received_at;
   /**
@@ -503,7 +507,8 @@ typedef struct realer_dead_letter {
 /**
  * Drive the actuator to `value` when it is not there already, then answer with the physical result:
  * `realer_feed_item_init_answer` with `REALER_REPORT_STATUS_APPLIED` (or `_REJECTED` when the device cannot).
- * For a catalog value (`desired_id` NULL) report only when the actuator changed.
+ * For a catalog value (`desired_id` NULL: a value new since the last fetch) report only when the actuator
+ * changed.
  */
 #define REALER_DESIRED_ACTION_APPLY 1
 
@@ -662,7 +667,10 @@ extern "C" {
 
 /**
  * Reads the device's commands (GET /iot/v1/devices/{device_id}/commands). On success `*out` holds the list;
- * free it with `realer_commands_free`. `REALER_ERR_API`: the server refused (see `realer_last_error`).
+ * free it with `realer_commands_free`. Unless the service is known to offer desired states, the client also
+ * keeps the list (shared, not copied) for the next `realer_desired_states_fetch`, which then does not read
+ * the catalog again. `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`:
+ * the answer is not `{"commands":[…]}` (the message says what it is), or lists nothing usable.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
@@ -682,12 +690,16 @@ realer_status realer_command_fetch(const struct realer_client *client,
                                    struct realer_commands **out);
 
 /**
- * Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors); as `realer_commands_fetch`.
+ * Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors). On success `*out` holds the list;
+ * free it with `realer_sensors_free`. `REALER_ERR_API`: the server refused (see `realer_last_error`);
+ * `REALER_ERR_PROTOCOL`: the answer is not `{"sensors":[…]}` (the message says what it is), or lists nothing
+ * usable.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
  */
-realer_status realer_sensors_fetch(const struct realer_client *client, struct realer_sensors **out);
+realer_status realer_sensors_fetch(const struct realer_client *client,
+                                   struct realer_sensors **out);
 
 /**
  * Reads one sensor by id; `*out` holds a list of exactly one sensor. As `realer_command_fetch`.
@@ -811,7 +823,8 @@ realer_status realer_client_resume(const struct realer_client *client);
 /**
  * A new configuration with the defaults: base URL https://api.therealer.com, the bundled Mozilla root
  * certificates, no scope sent, timeouts 10 s (connect) and 30 s (request), 5 attempts with backoff from
- * 500 ms up to 30 s. Device id and credentials must be set. Free it with `realer_config_free`.
+ * 500 ms up to 30 s, no proxy, kept-alive connections reused for 15 s with a 5 s stall time. Device id and
+ * credentials must be set. Free it with `realer_config_free`.
  * Returns NULL only if a panic was caught.
  */
 struct realer_config *realer_config_new(void);
@@ -904,7 +917,9 @@ realer_status realer_config_set_ca_pem(struct realer_config *config,
  * Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
  * 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
  * backoff included. There is no shorter timeout per read: a server may use what is left of the call to
- * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps).
+ * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps), except that on a reused
+ * connection the answer must begin within the stall time (`realer_config_set_keepalive`), or the request
+ * is sent again on a new connection, where it may take what is left.
  *
  * # Safety
  * `config` is NULL or live.
@@ -927,6 +942,45 @@ realer_status realer_config_set_retry(struct realer_config *config,
                                       uint32_t max_attempts,
                                       uint32_t base_delay_ms,
                                       uint32_t max_delay_ms);
+
+/**
+ * Sends every connection through the HTTP proxy at `proxy_url`, `http://host:port` or, for a proxy that
+ * wants a password, `http://user:password@host:port` (percent-encode a ':' or '@' in them): TCP to the proxy,
+ * `CONNECT` to Realer's host and port, then TLS with Realer inside the tunnel, so the proxy sees the host
+ * name, never what is said. The proxy's host name is looked up on the device; Realer's only by the proxy.
+ * An empty string removes the proxy (the default: straight to Realer). Proxies are never taken from the
+ * environment (`https_proxy` and the like) unless `realer_config_from_env` reads `REALER_PROXY`. The user
+ * name and password are never shown: messages, log lines and `Debug` name the proxy as `http://host:port`.
+ * A proxy that refuses the tunnel (407: credentials wanted or refused; 403: not allowed; 502/503/504: it
+ * could not reach Realer) fails the call with `REALER_ERR_NETWORK` naming the proxy (407 and 403 are not
+ * retryable; HTTP status 0: Realer never answered). `REALER_ERR_CONFIG`: not `http://`, no port, a path, or a
+ * malformed host or user info (the message never repeats the user info). `REALER_ERR_INVALID_ARGUMENT`: NULL
+ * or not UTF-8.
+ *
+ * # Safety
+ * `config` is NULL or live; `proxy_url` is NULL or NUL-terminated.
+ */
+realer_status realer_config_set_proxy(struct realer_config *config,
+                                      const char *proxy_url);
+
+/**
+ * Sets how kept-alive connections are used, in milliseconds (each 0 to 3,600,000).
+ * `stall_ms` (default 5,000): a request on a reused connection that gets no byte of answer for this long
+ * (more for a large request: plus the time its bytes take at 20 kbit/s) is taken for a connection the path
+ * forgot (a NAT or firewall that swallows its packets) and sent again at once on a new connection, with the
+ * same `message_id`, inside the call's request timeout; 0: never (wait out the request timeout). The
+ * default is not tripped by a slow cellular link (600 ms round trip, 20 kbit/s, a radio waking up).
+ * `idle_ms` (default 15,000): a connection unused this long is closed rather than reused; 0: a new
+ * connection for every request. Below the keep-alive timeouts of common servers (60 s and more) and the idle
+ * timeouts of most NATs, so a kept connection has rarely been closed or forgotten. No TCP keep-alive probes
+ * are sent: an idle device's link stays silent. `REALER_ERR_CONFIG`: a value over 3,600,000.
+ *
+ * # Safety
+ * `config` is NULL or live.
+ */
+realer_status realer_config_set_keepalive(struct realer_config *config,
+                                          uint32_t stall_ms,
+                                          uint32_t idle_ms);
 
 /**
  * Sets the User-Agent header (1 to 256 printable ASCII characters). Default "librealer/VERSION".
@@ -952,7 +1006,8 @@ realer_status realer_config_set_logger(struct realer_config *config,
 
 /**
  * Applies the environment variables that are set: REALER_BASE_URL, REALER_DEVICE_ID, REALER_CLIENT_ID with
- * REALER_CLIENT_SECRET (together), REALER_CA_FILE, REALER_SCOPE. Each is checked as its setter checks it;
+ * REALER_CLIENT_SECRET (together), REALER_CA_FILE, REALER_SCOPE, REALER_PROXY (as
+ * `realer_config_set_proxy`; no other proxy variable is read). Each is checked as its setter checks it;
  * the first refused one fails the call with `REALER_ERR_CONFIG`, naming the variable.
  *
  * # Safety
@@ -966,7 +1021,8 @@ realer_status realer_config_from_env(struct realer_config *config);
  * first `=`, as it is), so that the secret need not sit in the environment. Each value is checked as its
  * setter checks it. `REALER_ERR_CONFIG`, naming the file and the line (never a value): an unknown key, a
  * key set twice, a line without `=`, a refused value, a file that is not a regular file or is larger than
- * 64 KiB, or a file holding `REALER_CLIENT_SECRET` that its group or others may read (chmod 600 it).
+ * 64 KiB, or a file holding `REALER_CLIENT_SECRET` (or a `REALER_PROXY` with credentials) that its group or
+ * others may read (chmod 600 it).
  * `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 `path`.
  *
  * # Safety
@@ -979,13 +1035,25 @@ realer_status realer_config_from_file(struct realer_config *config,
  * Asks Realer what it wants the device's actuators at, whichever kind of service answers: a newer one's
  * pending desired states (GET …/desired-states), each decided APPLY or STALE against what this device
  * already answered (kept in the outbox file when one is configured, so a restart never applies an old
- * sequence again); or, where that endpoint answers 404 or 403 (remembered for an hour), every representable
- * command's catalog value (GET …/commands), to apply where the actuator differs. States already answered, or
- * queued in the outbox to be, are left out. On success `*out` holds the list (possibly empty: nothing
- * pending); free it with `realer_desired_states_free`. Answer each state with `realer_feed_item_init_answer`
- * and `realer_feed_post` (or `realer_outbox_push`).
- * `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: unreadable answer;
- * `REALER_ERR_STORAGE`: the outbox file could not be read.
+ * sequence again); or, where that endpoint answers 400, 403, 404 or 405, the catalog values (GET
+ * …/commands) that are new: seen for the first time, or changed in Realer since the last value this device
+ * saw (compared by value type: numerically for NumericRange and Binary). A catalog value is handed over
+ * once: after that it is not listed again, whatever the actuator is at, so a local physical change (reported
+ * without desired_id) is never undone by the next fetch, nor, with an outbox file (which keeps the values
+ * seen), by a restart. Apply each before the next fetch.
+ * Which kind of service it is, is found once and kept for the client's life (and in the outbox file); it
+ * is asked again when a token is granted another scope or the catalog's commands change. A 403 under a
+ * granted scope without `iot:desired-state:read` is logged at REALER_LOG_WARN: leave the scope unset (or
+ * add it), or a newer service's desired states are never delivered.
+ * On an older service the command list this client read with `realer_commands_fetch` (the whole list, within
+ * the request timeout before this call) stands in for the catalog read, once: a pass that reads the
+ * commands, then calls this, reads the catalog once.
+ * States already answered, or queued in the outbox to be, are left out. On success `*out` holds the list
+ * (possibly empty: nothing pending, or nothing new); free it with `realer_desired_states_free`. Answer each
+ * state with `realer_feed_item_init_answer` and `realer_feed_post` (or `realer_outbox_push`).
+ * `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: an answer that is
+ * not the documented list (the message says what it is: an array, a string, an object without the list);
+ * `REALER_ERR_STORAGE`: the outbox file could not be read or written.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.

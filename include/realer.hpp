@@ -232,6 +232,10 @@ class Config {
         return set(realer_config_set_retry(c(), max_attempts, base_delay_ms, max_delay_ms));
     }
     Config &user_agent(const std::string &agent) { return set(realer_config_set_user_agent(c(), agent.c_str())); }
+    Config &proxy(const std::string &url) { return set(realer_config_set_proxy(c(), url.c_str())); }
+    Config &keepalive(uint32_t stall_ms, uint32_t idle_ms) {
+        return set(realer_config_set_keepalive(c(), stall_ms, idle_ms));
+    }
     /// The C callback and its user_data, which must outlive every client made from this configuration.
     Config &logger(realer_log_callback callback, void *user_data, realer_log_level max_level) {
         return set(realer_config_set_logger(c(), callback, user_data, max_level));

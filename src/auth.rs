@@ -1,10 +1,13 @@
 //! The OAuth access token: fetched on demand, cached, renewed once `renew_after` has passed (measured on the
 //! monotonic clock from its arrival), dropped on a 401. One fetch in flight per client: other threads wait
-//! for it on a condition variable, so no lock is held across network I/O or a log callback.
+//! for it on a condition variable, each within its own deadline, so no lock is held across network I/O or a
+//! log callback; its failure is theirs, and after one that ran out of time the next is made by a caller with
+//! time for it, so a token endpoint that answers slowly gets about one request per timeout window.
 //! Also what the client knows to be secret (the client secret, its Basic value, the tokens it was granted),
 //! to redact from anything a server says.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -249,13 +252,38 @@ pub(crate) struct Token {
     pub header: AuthHeader,
     /// Distinguishes tokens, so that many threads seeing a 401 for one token drop it only once.
     pub generation: u64,
+    /// When it arrived.
+    pub arrived: Instant,
     renew_at: Option<Instant>,
+    /// Set once a request with it was answered with anything but a 401 (shared by every copy): a 401 after
+    /// that is an expiry, not a refusal of the credentials (contract section 6).
+    answered: Arc<AtomicBool>,
 }
 
 impl Token {
     fn due(&self, now: Instant) -> bool {
         self.renew_at.is_some_and(|at| now >= at)
     }
+
+    /// Notes that a request with this token was answered with something other than a 401.
+    pub(crate) fn mark_answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a request with this token was ever answered with something other than a 401.
+    pub(crate) fn was_answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+    }
+}
+
+/// How the last token request failed.
+struct Failure {
+    /// Which request (`State::fetch_seq`).
+    seq: u64,
+    error: Error,
+    /// How long it ran, when it failed because its caller's time ran out: its waiters do not take that
+    /// failure as theirs, and the next request is left to a caller with at least half that time.
+    ran_out_after: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -265,7 +293,15 @@ struct State {
     info: Option<(TokenInfo, Instant)>,
     fetching: bool,
     generation: u64,
+    /// Counts token requests; the one in flight (or the last) is this one.
+    fetch_seq: u64,
+    failure: Option<Failure>,
+    /// The deadlines of the callers waiting on the condition variable.
+    waiting: Vec<Instant>,
 }
+
+/// A token request whose error is a timeout this close to its caller's deadline ran out of that caller's time.
+const RAN_OUT_SLACK: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 pub(crate) struct TokenCache {
@@ -302,10 +338,14 @@ impl TokenCache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A token that is not due for renewal, fetching one with `fetch` when needed. Waits for another
-    /// thread's fetch instead of starting a second one; gives up at `deadline`.
+    /// A token that is not due for renewal, fetching one with `fetch` when needed. Waits for another thread's
+    /// fetch instead of starting a second one, until `deadline`; when that fetch fails, its error is this
+    /// call's too, unless it failed because its own caller's time ran out: then the waiter with the latest
+    /// deadline makes the next request, if it has at least half the time the failed one had (the others wait
+    /// on it, each within its own deadline).
     pub(crate) fn get(&self, deadline: Instant, fetch: impl FnOnce() -> Result<Grant>) -> Result<Token> {
         let mut st = self.lock_state();
+        let mut waited_on: Option<u64> = None;
         loop {
             let now = Instant::now();
             if let Some(t) = &st.token {
@@ -313,18 +353,44 @@ impl TokenCache {
                     return Ok(t.clone());
                 }
             }
-            if !st.fetching {
-                break;
+            if let Some(seq) = waited_on.take() {
+                if st.fetching && st.fetch_seq == seq {
+                    waited_on = Some(seq);
+                } else if let Some(f) = st.failure.as_ref().filter(|f| f.seq == seq && f.ran_out_after.is_none()) {
+                    return Err(f.error.clone());
+                }
+            }
+            if st.fetching {
+                waited_on = Some(st.fetch_seq);
+            } else {
+                let latest = st.waiting.iter().all(|d| *d <= deadline);
+                let time_enough = st
+                    .failure
+                    .as_ref()
+                    .and_then(|f| f.ran_out_after)
+                    .is_none_or(|ran| deadline.saturating_duration_since(now) >= ran / 2);
+                if latest && time_enough {
+                    break;
+                }
             }
             let left = deadline.saturating_duration_since(now);
             if left.is_zero() {
-                return Err(Error::new(ErrorKind::Timeout, "timed out waiting for another thread's token request"));
+                drop(st);
+                // Leaving may make another waiter the latest: it decides again.
+                self.changed.notify_all();
+                return Err(Error::new(ErrorKind::Timeout, "timed out waiting for the token request in flight"));
             }
+            st.waiting.push(deadline);
             st = self.changed.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+            if let Some(i) = st.waiting.iter().position(|d| *d == deadline) {
+                st.waiting.swap_remove(i);
+            }
         }
         // Due or missing: a renewal that fails leaves no token, so the next call authenticates again.
         st.token = None;
         st.fetching = true;
+        st.fetch_seq += 1;
+        let seq = st.fetch_seq;
         drop(st);
         let guard = FetchGuard(self);
         let arrived = Instant::now();
@@ -340,8 +406,13 @@ impl TokenCache {
                 (None, Some(e)) => Some(e.mul_f64(0.8)),
                 (None, None) => None,
             };
-            let token =
-                Token { header, generation: st.generation, renew_at: renew_after.and_then(|d| arrived.checked_add(d)) };
+            let token = Token {
+                header,
+                generation: st.generation,
+                arrived: Instant::now(),
+                renew_at: renew_after.and_then(|d| arrived.checked_add(d)),
+                answered: Arc::default(),
+            };
             st.token = Some(token.clone());
             let info = TokenInfo {
                 scope: grant.scope.clone(),
@@ -351,6 +422,10 @@ impl TokenCache {
             };
             st.info = Some((info, arrived));
             Ok(token)
+        });
+        st.failure = out.as_ref().err().map(|e| {
+            let ran_out = e.kind == ErrorKind::Timeout && Instant::now() + RAN_OUT_SLACK >= deadline;
+            Failure { seq, error: e.clone(), ran_out_after: ran_out.then(|| arrived.elapsed()) }
         });
         drop(st);
         drop(guard);

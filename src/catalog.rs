@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::ffi::CStr;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -184,10 +185,11 @@ fn c_item<'a>(r: &Record<'a>) -> CItem<'a> {
 macro_rules! catalog_list {
     ($list:ident, $item:ident, $owned:ident, $sink:ident, [$($field:ident = $at:literal),*]) => {
         /// A list of the catalog, stored compactly (see the crate's README, "Bounded memory"): an item costs
-        /// about its JSON text. Read it with `get`, `iter`, or `to_vec` for owned items.
+        /// about its JSON text. Read it with `get`, `iter`, or `to_vec` for owned items. A clone shares the
+        /// items (the client keeps the last command list it read that way, for its next desired-state fetch).
         #[derive(Clone, Default, PartialEq, Eq)]
         pub struct $list {
-            records: Records,
+            records: Arc<Records>,
         }
 
         impl $list {
@@ -228,7 +230,7 @@ macro_rules! catalog_list {
         impl $sink for $list {
             /// Reserves the index exactly and the arena from its bound, the answer's size.
             fn reserve(&mut self, items: usize, answer_bytes: usize) {
-                self.records = Records::with_capacity(items, answer_bytes);
+                self.records = Arc::new(Records::with_capacity(items, answer_bytes));
             }
             fn push(&mut self, x: $item<'_>) {
                 let tag = error_tag(x.error.as_ref());
@@ -236,10 +238,12 @@ macro_rules! catalog_list {
                     (Some(e), TAG_SERVER_ERROR) => (Some(&*e.error_type), Some(&*e.message)),
                     _ => (None, None),
                 };
-                self.records.push(tag, [None, None], &[Some(&*x.id), $(x.$field.as_deref(),)* error_type, message]);
+                // Not shared while it is filled: no copy is made.
+                Arc::make_mut(&mut self.records)
+                    .push(tag, [None, None], &[Some(&*x.id), $(x.$field.as_deref(),)* error_type, message]);
             }
             fn finish(&mut self) {
-                self.records.shrink();
+                Arc::make_mut(&mut self.records).shrink();
             }
         }
     };
@@ -333,8 +337,21 @@ fn unreadable<'a>(raw: &'a RawValue, why: &serde_json::Error) -> Option<(Cow<'a,
     ))
 }
 
-fn no_list(key: &str) -> Error {
-    Error::protocol(format!("the catalog answer has no \"{key}\" array"))
+/// Checks what a list answer turned out to be (contract section 3: `{"code":2000,"<key>":[…]}`): another
+/// shape is a protocol error naming it, and so is a list none of whose items could be used (told by
+/// `skipped`); an empty list is what the answer says.
+pub(crate) fn check_list(what: &str, key: &str, found: &json::ListAnswer, skipped: &json::Skipped) -> Result<()> {
+    if let Some(why) = found.shape_error(key) {
+        return Err(Error::protocol(format!("the {what} answer {why}")));
+    }
+    if found.items > 0 && skipped.count() == found.items {
+        return Err(Error::protocol(format!(
+            "the {what} answer lists {} item(s), none of them usable; the first: {}",
+            found.items,
+            skipped.first().unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 fn not_json(key: &str, e: &serde_json::Error) -> Error {
@@ -345,9 +362,9 @@ fn excerpt(raw: &RawValue) -> String {
     json::excerpt(raw.get(), 200)
 }
 
-/// Reads a commands answer (`{"code":2000,"commands":[…]}`; also a bare array, or one object under
-/// `command`), handing each command to `each`. Items without an id (or that are not objects) are skipped,
-/// told in one warning.
+/// Reads a commands answer (`{"code":2000,"commands":[…]}`, or one object under `command`), handing each
+/// command to `each`. Items without an id (or that are not objects) are skipped, told in one warning; an
+/// answer of another shape, or whose items are all skipped, is a protocol error saying what it is.
 pub(crate) fn parse_commands(
     body: &[u8],
     each: &mut dyn FnMut(CommandRef<'_>),
@@ -355,35 +372,38 @@ pub(crate) fn parse_commands(
 ) -> Result<()> {
     let (mut skipped, mut unreadable_items) = (json::Skipped::default(), json::Skipped::default());
     let found =
-        json::for_each_item(body, "commands", Some("command"), &mut |raw| match json::object::<CommandItem<'_>>(raw) {
-            Ok(c) => match c.id.0 {
-                Some(id) => {
-                    let error = item_error(c.error);
-                    let (value, value_type, kind, pin_port) = if error.is_some() {
-                        (None, None, None, None)
-                    } else {
-                        (c.value.0, c.value_type.0, c.kind.0, c.pin_port.0)
-                    };
-                    each(CommandRef { id, value, value_type, kind, pin_port, error })
-                }
-                None => skipped.add(|| excerpt(raw)),
+        json::for_each_item(
+            body,
+            "commands",
+            Some("command"),
+            json::BareArray::Refuse,
+            &mut |raw| match json::object::<CommandItem<'_>>(raw) {
+                Ok(c) => match c.id.0 {
+                    Some(id) => {
+                        let error = item_error(c.error);
+                        let (value, value_type, kind, pin_port) = if error.is_some() {
+                            (None, None, None, None)
+                        } else {
+                            (c.value.0, c.value_type.0, c.kind.0, c.pin_port.0)
+                        };
+                        each(CommandRef { id, value, value_type, kind, pin_port, error })
+                    }
+                    None => skipped.add(|| excerpt(raw)),
+                },
+                Err(e) => match unreadable(raw, &e) {
+                    Some((id, error)) => {
+                        unreadable_items.add(|| format!("command {}: {e}", json::excerpt(&id, 64)));
+                        each(CommandRef { id, error: Some(error), ..CommandRef::default() })
+                    }
+                    None => skipped.add(|| excerpt(raw)),
+                },
             },
-            Err(e) => match unreadable(raw, &e) {
-                Some((id, error)) => {
-                    unreadable_items.add(|| format!("command {}: {e}", json::excerpt(&id, 64)));
-                    each(CommandRef { id, error: Some(error), ..CommandRef::default() })
-                }
-                None => skipped.add(|| excerpt(raw)),
-            },
-        })
+        )
         .map_err(|e| not_json("commands", &e))?;
+    check_list("commands", "commands", &found, &skipped)?;
     skipped.report("commands skipped (not an object with an id)", warn);
     unreadable_items.report("commands unreadable (kept as error items)", warn);
-    if found.found {
-        Ok(())
-    } else {
-        Err(no_list("commands"))
-    }
+    Ok(())
 }
 
 /// Reads a sensors answer; as [`parse_commands`].
@@ -394,7 +414,10 @@ pub(crate) fn parse_sensors(
 ) -> Result<()> {
     let (mut skipped, mut unreadable_items) = (json::Skipped::default(), json::Skipped::default());
     let found =
-        json::for_each_item(body, "sensors", Some("sensor"), &mut |raw| match json::object::<SensorItem<'_>>(raw) {
+        json::for_each_item(body, "sensors", Some("sensor"), json::BareArray::Refuse, &mut |raw| match json::object::<
+            SensorItem<'_>,
+        >(raw)
+        {
             Ok(s) => match s.id.0 {
                 Some(id) => {
                     let error = item_error(s.error);
@@ -416,18 +439,15 @@ pub(crate) fn parse_sensors(
             },
         })
         .map_err(|e| not_json("sensors", &e))?;
+    check_list("sensors", "sensors", &found, &skipped)?;
     skipped.report("sensors skipped (not an object with an id)", warn);
     unreadable_items.report("sensors unreadable (kept as error items)", warn);
-    if found.found {
-        Ok(())
-    } else {
-        Err(no_list("sensors"))
-    }
+    Ok(())
 }
 
 /// How many items a commands or sensors answer holds (for the C lists, which are allocated once).
 pub(crate) fn count(body: &[u8], key: &str, singular: &str) -> usize {
-    json::count_items(body, key, Some(singular))
+    json::count_items(body, key, Some(singular), json::BareArray::Refuse)
 }
 
 /// Whether two values of a command are the same setting, compared as the contract says (section 3): by
@@ -447,6 +467,7 @@ pub fn values_equal(value_type: Option<&str>, a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn no_warn() -> impl FnMut(Level, String) {
         |_, m| panic!("unexpected warning {m}")
@@ -491,13 +512,40 @@ mod tests {
         assert!(sensors(r#"{"code":2000}"#, &mut no_warn()).is_err());
         assert_eq!(sensors(r#"{"sensor":{"id":7}}"#, &mut no_warn()).unwrap().len(), 1);
         let mut warned = Vec::new();
-        assert_eq!(sensors(r#"[{"id":7},{"kind":"x"},3]"#, &mut |_, m| warned.push(m)).unwrap().len(), 1);
+        let listed = sensors(r#"{"sensors":[{"id":7},{"kind":"x"},3]}"#, &mut |_, m| warned.push(m));
+        assert_eq!(listed.unwrap().len(), 1);
         assert_eq!(warned.len(), 1, "one warning per list");
         assert!(warned[0].starts_with("2 sensors skipped"), "{}", warned[0]);
-        // An array is no item, even one a struct could be read from by position.
+        // An array is no item, even one a struct could be read from by position; a list of nothing usable is
+        // no catalog.
         let mut warned = 0;
-        assert!(commands(r#"{"commands":[[1],[2,"0"]]}"#, &mut |_, _| warned += 1).unwrap().is_empty());
-        assert_eq!(warned, 1);
+        let e = commands(r#"{"commands":[{"id":1},[2,"0"]]}"#, &mut |_, _| warned += 1).unwrap();
+        assert_eq!((e.len(), warned), (1, 1));
+        let e = commands(r#"{"commands":[[1],[2,"0"]]}"#, &mut no_warn()).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Protocol, "the commands answer lists 2 item(s), none of them usable; the first: [1]")
+        );
+    }
+
+    #[test]
+    fn an_answer_that_is_not_the_documented_shape_is_a_protocol_error_not_an_empty_catalog() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        for (body, says) in [
+            (r#"[{"id":1,"value":"1"}]"#.to_string(), "is an array, not a JSON object with a \"commands\" array"),
+            ("[]".into(), "is an array, not a JSON object with a \"commands\" array"),
+            (r#""commands""#.into(), "is a string, not a JSON object with a \"commands\" array"),
+            (deep.clone(), "is an array, not a JSON object with a \"commands\" array"),
+            (format!(r#"{{"commands":{deep}}}"#), "lists 1 item(s), none of them usable; the first: [[[["),
+            (r#"{"code":2000,"commands":null}"#.into(), "has \"commands\" as null, not an array"),
+        ] {
+            let e = commands(&body, &mut |_, _| ()).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Protocol);
+            assert!(e.message.starts_with(&format!("the commands answer {says}")), "{}", e.message);
+        }
+        assert!(commands(r#"{"code":2000,"commands":[]}"#, &mut no_warn()).unwrap().is_empty(), "said so");
+        let e = sensors("[]", &mut no_warn()).unwrap_err();
+        assert_eq!(e.message, "the sensors answer is an array, not a JSON object with a \"sensors\" array");
     }
 
     #[test]

@@ -20,6 +20,16 @@ use crate::retry::backoff;
 use crate::time;
 use crate::transport::{Answer, AuthHeader, Body, Method, Transport};
 
+/// Why a client uses the catalog's values instead of `/desired-states` ([`Client::desired_states_fallback`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DesiredStatesFallback {
+    /// What `/desired-states` answered: 404 or 405 (not offered), 403 (not allowed), 400.
+    pub http_status: u16,
+    /// The 403 came with a token whose granted scope lacks `iot:desired-state:read`: on a newer service no
+    /// desired state is delivered. Leave the scope unset (Realer's default scopes), or add it.
+    pub scope_lacks_desired_state_read: bool,
+}
+
 /// The results of a batch post, one per item in order, and the first error that stopped a request.
 #[derive(Clone, Debug)]
 pub struct BatchReport {
@@ -44,8 +54,13 @@ pub struct Client {
     tokens: TokenCache,
     /// What this device answered of Realer's desired states (in the outbox file when there is one).
     answered: AnsweredLog,
-    /// When `/desired-states` was found missing (404) or not allowed (403): the catalog's values stand in.
-    desired_states_missing: Mutex<Option<Instant>>,
+    /// Which kind of service answers for `/desired-states`, as far as this client knows.
+    service: Mutex<Service>,
+    /// The key of this client's service in the outbox file's memory (base URL, device, client id).
+    service_key: String,
+    /// The last full command list read, and when: the next desired-state fetch of an older service uses it
+    /// instead of reading the catalog a second time in the same pass.
+    last_commands: Mutex<Option<(Instant, Commands)>>,
     /// When `/feed-data/batches` refused a request as a whole or answered in a shape this client cannot
     /// read: batches go one item at a time through `/feed-data` until `REPROBE_AFTER` has passed.
     batches_missing: Mutex<Option<Instant>>,
@@ -90,6 +105,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Whether something found missing at `since` should be asked for again.
 fn reprobe_due(since: &Mutex<Option<Instant>>) -> bool {
     lock(since).is_none_or(|at| at.elapsed() >= REPROBE_AFTER)
+}
+
+/// What a client knows of the service's `/desired-states` (contract section 3b).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Service {
+    /// Not asked yet (or something suggests the service changed): ask.
+    Unknown,
+    /// It answered a list: a newer service.
+    Newer,
+    /// It answered that it does not offer them: the catalog's values stand in, for the client's life, while
+    /// the token's granted scope and the catalog stay as they were.
+    Older(desired::Fallback),
 }
 
 /// How a batch request that failed as a whole goes on (contract section 5).
@@ -138,8 +165,8 @@ fn stop_with(chunk: &[Prepared], e: Error, out: &mut Vec<FeedResult>) -> Result<
 }
 
 enum AttemptError {
-    /// 401 with this token generation.
-    Unauthorized(u64, Error),
+    /// 401 with this token.
+    Unauthorized(crate::auth::Token, Error),
     Failed(Error),
 }
 
@@ -166,7 +193,9 @@ impl Client {
         let basic = auth::basic_credentials(client_id, &config.client_secret);
         let basic_auth = AuthHeader::with_scheme("Basic ", &basic)?;
         // Redacted from whatever a server says, in errors and in log lines.
-        let secrets = Arc::new(KnownSecrets::new(vec![config.client_secret.clone(), basic]));
+        let mut known = vec![config.client_secret.clone(), basic];
+        known.extend(config.proxy.as_ref().map(crate::transport::proxy_secrets).unwrap_or_default());
+        let secrets = Arc::new(KnownSecrets::new(known));
         let mut own = config.clone();
         own.logger = config.logger.as_ref().map(|l| auth::guarded_logger(l, secrets.clone()));
         let feed_data_path = device_path(config, "/feed-data");
@@ -176,6 +205,12 @@ impl Client {
             Some(o) => AnsweredLog::open(&o.path, config.request_timeout)?,
             None => AnsweredLog::memory(),
         };
+        let service_key =
+            format!("{} {} {}", config.base_url, config.device_id.as_deref().unwrap_or_default(), client_id);
+        let service = match answered.fallback(&service_key)? {
+            Some(f) => Service::Older(f),
+            None => Service::Unknown,
+        };
         let transport = Transport::new(&own, &[auth::TOKEN_PATH, &feed_data_path, &batches_path]);
         Ok(Client {
             config: own,
@@ -183,7 +218,9 @@ impl Client {
             basic_auth,
             tokens: TokenCache::new(secrets),
             answered,
-            desired_states_missing: Mutex::new(None),
+            service: Mutex::new(service),
+            service_key,
+            last_commands: Mutex::new(None),
             batches_missing: Mutex::new(None),
             sizes: PathSizes::default(),
             outbox,
@@ -219,20 +256,24 @@ impl Client {
         let body = body.map_or(Body::Empty, Body::Json);
         let answer = self.transport.send(method, path, &token.header, body, deadline)?;
         let parsed = read(&answer);
-        match codes::classify(answer.status, parsed.as_ref().and_then(|(code, _)| *code)) {
+        let class = codes::classify(answer.status, parsed.as_ref().and_then(|(code, _)| *code));
+        if class != Class::RenewToken {
+            token.mark_answered();
+        }
+        match class {
             Class::Success => match parsed {
                 Some((_, v)) => Ok((answer, v)),
                 None => Err(codes::not_realers_success(&answer).into()),
             },
             Class::RenewToken => {
-                Err(AttemptError::Unauthorized(token.generation, codes::error_from_answer(&answer, ErrorKind::Auth)))
+                Err(AttemptError::Unauthorized(token, codes::error_from_answer(&answer, ErrorKind::Auth)))
             }
             Class::Retry | Class::Fail => Err(codes::error_from_answer(&answer, ErrorKind::Api).into()),
         }
     }
 
-    /// One protected call with the contract's handling: one new token and one retry after a 401, backoff
-    /// retries of transient failures, all before the request deadline. The answer is a success (2xx with a
+    /// One protected call with the contract's handling: a new token and another attempt after a 401 (see
+    /// [`Client::retrying`]), backoff retries of transient failures, all before the request deadline. The answer is a success (2xx with a
     /// JSON body whose `code`, if any, is 2xxx); its body is the caller's to read.
     fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Answer> {
         self.call_reading(method, path, body, read_code).map(|(answer, ())| answer)
@@ -250,43 +291,48 @@ impl Client {
     }
 
     /// Runs `attempt` until it succeeds, fails for good, runs out of attempts, or would overrun the request
-    /// timeout. A 401 drops the token and earns one more attempt, outside the count.
+    /// timeout. A 401 drops the token and earns another attempt with a new one, outside the count, unless the
+    /// refused token arrived during this call and had never been answered otherwise (contract section 6: a
+    /// token refused on its first use means the credentials or the device's access are wrong).
     fn retrying<T>(&self, what: &str, attempt: impl Fn(Instant) -> std::result::Result<T, AttemptError>) -> Result<T> {
-        let deadline = Instant::now() + self.config.request_timeout;
+        let started = Instant::now();
+        let deadline = started + self.config.request_timeout;
         let policy = self.config.retry;
         let mut failed = 0u32;
-        let mut renewed = false;
         let mut reconnected = false;
         let cancel = self.transport.cancel_state();
         loop {
             cancel.check()?;
             // What a server said may echo a secret or carry control characters: cleaned before anyone sees it.
             let outcome = attempt(deadline).map_err(|e| match e {
-                AttemptError::Unauthorized(g, err) => {
-                    AttemptError::Unauthorized(g, self.tokens.secrets().clean_error(err))
+                AttemptError::Unauthorized(t, err) => {
+                    AttemptError::Unauthorized(t, self.tokens.secrets().clean_error(err))
                 }
                 AttemptError::Failed(err) => AttemptError::Failed(self.tokens.secrets().clean_error(err)),
             });
             let err = match outcome {
                 Ok(ok) => return Ok(ok),
-                // A kept-alive connection the server closed moments ago: once per call, a new connection at
-                // once, outside the count (the transport skips probing connections used within a second).
-                Err(AttemptError::Failed(err)) if err.kind == ErrorKind::Network && !reconnected => {
+                // A kept-alive connection the server closed moments ago, or one that went silent (a stall):
+                // once per call, a new connection at once, outside the count (the transport skips probing
+                // connections used within a second). Not after a refusal that a new connection cannot change
+                // (a proxy's 407 or 403).
+                Err(AttemptError::Failed(err)) if err.kind == ErrorKind::Network && err.retryable && !reconnected => {
                     log!(self.config.logger, Level::Debug, "{what}: {err}; trying a new connection");
                     reconnected = true;
                     continue;
                 }
-                Err(AttemptError::Unauthorized(generation, err)) => {
-                    self.tokens.invalidate(generation);
-                    if renewed {
+                Err(AttemptError::Unauthorized(token, err)) => {
+                    self.tokens.invalidate(token.generation);
+                    if !token.was_answered() && token.arrived >= started {
                         return Err(err);
                     }
+                    // An expiry (a token already used for another answer, or one kept from before this call):
+                    // a new token, within the deadline.
                     log!(
                         self.config.logger,
                         Level::Info,
-                        "{what}: token refused (401); getting a new one and retrying once"
+                        "{what}: token refused (401); getting a new one and retrying"
                     );
-                    renewed = true;
                     continue;
                 }
                 Err(AttemptError::Failed(err)) if err.kind == ErrorKind::Cancelled => return Err(err),
@@ -415,8 +461,18 @@ impl Client {
     /// The device's commands, as a compact list (an item costs about its JSON text; `to_vec` for owned
     /// items).
     pub fn fetch_commands(&self) -> Result<Commands> {
+        self.fetch_command_list(None)
+    }
+
+    /// The device's commands (or, with `id`, one), as a compact list. A whole list read is kept (shared, not
+    /// copied) for the next [`Client::fetch_desired_states`], unless the service is known to offer desired
+    /// states.
+    pub(crate) fn fetch_command_list(&self, id: Option<&str>) -> Result<Commands> {
         let mut out = Commands::default();
-        self.fetch_commands_with(None, &mut out)?;
+        self.fetch_commands_with(id, &mut out)?;
+        if id.is_none() && *lock(&self.service) != Service::Newer {
+            *lock(&self.last_commands) = Some((Instant::now(), out.clone()));
+        }
         Ok(out)
     }
 
@@ -428,8 +484,7 @@ impl Client {
     }
 
     pub fn fetch_command(&self, id: &str) -> Result<Command> {
-        let mut out = Commands::default();
-        self.fetch_commands_with(Some(id), &mut out)?;
+        let out = self.fetch_command_list(Some(id))?;
         out.get(0)
             .map(|c| c.to_owned())
             .ok_or_else(|| Error::protocol(format!("the answer for command {id} holds no item")))
@@ -445,36 +500,163 @@ impl Client {
 
     /// What Realer wants the device's actuators at (contract section 7.2), whichever kind of service answers:
     /// the pending desired states of `/desired-states`, decided (apply, or answer stale) against what this
-    /// device already answered; or, where that endpoint answers 404 or 403 (remembered for an hour), every
-    /// representable command's catalog value. States already answered, or queued in the outbox to be, are
-    /// left out. Answer each with [`crate::DesiredState::answer`] and a post or an outbox push.
+    /// device already answered; or, where that endpoint answers 400, 403, 404 or 405, the catalog's values that
+    /// are new (first seen, or changed since the last value seen: a value already acted on is never handed
+    /// over again, so a local change is not undone). Which kind of service it is, is remembered for the
+    /// client's life (and in the outbox file), and asked again when the token's granted scope or the catalog's
+    /// commands change. On an older service, a command list read by [`Client::fetch_commands`] within the
+    /// request timeout before stands in for the catalog read (once). States already answered, or queued in the
+    /// outbox to be, are left out. Answer each with [`crate::DesiredState::answer`] and a post or an outbox push.
     pub fn fetch_desired_states(&self) -> Result<DesiredStates> {
-        if reprobe_due(&self.desired_states_missing) {
-            let path = self.device_path("/desired-states");
-            match self.call(Method::Get, &path, None) {
-                Ok(answer) => {
-                    let now = time::now_unix_ms();
-                    let mut states = desired::parse_desired_states(&answer.body, now, &mut self.warn_sink())?;
-                    drop(answer);
-                    desired::decide(&mut states, &self.answered, now)?;
-                    states.shrink();
-                    *lock(&self.desired_states_missing) = None;
-                    return Ok(DesiredStates { source: DesiredSource::DesiredStates, states });
-                }
-                Err(e) if e.kind == ErrorKind::Api && matches!(e.http_status, 403 | 404) => {
+        // The granted scope says whether a finding still holds: a token first (every call needs one anyway).
+        self.authenticate()?;
+        let scope = self.tokens.info().and_then(|i| i.scope);
+        let mut probed = false;
+        // A catalog read before a re-probe that found the same kind of service again is used, not read again.
+        let mut read = None;
+        loop {
+            let known = lock(&self.service).clone();
+            let fallback = match known {
+                Service::Older(f) if f.scope == scope || probed => f,
+                Service::Older(f) => {
                     log!(
                         self.config.logger,
                         Level::Info,
-                        "desired states: {e}; using the catalog's command values (asking again in an hour)"
+                        "desired states: the token's scope is now {:?} (was {:?}); asking /desired-states again",
+                        scope.as_deref().unwrap_or_default(),
+                        f.scope.as_deref().unwrap_or_default()
                     );
-                    *lock(&self.desired_states_missing) = Some(Instant::now());
+                    self.forget_fallback();
+                    continue;
                 }
-                Err(e) => return Err(e),
+                Service::Unknown | Service::Newer => {
+                    probed = true;
+                    match self.probe_desired_states(scope.as_deref())? {
+                        Some(states) => return Ok(states),
+                        None => continue,
+                    }
+                }
+            };
+            let mut states = match read.take() {
+                Some(states) => states,
+                None => self.catalog_values()?,
+            };
+            let fingerprint = desired::catalog_fingerprint(&states);
+            match fallback.catalog {
+                Some(before) if before != fingerprint && !probed => {
+                    log!(
+                        self.config.logger,
+                        Level::Info,
+                        "desired states: the catalog's commands changed; asking /desired-states again"
+                    );
+                    self.forget_fallback();
+                    read = Some(states);
+                    continue;
+                }
+                Some(_) => {}
+                None => self.keep_fallback(desired::Fallback { catalog: Some(fingerprint), ..fallback }),
             }
+            self.answered.keep_new_catalog_values(&mut states)?;
+            states.shrink();
+            return Ok(DesiredStates { source: DesiredSource::Catalog, states });
         }
+    }
+
+    /// Asks `/desired-states`: `Some` with the decided states of a newer service; `None` when the service does
+    /// not offer them (the finding is kept: the caller reads the catalog).
+    fn probe_desired_states(&self, scope: Option<&str>) -> Result<Option<DesiredStates>> {
+        let path = self.device_path("/desired-states");
+        match self.call(Method::Get, &path, None) {
+            Ok(answer) => {
+                let now = time::now_unix_ms();
+                let mut states = desired::parse_desired_states(&answer.body, now, &mut self.warn_sink())?;
+                drop(answer);
+                desired::decide(&mut states, &self.answered, now)?;
+                states.shrink();
+                if *lock(&self.service) != Service::Newer {
+                    self.forget_fallback();
+                    *lock(&self.service) = Service::Newer;
+                }
+                *lock(&self.last_commands) = None;
+                Ok(Some(DesiredStates { source: DesiredSource::DesiredStates, states }))
+            }
+            // Contract section 3b: not offered here (an older service, or a token without the scope; 400 and
+            // 405 from a service that has no such route), whatever the label.
+            Err(e) if e.kind == ErrorKind::Api && matches!(e.http_status, 400 | 403 | 404 | 405) => {
+                let fallback =
+                    desired::Fallback { http_status: e.http_status, scope: scope.map(str::to_string), catalog: None };
+                if fallback.scope_lacks_desired_states() {
+                    log!(
+                        self.config.logger,
+                        Level::Warn,
+                        "desired states: {e}; the token's scope ({}) lacks {}: a newer Realer service then delivers \
+                         no desired state, and the catalog's values (there: confirmed values, not wishes) stand in. \
+                         Fix: leave the scope unset (REALER_SCOPE, realer_config_set_scope) for Realer's default \
+                         scopes, or add {} to it",
+                        scope.unwrap_or_default(),
+                        desired::DESIRED_STATE_SCOPE,
+                        desired::DESIRED_STATE_SCOPE
+                    );
+                } else {
+                    log!(
+                        self.config.logger,
+                        Level::Info,
+                        "desired states: {e}; an older service: using the catalog's command values"
+                    );
+                }
+                self.keep_fallback(fallback);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The catalog's values as desired states: from the command list read just before, else read now.
+    fn catalog_values(&self) -> Result<desired::StateList> {
+        let recent = lock(&self.last_commands)
+            .take()
+            .filter(|(at, _)| at.elapsed() <= self.config.request_timeout)
+            .map(|(_, commands)| commands);
         let mut states = desired::FromCatalog::default();
-        self.fetch_commands_with(None, &mut states)?;
-        Ok(DesiredStates { source: DesiredSource::Catalog, states: states.0 })
+        match recent {
+            Some(commands) => {
+                states.reserve(commands.len(), 0);
+                commands.iter().for_each(|c| states.push(c));
+                drop(commands);
+                states.finish();
+            }
+            None => self.fetch_commands_with(None, &mut states)?,
+        }
+        Ok(states.0)
+    }
+
+    /// Keeps a finding, in memory and in the outbox file (a failure to write it costs a probe next time).
+    fn keep_fallback(&self, fallback: desired::Fallback) {
+        if let Err(e) = self.answered.set_fallback(&self.service_key, Some(&fallback)) {
+            log!(self.config.logger, Level::Warn, "desired states: the service's kind not remembered: {e}");
+        }
+        *lock(&self.service) = Service::Older(fallback);
+    }
+
+    fn forget_fallback(&self) {
+        if let Err(e) = self.answered.set_fallback(&self.service_key, None) {
+            log!(self.config.logger, Level::Warn, "desired states: an old finding not forgotten: {e}");
+        }
+        *lock(&self.service) = Service::Unknown;
+    }
+
+    /// Why the catalog's values stand in for desired states, when they do: what `/desired-states` answered
+    /// (400, 403, 404 or 405) and whether the token's granted scope lacks `iot:desired-state:read` (then, on
+    /// a newer service, desired states are never delivered: leave the scope unset, or add it). `None` before
+    /// the first [`Client::fetch_desired_states`], or on a service that offers desired states.
+    pub fn desired_states_fallback(&self) -> Option<DesiredStatesFallback> {
+        match &*lock(&self.service) {
+            Service::Older(f) => Some(DesiredStatesFallback {
+                http_status: f.http_status,
+                scope_lacks_desired_state_read: f.scope_lacks_desired_states(),
+            }),
+            _ => None,
+        }
     }
 
     /// Remembers that a desired state was answered (accepted by Realer, or queued in the outbox), so it is

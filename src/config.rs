@@ -86,6 +86,163 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
+/// An HTTP proxy that every connection goes through with `CONNECT` (TLS stays end to end: the proxy sees the
+/// host and port asked for, never what is said). Its credentials, when it has any, are never shown: `Debug`
+/// and [`Proxy::url`] give `http://host:port` only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    host: String,
+    port: u16,
+    /// User name and password for `Proxy-Authorization: Basic`, percent-decoded.
+    credentials: Option<(Secret, Secret)>,
+}
+
+impl Proxy {
+    /// Reads `http://[user[:password]@]host:port[/]`. User and password may be percent-encoded (a ':' or '@' in
+    /// them must be). Messages never repeat the user info.
+    pub fn parse(url: &str) -> Result<Proxy> {
+        check_len("proxy URL", url)?;
+        let refused =
+            |why: &str| Error::config(format!("proxy URL: {why} (expected http://[user:password@]host:port)"));
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| refused("no scheme"))?;
+        if !scheme.eq_ignore_ascii_case("http") {
+            return Err(refused("only http:// proxies are supported (the tunnel carries TLS to Realer itself)"));
+        }
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (userinfo, authority) = match rest.rsplit_once('@') {
+            Some((u, a)) => (Some(u), a),
+            None => (None, rest),
+        };
+        if authority.is_empty() || authority.contains(['/', '?', '#']) {
+            return Err(refused("a path, query or fragment is not allowed"));
+        }
+        if !authority.is_ascii() || authority.chars().any(|c| c.is_ascii_control() || c == ' ') {
+            return Err(refused("the host must be printable ASCII without spaces"));
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6.split_once(']').ok_or_else(|| refused("no ']' after the IPv6 address"))?;
+                if h.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err(refused("the address in [] is not IPv6"));
+                }
+                (format!("[{h}]"), after.strip_prefix(':'))
+            }
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            },
+        };
+        if host.is_empty() || (!host.starts_with('[') && host.contains([':', '@', '[', ']'])) {
+            return Err(refused("no valid host"));
+        }
+        let port = port.ok_or_else(|| refused("no port (proxies listen on 3128, 8080 and others: say which)"))?;
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0 && port.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| refused("the port is not a number from 1 to 65535"))?;
+        let credentials = match userinfo {
+            None => None,
+            Some(info) => {
+                let (user, password) = info.split_once(':').unwrap_or((info, ""));
+                let user =
+                    percent_decode(user).ok_or_else(|| refused("the user name is not valid percent-encoded UTF-8"))?;
+                let password = percent_decode(password)
+                    .ok_or_else(|| refused("the password is not valid percent-encoded UTF-8"))?;
+                if user.is_empty() || user.contains(':') || user.chars().any(char::is_control) {
+                    return Err(refused("the user name must be non-empty, without ':' or control characters"));
+                }
+                if password.chars().any(char::is_control) {
+                    return Err(refused("the password must not hold control characters"));
+                }
+                Some((Secret::new(user), Secret::new(password)))
+            }
+        };
+        Ok(Proxy { host, port, credentials })
+    }
+
+    /// The host as written in the URL (an IPv6 address in brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://host:port`: the proxy as messages name it, without its credentials.
+    pub fn url(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+
+    /// Whether the proxy URL carried a user name (and password) for `Proxy-Authorization`.
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// The user name and password.
+    pub(crate) fn credentials(&self) -> Option<(&Secret, &Secret)> {
+        self.credentials.as_ref().map(|(u, p)| (u, p))
+    }
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Proxy");
+        d.field("url", &self.url());
+        if self.credentials.is_some() {
+            d.field("credentials", &format_args!("<redacted>"));
+        }
+        d.finish()
+    }
+}
+
+/// RFC 3986 percent-decoding into UTF-8; `None` for a malformed escape or bytes that are not UTF-8. The
+/// intermediate bytes are wiped.
+fn percent_decode(s: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(s.len());
+    let mut it = s.bytes();
+    while let Some(b) = it.next() {
+        if b == b'%' {
+            let hex = |c: Option<u8>| (c? as char).to_digit(16);
+            let (Some(hi), Some(lo)) = (hex(it.next()), hex(it.next())) else {
+                bytes.zeroize();
+                return None;
+            };
+            bytes.push((hi * 16 + lo) as u8);
+        } else {
+            bytes.push(b);
+        }
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            e.into_bytes().zeroize();
+            None
+        }
+    }
+}
+
+/// How kept-alive connections are used (see [`Config::set_keepalive`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// A request on a reused connection that gets no byte of answer this long (plus the time its own bytes
+    /// take at 20 kbit/s) is sent again on a new connection; zero: never.
+    pub stall: Duration,
+    /// A pooled connection idle this long is closed, not reused; zero: every request on a new connection.
+    pub idle: Duration,
+}
+
+/// Why 5 s: on a slow cellular link (600 ms round trip, 20 kbit/s) the first byte of an answer comes one
+/// round trip after the request has left, plus the server's time (well under a second for Realer) and a
+/// radio waking from idle (up to about 2 s on 2G/3G): about 3.5 s at worst. The request's own transfer time
+/// is added on top (at 20 kbit/s), so a large batch on a slow link does not trip it either.
+pub(crate) const DEFAULT_STALL: Duration = Duration::from_secs(5);
+/// Why 15 s: shorter than the keep-alive timeouts of common servers and load balancers (nginx 75 s, AWS ALB
+/// 60 s, realer-sim 30 s), so the server rarely closes first, and than the idle timeouts of the NATs and
+/// firewalls a device meets (30 s and up), so a reused connection has rarely been forgotten on the path.
+pub(crate) const DEFAULT_IDLE: Duration = Duration::from_secs(15);
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub(crate) base_url: String,
@@ -101,6 +258,8 @@ pub struct Config {
     pub(crate) user_agent: String,
     pub(crate) logger: Option<Logger>,
     pub(crate) outbox: Option<OutboxSettings>,
+    pub(crate) proxy: Option<Proxy>,
+    pub(crate) keepalive: Keepalive,
 }
 
 impl Default for Config {
@@ -123,6 +282,8 @@ impl Default for Config {
             user_agent: concat!("librealer/", env!("CARGO_PKG_VERSION")).to_string(),
             logger: None,
             outbox: None,
+            proxy: None,
+            keepalive: Keepalive { stall: DEFAULT_STALL, idle: DEFAULT_IDLE },
         }
     }
 }
@@ -390,12 +551,34 @@ impl Config {
         }
     }
 
+    /// Sends every request through the HTTP proxy at `url` (`http://[user:password@]host:port`) with
+    /// `CONNECT`; an empty string: straight to Realer (the default). Proxies are never taken from the
+    /// environment's `http_proxy`/`HTTPS_PROXY` variables: only this setting (or `REALER_PROXY`) sets one.
+    pub fn set_proxy(&mut self, url: &str) -> Result<()> {
+        self.proxy = if url.is_empty() { None } else { Some(Proxy::parse(url)?) };
+        Ok(())
+    }
+
+    /// How kept-alive connections are used: `stall`, how long a request on a reused connection may wait for
+    /// the first byte of its answer before it is sent again on a new connection (plus the time its own bytes
+    /// take at 20 kbit/s; zero: never); `idle`, how long an unused connection is kept for the next request
+    /// (zero: a new connection for every request). Each at most an hour.
+    pub fn set_keepalive(&mut self, stall: Duration, idle: Duration) -> Result<()> {
+        for (what, d) in [("stall timeout", stall), ("idle timeout", idle)] {
+            if d.as_millis() > u128::from(MAX_TIMEOUT_MS) {
+                return Err(Error::config(format!("{what} must be at most {MAX_TIMEOUT_MS} ms")));
+            }
+        }
+        self.keepalive = Keepalive { stall, idle };
+        Ok(())
+    }
+
     pub fn set_logger(&mut self, logger: Option<Logger>) {
         self.logger = logger;
     }
 
     /// Applies `REALER_BASE_URL`, `REALER_DEVICE_ID`, `REALER_CLIENT_ID`, `REALER_CLIENT_SECRET`,
-    /// `REALER_CA_FILE` and `REALER_SCOPE`, each only when set. `REALER_CLIENT_ID` and
+    /// `REALER_CA_FILE`, `REALER_SCOPE` and `REALER_PROXY`, each only when set. `REALER_CLIENT_ID` and
     /// `REALER_CLIENT_SECRET` go together. The first refused value fails the call, naming the variable.
     pub fn apply_env(&mut self, mut get: impl FnMut(&str) -> Option<String>) -> Result<()> {
         let named = |var: &str, r: Result<()>| r.map_err(|e| Error::config(format!("{var}: {}", e.message)));
@@ -417,6 +600,9 @@ impl Config {
         }
         if let Some(v) = get("REALER_SCOPE") {
             named("REALER_SCOPE", self.set_scope(&v))?;
+        }
+        if let Some(v) = get("REALER_PROXY") {
+            named("REALER_PROXY", self.set_proxy(&v))?;
         }
         Ok(())
     }
@@ -552,6 +738,51 @@ mod tests {
         let e = c.set_ca_pem(junk).unwrap_err();
         assert!(e.message.contains("#1"), "{}", e.message);
         assert!(c.set_ca_file("/nonexistent/ca.pem").is_err());
+    }
+
+    #[test]
+    fn proxy_urls_are_checked_and_their_credentials_never_shown() {
+        let p = Proxy::parse("http://proxy.corp:3128").unwrap();
+        assert_eq!((p.host(), p.port(), p.url(), p.has_credentials()), ("proxy.corp", 3128, p.url(), false));
+        assert_eq!(p.url(), "http://proxy.corp:3128");
+        let p = Proxy::parse("HTTP://[::1]:8080/").unwrap();
+        assert_eq!(p.url(), "http://[::1]:8080");
+        let p = Proxy::parse("http://al%40ice:p%40ss:w@rd@10.0.0.1:3128").unwrap();
+        let (user, password) = p.credentials().unwrap();
+        assert_eq!((user.expose(), password.expose()), ("al@ice", "p@ss:w@rd"), "the last '@' ends the user info");
+        assert_eq!(format!("{p:?}"), r#"Proxy { url: "http://10.0.0.1:3128", credentials: <redacted> }"#);
+        for bad in [
+            "proxy.corp:3128",
+            "https://proxy.corp:3128",
+            "socks5://proxy.corp:1080",
+            "http://proxy.corp",
+            "http://proxy.corp:0",
+            "http://proxy.corp:99999",
+            "http://proxy.corp:31x8",
+            "http://proxy.corp:3128/path",
+            "http://:3128",
+            "http://[zz]:3128",
+            "http://pro xy:3128",
+            "http://hunter2-user:hunter2-pass@proxy.corp",
+            "http://hunter2-user:hunter2%zz@proxy.corp:3128",
+            "http://hunter2-user%0a:x@proxy.corp:3128",
+        ] {
+            let e = Proxy::parse(bad).unwrap_err();
+            assert_eq!(e.kind, crate::error::ErrorKind::Config, "{bad}");
+            assert!(e.message.starts_with("proxy URL"), "{bad}: {}", e.message);
+            assert!(!e.message.contains("hunter2"), "{bad}: {}", e.message);
+        }
+        let mut c = Config::new();
+        c.set_proxy("http://u:secret-pass@proxy.corp:3128").unwrap();
+        assert!(!format!("{c:?}").contains("secret-pass") && !format!("{c:?}").contains("\"u\""));
+        c.set_proxy("").unwrap();
+        assert!(c.proxy.is_none());
+        c.apply_env(|k| (k == "REALER_PROXY").then(|| "http://p:1".to_string())).unwrap();
+        assert_eq!(c.proxy.as_ref().map(Proxy::url).as_deref(), Some("http://p:1"));
+        let e = c.apply_env(|k| (k == "REALER_PROXY").then(|| "ftp://p".to_string())).unwrap_err();
+        assert!(e.message.starts_with("REALER_PROXY: proxy URL"), "{}", e.message);
+        assert!(c.set_keepalive(Duration::ZERO, Duration::from_secs(3600)).is_ok());
+        assert!(c.set_keepalive(Duration::from_millis(3_600_001), Duration::ZERO).is_err());
     }
 
     #[test]

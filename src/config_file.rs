@@ -7,17 +7,18 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::config::{Config, Trust};
+use crate::config::{Config, Keepalive, Proxy, Trust};
 use crate::error::{Error, Result};
 
 /// The keys a file may hold: those `Config::apply_env` reads.
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
     "REALER_BASE_URL",
     "REALER_DEVICE_ID",
     "REALER_CLIENT_ID",
     "REALER_CLIENT_SECRET",
     "REALER_CA_FILE",
     "REALER_SCOPE",
+    "REALER_PROXY",
 ];
 /// Larger files are refused: a configuration is a few lines.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
@@ -67,9 +68,15 @@ impl Config {
         let text = String::from_utf8(bytes).map_err(|_| named(Error::config("not UTF-8")))?;
         let values = parse(&text).map_err(named)?;
         let mode = meta.permissions().mode() & 0o777;
-        if values.contains_key("REALER_CLIENT_SECRET") && mode & 0o077 != 0 {
+        // A proxy URL with user info holds the proxy's password.
+        let secret = if values.contains_key("REALER_CLIENT_SECRET") {
+            Some("REALER_CLIENT_SECRET")
+        } else {
+            values.get("REALER_PROXY").filter(|v| v.contains('@')).map(|_| "REALER_PROXY with credentials")
+        };
+        if let Some(what) = secret.filter(|_| mode & 0o077 != 0) {
             return Err(named(Error::config(format!(
-                "it holds REALER_CLIENT_SECRET but its group or others may read it (mode {mode:03o}): \
+                "it holds {what} but its group or others may read it (mode {mode:03o}): \
                  chmod 600 it (and keep it owned by the user the firmware runs as)"
             ))));
         }
@@ -107,6 +114,16 @@ impl Config {
     /// The connect and request timeouts.
     pub fn timeouts(&self) -> (std::time::Duration, std::time::Duration) {
         (self.connect_timeout, self.request_timeout)
+    }
+
+    /// The HTTP proxy connections go through, when one is set.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
+    }
+
+    /// How kept-alive connections are used.
+    pub fn keepalive(&self) -> Keepalive {
+        self.keepalive
     }
 
     /// The outbox file, when one is configured.

@@ -2,8 +2,8 @@
 //! of service answered: a newer service's pending desired states (`/desired-states`, each with a `desired_id`
 //! to answer), or an older service's catalog values (no `desired_id`: apply, then report the physical value).
 //! Also the decision per state (apply it, or answer it stale), the feed item that answers it, and the memory
-//! of what was answered, kept in the outbox file when there is one so that a restart never applies an old
-//! sequence again.
+//! of what was answered and of the catalog values already acted on, kept in the outbox file when there is one
+//! so that a restart never applies an old sequence again, nor undoes a local change.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -208,8 +208,46 @@ impl<'a> IntoIterator for &'a StateList {
     }
 }
 
-/// How long a client keeps to the catalog after `/desired-states` answered 404 or 403 (then it asks again).
+/// How long a client sends batches one item at a time after the batch endpoint refused one (then it tries a
+/// batch again).
 pub(crate) const REPROBE_AFTER: Duration = Duration::from_secs(3600);
+
+/// What a service answered when asked for `/desired-states` and found not to offer them (contract section 3b:
+/// 400, 403, 404 or 405), and under which token scope and catalog: the client keeps to the catalog's values
+/// while both stay the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Fallback {
+    pub http_status: u16,
+    /// The scopes the token of the finding was granted, as the token answer listed them.
+    pub scope: Option<String>,
+    /// [`catalog_fingerprint`] of the catalog read with it; `None` until one was read.
+    pub catalog: Option<u64>,
+}
+
+/// The scope that gives access to `/desired-states` (contract sections 2 and 3b).
+pub(crate) const DESIRED_STATE_SCOPE: &str = "iot:desired-state:read";
+
+impl Fallback {
+    /// Whether the finding is a 403 under a token whose granted scope is known and lacks
+    /// `iot:desired-state:read`: on a newer service, desired states are then never delivered.
+    pub(crate) fn scope_lacks_desired_states(&self) -> bool {
+        self.http_status == 403
+            && self.scope.as_deref().is_some_and(|s| !s.split_whitespace().any(|x| x == DESIRED_STATE_SCOPE))
+    }
+}
+
+/// Which commands a catalog holds, as one number: the same set of command ids (in any order) gives the same
+/// number. A change says the device's catalog, or the service, changed.
+pub(crate) fn catalog_fingerprint(states: &StateList) -> u64 {
+    // FNV-1a of each id, summed: order-independent, and stable across builds (it is kept in the outbox file).
+    states.iter().fold(states.len() as u64, |sum, s| {
+        let h = s
+            .command_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        sum.wrapping_add(h)
+    })
+}
 
 /// How many answered `desired_id`s are remembered (per client, and per outbox file).
 const ANSWERED_KEPT: usize = 4096;
@@ -232,16 +270,18 @@ struct StateItem<'a> {
 
 /// Reads a `/desired-states` answer (contract section 3b, read tolerantly: ids as numbers or strings,
 /// `expires_in` seconds instead of `expires_at`, fields or `code` missing, unknown fields). States without a
-/// `desired_id` or a `command_id` cannot be answered: skipped with a warning. Every state comes back `Apply`;
-/// [`decide`] sets the actions.
+/// `desired_id` or a `command_id` cannot be answered: skipped with a warning. An answer that is not an object
+/// with the list, or whose states are all skipped, is a protocol error saying what it is (an empty list only
+/// when the answer says so). Every state comes back `Apply`; [`decide`] sets the actions.
 pub(crate) fn parse_desired_states(
     body: &[u8],
     now_unix_ms: i64,
     warn: &mut dyn FnMut(Level, String),
 ) -> Result<StateList> {
-    let mut out = StateList::with_capacity(json::count_items(body, "desired_states", None), body.len());
+    let refuse = json::BareArray::Refuse;
+    let mut out = StateList::with_capacity(json::count_items(body, "desired_states", None, refuse), body.len());
     let mut skipped = json::Skipped::default();
-    let found = json::for_each_item(body, "desired_states", None, &mut |raw| {
+    let found = json::for_each_item(body, "desired_states", None, refuse, &mut |raw| {
         let item = match json::object::<StateItem<'_>>(raw) {
             Ok(item) => item,
             Err(e) => {
@@ -280,14 +320,13 @@ pub(crate) fn parse_desired_states(
         });
     })
     .map_err(|e| Error::protocol(format!("the desired-states answer is not JSON: {e}")))?;
+    crate::catalog::check_list("desired-states", "desired_states", &found, &skipped)?;
     skipped.report("desired states skipped (they cannot be answered)", warn);
-    if !found.found {
-        return Err(Error::protocol("the desired-states answer has no \"desired_states\" array"));
-    }
     Ok(out)
 }
 
-/// The older service's wants: every representable command with a value, to apply where the actuator differs.
+/// The older service's wants: every representable command with a value (then kept only where the value is new:
+/// [`AnsweredLog::keep_new_catalog_values`]).
 pub(crate) fn from_catalog<'a>(c: &'a CommandRef<'_>) -> Option<DesiredStateRef<'a>> {
     if c.error.is_some() {
         return None;
@@ -444,6 +483,18 @@ pub(crate) struct Memory {
     latest: HashMap<String, i64>,
     answered: HashSet<String>,
     order: VecDeque<String>,
+    /// The last catalog value seen per command: its value type and value.
+    catalog: HashMap<String, (Option<String>, String)>,
+}
+
+/// Whether a catalog value is the one last seen for its command (contract section 3: by `value_type`,
+/// numerically for NumericRange and Binary); a changed `value_type` is a new value.
+fn same_catalog_value(seen: (Option<&str>, &str), value_type: Option<&str>, value: &str) -> bool {
+    let same_type = match (seen.0, value_type) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (a, b) => a == b,
+    };
+    same_type && crate::catalog::values_equal(value_type, seen.1, value)
 }
 
 fn storage(path: &str, e: rusqlite::Error) -> Error {
@@ -464,7 +515,11 @@ impl AnsweredLog {
              CREATE TABLE IF NOT EXISTS desired_sequence (
                  command_id TEXT PRIMARY KEY, sequence_number INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS desired_answered (
-                 seq INTEGER PRIMARY KEY AUTOINCREMENT, desired_id TEXT NOT NULL UNIQUE);",
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT, desired_id TEXT NOT NULL UNIQUE);
+             CREATE TABLE IF NOT EXISTS catalog_seen (
+                 command_id TEXT PRIMARY KEY, value_type TEXT, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS desired_fallback (
+                 service TEXT PRIMARY KEY, http_status INTEGER NOT NULL, scope TEXT, catalog INTEGER);",
         )
         .map_err(|e| storage(path, e))?;
         Ok(AnsweredLog::File(Mutex::new(conn)))
@@ -560,6 +615,125 @@ impl AnsweredLog {
     }
 }
 
+impl AnsweredLog {
+    /// Keeps in `states` (catalog values, read from an older service) only the values that are new for their
+    /// command (contract section 3): seen for the first time, or different from the last value seen. Each one
+    /// kept becomes the last value seen; a value already acted on is never handed over again, so a local
+    /// physical change is not undone by the next poll, nor (with the outbox file) by a restart. One
+    /// transaction, written only when something is new.
+    pub(crate) fn keep_new_catalog_values(&self, states: &mut StateList) -> Result<()> {
+        let new_value = |s: &Record<'_>, seen: Option<(Option<&str>, &str)>| match (seen, s.str(1)) {
+            (Some(seen), Some(value)) => !same_catalog_value(seen, s.str(2), value),
+            _ => true,
+        };
+        match self {
+            AnsweredLog::Memory(m) => {
+                let mut m = Self::lock(m);
+                states.records.retain(|r| {
+                    let id = r.str(S_COMMAND).unwrap_or_default();
+                    let seen = m.catalog.get(id).map(|(t, v)| (t.as_deref(), v.as_str()));
+                    let new = new_value(&r, seen);
+                    if new {
+                        let entry = (r.str(2).map(str::to_string), r.str(1).unwrap_or_default().to_string());
+                        m.catalog.insert(id.to_string(), entry);
+                    }
+                    new
+                });
+                Ok(())
+            }
+            AnsweredLog::File(c) => {
+                let mut conn = Self::lock(c);
+                // IMMEDIATE: another process sharing the file decides after this one, not at the same time.
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(Self::file_error)?;
+                let mut failed = None;
+                let mut changed = 0usize;
+                {
+                    let mut read = tx
+                        .prepare_cached("SELECT value_type, value FROM catalog_seen WHERE command_id = ?1")
+                        .map_err(Self::file_error)?;
+                    let mut write = tx
+                        .prepare_cached(
+                            "INSERT INTO catalog_seen (command_id, value_type, value) VALUES (?1, ?2, ?3)
+                             ON CONFLICT(command_id) DO UPDATE SET value_type = excluded.value_type,
+                                                                   value = excluded.value",
+                        )
+                        .map_err(Self::file_error)?;
+                    states.records.retain(|r| {
+                        if failed.is_some() {
+                            return true;
+                        }
+                        let id = r.str(S_COMMAND).unwrap_or_default();
+                        let seen = read
+                            .query_row(params![id], |row| {
+                                Ok((row.get::<_, Option<String>>(0)?, row.get::<_, String>(1)?))
+                            })
+                            .optional();
+                        let new = match seen {
+                            Ok(seen) => new_value(&r, seen.as_ref().map(|(t, v)| (t.as_deref(), v.as_str()))),
+                            Err(e) => {
+                                failed = Some(e);
+                                return true;
+                            }
+                        };
+                        if new {
+                            match write.execute(params![id, r.str(2), r.str(1).unwrap_or_default()]) {
+                                Ok(_) => changed += 1,
+                                Err(e) => failed = Some(e),
+                            }
+                        }
+                        new
+                    });
+                }
+                if let Some(e) = failed {
+                    return Err(Self::file_error(e));
+                }
+                if changed == 0 {
+                    // Nothing to write: no commit, no fsync (a poll that finds nothing new costs no disk write).
+                    return tx.rollback().map_err(Self::file_error);
+                }
+                tx.commit().map_err(Self::file_error)
+            }
+        }
+    }
+
+    /// The fallback found earlier for `service` (base URL, device and client), in the outbox file; `None` in
+    /// memory (a new client without an outbox file asks the service again).
+    pub(crate) fn fallback(&self, service: &str) -> Result<Option<Fallback>> {
+        let AnsweredLog::File(c) = self else { return Ok(None) };
+        Self::lock(c)
+            .query_row(
+                "SELECT http_status, scope, catalog FROM desired_fallback WHERE service = ?1",
+                params![service],
+                |r| {
+                    Ok(Fallback {
+                        http_status: r.get::<_, i64>(0)?.clamp(0, 999) as u16,
+                        scope: r.get(1)?,
+                        catalog: r.get::<_, Option<i64>>(2)?.map(|n| n as u64),
+                    })
+                },
+            )
+            .optional()
+            .map_err(Self::file_error)
+    }
+
+    /// Keeps (or, with `None`, forgets) the fallback found for `service`, in the outbox file.
+    pub(crate) fn set_fallback(&self, service: &str, fallback: Option<&Fallback>) -> Result<()> {
+        let AnsweredLog::File(c) = self else { return Ok(()) };
+        let conn = Self::lock(c);
+        match fallback {
+            Some(f) => conn.execute(
+                "INSERT OR REPLACE INTO desired_fallback (service, http_status, scope, catalog) VALUES (?1, ?2, ?3, ?4)",
+                params![service, i64::from(f.http_status), f.scope, f.catalog.map(|n| n as i64)],
+            ),
+            None => conn.execute("DELETE FROM desired_fallback WHERE service = ?1", params![service]),
+        }
+        .map(drop)
+        .map_err(Self::file_error)
+    }
+}
+
 impl std::fmt::Debug for AnsweredLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -601,16 +775,25 @@ mod tests {
         );
         assert_eq!(s[1].expires_at_unix_ms, Some(NOW + 60_000));
         assert_eq!((s[2].value.as_deref(), s[2].sequence_number, s[2].expires_at.as_deref()), (None, None, None));
-        // No code, a bare array; states that cannot be answered are skipped.
+        // No code; states that cannot be answered are skipped.
         let mut warned = 0;
         let s = parse_desired_states(
-            br#"[{"desired_id":"d","command_id":1},{"command_id":2},{"desired_id":"e"}]"#,
+            br#"{"desired_states":[{"desired_id":"d","command_id":1},{"command_id":2},{"desired_id":"e"}]}"#,
             NOW,
             &mut |_, _| warned += 1,
         )
         .unwrap();
         assert_eq!((s.len(), warned), (1, 1), "one warning for both");
-        assert!(parse_desired_states(br#"{"code":2000}"#, NOW, &mut |_, _| ()).is_err());
+        // Answers that are not the documented shape say what they are; an empty list is said so.
+        let err = |body: &str| parse_desired_states(body.as_bytes(), NOW, &mut |_, _| ()).unwrap_err().message;
+        assert_eq!(err(r#"{"code":2000}"#), "the desired-states answer has no \"desired_states\" array");
+        assert_eq!(
+            err(r#"[{"desired_id":"d","command_id":1}]"#),
+            "the desired-states answer is an array, not a JSON object with a \"desired_states\" array"
+        );
+        assert!(err(r#"{"desired_states":[{"command_id":2},7]}"#)
+            .starts_with("the desired-states answer lists 2 item(s), none of them usable; the first: no desired_id"));
+        assert!(parse(r#"{"desired_states":[]}"#).is_empty());
     }
 
     #[test]
@@ -670,6 +853,94 @@ mod tests {
         assert!(answer_item("1", None, None, "1.0", ReportStatus::Stale).is_err());
         plain.prepare(NOW).unwrap();
         with.prepare(NOW).unwrap();
+    }
+
+    fn catalog(values: &[(&str, &str, &str)]) -> StateList {
+        let mut list = StateList::with_capacity(values.len(), 256);
+        for (id, value_type, value) in values {
+            let c = CommandRef {
+                id: (*id).into(),
+                value: Some((*value).into()),
+                value_type: Some((*value_type).into()),
+                ..CommandRef::default()
+            };
+            list.push(&from_catalog(&c).unwrap());
+        }
+        list
+    }
+
+    fn new_values(log: &AnsweredLog, values: &[(&str, &str, &str)]) -> Vec<(String, String)> {
+        let mut list = catalog(values);
+        log.keep_new_catalog_values(&mut list).unwrap();
+        list.iter().map(|s| (s.command_id.to_string(), s.value.unwrap().to_string())).collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn a_catalog_value_is_handed_over_only_when_new() {
+        let dir = std::env::temp_dir().join(format!("realer-catalog-seen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("outbox.db");
+        let path = path.to_str().unwrap();
+        for log in [AnsweredLog::memory(), AnsweredLog::open(path, Duration::from_secs(5)).unwrap()] {
+            let first = [("1", "NumericRange", "1.0"), ("2", "Enum", "open"), ("3", "Binary", "0")];
+            assert_eq!(new_values(&log, &first), pairs(&[("1", "1.0"), ("2", "open"), ("3", "0")]), "first seen");
+            assert!(new_values(&log, &first).is_empty(), "already acted on: never again");
+            // Compared by value_type: numerically for NumericRange and Binary, as text otherwise.
+            let same = [("1", "NumericRange", "1"), ("2", "Enum", "open"), ("3", "binary", "0.0")];
+            assert!(new_values(&log, &same).is_empty());
+            let changed = [("1", "NumericRange", "2.5"), ("2", "Enum", "Open"), ("3", "Binary", "0")];
+            assert_eq!(new_values(&log, &changed), pairs(&[("1", "2.5"), ("2", "Open")]));
+            assert!(new_values(&log, &changed).is_empty());
+            // A changed value_type is a new value; a new command is first seen.
+            let retyped = [("3", "Enum", "0"), ("4", "Enum", "x")];
+            assert_eq!(new_values(&log, &retyped), pairs(&[("3", "0"), ("4", "x")]));
+        }
+        // The file remembers across a reopen (a restart).
+        let log = AnsweredLog::open(path, Duration::from_secs(5)).unwrap();
+        assert!(new_values(&log, &[("1", "NumericRange", "2.50"), ("4", "Enum", "x")]).is_empty());
+        assert_eq!(new_values(&log, &[("1", "NumericRange", "1.0")]), pairs(&[("1", "1.0")]));
+        drop(log);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_fallback_and_the_catalog_fingerprint() {
+        let a = catalog(&[("1", "t", "0"), ("2", "t", "0")]);
+        let b = catalog(&[("2", "t", "1"), ("1", "t", "5")]);
+        let c = catalog(&[("1", "t", "0"), ("3", "t", "0")]);
+        assert_eq!(catalog_fingerprint(&a), catalog_fingerprint(&b), "the same commands, in any order, any values");
+        assert_ne!(catalog_fingerprint(&a), catalog_fingerprint(&c));
+        assert_ne!(catalog_fingerprint(&a), catalog_fingerprint(&catalog(&[("1", "t", "0")])));
+        let f = |status, scope: Option<&str>| Fallback {
+            http_status: status,
+            scope: scope.map(str::to_string),
+            catalog: None,
+        };
+        assert!(f(403, Some("iot:catalog:read iot:feed-data:write")).scope_lacks_desired_states());
+        assert!(!f(403, Some("iot:catalog:read iot:desired-state:read")).scope_lacks_desired_states());
+        assert!(!f(403, None).scope_lacks_desired_states(), "a scope not said is not known to lack it");
+        assert!(!f(404, Some("iot:catalog:read")).scope_lacks_desired_states());
+
+        let dir = std::env::temp_dir().join(format!("realer-fallback-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("outbox.db");
+        let log = AnsweredLog::open(path.to_str().unwrap(), Duration::from_secs(5)).unwrap();
+        assert_eq!(log.fallback("svc").unwrap(), None);
+        let found = Fallback { catalog: Some(u64::MAX - 1), ..f(404, Some("s")) };
+        log.set_fallback("svc", Some(&found)).unwrap();
+        drop(log);
+        let log = AnsweredLog::open(path.to_str().unwrap(), Duration::from_secs(5)).unwrap();
+        assert_eq!(log.fallback("svc").unwrap(), Some(found));
+        assert_eq!(log.fallback("other").unwrap(), None);
+        log.set_fallback("svc", None).unwrap();
+        assert_eq!(log.fallback("svc").unwrap(), None);
+        assert_eq!(AnsweredLog::memory().fallback("svc").unwrap(), None, "in memory: a new client asks again");
+        drop(log);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -104,6 +104,16 @@ pub fn timestamp(text: &str) -> realer_status {
             assert_eq!(time::parse_rfc3339_utc_ms(&again), Ok(ms), "{text:?} -> {again}");
         }
     }
+    // A caller's timestamp: normalised to Realer's form, the same instant to the millisecond, or refused;
+    // never accepted in another form.
+    match time::normalize_timestamp(text) {
+        Ok(sent) => {
+            let b = sent.as_bytes();
+            assert!(matches!(b.len(), 20 | 24) && b[10] == b'T' && b.last() == Some(&b'Z'), "{text:?} -> {sent}");
+            assert_eq!(time::parse_rfc3339_utc_ms(&sent), r, "{text:?} -> {sent}");
+        }
+        Err(_) => assert!(r.is_err() || r.is_ok_and(|ms| time::format_rfc3339_ms(ms).is_none())),
+    }
     status(&r.map_err(Error::protocol))
 }
 

@@ -125,18 +125,66 @@ pub(crate) struct ListAnswer {
     pub code: Option<i64>,
     /// Whether a list (or a single object under the singular key) was found.
     pub found: bool,
+    /// What the answer is when it is not a JSON object ("an array", "a string", ...).
+    pub top: Option<&'static str>,
+    /// What was under the list's key when it was not an array ("an object", "null", ...).
+    pub under_key: Option<&'static str>,
+    /// How many items the list held (objects or not).
+    pub items: usize,
 }
 
-/// Hands every item of the list under `key` to `each`, as raw JSON borrowed from `body`. Also accepted: a bare
-/// array, and a single object under `singular`. Items are not checked beyond their syntax. A repeated `key`
-/// counts once (the first).
+impl ListAnswer {
+    /// Why an answer that should be `{"<key>":[…]}` is not, naming what it is instead; `None` when it is
+    /// (also for an empty list: then the answer says there is nothing).
+    pub(crate) fn shape_error(&self, key: &str) -> Option<String> {
+        if let Some(top) = self.top {
+            return Some(format!("is {top}, not a JSON object with a \"{key}\" array"));
+        }
+        if self.found {
+            return None;
+        }
+        Some(match self.under_key {
+            Some(what) => format!("has \"{key}\" as {what}, not an array"),
+            None => format!("has no \"{key}\" array"),
+        })
+    }
+}
+
+/// Whether a bare array (`[…]` instead of `{"<key>":[…]}`) is read as the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BareArray {
+    /// Read as the list (an answer whose documented shape is a guess: the batch answer).
+    Accept,
+    /// Not read: the answer is reported as an array ([`ListAnswer::top`]). Realer documents an object.
+    Refuse,
+}
+
+/// Hands every item of the list under `key` to `each`, as raw JSON borrowed from `body`. Also accepted: a single
+/// object under `singular`, and (with [`BareArray::Accept`]) a bare array. Items are not checked beyond their
+/// syntax. Only the first array under `key` is read. An answer of another shape is not an error here:
+/// [`ListAnswer`] says what it is.
 pub(crate) fn for_each_item<'a>(
     body: &'a [u8],
     key: &str,
     singular: Option<&str>,
+    bare_array: BareArray,
     each: &mut dyn FnMut(&'a RawValue),
 ) -> Result<ListAnswer, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(body);
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if !matches!((first, bare_array), (Some(b'{'), _) | (Some(b'['), BareArray::Accept)) {
+        // Checked as JSON (skipped, not walked item by item into anything), then named.
+        IgnoredAny::deserialize(&mut de)?;
+        de.end()?;
+        let top = match first {
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            _ => "a number",
+        };
+        return Ok(ListAnswer { top: Some(top), ..ListAnswer::default() });
+    }
     let found = Top { key, singular, each }.deserialize(&mut de)?;
     de.end()?;
     Ok(found)
@@ -144,9 +192,9 @@ pub(crate) fn for_each_item<'a>(
 
 /// How many items of the list [`for_each_item`] would hand over are JSON objects (what a list may hold:
 /// see [`object`]); 0 when the body is not a readable list answer.
-pub(crate) fn count_items(body: &[u8], key: &str, singular: Option<&str>) -> usize {
+pub(crate) fn count_items(body: &[u8], key: &str, singular: Option<&str>, bare_array: BareArray) -> usize {
     let mut n = 0usize;
-    let _ = for_each_item(body, key, singular, &mut |raw| n += usize::from(raw.get().starts_with('{')));
+    let _ = for_each_item(body, key, singular, bare_array, &mut |raw| n += usize::from(raw.get().starts_with('{')));
     n
 }
 
@@ -164,6 +212,16 @@ impl Skipped {
         if self.first.is_none() {
             self.first = Some(why());
         }
+    }
+
+    /// How many were skipped.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// What was said of the first one skipped.
+    pub(crate) fn first(&self) -> Option<&str> {
+        self.first.as_deref()
     }
 
     /// One warning, when anything was skipped: `what` names the items ("commands without an id").
@@ -195,10 +253,12 @@ impl<'de: 'a, 'a> Visitor<'de> for Top<'_, '_, 'a> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListAnswer, A::Error> {
+        let mut items = 0;
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            items += 1;
             (self.each)(raw);
         }
-        Ok(ListAnswer { code: None, found: true })
+        Ok(ListAnswer { found: true, items, ..ListAnswer::default() })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ListAnswer, A::Error> {
@@ -206,7 +266,12 @@ impl<'de: 'a, 'a> Visitor<'de> for Top<'_, '_, 'a> {
         let mut one: Option<&'de RawValue> = None;
         while let Some(k) = map.next_key::<Cow<'de, str>>()? {
             if *k == *self.key && !out.found {
-                out.found = map.next_value_seed(Items { each: &mut *self.each })?;
+                match map.next_value_seed(Items { each: &mut *self.each })? {
+                    Ok(items) => {
+                        (out.items, out.found, out.under_key) = (items, true, None);
+                    }
+                    Err(what) => out.under_key = Some(what),
+                }
             } else if &*k == "code" {
                 out.code = map.next_value::<Int>()?.0;
             } else if Some(&*k) == self.singular {
@@ -218,57 +283,61 @@ impl<'de: 'a, 'a> Visitor<'de> for Top<'_, '_, 'a> {
         }
         if let (false, Some(raw)) = (out.found, one) {
             (self.each)(raw);
-            out.found = true;
+            (out.found, out.items, out.under_key) = (true, 1, None);
         }
         Ok(out)
     }
 }
 
-/// The value under the list's key: the items of an array (true), or anything else skipped (false).
+/// The value under the list's key: the items of an array (how many), or what else it is (skipped unchecked).
 struct Items<'f, 'a> {
     each: &'f mut dyn FnMut(&'a RawValue),
 }
 
+type ItemsFound = Result<usize, &'static str>;
+
 impl<'de: 'a, 'a> DeserializeSeed<'de> for Items<'_, 'a> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+    type Value = ItemsFound;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ItemsFound, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de: 'a, 'a> Visitor<'de> for Items<'_, 'a> {
-    type Value = bool;
+    type Value = ItemsFound;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ItemsFound, A::Error> {
+        let mut n = 0;
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            n += 1;
             (self.each)(raw);
         }
-        Ok(true)
+        Ok(Ok(n))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ItemsFound, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(false)
+        Ok(Err("an object"))
     }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
+    fn visit_unit<E>(self) -> Result<ItemsFound, E> {
+        Ok(Err("null"))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
+    fn visit_bool<E>(self, _: bool) -> Result<ItemsFound, E> {
+        Ok(Err("a boolean"))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
+    fn visit_u64<E>(self, _: u64) -> Result<ItemsFound, E> {
+        Ok(Err("a number"))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
+    fn visit_i64<E>(self, _: i64) -> Result<ItemsFound, E> {
+        Ok(Err("a number"))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
+    fn visit_f64<E>(self, _: f64) -> Result<ItemsFound, E> {
+        Ok(Err("a number"))
     }
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
+    fn visit_str<E>(self, _: &str) -> Result<ItemsFound, E> {
+        Ok(Err("a string"))
     }
 }
 
@@ -345,19 +414,30 @@ mod tests {
 
     fn items(body: &str, key: &str, singular: Option<&str>) -> (Result<ListAnswer, String>, Vec<String>) {
         let mut got = Vec::new();
-        let r = for_each_item(body.as_bytes(), key, singular, &mut |raw| got.push(raw.get().to_string()));
+        let r = for_each_item(body.as_bytes(), key, singular, BareArray::Accept, &mut |raw| {
+            got.push(raw.get().to_string())
+        });
         (r.map_err(|e| e.to_string()), got)
+    }
+
+    fn shape(body: &str) -> (Option<String>, usize) {
+        let mut n = 0;
+        let r = for_each_item(body.as_bytes(), "commands", Some("command"), BareArray::Refuse, &mut |_| n += 1);
+        (r.unwrap().shape_error("commands"), n)
     }
 
     #[test]
     fn lists_are_read_item_by_item() {
         let (r, got) = items(r#"{"code":2000,"x":{"a":[1]},"commands":[{"id":1},{"id":"b"} ,7]}"#, "commands", None);
-        assert_eq!(r.unwrap(), ListAnswer { code: Some(2000), found: true });
+        assert_eq!(r.unwrap(), ListAnswer { code: Some(2000), found: true, items: 3, ..ListAnswer::default() });
         assert_eq!(got, [r#"{"id":1}"#, r#"{"id":"b"}"#, "7"]);
         let (r, got) = items(r#"[{"id":1}]"#, "commands", None);
         assert_eq!((r.unwrap().found, got.len()), (true, 1));
         let (r, got) = items(r#"{"command":{"id":1},"code":"2000"}"#, "commands", Some("command"));
-        assert_eq!((r.unwrap(), got.len()), (ListAnswer { code: Some(2000), found: true }, 1));
+        assert_eq!(
+            (r.unwrap(), got.len()),
+            (ListAnswer { code: Some(2000), found: true, items: 1, ..Default::default() }, 1)
+        );
         let (r, got) = items(r#"{"code":2000,"commands":{"id":1}}"#, "commands", None);
         assert_eq!((r.unwrap().found, got.len()), (false, 0));
         // A number out of range for f64 inside an item is the item's problem, not the list's.
@@ -366,7 +446,35 @@ mod tests {
         assert_eq!(got[0], r#"{"id":1,"value":1e999}"#);
         assert!(items("{", "commands", None).0.is_err());
         assert!(items(r#"{"commands":[]} x"#, "commands", None).0.is_err());
-        assert_eq!(count_items(br#"{"commands":[1,{"id":2},[3]]}"#, "commands", None), 1, "objects only");
+        assert_eq!(
+            count_items(br#"{"commands":[1,{"id":2},[3]]}"#, "commands", None, BareArray::Accept),
+            1,
+            "objects only"
+        );
+    }
+
+    #[test]
+    fn an_answer_of_another_shape_is_named_not_read() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let bare = r#"[{"id":1}]"#;
+        for (body, why) in [
+            (bare, "is an array, not a JSON object with a \"commands\" array"),
+            ("[]", "is an array, not a JSON object with a \"commands\" array"),
+            (&deep, "is an array, not a JSON object with a \"commands\" array"),
+            (r#" "x""#, "is a string, not a JSON object with a \"commands\" array"),
+            ("null", "is null, not a JSON object with a \"commands\" array"),
+            ("12", "is a number, not a JSON object with a \"commands\" array"),
+            (r#"{"commands":{"id":1}}"#, "has \"commands\" as an object, not an array"),
+            (r#"{"commands":"none"}"#, "has \"commands\" as a string, not an array"),
+            (r#"{"code":2000}"#, "has no \"commands\" array"),
+        ] {
+            assert_eq!(shape(body), (Some(why.to_string()), 0), "{}", &body[..body.len().min(30)]);
+        }
+        assert_eq!(shape(r#"{"commands":[]}"#), (None, 0), "an empty list, said so");
+        assert_eq!(shape(r#"{"command":{"id":1}}"#), (None, 1));
+        assert_eq!(shape(r#"{"commands":"x","commands":[{"id":1}]}"#), (None, 1), "the list wins");
+        assert!(for_each_item(b"[1,", "commands", None, BareArray::Refuse, &mut |_| ()).is_err(), "not JSON");
+        assert_eq!(count_items(bare.as_bytes(), "commands", None, BareArray::Refuse), 0);
     }
 
     #[test]

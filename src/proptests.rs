@@ -372,6 +372,11 @@ proptest! {
             // Every command has an id; one with an error carries nothing else.
             Ok(list) => {
                 prop_assert!(list.len() <= catalog::count(&body, "commands", "command"));
+                // Only the documented shape is a catalog, and an empty one only when its list is empty.
+                let found = json::for_each_item(&body, "commands", Some("command"), json::BareArray::Refuse, &mut |_| ())
+                    .unwrap();
+                prop_assert!(found.shape_error("commands").is_none());
+                prop_assert!(!list.is_empty() || found.items == 0);
                 for c in list.iter() {
                     if c.error.is_some() {
                         prop_assert!(c.value.is_none() && c.kind.is_none() && c.pin_port.is_none());
@@ -393,6 +398,9 @@ proptest! {
         check_memory("desired states", body.len(), peak)?;
         match states {
             Ok(states) => {
+                let found = json::for_each_item(&body, "desired_states", None, json::BareArray::Refuse, &mut |_| ())
+                    .unwrap();
+                prop_assert!(found.shape_error("desired_states").is_none());
                 for s in states.iter() {
                     prop_assert!(s.desired_id.is_some());
                     prop_assert!(s.sequence_number.is_none_or(|n| n >= 0));
@@ -462,13 +470,25 @@ proptest! {
     fn list_readers(body in bodies("commands", Some("command"))) {
         // The generic reader under every list parser: items are valid JSON borrowed from the body, and the
         // count is how many of those it hands over are objects (the only items a list may hold).
-        let mut n = 0usize;
-        let r = json::for_each_item(&body, "commands", Some("command"), &mut |raw| {
-            assert!(serde_json::from_str::<serde::de::IgnoredAny>(raw.get()).is_ok());
-            n += usize::from(raw.get().starts_with('{'));
-        });
-        if r.is_ok() {
-            prop_assert_eq!(n, json::count_items(&body, "commands", Some("command")));
+        for bare in [json::BareArray::Accept, json::BareArray::Refuse] {
+            let (mut n, mut all) = (0usize, 0usize);
+            let r = json::for_each_item(&body, "commands", Some("command"), bare, &mut |raw| {
+                assert!(serde_json::from_str::<serde::de::IgnoredAny>(raw.get()).is_ok());
+                n += usize::from(raw.get().starts_with('{'));
+                all += 1;
+            });
+            if let Ok(found) = r {
+                prop_assert_eq!(n, json::count_items(&body, "commands", Some("command"), bare));
+                prop_assert_eq!(all, found.items);
+                // An answer that is not the documented shape hands over nothing, and says why.
+                prop_assert!(found.shape_error("commands").is_some() || found.found);
+                if found.top.is_some() {
+                    prop_assert_eq!((all, found.found), (0, false));
+                }
+                if bare == json::BareArray::Refuse && body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+                    prop_assert_eq!(found.top, Some("an array"));
+                }
+            }
         }
         // Not the converse: a top-level `code` that is a string with a lone surrogate escape ("\uDaaa") is
         // JSON to a skipping reader, but not text, and `top_code` then says "not JSON" (as the list readers do).
@@ -578,7 +598,7 @@ fn base64_lines(bytes: &[u8]) -> String {
 /// memory rule as written (peak heap, the answer included, at most 4x its size plus 1 MiB), whatever the
 /// items. The lists are compact (src/records.rs: an item costs at most its JSON text, plus 4 bytes of
 /// index), so no item is too small for the rule. Items that are not items (`{}` without an id, an array)
-/// cost nothing. Prints the table of ratios.
+/// cost nothing (and a list of only those is refused). Prints the table of ratios.
 #[test]
 fn memory_rule_holds_for_answers_of_any_items() {
     let long = format!(r#"{{"id":"{}","value":"{}"}}"#, "a".repeat(4000), "b".repeat(4000));
@@ -641,8 +661,11 @@ fn memory_rule_holds_for_answers_of_any_items() {
                 "catalog desired" => measure(|| catalog_desired_states(&body).map(|l| l.len())),
                 _ => measure(|| desired_states(&body, 0).map(|l| l.len())),
             };
-            let items = if is_item { n } else { 0 };
-            assert_eq!(read.unwrap(), items, "{what} of {item}");
+            match read {
+                Ok(read) => assert!(is_item && read == n, "{what} of {item}: {read} items"),
+                // A list of nothing usable is no answer (not an empty one): refused, at the same cost.
+                Err(e) => assert!(!is_item && e.kind == ErrorKind::Protocol, "{what} of {item}: {e:?}"),
+            }
             let total = body.len() + peak;
             let limit = 4 * body.len() + MIB;
             let shown = json::excerpt(item, 40);

@@ -74,6 +74,32 @@ pub fn format_rfc3339_ms(unix_ms: i64) -> Option<String> {
     ))
 }
 
+/// A caller's timestamp in Realer's form, `YYYY-MM-DDTHH:MM:SS[.fff]Z` (contract section 4: ISO 8601 UTC):
+/// any RFC 3339 timestamp is taken (`t` and `z` in lower case, an offset such as `+02:00` or `-00:00`, a
+/// fraction of any length up to 9 digits) and written in UTC, with an upper-case `T` and `Z`; a fraction
+/// becomes milliseconds (digits past the third are dropped: `.5` is `.500`), none stays none; a leap
+/// second (`:60`) becomes `:59`. A timestamp already in that form is returned as it is. `Err` says why one
+/// is refused: not RFC 3339, not a calendar date, or outside years 0000-9999 once in UTC.
+pub fn normalize_timestamp(s: &str) -> Result<String, &'static str> {
+    let ms = parse(s, true)?;
+    let b = s.as_bytes();
+    let fraction = b.get(19) == Some(&b'.');
+    let realer_form = b[10] == b'T'
+        && b.last() == Some(&b'Z')
+        && b[17..19] != *b"60"
+        && if fraction { b.len() == 24 } else { b.len() == 20 };
+    if realer_form {
+        return Ok(s.to_string());
+    }
+    let mut out = format_rfc3339_ms(ms).ok_or("is outside years 0000-9999 in UTC")?;
+    if !fraction {
+        // "….000Z" -> "…Z": no fraction was given, none is invented.
+        out.truncate(19);
+        out.push('Z');
+    }
+    Ok(out)
+}
+
 /// Parses an RFC 3339 timestamp in UTC (`Z`, `z` or `+00:00`, optional fraction) to Unix milliseconds.
 /// Other offsets are refused: Realer's feed data is UTC only.
 pub fn parse_rfc3339_utc_ms(s: &str) -> Result<i64, &'static str> {
@@ -86,7 +112,7 @@ pub fn parse_rfc3339_any_ms(s: &str) -> Result<i64, &'static str> {
 }
 
 fn parse(s: &str, any_offset: bool) -> Result<i64, &'static str> {
-    const FORM: &str = "must be an RFC 3339 UTC timestamp like 2026-04-24T10:15:00Z";
+    const FORM: &str = "must be an RFC 3339 timestamp like 2026-04-24T10:15:00Z";
     let b = s.as_bytes();
     if b.len() < 20 {
         return Err(FORM);
@@ -233,6 +259,31 @@ mod tests {
         assert_eq!(parse_rfc3339_utc_ms("2026-04-24T10:15:00.123456789Z"), Ok(1_777_025_700_123));
         assert_eq!(parse_rfc3339_any_ms("2026-04-24T12:15:00+02:00"), Ok(1_777_025_700_000));
         assert_eq!(parse_rfc3339_utc_ms("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000));
+    }
+
+    #[test]
+    fn caller_timestamps_are_normalised_to_realers_form() {
+        for (given, sent) in [
+            ("2026-04-24T10:15:00Z", "2026-04-24T10:15:00Z"),
+            ("2026-04-24T10:15:00.123Z", "2026-04-24T10:15:00.123Z"),
+            ("2026-04-24t10:15:00z", "2026-04-24T10:15:00Z"),
+            ("2026-04-24T10:15:00-00:00", "2026-04-24T10:15:00Z"),
+            ("2026-04-24T10:15:00+00:00", "2026-04-24T10:15:00Z"),
+            ("2026-04-24T12:15:00+02:00", "2026-04-24T10:15:00Z"),
+            ("2026-04-24T00:15:00.5+01:30", "2026-04-23T22:45:00.500Z"),
+            ("2026-04-24T10:15:00.123456789Z", "2026-04-24T10:15:00.123Z"),
+            ("2026-04-24T10:15:00.1z", "2026-04-24T10:15:00.100Z"),
+            ("2026-12-31T23:59:60Z", "2026-12-31T23:59:59Z"),
+            ("0000-01-01T00:00:00Z", "0000-01-01T00:00:00Z"),
+        ] {
+            assert_eq!(normalize_timestamp(given).as_deref(), Ok(sent), "{given}");
+            assert_eq!(parse_rfc3339_utc_ms(sent), parse_rfc3339_any_ms(given), "{given}: the same instant");
+        }
+        assert_eq!(normalize_timestamp("0000-01-01T00:30:00+01:00"), Err("is outside years 0000-9999 in UTC"));
+        assert_eq!(normalize_timestamp("9999-12-31T23:30:00-01:00"), Err("is outside years 0000-9999 in UTC"));
+        for bad in ["2026-04-24 10:15:00Z", "2026-04-24T10:15:00", "2026-04-24T10:15:00+0200", "yesterday"] {
+            assert!(normalize_timestamp(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

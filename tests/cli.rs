@@ -5,6 +5,8 @@
 
 #[path = "c/support.rs"]
 mod support;
+#[path = "support/tinyproxy.rs"]
+mod tinyproxy;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -121,7 +123,12 @@ fn doctor_fails_naming_the_cause() {
     env.push(("REALER_CA_FILE".into(), wrong_ca.display().to_string()));
     let run = realer(&["doctor"], &env, &dir);
     assert_eq!(run.code, Some(1));
-    assert!(run.stdout.contains("FAIL  tls") && run.stdout.contains("not signed by a CA"), "{}", run.stdout);
+    assert!(run.stdout.contains("FAIL  tls"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("not signed by the configured CA") && run.stdout.contains("TLS-inspection proxy"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("SKIP  token"), "{}", run.stdout);
 
     // A wrong secret.
@@ -159,6 +166,50 @@ fn doctor_fails_naming_the_cause() {
     assert_eq!(status_of(&json, "configuration"), "fail");
 }
 
+/// Through tinyproxy: the proxy's host is resolved and connected to, a `proxy` step shows the tunnel, and TLS
+/// and the API work through it; a proxy that wants other credentials FAILs at that step, naming it, and the
+/// password is shown nowhere.
+#[test]
+fn doctor_through_a_proxy() {
+    let dir = scratch_dir("cli-doctor-proxy");
+    let sim = Sim::start(SimOptions { quiet: true, ..Default::default() }).unwrap();
+    let proxy = tinyproxy::Tinyproxy::start(&dir.join("tinyproxy"), "BasicAuth alice pr0xy-pa55word");
+    let mut env = demo_env(&sim, &dir);
+    env.push(("REALER_PROXY".into(), proxy.url(Some("alice:pr0xy-pa55word"))));
+    let run = realer(&["doctor", "--json"], &env, &dir);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let names: Vec<String> = statuses(&json).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "configuration",
+            "resolve",
+            "connect",
+            "proxy",
+            "tls",
+            "clock",
+            "token",
+            "catalog",
+            "desired states",
+            "outbox"
+        ]
+    );
+    assert_eq!(status_of(&json, "proxy"), "pass", "{json}");
+    assert_eq!(status_of(&json, "token"), "pass", "{json}");
+    assert_eq!(json["steps"][3]["data"]["proxy"], proxy.url(None));
+    assert!(!run.stdout.contains("pr0xy-pa55word"));
+    assert!(proxy.requests().iter().all(|r| r.starts_with("CONNECT ")), "{:?}", proxy.requests());
+
+    env.retain(|(k, _)| k != "REALER_PROXY");
+    env.push(("REALER_PROXY".into(), proxy.url(None)));
+    let run = realer(&["doctor"], &env, &dir);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stdout.contains("FAIL  proxy") && run.stdout.contains("407"), "{}", run.stdout);
+    assert!(run.stdout.contains(&proxy.url(None)) && run.stdout.contains("REALER_PROXY"), "{}", run.stdout);
+    assert!(run.stdout.contains("SKIP  tls"), "{}", run.stdout);
+}
+
 #[test]
 fn doctor_warns_about_a_clock_ten_minutes_off() {
     let dir = scratch_dir("cli-doctor-clock");
@@ -169,6 +220,26 @@ fn doctor_warns_about_a_clock_ten_minutes_off() {
     assert_eq!(status_of(&json, "clock"), "warn");
     let offset = json["steps"][4]["data"]["offset_seconds"].as_f64().unwrap();
     assert!((599.0..=601.0).contains(&offset), "{offset}");
+}
+
+/// A scope list without iot:desired-state:read on a newer service: /desired-states answers 403, desired states
+/// are never delivered; doctor says so as a WARN with the fix (contract sections 2 and 3b).
+#[test]
+fn doctor_warns_about_a_scope_without_desired_state_read() {
+    let dir = scratch_dir("cli-doctor-scope");
+    let sim = Sim::start(SimOptions { quiet: true, flavour: Flavour::V2, ..Default::default() }).unwrap();
+    let mut env = demo_env(&sim, &dir);
+    env.push(("REALER_SCOPE".into(), "iot:catalog:read iot:feed-data:write".into()));
+    let run = realer(&["doctor", "--json"], &env, &dir);
+    assert_eq!(run.code, Some(0), "a warning is not a failure\n{}", run.stdout);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(status_of(&json, "desired states"), "warn", "{json}");
+    let step = &json["steps"][7];
+    assert_eq!(step["data"]["source"], "catalog");
+    assert!(step["detail"].as_str().unwrap().contains("lacks iot:desired-state:read"), "{step}");
+    assert!(step["fix"].as_str().unwrap().contains("unset REALER_SCOPE"), "{step}");
+    let run = realer(&["doctor"], &env, &dir);
+    assert!(run.stdout.lines().any(|l| l.starts_with("WARN  desired states")), "{}", run.stdout);
 }
 
 #[test]

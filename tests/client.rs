@@ -50,14 +50,15 @@ fn a_401_brings_one_new_token_and_one_retry_with_the_same_message_id() {
 }
 
 #[test]
-fn a_second_401_after_a_fresh_token_is_an_auth_error_not_a_loop() {
-    // Tokens that are expired when issued: the retry with a fresh token is refused too.
+fn a_401_on_a_fresh_tokens_first_use_is_an_auth_error_not_a_loop() {
+    // Tokens that are expired when issued: a token refused on its first use says the credentials or the
+    // device's access are wrong (contract section 6), and a new one would be refused too.
     let sim = sim_with(SimOptions { token_ttl_secs: 0, renew_after_secs: 0, ..SimOptions::default() });
     let c = client(&sim);
     let e = c.fetch_sensors().unwrap_err();
     assert_eq!((e.kind, e.http_status, e.code), (ErrorKind::Auth, 401, 4001), "{e:?}");
-    assert_eq!(requests_to(&sim, "/sensors"), vec![401, 401]);
-    assert_eq!(sim.tokens_issued(), 2);
+    assert_eq!(requests_to(&sim, "/sensors"), vec![401]);
+    assert_eq!(sim.tokens_issued(), 1);
 }
 
 #[test]

@@ -60,7 +60,15 @@ fn drive(state: &DesiredState, actuator: &mut String) -> Option<ReportStatus> {
 
 /// One pass: ask, drive the actuators (all "0" at first), answer; returns what was answered.
 fn pass(c: &Client, actuators: &mut HashMap<String, String>) -> Vec<(String, Option<String>, ReportStatus)> {
-    let wanted = c.fetch_desired_states().unwrap();
+    apply(c, &c.fetch_desired_states().unwrap(), actuators)
+}
+
+/// Drives the actuators to what `wanted` says and answers; returns what was answered.
+fn apply(
+    c: &Client,
+    wanted: &realer::DesiredStates,
+    actuators: &mut HashMap<String, String>,
+) -> Vec<(String, Option<String>, ReportStatus)> {
     let mut answered = Vec::new();
     for state in &wanted.states.to_vec() {
         let actuator = actuators.entry(state.command_id.clone()).or_insert_with(|| "0".into());
@@ -86,7 +94,7 @@ fn v1_drives_every_command_whose_catalog_value_differs_and_reports_it_without_de
     assert!(wanted.states.iter().all(|s| s.action == DesiredAction::Apply && s.value_type.is_some()));
 
     let mut actuators = HashMap::from([("4".to_string(), "20.50".to_string())]);
-    let answered = pass(&c, &mut actuators);
+    let answered = apply(&c, &wanted, &mut actuators);
     // Command 4's actuator already holds 20.5 (compared numerically): nothing to report.
     assert_eq!(answered.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(), ["1", "2"]);
     let records = sim.records();
@@ -95,7 +103,8 @@ fn v1_drives_every_command_whose_catalog_value_differs_and_reports_it_without_de
         assert!(r.item.get("desired_id").is_none() && r.item.get("report_status").is_none(), "{r:?}");
         assert_eq!(r.item["value"], "1.0");
     }
-    // A second pass finds every actuator where Realer wants it: no report.
+    // A second pass: the catalog's values were acted on already, none is handed over again.
+    assert!(c.fetch_desired_states().unwrap().states.is_empty());
     assert!(pass(&c, &mut actuators).is_empty());
     // The missing endpoint was asked once, then remembered.
     assert_eq!(requests_to(&sim, "/desired-states"), 1);

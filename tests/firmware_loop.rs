@@ -7,6 +7,9 @@
 //! echoed, and nothing left pending; a local change without desired_id; and each usable sensor's reading
 //! twice (one by one, then in the batch). With `--outbox PATH` the readings go through
 //! the outbox: each arrives exactly once, also when the first run could not send them and a later run did.
+//! With `--passes N` (C and Python) against v1, no pass undoes the local change of the one before, each pass
+//! reads the catalog once, and a restart with the outbox file applies nothing again; also with the sim's local
+//! reported-state adoption. readings.cpp names catalog values on v1 (no NULL desired_id to printf).
 
 #[path = "c/support.rs"]
 mod support;
@@ -17,7 +20,7 @@ use std::process::Command;
 
 use realer_sim::{builtin, time, Fault, Fixture, FixtureDevice, Flavour, Id, Record, Sim, SimOptions, Target};
 use serde_json::Value;
-use support::{build, compile_c, lib_dir, repo, run_program, run_program_with_args, scratch_dir, sim_env};
+use support::{build, compile_c, lib_dir, repo, run_program, run_program_with_args, scratch_dir, sim_env, soname_link};
 
 /// A fixture that shares no id, credential or value with the built-in one: string and integer ids, a string
 /// device id, the usable commands and sensors after an unusable one, and another device beside it.
@@ -531,12 +534,185 @@ fn realer_outbox_commands_on_a_firmware_outbox() {
     assert_eq!(json(&["outbox", "stats"])["dead"], 0);
 }
 
+/// The plain command reports (no desired_id) the sim stored, in order: (command id, value). On the older
+/// service these are the catalog values applied in step 3 and the local changes of step 4.
+fn command_reports(records: &[Record]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .filter(|r| r.item.get("command_id").is_some() && r.item.get("desired_id").is_none())
+        .map(|r| (text(&r.item, "command_id").unwrap(), text(&r.item, "value").unwrap()))
+        .collect()
+}
+
+fn reports(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(c, v)| (c.to_string(), v.to_string())).collect()
+}
+
+/// What three passes on the built-in device of the older service report: pass 1 applies the catalog's values
+/// (commands 1, 2 and 4; 3 is unrepresentable) and someone flips command 1 by hand; passes 2 and 3 apply
+/// nothing (the catalog values were acted on already: the local change stays) and flip it by hand again.
+fn three_v1_passes() -> Vec<(String, String)> {
+    reports(&[("1", "1.0"), ("2", "1.0"), ("4", "20.5"), ("1", "0"), ("1", "1"), ("1", "0")])
+}
+
+fn requests_to(sim: &Sim, suffix: &str) -> usize {
+    sim.request_log().iter().filter(|e| e.path.ends_with(suffix)).count()
+}
+
+/// The examples, unchanged, loop against the older service (`--flavour v1`) with a local change in the middle
+/// of each pass: no later pass undoes it, each pass reads the catalog once, and /desired-states is asked once.
+#[test]
+fn firmware_loop_passes_never_undo_a_local_change_v1() {
+    let dir = scratch_dir("firmware-loop-passes-v1");
+    let exe = build_firmware_loop(&dir, false);
+    let sim = start_sim(Fixture::builtin(), Flavour::V1);
+    let env = sim_env(&sim, &dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+    let run = run_program_with_args(&exe, &["--passes", "3", "--interval-ms", "20"], &env, &dir);
+    println!("{}", run.output());
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert!(run.stdout.contains("Pass 3 of 3."), "{}", run.output());
+    assert_eq!(run.stdout.matches("3. Realer wants 0 setting(s)").count(), 2, "{}", run.output());
+    assert_eq!(command_reports(&sim.records()), three_v1_passes());
+    assert_eq!(requests_to(&sim, "/commands"), 3, "one catalog read per pass");
+    assert_eq!(requests_to(&sim, "/desired-states"), 1);
+}
+
+/// With Realer's "local reported-state adoption" (the sim adopts each local report as the command's new
+/// catalog value), the next pass hands the adopted value over as new, the actuator already holds it, and
+/// nothing flips either: the same reports, C and Python.
+#[test]
+fn firmware_loop_passes_with_local_adoption_flip_nothing_v1() {
+    let dir = scratch_dir("firmware-loop-adoption-v1");
+    let exe = build_firmware_loop(&dir, false);
+    let adopting = || {
+        Sim::start(SimOptions { quiet: true, flavour: Flavour::V1, adopt_local_reports: true, ..Default::default() })
+            .expect("realer-sim starts")
+    };
+    let sim = adopting();
+    let env = sim_env(&sim, &dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+    let run = run_program_with_args(&exe, &["--passes", "3", "--interval-ms", "20"], &env, &dir);
+    println!("{}", run.output());
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    // Passes 2 and 3 are handed the adopted value of command 1, which its actuator already holds.
+    assert_eq!(run.stdout.matches("3. Realer wants 1 setting(s)").count(), 2, "{}", run.output());
+    assert_eq!(command_reports(&sim.records()), three_v1_passes());
+
+    let sim = adopting();
+    let out = python_loop(&sim, &dir, &["--passes", "3", "--interval-ms", "20"]);
+    assert_eq!(out.matches("3. Realer wants 1 setting(s)").count(), 2, "{out}");
+    assert_eq!(command_reports(&sim.records()), three_v1_passes());
+}
+
+/// Runs python/examples/firmware_loop.py with `args` against `sim`'s demo device; its output.
+fn python_loop(sim: &Sim, dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("python/examples/firmware_loop.py"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(sim_env(sim, dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET))
+        .env("REALER_LIB", lib_dir().join("librealer.so"))
+        .env("PYTHONPATH", repo().join("python"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3 runs");
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{output}");
+    assert!(out.status.success(), "firmware_loop.py failed\n{output}");
+    output
+}
+
+/// The same with a restart between passes: the outbox file keeps the catalog values acted on (and the
+/// finding that the service has no /desired-states), so the restarted device applies nothing again.
+#[test]
+fn firmware_loop_restart_with_outbox_never_undoes_a_local_change_v1() {
+    let dir = scratch_dir("firmware-loop-restart-v1");
+    let exe = build_firmware_loop(&dir, false);
+    let sim = start_sim(Fixture::builtin(), Flavour::V1);
+    let env = sim_env(&sim, &dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+    let outbox = dir.join("outbox.db");
+    let args = ["--outbox", outbox.to_str().unwrap()];
+    for run in 0..2 {
+        let run_ = run_program_with_args(&exe, &args, &env, &dir);
+        println!("{}", run_.output());
+        assert_eq!(run_.code, Some(0), "run {run}\n{}", run_.output());
+    }
+    // The restarted run's simulated actuators start at "0" again; its local change makes command 1 "1".
+    let want = reports(&[("1", "1.0"), ("2", "1.0"), ("4", "20.5"), ("1", "0"), ("1", "1")]);
+    assert_eq!(command_reports(&sim.records()), want);
+    assert_eq!(requests_to(&sim, "/desired-states"), 1, "the restart did not ask again");
+    assert_eq!(requests_to(&sim, "/commands"), 2);
+}
+
+/// The Python example does the same passes, unchanged.
+#[test]
+fn python_firmware_loop_passes_never_undo_a_local_change_v1() {
+    let dir = scratch_dir("python-loop-passes-v1");
+    let sim = start_sim(Fixture::builtin(), Flavour::V1);
+    let output = python_loop(&sim, &dir, &["--passes", "3", "--interval-ms", "20"]);
+    assert_eq!(output.matches("3. Realer wants 0 setting(s)").count(), 2, "{output}");
+    assert_eq!(command_reports(&sim.records()), three_v1_passes());
+    assert_eq!(requests_to(&sim, "/commands"), 3, "one catalog read per pass");
+    assert_eq!(requests_to(&sim, "/desired-states"), 1);
+}
+
+/// A C++ compiler: the one installed, else g++ installed with apt-get (the test suite needs only gcc).
+fn cxx() -> String {
+    for c in ["c++", "g++"] {
+        if Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()) {
+            return c.to_string();
+        }
+    }
+    let installed = Command::new("apt-get").args(["install", "-y", "g++"]).status().is_ok_and(|s| s.success())
+        || (Command::new("apt-get").arg("update").status().is_ok_and(|s| s.success())
+            && Command::new("apt-get").args(["install", "-y", "g++"]).status().is_ok_and(|s| s.success()));
+    assert!(installed, "no C++ compiler, and `apt-get install -y g++` failed");
+    "g++".into()
+}
+
+/// c_examples/readings.cpp on the older service: catalog values have no desired_id, and the program says
+/// so rather than handing printf a NULL string.
+#[test]
+fn readings_cpp_v1_names_catalog_values() {
+    let dir = scratch_dir("readings-cpp-v1");
+    let exe = dir.join("readings");
+    build(
+        Command::new(cxx())
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wformat=2", "-g"])
+            .arg(format!("-I{}", repo().join("include").display()))
+            .arg(repo().join("c_examples/readings.cpp"))
+            .arg("-o")
+            .arg(&exe)
+            .arg(format!("-L{}", lib_dir().display()))
+            .arg("-lrealer")
+            .arg(format!("-Wl,-rpath,{}", dir.display())),
+    );
+    soname_link(&dir);
+    let sim = start_sim(Fixture::builtin(), Flavour::V1);
+    let env = sim_env(&sim, &dir, builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+    let run = run_program(&exe, &env, &dir);
+    println!("{}", run.output());
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert!(!run.stdout.contains("(null)"), "{}", run.output());
+    for line in ["command 1: catalog value 1.0 applied", "command 4: catalog value 20.5 applied"] {
+        assert!(run.stdout.contains(line), "{line:?}\n{}", run.output());
+    }
+}
+
 /// Bad arguments: the usage line and exit status 2, before anything else happens.
 #[test]
 fn firmware_loop_usage() {
     let dir = scratch_dir("firmware-loop-usage");
     let exe = build_firmware_loop(&dir, false);
-    for args in [&["--outbox"][..], &["--bogus"], &["--outbox", "a.db", "--outbox", "b.db"], &["extra"]] {
+    for args in [
+        &["--outbox"][..],
+        &["--bogus"],
+        &["--outbox", "a.db", "--outbox", "b.db"],
+        &["extra"],
+        &["--passes", "0"],
+        &["--passes", "x"],
+        &["--interval-ms"],
+    ] {
         let run = run_program_with_args(&exe, args, &[], &dir);
         assert_eq!(run.code, Some(2), "{args:?}\n{}", run.output());
         assert!(run.stderr.contains("usage: firmware_loop [--outbox PATH]"), "{args:?}\n{}", run.output());

@@ -163,6 +163,52 @@ fn when(ms: i64) -> String {
     realer::time::format_rfc3339_ms(ms).map_or_else(|| ms.to_string(), |s| s.replace(".000Z", "Z"))
 }
 
+/// `CONNECT host:port` through the proxy: the tunnel the TLS step then uses.
+fn proxy_step(
+    proxy: &realer::Proxy,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    steps: &mut Vec<Step>,
+) -> Option<TcpStream> {
+    let started = Instant::now();
+    // CONNECT names an IPv6 address in brackets.
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    let target = format!("{host}:{port}");
+    let data = json!({"proxy": proxy.url(), "target": target, "credentials": proxy.has_credentials()});
+    match proxy.open_tunnel(&host, port, timeout) {
+        Ok(tunnel) => {
+            let ms = started.elapsed().as_millis();
+            steps.push(
+                step("proxy", Status::Pass, format!("{} opened a tunnel to {target} in {ms} ms", proxy.url()))
+                    .took(started)
+                    .data(data),
+            );
+            Some(tunnel)
+        }
+        Err(e) => {
+            let m = &e.message;
+            let (cause, fix) = if m.contains("HTTP 407") || m.contains("HTTP 401") {
+                (
+                    "the proxy wants credentials, or refused the ones given",
+                    "give the proxy's user name and password in REALER_PROXY: http://user:password@host:port",
+                )
+            } else if m.contains("HTTP 403") {
+                (
+                    "the proxy does not allow tunnels to Realer's host and port",
+                    "ask the network's administrator to allow CONNECT to Realer's host on its port",
+                )
+            } else if m.contains("refused CONNECT") {
+                ("the proxy could not reach Realer, or failed", "try again later; check the proxy's own route out")
+            } else {
+                ("the proxy cannot be used", "check REALER_PROXY (host, port) and that the proxy runs")
+            };
+            steps.push(step("proxy", Status::Fail, m.clone()).took(started).data(data).why(cause, fix));
+            None
+        }
+    }
+}
+
 /// The TLS handshake and, on the same connection, `GET /` for the server's `Date` header.
 fn tls_and_clock(config: &Config, host: &str, tcp: TcpStream, steps: &mut Vec<Step>) {
     let started = Instant::now();
@@ -248,9 +294,13 @@ fn tls_and_clock(config: &Config, host: &str, tcp: TcpStream, steps: &mut Vec<St
             Some(rustls::Error::InvalidCertificate(
                 CertificateError::UnknownIssuer | CertificateError::BadSignature,
             )) => s.why(
-                format!("the server's certificate is not signed by a CA this device trusts ({trust})"),
-                "check REALER_CA_FILE (unset it to use the bundled Mozilla roots), or a proxy on this network that \
-                 intercepts TLS",
+                format!(
+                    "the server's certificate is not signed by the configured CA ({trust}): a TLS-inspection proxy \
+                     or captive portal?"
+                ),
+                "a network that inspects TLS (a corporate proxy) or holds a captive portal (guest Wi-Fi) answers \
+                 in Realer's name: ask for an exception for Realer's host, or sign in to the portal; else check \
+                 REALER_CA_FILE (unset it to use the bundled Mozilla roots)",
             ),
             Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)) => {
                 s.why(format!("the certificate is not for {host}"), "check REALER_BASE_URL's host name")
@@ -391,39 +441,57 @@ fn run_steps(g: &Global, steps: &mut Vec<Step>) {
     let ca = config
         .trusted_certificates()
         .map_or("bundled Mozilla roots".to_string(), |c| format!("{} CA certificate(s) from REALER_CA_FILE", c.len()));
+    let proxy = config.proxy().cloned();
+    let via = proxy.as_ref().map_or(String::new(), |p| {
+        format!(", through the proxy {}{}", p.url(), if p.has_credentials() { " (with credentials)" } else { "" })
+    });
     steps.push(
         step(
             "configuration",
             Status::Pass,
             format!(
-                "{}, device {}, client {}, trusting {ca}",
+                "{}, device {}, client {}, trusting {ca}{via}",
                 config.base_url(),
                 config.device_id().unwrap_or("-"),
                 config.client_id().unwrap_or("-")
             ),
         )
         .data(json!({"base_url": config.base_url(), "device_id": config.device_id(), "client_id": config.client_id(),
-            "scope": config.scope()})),
+            "scope": config.scope(), "proxy": proxy.as_ref().map(|p| p.url())})),
     );
 
     let Some((host, port, tls)) = host_port(config.base_url()) else {
         steps.push(step("resolve", Status::Fail, format!("cannot read {}", config.base_url())));
         return;
     };
+    // Through a proxy, the device looks up and connects to the proxy; the proxy looks up Realer's name.
+    let (reach_host, reach_port) = match &proxy {
+        Some(p) => (p.host().trim_start_matches('[').trim_end_matches(']').to_string(), p.port()),
+        None => (host.clone(), port),
+    };
+    let what = if proxy.is_some() { "the proxy's host " } else { "" };
     let started = Instant::now();
-    let addrs: Vec<SocketAddr> = match (host.as_str(), port).to_socket_addrs() {
+    let addrs: Vec<SocketAddr> = match (reach_host.as_str(), reach_port).to_socket_addrs() {
         Ok(a) => a.collect(),
         Err(e) => {
-            steps.push(step("resolve", Status::Fail, format!("{host}: {e}")).took(started).why(
-                format!("{host} does not resolve"),
-                "check DNS (/etc/resolv.conf, the network's DNS server) and REALER_BASE_URL",
+            steps.push(step("resolve", Status::Fail, format!("{what}{reach_host}: {e}")).took(started).why(
+                format!("{what}{reach_host} does not resolve"),
+                if proxy.is_some() {
+                    "check DNS (/etc/resolv.conf, the network's DNS server) and REALER_PROXY"
+                } else {
+                    "check DNS (/etc/resolv.conf, the network's DNS server) and REALER_BASE_URL"
+                },
             ));
             skip_rest(steps, &NETWORK[1..], "the host does not resolve");
             return;
         }
     };
     let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
-    steps.push(step("resolve", Status::Pass, format!("{host}: {}", shown.join(", "))).took(started).data(json!(shown)));
+    steps.push(
+        step("resolve", Status::Pass, format!("{what}{reach_host}: {}", shown.join(", ")))
+            .took(started)
+            .data(json!(shown)),
+    );
 
     let (connect_timeout, _) = config.timeouts();
     let started = Instant::now();
@@ -437,15 +505,30 @@ fn run_steps(g: &Global, steps: &mut Vec<Step>) {
     });
     let Some((tcp, addr)) = tcp else {
         let e = last.map_or("no address".to_string(), |e| e.to_string());
-        steps.push(step("connect", Status::Fail, format!("{host}:{port}: {e}")).took(started).why(
-            format!("nothing accepts connections on port {port} there (or a firewall drops them)"),
-            "check REALER_BASE_URL's port, the network route and the firewall",
+        steps.push(step("connect", Status::Fail, format!("{what}{reach_host}:{reach_port}: {e}")).took(started).why(
+            format!("nothing accepts connections on port {reach_port} there (or a firewall drops them)"),
+            if proxy.is_some() {
+                "check REALER_PROXY's port, the network route and the firewall"
+            } else {
+                "check REALER_BASE_URL's port, the network route and the firewall"
+            },
         ));
         skip_rest(steps, &NETWORK[2..], "no connection");
         return;
     };
     let ms = started.elapsed().as_millis();
-    steps.push(step("connect", Status::Pass, format!("{addr} in {ms} ms")).took(started));
+    steps.push(step("connect", Status::Pass, format!("{what}{addr} in {ms} ms")).took(started));
+    let tcp = match &proxy {
+        None => tcp,
+        Some(p) => {
+            drop(tcp);
+            let Some(tunnel) = proxy_step(p, &host, port, connect_timeout, steps) else {
+                skip_rest(steps, &NETWORK[2..], "the proxy opened no tunnel");
+                return;
+            };
+            tunnel
+        }
+    };
 
     if tls {
         tls_and_clock(&config, &host, tcp, steps);
@@ -513,11 +596,22 @@ fn run_steps(g: &Global, steps: &mut Vec<Step>) {
                     ("catalog", "an older service (no /desired-states): the catalog's values say what it wants".into())
                 }
             };
-            steps.push(
-                step("desired states", Status::Pass, detail)
-                    .took(started)
-                    .data(json!({"source": kind, "pending": d.states.len()})),
-            );
+            let data = json!({"source": kind, "pending": d.states.len()});
+            let s = match client.desired_states_fallback() {
+                // A newer service refusing the token: its desired states are never delivered.
+                Some(f) if f.scope_lacks_desired_state_read => step(
+                    "desired states",
+                    Status::Warn,
+                    "/desired-states answered 403: the token's scope lacks iot:desired-state:read; the catalog's \
+                     values stand in (on a newer service they are confirmed values, not what Realer wants)",
+                )
+                .why(
+                    "REALER_SCOPE (or the config file's scope) lists scopes without iot:desired-state:read",
+                    "unset REALER_SCOPE (Realer grants its default HTTPS scopes), or add iot:desired-state:read to it",
+                ),
+                _ => step("desired states", Status::Pass, detail),
+            };
+            steps.push(s.took(started).data(data));
         }
         Err(e) => steps.push(api_failure(step("desired states", Status::Fail, e.to_string()).took(started), &e)),
     }

@@ -147,7 +147,9 @@ fn opt(v: &Option<String>) -> String {
 }
 
 fn catalog(g: &Global, out: &Out) -> Result<ExitCode, Failure> {
-    let c = client(g)?;
+    // Not with the firmware's outbox file: the catalog values shown would count as acted on there, and the
+    // firmware would then never apply them.
+    let c = client(&Global { outbox: None, ..g.clone() })?;
     // Owned copies: a command-line tool prints a catalog, it does not hold one.
     let commands = c.fetch_commands()?.to_vec();
     let sensors = c.fetch_sensors()?.to_vec();

@@ -1,5 +1,6 @@
 #![no_main]
-//! An RFC 3339 timestamp (`expires_at`, `renew_after`): parsed, and formatted back when it parses.
+//! An RFC 3339 timestamp (`expires_at`, `renew_after`, a caller's `value_received_at`): parsed, formatted back
+//! when it parses, and normalised to Realer's form.
 use libfuzzer_sys::fuzz_target;
 
 #[global_allocator]

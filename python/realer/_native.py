@@ -279,6 +279,8 @@ PROTOTYPES = {
     "realer_config_set_timeouts": (realer_status, [POINTER(realer_config), c_uint32, c_uint32]),
     "realer_config_set_retry": (realer_status, [POINTER(realer_config), c_uint32, c_uint32, c_uint32]),
     "realer_config_set_user_agent": (realer_status, [POINTER(realer_config), c_char_p]),
+    "realer_config_set_proxy": (realer_status, [POINTER(realer_config), c_char_p]),
+    "realer_config_set_keepalive": (realer_status, [POINTER(realer_config), c_uint32, c_uint32]),
     "realer_config_set_logger": (
         realer_status,
         [POINTER(realer_config), realer_log_callback, c_void_p, realer_log_level],

@@ -24,6 +24,8 @@ _SIZE_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1
 _I64_MAX = 2**63 - 1
 _DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 _DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+_DEFAULT_STALL_TIMEOUT_MS = 5_000
+_DEFAULT_IDLE_TIMEOUT_MS = 15_000
 
 
 class LogLevel(enum.IntEnum):
@@ -130,7 +132,10 @@ class Sensor:
 
 @dataclass
 class FeedItem:
-    """One sensor reading or command report, for `post_batch` (`post` takes the same names as keywords)."""
+    """One sensor reading or command report, for `post_batch` (`post` takes the same names as keywords).
+    `value_received_at` is an aware `datetime` or RFC 3339 text; it is sent in Realer's form
+    (`2026-04-24T10:15:00Z`, offsets converted to UTC, a fraction in milliseconds), other text is refused
+    (`InvalidArgumentError`)."""
 
     sensor_id: object = None
     command_id: object = None
@@ -482,6 +487,9 @@ _OPTIONS = (
     "request_timeout_ms",
     "retry",
     "user_agent",
+    "proxy",
+    "stall_timeout_ms",
+    "idle_timeout_ms",
     "allow_insecure_loopback",
     "logger",
     "log_level",
@@ -561,7 +569,12 @@ class Client:
     No network I/O happens here; calls authenticate as needed. A client may be shared between threads.
     Close it with `close()` or use it as a context manager. `logger` is a callable `(level, message)` (or a
     `logging.Logger`); it may be called from any thread using the client, and must not call back into it.
-    `retry` is `(max_attempts, base_delay_ms, max_delay_ms)`. `outbox` is the path of a SQLite file that
+    `retry` is `(max_attempts, base_delay_ms, max_delay_ms)`. `proxy` is an HTTP proxy to reach Realer
+    through with CONNECT, `http://[user:password@]host:port` (never taken from the environment's proxy
+    variables; `from_env` reads REALER_PROXY); a proxy's refusal raises `NetworkError` naming the proxy.
+    `stall_timeout_ms` (default 5000; 0: never) is how long a request on a reused connection may wait for the
+    first byte of its answer before it is sent again on a new connection; `idle_timeout_ms` (default 15000;
+    0: never reuse) how long an unused connection is kept (see `realer_config_set_keepalive`). `outbox` is the path of a SQLite file that
     keeps unsent items (see `Client.outbox`), with at most `outbox_max_items` items and `outbox_max_bytes`
     bytes (0 = no limit); `outbox_when_full` is "refuse" (the default) or "drop_oldest".
     Failures raise `RealerError`.
@@ -581,6 +594,9 @@ class Client:
         request_timeout_ms=None,
         retry=None,
         user_agent=None,
+        proxy=None,
+        stall_timeout_ms=None,
+        idle_timeout_ms=None,
         allow_insecure_loopback=False,
         logger=None,
         log_level=LogLevel.INFO,
@@ -603,6 +619,9 @@ class Client:
                 request_timeout_ms=request_timeout_ms,
                 retry=retry,
                 user_agent=user_agent,
+                proxy=proxy,
+                stall_timeout_ms=stall_timeout_ms,
+                idle_timeout_ms=idle_timeout_ms,
                 allow_insecure_loopback=allow_insecure_loopback,
                 logger=logger,
                 log_level=log_level,
@@ -616,7 +635,7 @@ class Client:
     @classmethod
     def from_env(cls, **overrides):
         """A client configured from REALER_BASE_URL, REALER_DEVICE_ID, REALER_CLIENT_ID with
-        REALER_CLIENT_SECRET, REALER_CA_FILE and REALER_SCOPE (those that are set), then from `overrides`,
+        REALER_CLIENT_SECRET, REALER_CA_FILE, REALER_SCOPE and REALER_PROXY (those that are set), then from `overrides`,
         which take the constructor's keywords."""
         self = cls.__new__(cls)
         self._init(True, overrides)
@@ -718,6 +737,19 @@ class Client:
             check(lib.realer_config_set_retry(cfg, *(_int(v, f"retry {k}", 0, _U32_MAX) for k, v in zip(names, retry))))
         if o.get("user_agent") is not None:
             check(lib.realer_config_set_user_agent(cfg, _text(o["user_agent"], "user_agent")))
+        if o.get("proxy") is not None:
+            check(lib.realer_config_set_proxy(cfg, _text(o["proxy"], "proxy")))
+        stall_ms, idle_ms = o.get("stall_timeout_ms"), o.get("idle_timeout_ms")
+        if stall_ms is not None or idle_ms is not None:
+            stall_ms = _DEFAULT_STALL_TIMEOUT_MS if stall_ms is None else stall_ms
+            idle_ms = _DEFAULT_IDLE_TIMEOUT_MS if idle_ms is None else idle_ms
+            check(
+                lib.realer_config_set_keepalive(
+                    cfg,
+                    _int(stall_ms, "stall_timeout_ms", 0, _U32_MAX),
+                    _int(idle_ms, "idle_timeout_ms", 0, _U32_MAX),
+                )
+            )
         logger = o.get("logger")
         if logger is not None:
             if isinstance(logger, logging.Logger):
@@ -860,8 +892,11 @@ class Client:
     def desired_states(self):
         """What Realer wants the device's actuators at (`DesiredStates`), whichever kind of service answers:
         a newer one's pending desired states, each decided "apply" or "stale" by the library against what
-        this device already answered; or an older one's catalog values. Answer each with
-        `DesiredState.answer()` and `post_item()`."""
+        this device already answered; or an older one's catalog values that are new (first seen, or changed in
+        Realer since the last value seen): each is handed over once, so a local change is never undone by the
+        next call (nor, with an outbox, by a restart). Answer each with `DesiredState.answer()` and
+        `post_item()`. On an older service the command list `commands()` read just before stands in for the
+        catalog read."""
         with self._handle_in_use() as h:
             ptr = ctypes.POINTER(n.realer_desired_states)()
             self._checked(lambda: n.lib.realer_desired_states_fetch(h, ctypes.byref(ptr)), h)

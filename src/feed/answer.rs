@@ -225,7 +225,7 @@ struct BatchResult<'a> {
 pub(crate) fn parse_batch(http_status: u16, body: &[u8], message_ids: &[String]) -> Result<Vec<Option<FeedResult>>> {
     let mut out: Vec<Option<FeedResult>> = vec![None; message_ids.len()];
     let mut pos = 0usize;
-    let found = json::for_each_item(body, "results", None, &mut |raw| {
+    let found = json::for_each_item(body, "results", None, json::BareArray::Accept, &mut |raw| {
         let at = pos;
         pos += 1;
         let Ok(r) = json::object::<BatchResult<'_>>(raw) else { return };

@@ -194,10 +194,8 @@ impl ItemRef<'_> {
             return Err(bad("value", &format!("is longer than {MAX_VALUE_BYTES} bytes")));
         }
         let at = match self.value_received_at {
-            Some(at) => {
-                time::parse_rfc3339_utc_ms(at).map_err(|e| bad("value_received_at", e))?;
-                at.to_string()
-            }
+            // Realer takes one form (a strict server refuses `t`, `z` or an offset with 422): normalised.
+            Some(at) => time::normalize_timestamp(at).map_err(|e| bad("value_received_at", e))?,
             None => time::format_rfc3339_ms(now_unix_ms)
                 .ok_or_else(|| bad("value_received_at", "the clock is outside years 0-9999"))?,
         };
@@ -312,7 +310,7 @@ mod tests {
                 "value_received_at",
             ),
             (
-                FeedItem { value_received_at: Some("2026-04-24T10:15:00+02:00".into()), ..FeedItem::sensor("7", "1") },
+                FeedItem { value_received_at: Some("2026-04-24T10:15:00+0200".into()), ..FeedItem::sensor("7", "1") },
                 "value_received_at",
             ),
             (FeedItem { message_id: Some("".into()), ..FeedItem::sensor("7", "1") }, "message_id"),

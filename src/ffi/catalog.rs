@@ -63,9 +63,7 @@ pub struct realer_sensors {
 }
 
 fn commands_list(client: &realer_client, id: Option<&str>) -> Result<realer_commands> {
-    let mut list = Commands::default();
-    client.inner.fetch_commands_with(id, &mut list)?;
-    Ok(realer_commands { list })
+    Ok(realer_commands { list: client.inner.fetch_command_list(id)? })
 }
 
 fn sensors_list(client: &realer_client, id: Option<&str>) -> Result<realer_sensors> {
@@ -89,7 +87,10 @@ unsafe fn fetch_into<T>(
 }
 
 /// Reads the device's commands (GET /iot/v1/devices/{device_id}/commands). On success `*out` holds the list;
-/// free it with `realer_commands_free`. `REALER_ERR_API`: the server refused (see `realer_last_error`).
+/// free it with `realer_commands_free`. Unless the service is known to offer desired states, the client also
+/// keeps the list (shared, not copied) for the next `realer_desired_states_fetch`, which then does not read
+/// the catalog again. `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`:
+/// the answer is not `{"commands":[…]}` (the message says what it is), or lists nothing usable.
 ///
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.
@@ -122,7 +123,10 @@ pub unsafe extern "C" fn realer_command_fetch(
     }
 }
 
-/// Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors); as `realer_commands_fetch`.
+/// Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors). On success `*out` holds the list;
+/// free it with `realer_sensors_free`. `REALER_ERR_API`: the server refused (see `realer_last_error`);
+/// `REALER_ERR_PROTOCOL`: the answer is not `{"sensors":[…]}` (the message says what it is), or lists nothing
+/// usable.
 ///
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.

@@ -33,7 +33,8 @@ pub type realer_log_callback =
 
 /// A new configuration with the defaults: base URL https://api.therealer.com, the bundled Mozilla root
 /// certificates, no scope sent, timeouts 10 s (connect) and 30 s (request), 5 attempts with backoff from
-/// 500 ms up to 30 s. Device id and credentials must be set. Free it with `realer_config_free`.
+/// 500 ms up to 30 s, no proxy, kept-alive connections reused for 15 s with a 5 s stall time. Device id and
+/// credentials must be set. Free it with `realer_config_free`.
 /// Returns NULL only if a panic was caught.
 #[no_mangle]
 pub extern "C" fn realer_config_new() -> *mut realer_config {
@@ -160,7 +161,9 @@ pub unsafe extern "C" fn realer_config_set_ca_pem(
 /// Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
 /// 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
 /// backoff included. There is no shorter timeout per read: a server may use what is left of the call to
-/// answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps).
+/// answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps), except that on a reused
+/// connection the answer must begin within the stall time (`realer_config_set_keepalive`), or the request
+/// is sent again on a new connection, where it may take what is left.
 ///
 /// # Safety
 /// `config` is NULL or live.
@@ -201,6 +204,57 @@ pub unsafe extern "C" fn realer_config_set_retry(
                 Duration::from_millis(u64::from(base_delay_ms)),
                 Duration::from_millis(u64::from(max_delay_ms)),
             )
+        })
+    }
+}
+
+/// Sends every connection through the HTTP proxy at `proxy_url`, `http://host:port` or, for a proxy that
+/// wants a password, `http://user:password@host:port` (percent-encode a ':' or '@' in them): TCP to the proxy,
+/// `CONNECT` to Realer's host and port, then TLS with Realer inside the tunnel, so the proxy sees the host
+/// name, never what is said. The proxy's host name is looked up on the device; Realer's only by the proxy.
+/// An empty string removes the proxy (the default: straight to Realer). Proxies are never taken from the
+/// environment (`https_proxy` and the like) unless `realer_config_from_env` reads `REALER_PROXY`. The user
+/// name and password are never shown: messages, log lines and `Debug` name the proxy as `http://host:port`.
+/// A proxy that refuses the tunnel (407: credentials wanted or refused; 403: not allowed; 502/503/504: it
+/// could not reach Realer) fails the call with `REALER_ERR_NETWORK` naming the proxy (407 and 403 are not
+/// retryable; HTTP status 0: Realer never answered). `REALER_ERR_CONFIG`: not `http://`, no port, a path, or a
+/// malformed host or user info (the message never repeats the user info). `REALER_ERR_INVALID_ARGUMENT`: NULL
+/// or not UTF-8.
+///
+/// # Safety
+/// `config` is NULL or live; `proxy_url` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_proxy(
+    config: *mut realer_config,
+    proxy_url: *const c_char,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { with_config(config, |c| c.set_proxy(str_arg(proxy_url, "proxy_url")?)) }
+}
+
+/// Sets how kept-alive connections are used, in milliseconds (each 0 to 3,600,000).
+/// `stall_ms` (default 5,000): a request on a reused connection that gets no byte of answer for this long
+/// (more for a large request: plus the time its bytes take at 20 kbit/s) is taken for a connection the path
+/// forgot (a NAT or firewall that swallows its packets) and sent again at once on a new connection, with the
+/// same `message_id`, inside the call's request timeout; 0: never (wait out the request timeout). The
+/// default is not tripped by a slow cellular link (600 ms round trip, 20 kbit/s, a radio waking up).
+/// `idle_ms` (default 15,000): a connection unused this long is closed rather than reused; 0: a new
+/// connection for every request. Below the keep-alive timeouts of common servers (60 s and more) and the idle
+/// timeouts of most NATs, so a kept connection has rarely been closed or forgotten. No TCP keep-alive probes
+/// are sent: an idle device's link stays silent. `REALER_ERR_CONFIG`: a value over 3,600,000.
+///
+/// # Safety
+/// `config` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn realer_config_set_keepalive(
+    config: *mut realer_config,
+    stall_ms: u32,
+    idle_ms: u32,
+) -> realer_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_config(config, |c| {
+            c.set_keepalive(Duration::from_millis(u64::from(stall_ms)), Duration::from_millis(u64::from(idle_ms)))
         })
     }
 }
@@ -268,7 +322,8 @@ pub unsafe extern "C" fn realer_config_set_logger(
 }
 
 /// Applies the environment variables that are set: REALER_BASE_URL, REALER_DEVICE_ID, REALER_CLIENT_ID with
-/// REALER_CLIENT_SECRET (together), REALER_CA_FILE, REALER_SCOPE. Each is checked as its setter checks it;
+/// REALER_CLIENT_SECRET (together), REALER_CA_FILE, REALER_SCOPE, REALER_PROXY (as
+/// `realer_config_set_proxy`; no other proxy variable is read). Each is checked as its setter checks it;
 /// the first refused one fails the call with `REALER_ERR_CONFIG`, naming the variable.
 ///
 /// # Safety
@@ -284,7 +339,8 @@ pub unsafe extern "C" fn realer_config_from_env(config: *mut realer_config) -> r
 /// first `=`, as it is), so that the secret need not sit in the environment. Each value is checked as its
 /// setter checks it. `REALER_ERR_CONFIG`, naming the file and the line (never a value): an unknown key, a
 /// key set twice, a line without `=`, a refused value, a file that is not a regular file or is larger than
-/// 64 KiB, or a file holding `REALER_CLIENT_SECRET` that its group or others may read (chmod 600 it).
+/// 64 KiB, or a file holding `REALER_CLIENT_SECRET` (or a `REALER_PROXY` with credentials) that its group or
+/// others may read (chmod 600 it).
 /// `REALER_ERR_INVALID_ARGUMENT`: NULL or non-UTF-8 `path`.
 ///
 /// # Safety

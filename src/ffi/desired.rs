@@ -14,7 +14,8 @@ use crate::records::Record;
 pub type realer_desired_action = i32;
 /// Drive the actuator to `value` when it is not there already, then answer with the physical result:
 /// `realer_feed_item_init_answer` with `REALER_REPORT_STATUS_APPLIED` (or `_REJECTED` when the device cannot).
-/// For a catalog value (`desired_id` NULL) report only when the actuator changed.
+/// For a catalog value (`desired_id` NULL: a value new since the last fetch) report only when the actuator
+/// changed.
 pub const REALER_DESIRED_ACTION_APPLY: realer_desired_action = 1;
 /// Do not apply it (expired, or an older `sequence_number` than one already answered or listed beside it):
 /// answer it with `REALER_REPORT_STATUS_STALE` and the actuator's current value.
@@ -83,13 +84,25 @@ fn c_state(r: Record<'_>) -> realer_desired_state {
 /// Asks Realer what it wants the device's actuators at, whichever kind of service answers: a newer one's
 /// pending desired states (GET …/desired-states), each decided APPLY or STALE against what this device
 /// already answered (kept in the outbox file when one is configured, so a restart never applies an old
-/// sequence again); or, where that endpoint answers 404 or 403 (remembered for an hour), every representable
-/// command's catalog value (GET …/commands), to apply where the actuator differs. States already answered, or
-/// queued in the outbox to be, are left out. On success `*out` holds the list (possibly empty: nothing
-/// pending); free it with `realer_desired_states_free`. Answer each state with `realer_feed_item_init_answer`
-/// and `realer_feed_post` (or `realer_outbox_push`).
-/// `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: unreadable answer;
-/// `REALER_ERR_STORAGE`: the outbox file could not be read.
+/// sequence again); or, where that endpoint answers 400, 403, 404 or 405, the catalog values (GET
+/// …/commands) that are new: seen for the first time, or changed in Realer since the last value this device
+/// saw (compared by value type: numerically for NumericRange and Binary). A catalog value is handed over
+/// once: after that it is not listed again, whatever the actuator is at, so a local physical change (reported
+/// without desired_id) is never undone by the next fetch, nor, with an outbox file (which keeps the values
+/// seen), by a restart. Apply each before the next fetch.
+/// Which kind of service it is, is found once and kept for the client's life (and in the outbox file); it
+/// is asked again when a token is granted another scope or the catalog's commands change. A 403 under a
+/// granted scope without `iot:desired-state:read` is logged at REALER_LOG_WARN: leave the scope unset (or
+/// add it), or a newer service's desired states are never delivered.
+/// On an older service the command list this client read with `realer_commands_fetch` (the whole list, within
+/// the request timeout before this call) stands in for the catalog read, once: a pass that reads the
+/// commands, then calls this, reads the catalog once.
+/// States already answered, or queued in the outbox to be, are left out. On success `*out` holds the list
+/// (possibly empty: nothing pending, or nothing new); free it with `realer_desired_states_free`. Answer each
+/// state with `realer_feed_item_init_answer` and `realer_feed_post` (or `realer_outbox_push`).
+/// `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: an answer that is
+/// not the documented list (the message says what it is: an array, a string, an object without the list);
+/// `REALER_ERR_STORAGE`: the outbox file could not be read or written.
 ///
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.

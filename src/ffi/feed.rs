@@ -63,7 +63,11 @@ pub struct realer_feed_item {
     pub command_id: *const c_char,
     /// The raw value as text ("21.4"). Required.
     pub value: *const c_char,
-    /// When the device observed the value, RFC 3339 UTC ("2026-04-24T10:15:00Z"); NULL = now.
+    /// When the device observed the value, RFC 3339 ("2026-04-24T10:15:00Z"); NULL = now. Sent in Realer's
+    /// form, `YYYY-MM-DDTHH:MM:SS[.fff]Z`: another RFC 3339 form is normalised first (lower-case `t` and `z`
+    /// taken, an offset such as "+02:00" or "-00:00" converted to UTC, a fraction cut to milliseconds:
+    /// ".5" becomes ".500"); anything else (no offset, "+0200", not a date) is refused with
+    /// `REALER_ERR_INVALID_ARGUMENT`, before any I/O. The result's `value_received_at` is what was sent.
     pub value_received_at: *const c_char,
     /// The idempotency key: 1-128 printable ASCII characters, no spaces; NULL = generated. Keep the same one
     /// for every retry of the same physical event.

@@ -3,6 +3,7 @@
 //! per kept-alive request; [`SteadyTimeouts`], under TLS, keeps the socket timeouts steady.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::time::Duration as UreqDuration;
@@ -30,8 +31,44 @@ const FRESH: Duration = Duration::from_secs(1);
 ///   `message_id`), once per call, outside the retry count.
 /// - ureq transmits the request head and the body separately: two TLS records and two sendto calls for
 ///   one small request. The head is held back and goes out with the body, or before the first read.
+///
+/// And it watches reused connections for a stall: a request on a kept-alive connection that gets no byte of
+/// answer (nor can give the socket a byte of itself) within the stall time fails at once as a network error,
+/// which the client sends again on a new connection, instead of waiting out the whole request timeout on a
+/// connection that a NAT or firewall on the path forgot (its packets are swallowed: no FIN, no RST). The
+/// socket's own read and write timeouts carry the limit, so any byte on the socket counts (a piece of a TLS
+/// record too), and a slow link that delivers a large answer a segment at a time never looks stalled.
 #[derive(Debug)]
-pub(super) struct GuardingConnector;
+pub(super) struct GuardingConnector {
+    /// Zero: reused connections are not watched.
+    stall: Duration,
+    /// Bumped by a stall: every connection made before it is then dropped rather than reused (they went
+    /// through the same NAT, idle as long).
+    stalls: Arc<AtomicU64>,
+}
+
+impl GuardingConnector {
+    pub(super) fn new(stall: Duration) -> GuardingConnector {
+        GuardingConnector { stall, stalls: Arc::default() }
+    }
+}
+
+/// The slowest link the stall time allows for: a request's own bytes may take this long to leave before its
+/// answer can start (20 kbit/s, a slow cellular link).
+const SLOW_LINK_BYTES_PER_SEC: u64 = 2_500;
+
+/// A reused connection that stalled, as an error ureq carries up to the transport.
+fn stalled(waited: Duration, idle: Duration) -> ureq::Error {
+    super::PathError::carry(crate::error::Error::new(
+        crate::error::ErrorKind::Network,
+        format!(
+            "no byte of answer within {} ms on a connection reused after {} ms idle: it went silent (a NAT or \
+             firewall on the path forgot it?)",
+            waited.as_millis(),
+            idle.as_millis()
+        ),
+    ))
+}
 
 #[derive(Debug)]
 pub(super) struct GuardedConnection<T: UreqTransport> {
@@ -44,6 +81,18 @@ pub(super) struct GuardedConnection<T: UreqTransport> {
     head_next: bool,
     /// The process that made the connection.
     owner: Owner,
+    /// Request heads transmitted on this connection: from the second on, the connection is reused.
+    requests: u32,
+    /// The bytes of the request in progress (head and body).
+    request_bytes: u64,
+    /// A byte of the answer to the request in progress has come.
+    answer_started: bool,
+    /// How long the connection was idle before the request in progress.
+    idle_before: Duration,
+    stall: Duration,
+    /// The stall count when the connection was made, and the shared count.
+    stalls_seen: u64,
+    stalls: Arc<AtomicU64>,
 }
 
 /// Forks counted by a pthread_atfork child handler, once the C API has installed it (see [`count_fork`]).
@@ -159,6 +208,51 @@ impl<T: UreqTransport> GuardedConnection<T> {
         self.held.zeroize();
         self.inner.transmit_output(n, timeout)
     }
+
+    /// How long the socket may go without a byte either way, for the request in progress on a reused
+    /// connection: the stall time plus its own bytes at 20 kbit/s, rounded up to a whole socket-timeout step
+    /// (so the socket timeouts stay the same from one request to the next of a similar size). `None` when
+    /// not watched.
+    fn stall_limit(&self) -> Option<Duration> {
+        stall_limit(self.stall, self.requests, self.request_bytes)
+    }
+
+    /// `timeout` with the stall limit on each read (`per_read`) and write (`per_write`) of the socket.
+    fn watched(&self, mut timeout: NextTimeout) -> (NextTimeout, Option<Duration>) {
+        let limit = self.stall_limit();
+        if let Some(limit) = limit {
+            let limit = UreqDuration::Exact(limit);
+            timeout.per_read = Some(timeout.per_read.map_or(limit, |t| t.min(limit)));
+            timeout.per_write = Some(timeout.per_write.map_or(limit, |t| t.min(limit)));
+        }
+        (timeout, limit)
+    }
+
+    /// A socket timeout that the stall limit set becomes a stall (and every connection made before it goes).
+    fn judge<R>(
+        &self,
+        r: std::result::Result<R, ureq::Error>,
+        limit: Option<Duration>,
+    ) -> std::result::Result<R, ureq::Error> {
+        match (r, limit) {
+            (Err(ureq::Error::Timeout(ureq::Timeout::PerRead | ureq::Timeout::PerWrite)), Some(limit)) => {
+                self.stalls.fetch_add(1, Ordering::SeqCst);
+                Err(stalled(limit, self.idle_before))
+            }
+            (r, _) => r,
+        }
+    }
+}
+
+/// See [`GuardedConnection::stall_limit`]: `requests` counts the request in progress.
+fn stall_limit(stall: Duration, requests: u32, request_bytes: u64) -> Option<Duration> {
+    if stall.is_zero() || requests < 2 {
+        return None;
+    }
+    let transfer = Duration::from_millis(request_bytes.saturating_mul(1000) / SLOW_LINK_BYTES_PER_SEC);
+    let limit = stall.saturating_add(transfer);
+    let steps = limit.as_nanos().div_ceil(TIMEOUT_STEP.as_nanos());
+    Some(TIMEOUT_STEP * u32::try_from(steps).unwrap_or(u32::MAX))
 }
 
 impl<T: UreqTransport> Drop for GuardedConnection<T> {
@@ -179,15 +273,54 @@ impl<T: UreqTransport> UreqTransport for GuardedConnection<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
-        self.last_io = Instant::now();
         if self.head_next {
             // A request's first output is its head: hold it; its body, or the first read, follows.
             self.head_next = false;
+            self.requests = self.requests.saturating_add(1);
+            self.request_bytes = amount as u64;
+            self.answer_started = false;
+            self.idle_before = self.last_io.elapsed();
+            self.last_io = Instant::now();
             // Wiped first, so that growing it leaves no earlier head behind.
             self.held.zeroize();
             self.held.extend_from_slice(&self.inner.buffers().output()[..amount]);
             return Ok(());
         }
+        self.last_io = Instant::now();
+        self.request_bytes = self.request_bytes.saturating_add(amount as u64);
+        let (timeout, limit) = self.watched(timeout);
+        let r = self.transmit_after_head(amount, timeout);
+        self.judge(r, limit)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        // Only the wait for an answer's first byte is watched: once it has begun, the request was received.
+        let (watched, limit) = if self.answer_started { (timeout, None) } else { self.watched(timeout) };
+        let r = self.release_held(watched).and_then(|()| self.inner.await_input(watched));
+        if matches!(r, Ok(true)) {
+            self.answer_started = true;
+        }
+        self.last_io = Instant::now();
+        // Whatever is transmitted after a read starts the next request.
+        self.head_next = true;
+        self.judge(r, limit)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.owner.is_this_process()
+            && self.held.is_empty()
+            && self.stalls_seen == self.stalls.load(Ordering::SeqCst)
+            && (self.last_io.elapsed() < FRESH || self.inner.is_open())
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+impl<T: UreqTransport> GuardedConnection<T> {
+    /// Transmits `amount` bytes of output, after the held head when there is one.
+    fn transmit_after_head(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
         if self.held.is_empty() {
             return self.inner.transmit_output(amount, timeout);
         }
@@ -206,23 +339,6 @@ impl<T: UreqTransport> UreqTransport for GuardedConnection<T> {
         self.inner.buffers().output()[..amount].copy_from_slice(&body);
         self.inner.transmit_output(amount, timeout)
     }
-
-    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
-        self.release_held(timeout)?;
-        let r = self.inner.await_input(timeout);
-        self.last_io = Instant::now();
-        // Whatever is transmitted after a read starts the next request.
-        self.head_next = true;
-        r
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.owner.is_this_process() && self.held.is_empty() && (self.last_io.elapsed() < FRESH || self.inner.is_open())
-    }
-
-    fn is_tls(&self) -> bool {
-        self.inner.is_tls()
-    }
 }
 
 impl<In: UreqTransport> Connector<In> for GuardingConnector {
@@ -239,6 +355,13 @@ impl<In: UreqTransport> Connector<In> for GuardingConnector {
             held: Vec::new(),
             head_next: true,
             owner: Owner::now(),
+            requests: 0,
+            request_bytes: 0,
+            answer_started: false,
+            idle_before: Duration::ZERO,
+            stall: self.stall,
+            stalls_seen: self.stalls.load(Ordering::SeqCst),
+            stalls: self.stalls.clone(),
         }))
     }
 }
@@ -260,6 +383,19 @@ mod tests {
         assert!(!counted.is_this_process(), "made before the (simulated) fork");
         assert!(Owner::now().is_this_process());
         assert!(pid_owned.is_this_process(), "a connection made before counting began still checks its pid");
+    }
+
+    #[test]
+    fn the_stall_limit_allows_for_the_request_s_own_bytes_on_a_slow_link() {
+        let five = Duration::from_secs(5);
+        assert_eq!(stall_limit(five, 1, 600), None, "a new connection's first request is not watched");
+        assert_eq!(stall_limit(Duration::ZERO, 9, 600), None, "zero: never");
+        assert_eq!(stall_limit(five, 2, 0), Some(five));
+        // 600 bytes take 240 ms at 20 kbit/s; rounded up to a whole 100 ms step, the same for similar sizes.
+        assert_eq!(stall_limit(five, 2, 600), Some(Duration::from_millis(5_300)));
+        assert_eq!(stall_limit(five, 7, 560), Some(Duration::from_millis(5_300)));
+        // A batch of 100 KB: 40 s more.
+        assert_eq!(stall_limit(five, 2, 100_000), Some(Duration::from_secs(45)));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the environment, no redirects, statuses as values, bounded bodies) and turns ureq's errors into ours.
 
 mod connection;
+mod proxy;
 mod resolver;
 
 use std::io::Read;
@@ -11,19 +12,48 @@ use std::time::{Duration, Instant};
 use ureq::http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use ureq::http::{self, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
-use ureq::unversioned::transport::{Connector, RustlsConnector, TcpConnector};
+use ureq::unversioned::transport::{Connector, RustlsConnector};
 use ureq::AsSendBody;
 use zeroize::Zeroize;
 
 use crate::cancel::{cancelled, Cancel};
-use crate::config::{Config, Secret, Trust};
+use crate::config::{Config, Proxy, Secret, Trust};
 use crate::error::{Error, ErrorKind, Result};
 use crate::log::{Level, Logger};
 use crate::time;
 
 pub(crate) use connection::{count_fork, forks_are_counted};
 use connection::{GuardingConnector, SteadyTimeouts};
+pub(crate) use proxy::proxy_secrets;
+use proxy::ProxyConnector;
 use resolver::CachingResolver;
+
+/// One of our errors, carried through ureq (inside an `io::Error`) from a connector or a connection to
+/// [`map_ureq_error`], which hands it over as it is: a proxy's refusal, a stalled connection.
+#[derive(Debug)]
+pub(super) struct PathError(Error);
+
+impl PathError {
+    fn carry(e: Error) -> ureq::Error {
+        ureq::Error::Io(std::io::Error::other(PathError(e)))
+    }
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// What every connection of a client is made with.
+#[derive(Clone, Debug)]
+struct ConnectSettings {
+    proxy: Option<Proxy>,
+    user_agent: String,
+    stall: Duration,
+}
 
 /// The largest answer body read; a catalog of a few thousand items fits many times over.
 const MAX_BODY_BYTES: u64 = crate::limits::MAX_ANSWER_BYTES;
@@ -108,6 +138,7 @@ pub(crate) struct Transport {
     agent: Mutex<ureq::Agent>,
     /// What a fresh agent is made of.
     agent_config: ureq::config::Config,
+    connect: ConnectSettings,
     cancel: Cancel,
     /// For one debug line per exchange (method, path, status or error, time taken).
     logger: Option<Logger>,
@@ -142,8 +173,10 @@ impl Transport {
             .proxy(None)
             .max_redirects(0)
             .max_redirects_will_error(false)
-            .max_idle_connections(8)
+            // An idle time of zero: no connection is kept.
+            .max_idle_connections(if config.keepalive.idle.is_zero() { 0 } else { 8 })
             .max_idle_connections_per_host(8)
+            .max_idle_age(config.keepalive.idle)
             .timeout_global(Some(config.request_timeout))
             .timeout_connect(Some(config.connect_timeout))
             // No per-read or per-write timeout: one read may wait for what is left of the call's deadline
@@ -151,9 +184,15 @@ impl Transport {
             // timeouts steady between requests.
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
+        let connect = ConnectSettings {
+            proxy: config.proxy.clone(),
+            user_agent: config.user_agent.clone(),
+            stall: config.keepalive.stall,
+        };
         Transport {
-            agent: Mutex::new(make_agent(&agent_config)),
+            agent: Mutex::new(make_agent(&agent_config, &connect)),
             agent_config,
+            connect,
             cancel: Cancel::default(),
             logger: config.logger.clone(),
             base_url: config.base_url.clone(),
@@ -173,7 +212,7 @@ impl Transport {
     /// then shuts the agent down (a request that took the agent before the flag was set is on that agent).
     pub(crate) fn cancel(&self) {
         self.cancel.set();
-        let fresh = make_agent(&self.agent_config);
+        let fresh = make_agent(&self.agent_config, &self.connect);
         let old = std::mem::replace(&mut *self.lock_agent(), fresh);
         old.shutdown();
     }
@@ -303,16 +342,20 @@ impl Transport {
     }
 }
 
-fn make_agent(config: &ureq::config::Config) -> ureq::Agent {
+fn make_agent(config: &ureq::config::Config, connect: &ConnectSettings) -> ureq::Agent {
     ureq::Agent::with_parts(
         config.clone(),
-        // ureq's DefaultConnector without its proxy and native-tls links (no proxy is used, TLS is rustls), and
-        // SteadyTimeouts between TCP and TLS.
-        ().chain(TcpConnector::default())
+        // ureq's DefaultConnector without its SOCKS and native-tls links (TLS is rustls), with our own CONNECT
+        // step (ureq's reports a refusal as a bare string and would chain the whole connector again for the
+        // proxy's connection), and SteadyTimeouts between TCP and TLS. The rustls configuration, and so its
+        // session cache, lives as long as the agent: new connections resume TLS sessions (fewer bytes: no
+        // certificate chain).
+        ProxyConnector::new(connect.proxy.as_ref(), &connect.user_agent)
             .chain(SteadyTimeouts)
             .chain(RustlsConnector::default())
-            .chain(GuardingConnector),
-        CachingResolver::default(),
+            .chain(GuardingConnector::new(connect.stall)),
+        // With a proxy, the proxy's name is looked up (the proxy looks Realer's up).
+        CachingResolver::new(connect.proxy.as_ref()),
     )
 }
 
@@ -345,8 +388,17 @@ fn rustls_error(e: &rustls::Error) -> Error {
         _ => ErrorKind::Tls,
     };
     let mut err = Error::new(kind, format!("TLS: {e}"));
-    if kind == ErrorKind::TlsCertTime {
-        err.message.push_str(" (check the device clock)");
+    match e {
+        _ if kind == ErrorKind::TlsCertTime => err.message.push_str(" (check the device clock)"),
+        // Another certificate for the server's name: what a TLS-inspecting middlebox or a captive portal
+        // shows (or a CA file that is not Realer's).
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature | C::UnhandledCriticalExtension) => {
+            err.message = format!(
+                "TLS: the server's certificate is not signed by the configured CA: a TLS-inspection proxy or \
+                 captive portal? ({e})"
+            );
+        }
+        _ => {}
     }
     err
 }
@@ -356,6 +408,9 @@ fn io_error(e: &std::io::Error) -> Error {
     if let Some(inner) = e.get_ref() {
         if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
             return rustls_error(tls);
+        }
+        if let Some(PathError(ours)) = inner.downcast_ref::<PathError>() {
+            return ours.clone();
         }
     }
     match e.kind() {

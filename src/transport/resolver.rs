@@ -20,6 +20,9 @@ pub(super) struct CachingResolver {
     /// By scheme and authority as written in the URL (a client talks to one host, so this stays short).
     cache: Mutex<Vec<Resolved>>,
     lookup: DefaultResolver,
+    /// The proxy every connection goes to, when one is set: its name is looked up instead of the server's,
+    /// which only the proxy may be able to look up.
+    proxy: Option<(Uri, String)>,
 }
 
 #[derive(Debug)]
@@ -35,6 +38,11 @@ struct Resolved {
 const DNS_CACHE_ENTRIES: usize = 8;
 
 impl CachingResolver {
+    pub(super) fn new(proxy: Option<&crate::config::Proxy>) -> CachingResolver {
+        let proxy = proxy.and_then(|p| Some((Uri::try_from(p.url()).ok()?, p.url())));
+        CachingResolver { proxy, ..Default::default() }
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, Vec<Resolved>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -42,6 +50,26 @@ impl CachingResolver {
 
 impl Resolver for CachingResolver {
     fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        let Some((proxy, name)) = &self.proxy else {
+            return self.resolve_uri(uri, config, timeout);
+        };
+        self.resolve_uri(proxy, config, timeout).map_err(|e| match e {
+            ureq::Error::HostNotFound => super::PathError::carry(crate::error::Error::new(
+                crate::error::ErrorKind::Network,
+                format!("the proxy {name}: its host name does not resolve (DNS)"),
+            )),
+            other => other,
+        })
+    }
+}
+
+impl CachingResolver {
+    fn resolve_uri(
         &self,
         uri: &Uri,
         config: &ureq::config::Config,

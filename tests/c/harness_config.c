@@ -164,6 +164,24 @@ void test_config_setters(void)
     CHECK_REFUSED(realer_config_set_timeouts(c, 3600001, 20000));
     CHECK_REFUSED(realer_config_set_timeouts(c, 5000, 3600001));
 
+    /* proxy: http://[user:password@]host:port; the user info never in a message */
+    CHECK_STATUS(realer_config_set_proxy(c, "http://proxy.example:3128"), REALER_OK);
+    CHECK_STATUS(realer_config_set_proxy(c, "http://alice:c-pa55@[::1]:8080/"), REALER_OK);
+    CHECK_STATUS(realer_config_set_proxy(c, ""), REALER_OK);
+    CHECK_STATUS(realer_config_set_proxy(c, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_config_set_proxy(NULL, "http://p:1"), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_REFUSED(realer_config_set_proxy(c, "https://proxy.example:3128"));
+    CHECK_REFUSED(realer_config_set_proxy(c, "http://alice:c-pa55@proxy.example"));
+    CHECK(strstr(realer_last_error()->message, "c-pa55") == NULL);
+    CHECK_MESSAGE_HAS("port");
+
+    /* kept-alive connections: stall and idle times, 0 allowed */
+    CHECK_STATUS(realer_config_set_keepalive(c, 5000, 15000), REALER_OK);
+    CHECK_STATUS(realer_config_set_keepalive(c, 0, 0), REALER_OK);
+    CHECK_STATUS(realer_config_set_keepalive(NULL, 0, 0), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_REFUSED(realer_config_set_keepalive(c, 3600001, 0));
+    CHECK_REFUSED(realer_config_set_keepalive(c, 0, 3600001));
+
     /* retry */
     CHECK_STATUS(realer_config_set_retry(c, 5, 500, 30000), REALER_OK);
     CHECK_STATUS(realer_config_set_retry(c, 1, 0, 0), REALER_OK);

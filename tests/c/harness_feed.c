@@ -210,7 +210,9 @@ void test_feed_single(const realer_client *client, const struct catalog_picks *p
     CHECK_INVALID_ITEM(&item, "value_received_at");
     item.value_received_at = "2026-04-24 10:15:00";
     CHECK_INVALID_ITEM(&item, "value_received_at");
-    item.value_received_at = "2026-04-24T10:15:00+02:00";
+    item.value_received_at = "2026-04-24T10:15:00+0200"; /* "+02:00" would be converted to UTC and sent */
+    CHECK_INVALID_ITEM(&item, "value_received_at");
+    item.value_received_at = "2026-04-24T10:15:00"; /* no offset: the zone is unknown */
     CHECK_INVALID_ITEM(&item, "value_received_at");
     item.value_received_at = at;
     item.message_id = "has space";

@@ -9,6 +9,8 @@ expects a fresh sim."""
 import base64
 import datetime
 import gc
+import http.server
+import json
 import logging
 import os
 import re
@@ -89,6 +91,212 @@ class SilentServer:
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+class ScriptedRealer:
+    """A plain-HTTP Realer on loopback (the client allows it with allow_insecure_loopback) playing the older
+    service (no /desired-states: 404) for device 12345, whose answers a test can script per path: a queue of
+    (status, body) or (status, body, drip_ms) answers, taken before the default one. It counts the requests
+    per path and keeps the feed items it stored."""
+
+    CATALOG = {
+        "code": 2000,
+        "commands": [
+            {"id": 1, "value": "1.0", "value_type": "NumericRange", "kind": "relay", "pin_port": "6"},
+            {"id": 4, "value": "20.5", "value_type": "NumericRange", "kind": "thermostat", "pin_port": "8"},
+        ],
+    }
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.script = {}
+        self.requests = {}
+        self.stored = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.answer()
+
+            def do_POST(self):
+                self.answer()
+
+            def answer(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.split("?")[0]
+                with server.lock:
+                    server.requests[path] = server.requests.get(path, 0) + 1
+                    queued = server.script.get(path)
+                    scripted = queued.pop(0) if queued else None
+                status, text, drip_ms = scripted + (0,) * (3 - len(scripted)) if scripted else server.default(path, body)
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    if drip_ms:
+                        for i in range(len(data)):
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(drip_ms / 1000)
+                    else:
+                        self.wfile.write(data)
+                except OSError:
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def default(self, path, body):
+        device = "/iot/v1/devices/12345"
+        if path == "/oauth/token":
+            token = {"access_token": uuid.uuid4().hex, "expires_in": 3600, "renew_after": 3000,
+                     "scope": "iot:catalog:read iot:feed-data:write"}
+            return 200, json.dumps(token), 0
+        if path == f"{device}/commands":
+            return 200, json.dumps(self.CATALOG), 0
+        if path == f"{device}/feed-data":
+            item = json.loads(body)
+            with self.lock:
+                self.stored.append(item)
+                n = len(self.stored)
+            return 201, json.dumps({"code": 2000, "status": "created", "feed_data_id": n,
+                                    "message_id": item["message_id"]}), 0
+        return 404, json.dumps({"code": 4004, "error": {"type": "not_found", "message": f"no {path}"}}), 0
+
+    def queue(self, path, *answers):
+        with self.lock:
+            self.script.setdefault(path, []).extend(answers)
+
+    def count(self, path):
+        with self.lock:
+            return self.requests.get(path, 0)
+
+    def client(self, **overrides):
+        options = dict(
+            base_url=self.url,
+            allow_insecure_loopback=True,
+            device_id="12345",
+            client_id="cdv_scripted",
+            client_secret="scripted-secret",
+            retry=(5, 10, 100),
+            request_timeout_ms=10000,
+        )
+        options.update(overrides)
+        return realer.Client(**options)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+DEVICE = "/iot/v1/devices/12345"
+UNAUTHORIZED = (401, '{"code":4001,"error":{"type":"invalid_token","message":"the token expired"}}')
+UNAVAILABLE = (503, '{"code":5003,"error":{"type":"service_unavailable","message":"busy"}}')
+
+
+class AsDocumented(unittest.TestCase):
+    """Realer's rules as a second reading of its pages states them, through the binding, against a scripted
+    older service."""
+
+    def setUp(self):
+        self.server = ScriptedRealer()
+        self.addCleanup(self.server.close)
+
+    def client(self, **overrides):
+        client = self.server.client(**overrides)
+        self.addCleanup(client.close)
+        return client
+
+    def test_a_local_change_is_never_undone_and_the_catalog_is_read_once_a_pass(self):
+        client = self.client()
+        for n in range(3):
+            client.commands()
+            wanted = client.desired_states()
+            self.assertEqual(wanted.source, "catalog")
+            if n == 0:
+                self.assertEqual([(s.command_id, s.value) for s in wanted], [("1", "1.0"), ("4", "20.5")])
+                for s in wanted:
+                    client.post_item(s.answer(s.value, "applied"))
+                client.post(command_id="1", value="0")  # a local change, by hand
+            else:
+                self.assertEqual(list(wanted), [], "already acted on: the local change stays")
+        self.assertEqual(self.server.count(f"{DEVICE}/commands"), 3, "one catalog read per pass")
+        self.assertEqual(self.server.count(f"{DEVICE}/desired-states"), 1)
+        # A user changes the value in Realer: new, handed over once.
+        catalog = json.loads(json.dumps(ScriptedRealer.CATALOG))
+        catalog["commands"][0]["value"] = "0.5"
+        self.server.queue(f"{DEVICE}/commands", (200, json.dumps(catalog)))
+        self.assertEqual([(s.command_id, s.value) for s in client.desired_states()], [("1", "0.5")])
+
+    def test_405_from_desired_states_is_not_offered_here(self):
+        self.server.queue(f"{DEVICE}/desired-states", (405, '{"code":4005,"error":{"type":"x","message":"no"}}'))
+        wanted = self.client().desired_states()
+        self.assertEqual((wanted.source, len(wanted)), ("catalog", 2))
+
+    def test_a_401_on_a_token_used_for_another_answer_renews_again(self):
+        client = self.client()
+        client.authenticate()
+        self.server.queue(f"{DEVICE}/feed-data", UNAUTHORIZED, UNAVAILABLE, UNAVAILABLE, UNAUTHORIZED)
+        result = client.post(sensor_id=7, value="1", message_id="py-expired-twice")
+        self.assertEqual(result.outcome, "created")
+        self.assertEqual(self.server.count("/oauth/token"), 3)
+        self.assertEqual([i["message_id"] for i in self.server.stored], ["py-expired-twice"])
+        # A fresh token refused on its first use ends the call.
+        self.server.queue(f"{DEVICE}/feed-data", UNAUTHORIZED, UNAUTHORIZED)
+        with self.assertRaises(realer.AuthError) as cm:
+            client.post(sensor_id=7, value="1", message_id="py-refused-fresh")
+        self.assertEqual((cm.exception.outcome, cm.exception.message_id), ("not_sent", "py-refused-fresh"))
+        self.assertEqual(self.server.count("/oauth/token"), 4)
+
+    def test_an_answer_that_is_not_the_list_is_a_protocol_error(self):
+        client = self.client()
+        for body, says in [
+            ('[{"id":1}]', 'the commands answer is an array, not a JSON object with a "commands" array'),
+            ('"commands"', 'the commands answer is a string, not a JSON object with a "commands" array'),
+            ("[" * 100_000 + "]" * 100_000, "the commands answer is an array"),
+        ]:
+            self.server.queue(f"{DEVICE}/commands", (200, body))
+            with self.assertRaises(realer.ProtocolError) as cm:
+                client.commands()
+            self.assertTrue(cm.exception.message.startswith(says), cm.exception.message)
+        self.server.queue(f"{DEVICE}/commands", (200, '{"code":2000,"commands":[]}'))
+        self.assertEqual(client.commands(), [])
+
+    def test_a_dripping_token_endpoint_gets_about_one_request_per_timeout_window(self):
+        token = json.dumps({"access_token": "t" * 40, "expires_in": 3600, "renew_after": 3000})
+        self.server.queue("/oauth/token", *[(200, token, 30)] * 50)  # ~2.4 s an answer
+        client = self.client(request_timeout_ms=1500, retry=(3, 10, 100))
+        started = time.monotonic()
+        statuses = []
+
+        def calls(i):
+            time.sleep(0.03 * i)
+            while time.monotonic() - started < 3.0:
+                try:
+                    client.post(sensor_id=7, value="1")
+                    statuses.append("ok")
+                except realer.RealerTimeoutError:
+                    statuses.append("timeout")
+
+        threads = [threading.Thread(target=calls, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+        windows = int(elapsed / 1.5) + (elapsed % 1.5 > 0)
+        self.assertTrue(statuses and all(s == "timeout" for s in statuses), statuses)
+        self.assertLessEqual(self.server.count("/oauth/token"), windows, f"{elapsed:.1f} s")
 
 
 class Cancel(unittest.TestCase):
@@ -352,6 +560,118 @@ class AgainstSim(unittest.TestCase):
         client = realer.Client(**options)
         self.addCleanup(client.close)
         return client
+
+    def test_a_scope_without_desired_state_read_is_warned_about_with_the_fix(self):
+        lines = []
+        client = self.client(
+            scope="iot:catalog:read iot:feed-data:write", logger=lambda level, message: lines.append((level, message))
+        )
+        self.assertEqual(client.desired_states().source, "catalog")
+        warned = [m for level, m in lines if level == realer.LogLevel.WARN]
+        self.assertEqual(len(warned), 1, lines)
+        self.assertIn("lacks iot:desired-state:read", warned[0])
+        self.assertIn("Fix: leave the scope unset", warned[0])
+
+    def test_caller_timestamps_go_out_in_realers_form(self):
+        client = self.client()
+        at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) - datetime.timedelta(minutes=1)
+        plain = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        shifted = (at + datetime.timedelta(hours=2)).strftime("%Y-%m-%dt%H:%M:%S.25+02:00")
+        for given, sent in [
+            (plain.lower(), plain),
+            (plain[:-1] + "-00:00", plain),
+            (shifted, at.strftime("%Y-%m-%dT%H:%M:%S.250Z")),
+        ]:
+            result = client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="1", value_received_at=given)
+            self.assertEqual(result.value_received_at, sent, given)
+        with self.assertRaises(realer.InvalidArgumentError) as cm:
+            client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="1", value_received_at=plain[:-1] + "+0200")
+        self.assertIn("value_received_at", cm.exception.message)
+
+    def test_through_a_connect_proxy(self):
+        """A CONNECT proxy written here: the client tunnels through it (it sees only CONNECT lines); a proxy
+        that wants credentials raises NetworkError naming it, never with its password; REALER_PROXY is read
+        by from_env only."""
+        seen = []
+
+        def serve(listener, answer):
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(1024)
+                    if not chunk:
+                        break
+                    head += chunk
+                line = head.split(b"\r\n", 1)[0].decode()
+                seen.append(line)
+                if answer:
+                    conn.sendall(answer)
+                    conn.close()
+                    continue
+                host, port = line.split()[1].rsplit(":", 1)
+                upstream = socket.create_connection((host, int(port)))
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+                def pipe(a, b):
+                    try:
+                        while True:
+                            data = a.recv(65536)
+                            if not data:
+                                break
+                            b.sendall(data)
+                    except OSError:
+                        pass
+                    finally:
+                        for s in (a, b):
+                            try:
+                                s.shutdown(socket.SHUT_RDWR)
+                            except OSError:
+                                pass
+
+                threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+
+        def start(answer=None):
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            self.addCleanup(listener.close)
+            threading.Thread(target=serve, args=(listener, answer), daemon=True).start()
+            return "http://127.0.0.1:%d" % listener.getsockname()[1]
+
+        tunnel = start()
+        with self.client(proxy=tunnel, stall_timeout_ms=2000, idle_timeout_ms=1000) as client:
+            client.authenticate()
+            self.assertEqual(client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="20.5").outcome, "created")
+        self.assertTrue(seen and all(line.startswith("CONNECT 127.0.0.1:") for line in seen), seen)
+        refusing = start(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        lines = []
+        secret_url = refusing.replace("http://", "http://bob:py-pr0xy-secret@")
+        with self.client(proxy=secret_url, logger=lambda level, m: lines.append(m), log_level=realer.LogLevel.DEBUG) as client:
+            with self.assertRaises(realer.NetworkError) as cm:
+                client.post(sensor_id=TEMPERATURE_SENSOR_ID, value="20.5")
+        err = cm.exception
+        self.assertIn(refusing, err.message)
+        self.assertIn("407", err.message)
+        self.assertFalse(err.retryable)
+        self.assertEqual((err.http_status, err.outcome), (0, "not_sent"))
+        for text in [err.message] + lines:
+            self.assertNotIn("py-pr0xy-secret", text)
+        with self.assertRaises(realer.ConfigError):
+            self.client(proxy="https://127.0.0.1:3128")
+        with self.assertRaises(realer.ConfigError):
+            self.client(stall_timeout_ms=3_600_001)
+        os.environ["REALER_PROXY"] = refusing
+        try:
+            with realer.Client.from_env() as client:
+                with self.assertRaises(realer.NetworkError):
+                    client.authenticate()
+        finally:
+            del os.environ["REALER_PROXY"]
 
     def test_from_env(self):
         with realer.Client.from_env() as client:
