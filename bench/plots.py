@@ -20,12 +20,15 @@ COLOURS = {"2xx": "#4c9a2a", "401": "#7b4fa0", "429": "#e0a030", "5xx/none": "#c
 def fleet(d, out):
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.8), sharex=True, height_ratios=[3, 2])
     xs = d["seconds"]
+    # Stacked steps, one second wide (bars of one second vanish when a long run is drawn small).
     bottom_acc = [0] * len(xs)
     for name, values in d["by_class"].items():
         if not any(values):
             continue
-        top.bar(xs, values, width=1.0, bottom=bottom_acc, color=COLOURS.get(name, "#999"), label=name, linewidth=0)
-        bottom_acc = [a + b for a, b in zip(bottom_acc, values)]
+        upper = [a + b for a, b in zip(bottom_acc, values)]
+        top.fill_between(xs, bottom_acc, upper, step="post", color=COLOURS.get(name, "#999"), label=name,
+                         linewidth=0)
+        bottom_acc = upper
     top.axhline(d["steady"], color="black", linewidth=0.8, linestyle="--", label=f"steady {d['steady']:.0f}/s")
     top.axhline(2 * d["steady"], color="#c0392b", linewidth=0.8, linestyle=":", label="2 × steady")
     for ax in (top, bottom):

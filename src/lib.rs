@@ -24,6 +24,7 @@ mod json;
 mod limits;
 pub mod log;
 pub mod outbox;
+mod pacing;
 mod random;
 mod records;
 mod retry;
