@@ -1,14 +1,29 @@
-//! Generates the C header from the C ABI in src/ffi/ (cbindgen, settings in cbindgen.toml) into OUT_DIR, gives
-//! the shared library its SONAME, and compiles the SQLite the outbox uses (third_party/sqlite3/) with the
-//! options chosen here. It writes only into OUT_DIR, so the build works from a read-only source tree. The
-//! header is checked in as include/realer.h: `scripts/header` (part of scripts/test) refreshes it from OUT_DIR,
-//! and CI fails when that changes the committed one.
+//! Compiles the SQLite the outbox uses (third_party/sqlite3/) with the options chosen here and, for the C
+//! library (the `capi` feature), gives the shared library its SONAME and generates the C header from the C ABI
+//! in src/ffi/ (cbindgen, settings in cbindgen.toml) into OUT_DIR. It writes only into OUT_DIR, so the build
+//! works from a read-only source tree. The header is checked in as include/realer.h: `scripts/header` (part of
+//! scripts/test) refreshes it from OUT_DIR, and CI fails when that changes the committed one.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    println!("cargo:rerun-if-changed=build.rs");
+
+    sqlite(&crate_dir);
+
+    // Without `capi` the library exports nothing: no SONAME, no header (and cbindgen is not even built).
+    #[cfg(feature = "capi")]
+    c_library(&crate_dir);
+}
+
+/// The SONAME, and the C header from the exports in src/ffi/ with cbindgen.toml's settings into
+/// OUT_DIR/realer.h: a build writes nothing in the source tree (Cargo's rule for build scripts; a read-only
+/// checkout builds). `scripts/header` (run by scripts/test) copies it over the checked-in include/realer.h,
+/// which CI compares with the committed one.
+#[cfg(feature = "capi")]
+fn c_library(crate_dir: &Path) {
     let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
     let minor = env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets the version");
     let patch = env::var("CARGO_PKG_VERSION_PATCH").expect("cargo sets the version");
@@ -17,19 +32,9 @@ fn main() {
     // 1.0 on the major alone: cargo-c's rule, so `cargo build` and `cargo cinstall` make the same library.
     let soname_version = if major == "0" { format!("{major}.{minor}") } else { major.clone() };
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librealer.so.{soname_version}");
+
+    // The header follows the sources (without `capi` nothing here reads them: an edit does not rerun this).
     println!("cargo:rerun-if-changed=src");
-    println!("cargo:rerun-if-changed=build.rs");
-
-    sqlite(&crate_dir);
-
-    header(&crate_dir, &major, &minor, &patch);
-}
-
-/// The C header, from the exports in src/ffi/ with cbindgen.toml's settings, into OUT_DIR/realer.h: a build
-/// writes nothing in the source tree (Cargo's rule for build scripts; a read-only checkout builds).
-/// `scripts/header` (run by scripts/test) copies it over the checked-in include/realer.h, which CI compares
-/// with the committed one.
-fn header(crate_dir: &std::path::Path, major: &str, minor: &str, patch: &str) {
     let settings = crate_dir.join("cbindgen.toml");
     println!("cargo:rerun-if-changed={}", settings.display());
     let mut config = cbindgen::Config::from_file(&settings).expect("cbindgen.toml");
@@ -53,7 +58,7 @@ fn header(crate_dir: &std::path::Path, major: &str, minor: &str, patch: &str) {
 /// outside the tree as Yocto's cargo class does, makes the same library (they lived in .cargo/config.toml,
 /// which cargo reads only when it starts inside the tree). With `system-sqlite` nothing is compiled: alone,
 /// libsqlite3-sys links the system's library itself; beside `bundled-sqlite` (in_gecko), it is linked here.
-fn sqlite(crate_dir: &std::path::Path) {
+fn sqlite(crate_dir: &Path) {
     let dir = crate_dir.join("third_party/sqlite3");
     println!("cargo:rerun-if-changed={}", dir.display());
     let bundled = env::var_os("CARGO_FEATURE_BUNDLED_SQLITE").is_some();

@@ -16,6 +16,7 @@ use crate::limits::MAX_BATCH_ITEMS;
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
 use crate::pacing;
+use crate::process::Owner;
 use crate::random::random_u64;
 use crate::retry::backoff;
 use crate::time;
@@ -72,12 +73,12 @@ pub struct Client {
     feed_data_path: String,
     batches_path: String,
     /// The process that made the client (and opened its outbox).
-    pid: u32,
+    owner: Owner,
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if self.pid != std::process::id() {
+        if !self.owner.is_this_process() {
             // A child after fork(): closing the parent's SQLite connection could disturb the parent's locks
             // and WAL; it is left as it is (its memory and file descriptor go with the process).
             std::mem::forget(self.outbox.take());
@@ -227,7 +228,7 @@ impl Client {
             outbox,
             feed_data_path,
             batches_path,
-            pid: std::process::id(),
+            owner: Owner::by_pid(),
         })
     }
 
@@ -765,7 +766,7 @@ impl Client {
     }
 
     fn outbox(&self) -> Result<&Outbox> {
-        if self.pid != std::process::id() {
+        if !self.owner.is_this_process() {
             // SQLite: a database connection must not be used across fork() (its locks belong to the parent).
             return Err(Error::config(
                 "this client's outbox was opened by the parent process: after fork(), make a new client in the child",

@@ -1,20 +1,22 @@
-//! Entry points for the fuzz targets in `fuzz/` (issue 12): each runs one parser of what a server sends the
-//! way the client runs it, and returns the status a C caller would get. Not part of the API: compiled only
-//! with the `fuzzing` feature, hidden from the documentation.
+//! Entry points for the fuzz targets in `fuzz/`: each runs one parser of what a server sends the way the
+//! client runs it, and returns the kind of error a caller would get. Not part of the API: compiled only with
+//! the `test-hooks` feature, hidden from the documentation.
 
 use crate::catalog::{self, CommandSink, Commands, SensorSink, Sensors};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::SingleAnswer;
-use crate::ffi::error::{realer_status, status_of, REALER_OK};
 use crate::transport::Answer;
 use crate::{auth, codes, desired, time};
 
-fn status<T>(r: &Result<T>) -> realer_status {
+/// The kind of error the parser gave, if it gave one.
+pub type Outcome = Option<ErrorKind>;
+
+fn status<T>(r: &Result<T>) -> Outcome {
     match r {
-        Ok(_) => REALER_OK,
+        Ok(_) => None,
         Err(e) => {
             assert!(!e.message.is_empty(), "an error without a message: {e:?}");
-            status_of(e.kind)
+            Some(e.kind)
         }
     }
 }
@@ -24,7 +26,7 @@ fn answer(http_status: u16, is_json: bool, body: &[u8]) -> Answer {
 }
 
 /// The token answer, read as the client reads it (JSON, then the grant).
-pub fn token(is_json: bool, body: &[u8], now_unix_ms: i64) -> realer_status {
+pub fn token(is_json: bool, body: &[u8], now_unix_ms: i64) -> Outcome {
     let answer = answer(200, is_json, body);
     let r = codes::json_body(&answer).ok_or_else(|| Error::protocol("token answer is not JSON")).and_then(|v| {
         let grant = auth::Grant::parse(&v, now_unix_ms)?;
@@ -35,7 +37,7 @@ pub fn token(is_json: bool, body: &[u8], now_unix_ms: i64) -> realer_status {
 }
 
 /// A commands answer into the Rust API's list (sized first, as the client does).
-pub fn commands(body: &[u8]) -> realer_status {
+pub fn commands(body: &[u8]) -> Outcome {
     let mut list = Commands::default();
     list.reserve(catalog::count(body, "commands", "command"), body.len());
     let r = catalog::parse_commands(body, &mut |c| list.push(c), &mut |_, _| {});
@@ -46,7 +48,7 @@ pub fn commands(body: &[u8]) -> realer_status {
     status(&r)
 }
 
-pub fn sensors(body: &[u8]) -> realer_status {
+pub fn sensors(body: &[u8]) -> Outcome {
     let mut list = Sensors::default();
     list.reserve(catalog::count(body, "sensors", "sensor"), body.len());
     let r = catalog::parse_sensors(body, &mut |s| list.push(s), &mut |_, _| {});
@@ -55,7 +57,7 @@ pub fn sensors(body: &[u8]) -> realer_status {
 }
 
 /// A `/desired-states` answer, read and decided.
-pub fn desired_states(body: &[u8], now_unix_ms: i64) -> realer_status {
+pub fn desired_states(body: &[u8], now_unix_ms: i64) -> Outcome {
     let r = desired::parse_desired_states(body, now_unix_ms, &mut |_, _| {}).and_then(|mut states| {
         desired::decide(&mut states, &desired::AnsweredLog::memory(), now_unix_ms)?;
         Ok(states)
@@ -63,21 +65,21 @@ pub fn desired_states(body: &[u8], now_unix_ms: i64) -> realer_status {
     status(&r)
 }
 
-/// A single-item answer; `REALER_ERR_PROTOCOL` when it is not Realer's (a JSON object with one of its fields).
-pub fn single(http_status: u16, is_json: bool, body: &[u8]) -> realer_status {
+/// A single-item answer; a protocol error when it is not Realer's (a JSON object with one of its fields).
+pub fn single(http_status: u16, is_json: bool, body: &[u8]) -> Outcome {
     let answer = answer(http_status, is_json, body);
     match SingleAnswer::read(&answer) {
         Some((_, body)) => {
             let r = crate::feed::parse_single(http_status, &body, "msg-0".into());
             assert_eq!(r.message_id, "msg-0");
-            REALER_OK
+            None
         }
-        None => status_of(ErrorKind::Protocol),
+        None => Some(ErrorKind::Protocol),
     }
 }
 
 /// A batch answer for `sent` items (message ids `msg-0`, `msg-1`, …, repeating after 4).
-pub fn batch(http_status: u16, sent: usize, body: &[u8]) -> realer_status {
+pub fn batch(http_status: u16, sent: usize, body: &[u8]) -> Outcome {
     let ids: Vec<String> = (0..sent).map(|i| format!("msg-{}", i % 4)).collect();
     let r = crate::feed::parse_batch(http_status, body, &ids);
     if let Ok(results) = &r {
@@ -87,14 +89,14 @@ pub fn batch(http_status: u16, sent: usize, body: &[u8]) -> realer_status {
 }
 
 /// An error answer: always an error, with the answer's HTTP status.
-pub fn error_body(http_status: u16, is_json: bool, body: &[u8]) -> realer_status {
+pub fn error_body(http_status: u16, is_json: bool, body: &[u8]) -> Outcome {
     let e = codes::error_from_answer(&answer(http_status, is_json, body), ErrorKind::Api);
     assert_eq!(e.http_status, http_status);
     status::<()>(&Err(e))
 }
 
 /// A timestamp: what parses formats back to the same millisecond.
-pub fn timestamp(text: &str) -> realer_status {
+pub fn timestamp(text: &str) -> Outcome {
     let r = time::parse_rfc3339_any_ms(text);
     if let Ok(ms) = time::parse_rfc3339_utc_ms(text) {
         assert_eq!(r, Ok(ms));
@@ -118,6 +120,6 @@ pub fn timestamp(text: &str) -> realer_status {
 }
 
 /// CA certificates in PEM.
-pub fn ca_pem(pem: &[u8]) -> realer_status {
+pub fn ca_pem(pem: &[u8]) -> Outcome {
     status(&crate::config::Config::new().set_ca_pem(pem))
 }

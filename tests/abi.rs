@@ -1,6 +1,7 @@
 //! The shared library's surface: only `realer_` symbols are exported, the SONAME is librealer.so.0.1
 //! (cargo-c's rule for 0.x: the ABI may change with the minor version), and the checked-in header declares
-//! every exported function. Needs `cargo build` to have made target/*/librealer.so.
+//! every exported function. Needs the C library's build (`--features capi`) to have made target/*/librealer.so:
+//! scripts/test makes it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,7 +10,11 @@ fn built_lib(name: &str) -> PathBuf {
     // target/<profile>/deps/abi-<hash> -> target/<profile>/
     let dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/header --workspace` first (scripts/test does)",
+        path.display()
+    );
     path
 }
 

@@ -1,6 +1,6 @@
-//! Builds the C test harness (tests/c/harness*.c, one program split by concept) against the librealer that `cargo build --workspace` made,
-//! shared and static, and runs it against a fresh realer-sim with the built-in fixture, as a newer service
-//! (v2: desired states with ids to answer). With
+//! Builds the C test harness (tests/c/harness*.c, one program split by concept) against the librealer that the
+//! C library's build (`--features capi`, scripts/test) made, shared and static, and runs it against a
+//! fresh realer-sim with the built-in fixture, as a newer service (v2: desired states with ids to answer). With
 //! `REALER_VALGRIND=1` the harness runs under valgrind (tests/c/valgrind.supp lists the known false positives).
 
 #[path = "c/support.rs"]

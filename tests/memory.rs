@@ -19,7 +19,7 @@ use realer::ffi::config::*;
 use realer::ffi::desired::*;
 use realer::ffi::error::*;
 use realer::ffi::feed::*;
-use realer::ffi::wipe_alloc::HeapObserver;
+use realer::test_hooks::HeapObserver;
 use realer_sim::{builtin, Fault, Sim, SimOptions, Target};
 
 // Signed: blocks allocated before the observer was installed may be freed while it counts.
@@ -40,7 +40,7 @@ static COUNTING: HeapObserver =
 // (which then does not wipe) for its observer.
 #[cfg(not(feature = "wipe-freed-memory"))]
 #[global_allocator]
-static ALLOCATOR: realer::ffi::wipe_alloc::WipeOnFree = realer::ffi::wipe_alloc::WipeOnFree;
+static ALLOCATOR: realer::test_hooks::WipeOnFree = realer::test_hooks::WipeOnFree;
 
 const TEST_NAME: &str = "peak_memory_of_large_answers_is_bounded_by_their_size";
 const MIB: usize = 1024 * 1024;
@@ -137,7 +137,7 @@ fn message_ids() -> Vec<String> {
 fn child(case: &str) {
     let cstr = |s: String| CString::new(s).unwrap();
     let var = |k: &str| cstr(std::env::var(k).unwrap());
-    realer::ffi::wipe_alloc::observe(&COUNTING);
+    realer::test_hooks::observe(&COUNTING);
     unsafe {
         let cfg = realer_config_new();
         assert_eq!(realer_config_set_base_url(cfg, var("REALER_BASE_URL").as_ptr()), REALER_OK);

@@ -1,6 +1,7 @@
 //! Runs the Python binding's unittest suite (tests/python/) against an in-process realer-sim, with the
-//! librealer.so that `cargo build` made for this profile. The CA goes through `REALER_CA_FILE` only: the
-//! environment's `SSL_CERT_FILE` and the like are removed so the suite cannot lean on them.
+//! librealer.so that the C library's build (`--features capi`, scripts/test) made for this profile. The
+//! CA goes through `REALER_CA_FILE` only: the environment's `SSL_CERT_FILE` and the like are removed so the
+//! suite cannot lean on them.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ fn built_lib() -> PathBuf {
     let path = exe.parent().and_then(Path::parent).expect("target/<profile>/").join("librealer.so");
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --workspace` first (with --release for a release test run)",
+        "{} is missing: run `bash scripts/header --workspace` first (with --release for a release test run)",
         path.display()
     );
     path

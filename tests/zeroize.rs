@@ -6,12 +6,13 @@
 //! anonymous mappings, the binary's data) and searches it for the client secret, the Basic value, the token
 //! and the Bearer header. It never holds them in plain: it gets them XOR-ed from the parent (the token too:
 //! the parent takes one from the sim and has the sim serve it as the child's token answer) and compares
-//! XOR-ed memory with them. With the library's allocator wiping freed blocks (`wipe-freed-memory`, on by
-//! default) it must find nothing; with the wipe switched off (the control) it must find the token, which
-//! rustls's freed buffers of received plaintext keep: so the search is shown to work.
+//! XOR-ed memory with them. With the library's allocator wiping freed blocks (`wipe-freed-memory`, part of
+//! `capi`, which the tests build with) it must find nothing; with the wipe switched off (the control) it must
+//! find the token, which rustls's freed buffers of received plaintext keep: so the search is shown to work.
 //!
-//! The other two watch every heap block while it is freed, before the allocator's wipe: the library wipes
-//! its own buffers too (a Rust program without the feature relies on that), and no freed block holds a secret:
+//! The other two watch every heap block the client's thread frees, before the allocator's wipe: the library
+//! wipes its own buffers too (a Rust program without the feature relies on that), and no freed block holds a
+//! secret:
 //! - over plain HTTP on loopback (the scripted server keeps its buffers on the stack): nothing at all, the
 //!   token included;
 //! - over TLS against realer-sim, run in a child process so that its own buffers are not this process's:
@@ -19,18 +20,19 @@
 //!   through rustls's buffers, which only the allocator's wipe reaches: the test prints how many freed blocks
 //!   held the token answer when freed.
 //!
-//! The tests take turns: the watch is process-wide.
+//! The tests take turns: the allocator's observer is process-wide.
 
 #[path = "support/scripted.rs"]
 mod scripted;
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use std::sync::Mutex;
 
-use realer::ffi::wipe_alloc::HeapObserver;
+use realer::test_hooks::HeapObserver;
 use realer::{Client, Config, FeedItem, FeedOutcome};
 
 const CLIENT_SECRET: &[u8] = b"Zk4-client-secret-to-wipe";
@@ -51,14 +53,23 @@ static FOUND: [AtomicUsize; 7] = [const { AtomicUsize::new(0) }; 7];
 /// One scan at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+thread_local! {
+    /// The thread that armed the watch: only its frees are scanned. The client runs on it (the library starts
+    /// no thread of its own); what other threads of this process free is not the client's (the harness with
+    /// another test's captured output, the end-to-end search's realer-sim with the requests it received).
+    static WATCHED: Cell<bool> = const { Cell::new(false) };
+}
+
 fn arm() {
-    realer::ffi::wipe_alloc::observe(&SCANNING);
+    realer::test_hooks::observe(&SCANNING);
     FOUND.iter().for_each(|f| f.store(0, Ordering::SeqCst));
+    WATCHED.with(|w| w.set(true));
     ARMED.store(true, Ordering::SeqCst);
 }
 
 fn disarm() -> Vec<usize> {
     ARMED.store(false, Ordering::SeqCst);
+    WATCHED.with(|w| w.set(false));
     FOUND.iter().map(|f| f.load(Ordering::SeqCst)).collect()
 }
 
@@ -67,7 +78,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn scan_freed(p: *const u8, size: usize) {
-    if ARMED.load(Ordering::SeqCst) {
+    // `try_with`: a thread's last frees may come after its thread-locals are gone.
+    if ARMED.load(Ordering::SeqCst) && WATCHED.try_with(Cell::get).unwrap_or(false) {
         // SAFETY: the allocator passes a block that is allocated and `size` bytes long until this returns.
         let block = unsafe { std::slice::from_raw_parts(p, size) };
         for (secret, found) in SECRETS.iter().zip(&FOUND) {
@@ -86,7 +98,7 @@ static SCANNING: HeapObserver = HeapObserver { allocated: |_| {}, freeing: scan_
 // (which then does not wipe) for its observer.
 #[cfg(not(feature = "wipe-freed-memory"))]
 #[global_allocator]
-static ALLOCATOR: realer::ffi::wipe_alloc::WipeOnFree = realer::ffi::wipe_alloc::WipeOnFree;
+static ALLOCATOR: realer::test_hooks::WipeOnFree = realer::test_hooks::WipeOnFree;
 
 fn script(r: &scripted::Request<'_>) -> Cow<'static, [u8]> {
     const TOKEN_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 63\r\n\r\n{\"access_token\":\"tok-Vb3-access-token-to-wipe\",\"expires_in\":60}";
@@ -297,12 +309,12 @@ fn search_child(mode: &str) {
     use zeroize::Zeroize;
 
     if mode == "no-wipe" {
-        realer::ffi::wipe_alloc::set_wiping(false);
+        realer::test_hooks::set_wiping(false);
     }
     let var = |k: &str| std::env::var(k).unwrap();
     let cstr = |s: String| CString::new(s).unwrap();
     let xored: Vec<Vec<u8>> = SEARCHED.iter().map(|(_, k)| unhex(&var(k))).collect();
-    println!("ZEROMODE {mode} wiping={}", realer::ffi::wipe_alloc::wiping());
+    println!("ZEROMODE {mode} wiping={}", realer::test_hooks::wiping());
     // SAFETY: the C ABI used as documented in realer.h.
     unsafe {
         let check = |st: realer_status, what: &str| {

@@ -19,8 +19,10 @@ PACKAGECONFIG ??= ""
 # (PACKAGECONFIG's fields are comma-separated: the features are given one --features each.) For the smallest
 # library (2.14 MiB on x86-64 with system-sqlite, at about twice the CPU per reading), build with the
 # release-small profile: BUILD_MODE = "--profile release-small" in a bbappend.
-PACKAGECONFIG[system-sqlite] = "--no-default-features --features system-sqlite --features quiet-dependencies --features wipe-freed-memory,,sqlite3"
-CARGO_BUILD_FLAGS += "${PACKAGECONFIG_CONFARGS}"
+PACKAGECONFIG[system-sqlite] = "--no-default-features --features system-sqlite,,sqlite3"
+# `capi`: the C library (its exports, the allocator that wipes freed memory, the quiet dependencies). cargo-c
+# turns it on by itself; it is named here so that every build of the C library says so.
+CARGO_BUILD_FLAGS += "--features capi ${PACKAGECONFIG_CONFARGS}"
 
 # cargo_c installs the shared library (librealer.so.0.1.0, its SONAME link librealer.so.0.1, librealer.so),
 # realer.h, realer.hpp and realer.pc. Static users also get librealer.a, localized so that its only global

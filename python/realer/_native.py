@@ -364,8 +364,8 @@ def _load():
     raise ImportError(
         "librealer could not be loaded. Tried:\n  "
         + "\n  ".join(tried)
-        + "\nInstall the wheel (pip install realer-*.whl), build it with `cargo build --release` in the "
-        "librealer workspace, or set REALER_LIB to the path of librealer.so."
+        + "\nInstall the wheel (pip install realer-*.whl), build it with `cargo build --release --features capi` "
+        "in the librealer workspace, or set REALER_LIB to the path of librealer.so."
     )
 
 

@@ -34,27 +34,10 @@ pub unsafe extern "C" fn realer_client_new(
     call(|| {
         // SAFETY: the caller passes NULL or live pointers.
         let (config, mut out) = unsafe { (ref_arg(config, "config")?, out_arg(out, "out")?) };
-        count_forks();
         let client = Client::new(&config.inner)?;
         out.write(into_raw(realer_client { inner: client }));
         Ok(())
     })
-}
-
-/// Installs, once per process, a pthread_atfork child handler that counts forks for the transport: a
-/// connection then tells it was made by another process with an atomic load, not a getpid system call.
-fn count_forks() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    extern "C" fn child() {
-        crate::transport::count_fork();
-    }
-    ONCE.call_once(|| {
-        // SAFETY: the handler only adds to an atomic counter, which is async-signal-safe as a handler run in
-        // the child of a multi-threaded process must be; it is never unregistered (handlers cannot be).
-        if unsafe { libc::pthread_atfork(None, None, Some(child)) } == 0 {
-            crate::transport::forks_are_counted();
-        }
-    });
 }
 
 /// Frees a client and its connections, wiping the memory that held the client secret, tokens and the

@@ -1,6 +1,6 @@
-//! The C ABI: the only place with `extern "C"`, raw pointers and `unsafe`. It validates and converts
-//! arguments, calls the safe core, and maps results to `realer_status` and the thread's last error. No rule
-//! of Realer's API lives here.
+//! The C ABI (the `capi` feature): the only place with `extern "C"` and raw pointers. It validates and
+//! converts arguments, calls the safe core, and maps results to `realer_status` and the thread's last error.
+//! No rule of Realer's API lives here, nor process-wide machinery (the allocator, the fork hook: `process`).
 #![allow(non_camel_case_types)]
 
 #[macro_use]
@@ -11,10 +11,7 @@ pub mod config;
 pub mod desired;
 pub mod error;
 pub mod feed;
-#[cfg(test)]
-pub(crate) mod heap_meter;
 pub mod outbox;
 pub mod version;
-pub mod wipe_alloc;
 
 pub(crate) use boundary::*;

@@ -2,13 +2,15 @@
 //! [`GuardedConnection`]: secrets wiped from its buffers, never reused across a fork, and fewer system calls
 //! per kept-alive request; [`SteadyTimeouts`], under TLS, keeps the socket timeouts steady.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::time::Duration as UreqDuration;
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport as UreqTransport};
 use zeroize::Zeroize;
+
+use crate::process::Owner;
 
 /// A connection with I/O this recent is taken to be open without probing it.
 const FRESH: Duration = Duration::from_secs(1);
@@ -93,48 +95,6 @@ pub(super) struct GuardedConnection<T: UreqTransport> {
     /// The stall count when the connection was made, and the shared count.
     stalls_seen: u64,
     stalls: Arc<AtomicU64>,
-}
-
-/// Forks counted by a pthread_atfork child handler, once the C API has installed it (see [`count_fork`]).
-static FORKS: AtomicU64 = AtomicU64::new(0);
-static FORKS_COUNTED: AtomicBool = AtomicBool::new(false);
-
-/// For the C API's pthread_atfork child handler, which runs in the child before fork() returns there: one
-/// atomic add, async-signal-safe as such a handler must be.
-pub(crate) fn count_fork() {
-    FORKS.fetch_add(1, Ordering::SeqCst);
-}
-
-/// Says that [`count_fork`] is installed: connections made from now on tell a fork by the count, without a
-/// getpid system call (two per request: a pooled connection is checked when it is taken and when it returns).
-pub(crate) fn forks_are_counted() {
-    FORKS_COUNTED.store(true, Ordering::SeqCst);
-}
-
-/// The process a connection belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Owner {
-    /// The fork count when the connection was made (the atfork handler was installed before).
-    Counted(u64),
-    /// Without the handler (a Rust program using the core directly): the process id.
-    Pid(u32),
-}
-
-impl Owner {
-    fn now() -> Owner {
-        if FORKS_COUNTED.load(Ordering::SeqCst) {
-            Owner::Counted(FORKS.load(Ordering::SeqCst))
-        } else {
-            Owner::Pid(std::process::id())
-        }
-    }
-
-    fn is_this_process(self) -> bool {
-        match self {
-            Owner::Counted(forks) => forks == FORKS.load(Ordering::SeqCst),
-            Owner::Pid(pid) => pid == std::process::id(),
-        }
-    }
 }
 
 /// Socket timeouts are whole multiples of this (see [`SteadyTimeouts`]).
@@ -369,21 +329,6 @@ impl<In: UreqTransport> Connector<In> for GuardingConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_connection_belongs_to_the_process_that_made_it() {
-        let pid_owned = Owner::Pid(std::process::id());
-        assert!(pid_owned.is_this_process());
-        assert!(!Owner::Pid(std::process::id() + 1).is_this_process());
-        // No connection is made in these unit tests: counting forks here disturbs nothing.
-        forks_are_counted();
-        let counted = Owner::now();
-        assert!(matches!(counted, Owner::Counted(_)) && counted.is_this_process());
-        count_fork();
-        assert!(!counted.is_this_process(), "made before the (simulated) fork");
-        assert!(Owner::now().is_this_process());
-        assert!(pid_owned.is_this_process(), "a connection made before counting began still checks its pid");
-    }
 
     #[test]
     fn the_stall_limit_allows_for_the_request_s_own_bytes_on_a_slow_link() {

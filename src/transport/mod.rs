@@ -22,7 +22,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::log::{Level, Logger};
 use crate::time;
 
-pub(crate) use connection::{count_fork, forks_are_counted};
 use connection::{GuardingConnector, SteadyTimeouts};
 pub(crate) use proxy::proxy_secrets;
 use proxy::ProxyConnector;

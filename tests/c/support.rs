@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use realer_sim::Sim;
 
-/// The system libraries librealer.a needs, as `cargo rustc --lib -- --print native-static-libs` prints them
-/// on glibc Linux (deduplicated). The same list is in c_examples/Makefile.
+/// The system libraries librealer.a needs, as `cargo rustc --lib --features capi -- --print native-static-libs`
+/// prints them on glibc Linux (deduplicated). The same list is in c_examples/Makefile.
 pub const NATIVE_STATIC_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
 
 /// The flags every C file of the project builds with.
@@ -29,13 +29,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// target/<profile>/, where `cargo build --workspace` put librealer.so and librealer.a.
+/// target/<profile>/, where the C library's build (`cargo build --workspace --features capi`, run by
+/// scripts/test through scripts/header) put librealer.so and librealer.a.
 pub fn lib_dir() -> PathBuf {
     // target/<profile>/deps/<test>-<hash> -> target/<profile>
     let exe = std::env::current_exe().expect("the test binary's path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/").to_path_buf();
     for lib in ["librealer.so", "librealer.a"] {
-        assert!(dir.join(lib).exists(), "{} is missing: run `cargo build --workspace` first", dir.join(lib).display());
+        assert!(
+            dir.join(lib).exists(),
+            "{} is missing: run `bash scripts/header --workspace` first (scripts/test does)",
+            dir.join(lib).display()
+        );
     }
     dir
 }

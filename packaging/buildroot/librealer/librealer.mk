@@ -13,9 +13,12 @@ LIBREALER_LICENSE = MIT or Apache-2.0
 LIBREALER_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE THIRD-PARTY-NOTICES.md
 LIBREALER_INSTALL_STAGING = YES
 
+# `capi`: the C library (its exports, the allocator that wipes freed memory, the quiet dependencies). cargo-c
+# turns it on by itself; it is named here so that every build of the C library says so.
+LIBREALER_FEATURES = --features capi
 ifeq ($(BR2_PACKAGE_LIBREALER_SYSTEM_SQLITE),y)
 LIBREALER_DEPENDENCIES += sqlite
-LIBREALER_FEATURES = --no-default-features --features system-sqlite,quiet-dependencies,wipe-freed-memory
+LIBREALER_FEATURES = --no-default-features --features capi,system-sqlite
 endif
 # For the smallest library (2.14 MiB on x86-64 with system-sqlite, at about twice the CPU per reading), replace
 # --release below with --profile release-small.

@@ -26,6 +26,8 @@ use crate::{admin, time, tls, values};
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long stopping waits for each thread before leaving it detached.
 const JOIN_GRACE: Duration = Duration::from_secs(2);
+/// How long a connection refused for a malformed request still reads (and drops) what its client sends.
+const LINGER: Duration = Duration::from_millis(500);
 
 /// How to start a sim.
 #[derive(Debug, Clone)]
@@ -593,7 +595,17 @@ impl Inner {
                     me.log_line(&format!("malformed request: {why} -> {status}"));
                     let _ = tls.write_all(&resp.serialize(true));
                     let _ = tls.flush();
-                    break;
+                    // A lingering close, as nginx's: the rest of the request (a header or body past a limit) is
+                    // read and dropped for a moment, so that closing with it unread does not send a reset that
+                    // can overtake the answer.
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                    let _ = tls.sock.shutdown(Shutdown::Write);
+                    let _ = tls.sock.set_read_timeout(Some(LINGER));
+                    let lingering = Instant::now();
+                    let mut sink = [0u8; 16 * 1024];
+                    while lingering.elapsed() < LINGER && matches!(tls.sock.read(&mut sink), Ok(n) if n > 0) {}
+                    return;
                 }
             };
             let started = Instant::now();

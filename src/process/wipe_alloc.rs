@@ -1,16 +1,16 @@
-//! The process's Rust allocator with the `wipe-freed-memory` feature (on by default): every heap block is
+//! The process's Rust allocator with the `wipe-freed-memory` feature (part of `capi`): every heap block is
 //! wiped before it is freed, so that no freed block keeps a secret for a core dump or a later heap read to find.
 //! The library wipes its own buffers anyway (zeroize); this also covers the buffers of its dependencies that
 //! it cannot reach, chiefly rustls's plaintext of received records (the token answer among them).
 //!
 //! In the C library (`librealer.so`, `librealer.a`) it is the allocator of the library's Rust code only; the
-//! program's own `malloc` is untouched. A Rust program linking the rlib gets it as its global allocator: one
-//! with its own `#[global_allocator]` turns the feature off (`default-features = false`).
+//! program's own `malloc` is untouched. A Rust program depending on `realer` has its own allocator unless it
+//! turns the feature on (then it may have no `#[global_allocator]` of its own).
 //!
 //! `realloc` never lets the C allocator move a block: it allocates the new block, copies, and wipes and frees
 //! the old one (glibc would otherwise free or `mremap` the old block unwiped).
 //!
-//! For the tests (hidden from the documentation): an observer that sees every allocation and every block
+//! For the tests (`realer::test_hooks`, with the `test-hooks` feature): an observer that sees every allocation and every block
 //! just before it is wiped and freed (the unit tests' heap measure, the integration tests' scans), and a
 //! switch that turns the wipe off (the control of the test that searches memory for secrets).
 
@@ -22,11 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use zeroize::Zeroize;
 
 /// An allocator that forwards to the system's and wipes every block before freeing it (while wiping is on).
-#[doc(hidden)]
 pub struct WipeOnFree;
 
 /// What the tests watch. Both functions run inside the allocator: they must not allocate.
-#[doc(hidden)]
 pub struct HeapObserver {
     /// A block of this many bytes was allocated.
     pub allocated: fn(usize),
@@ -39,20 +37,20 @@ pub struct HeapObserver {
 static WIPING: AtomicBool = AtomicBool::new(cfg!(feature = "wipe-freed-memory"));
 static OBSERVER: AtomicPtr<HeapObserver> = AtomicPtr::new(ptr::null_mut());
 
+#[cfg(any(test, feature = "test-hooks"))]
 /// Installs `observer` (replacing any other). For the tests.
-#[doc(hidden)]
 pub fn observe(observer: &'static HeapObserver) {
     OBSERVER.store(ptr::from_ref(observer).cast_mut(), Ordering::SeqCst);
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
 /// Turns wiping on or off for the whole process. For the tests (the control of a search for secrets).
-#[doc(hidden)]
 pub fn set_wiping(on: bool) {
     WIPING.store(on, Ordering::SeqCst);
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
 /// Whether [`WipeOnFree`] wipes freed blocks now: with the feature, unless switched off.
-#[doc(hidden)]
 pub fn wiping() -> bool {
     WIPING.load(Ordering::Relaxed)
 }
