@@ -15,6 +15,7 @@ use crate::json;
 use crate::limits::MAX_BATCH_ITEMS;
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
+use crate::pacing;
 use crate::process::Owner;
 use crate::random::random_u64;
 use crate::retry::backoff;
@@ -298,7 +299,7 @@ impl Client {
     fn retrying<T>(&self, what: &str, attempt: impl Fn(Instant) -> std::result::Result<T, AttemptError>) -> Result<T> {
         let started = Instant::now();
         let deadline = started + self.config.request_timeout;
-        let policy = self.config.retry;
+        let policy = pacing::policy_for_call(self.config.retry);
         let mut failed = 0u32;
         let mut reconnected = false;
         let cancel = self.transport.cancel_state();
@@ -800,7 +801,8 @@ impl Client {
     }
 
     /// Sends pending items, oldest first, in batches of up to 100, until none is left or `max_items` (0 = all)
-    /// were tried. Accepted items leave the outbox; items Realer judged and refused one by one, in its own
+    /// were tried. After a long outage flushes are paced (see `pacing`): one called too early sends nothing
+    /// and returns a retryable network error that says how long to wait. Accepted items leave the outbox; items Realer judged and refused one by one, in its own
     /// JSON, become dead letters; the rest stay for the next flush. Stops at the first request that fails as a whole (transiently, or refused
     /// as a request: its items were never judged), returning its error.
     pub fn outbox_flush(&self, max_items: usize) -> (FlushReport, Option<Error>) {
@@ -809,6 +811,18 @@ impl Client {
             Err(e) => return (FlushReport::default(), Some(e)),
         };
         let mut report = FlushReport::default();
+        let probe = match outbox.pacing.begin(Instant::now()) {
+            pacing::Gate::Send(probe) => probe,
+            pacing::Gate::Wait(e) => {
+                return match outbox.stats() {
+                    Ok(s) => {
+                        report.pending = s.pending;
+                        (report, (s.pending > 0).then_some(e))
+                    }
+                    Err(e) => (report, Some(e)),
+                };
+            }
+        };
         let mut budget = if max_items == 0 { usize::MAX } else { max_items };
         let mut after = 0i64;
         let mut error = None;
@@ -849,6 +863,10 @@ impl Client {
             }
         }
         drop(flush);
+        drop(probe);
+        let settled = report.sent + report.replayed + report.rejected;
+        let outcome = pacing::Outcome::of(settled, error.as_ref());
+        outbox.pacing.end(Instant::now(), outcome, &self.config.retry, random_u64());
         if report.rejected > 0 {
             log!(
                 self.config.logger,
@@ -977,10 +995,10 @@ impl Client {
         self.send_one_by_one(chunk, out)
     }
 
-    /// A batch body of `bytes` answered 413 (contract sections 5 and 7.5): halved while it may be too large
-    /// for the path; one item that may be too large is rejected when the 413 was Realer's; a body that cannot
-    /// be too large (under 1 KiB, or one item no larger than a body the path carried) was a refusal of the
-    /// request, which stops the send.
+    /// A batch body of `bytes` answered 413 (contract sections 5 and 7.5): halved until one item remains; one
+    /// item that may be too large is rejected when the 413 was Realer's; one item that cannot be too large
+    /// (under 1 KiB, or no larger than a body the path carried) was a refusal of the request, which stops the
+    /// send.
     fn batch_too_large(&self, chunk: &[Prepared], bytes: usize, e: Error, out: &mut Vec<FeedResult>) -> Result<()> {
         match self.sizes.refused_413(bytes, chunk.len()) {
             Verdict413::MayBeTooLarge if chunk.len() > 1 => {

@@ -36,6 +36,7 @@ mod json;
 mod limits;
 pub mod log;
 pub mod outbox;
+mod pacing;
 #[allow(unsafe_code)]
 mod process;
 mod random;
