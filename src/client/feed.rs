@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::{lock, read_code, Client};
-use crate::codes;
+use crate::codes::{self, batch_refusal, BatchRefusal};
 use crate::desired::REPROBE_AFTER;
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{self, FeedItem, FeedOutcome, FeedResult, ItemRef, Prepared, SingleAnswer, Verdict413};
@@ -34,45 +34,6 @@ impl BatchReport {
 /// Whether something found missing at `since` should be asked for again.
 fn reprobe_due(since: &Mutex<Option<Instant>>) -> bool {
     lock(since).is_none_or(|at| at.elapsed() >= REPROBE_AFTER)
-}
-
-/// How a batch request that failed as a whole goes on (contract section 5).
-enum BatchRefusal {
-    /// 413, from Realer or the path: too large, or a refusal, by the body's size (`Client::batch_too_large`).
-    TooLarge,
-    /// The endpoint refused the request itself (400, 404, 405, 415, 422 without per-item results, another
-    /// 4xxx of Realer's) or answered in a shape this client cannot read (a 2xx without Realer's body): send
-    /// the items one by one.
-    OneByOne,
-    /// A refusal of the request that says nothing of the endpoint or the items (a token refused after
-    /// renewal, 402, 403, 408, 425, 429/5xx after retries, another page of the path's own, network,
-    /// timeout): the items stay unsent.
-    Stop,
-}
-
-fn batch_refusal(e: &Error) -> BatchRefusal {
-    if codes::is_unconfirmed_success(e) {
-        return BatchRefusal::OneByOne;
-    }
-    if e.kind != ErrorKind::Api || e.retryable {
-        return BatchRefusal::Stop;
-    }
-    if e.code == 4013 {
-        return BatchRefusal::TooLarge;
-    }
-    if !e.from_realer {
-        // A page of the path's own: only the statuses by which an endpoint refuses a request itself (a
-        // gateway that does not route the batch path) send the items one by one, judged by their own answers.
-        return match e.http_status {
-            400 | 404 | 405 | 415 | 422 => BatchRefusal::OneByOne,
-            _ => BatchRefusal::Stop,
-        };
-    }
-    match e.code {
-        4001 | 4002 | 4003 | 4029 => BatchRefusal::Stop,
-        4000..=4999 => BatchRefusal::OneByOne,
-        _ => BatchRefusal::Stop,
-    }
 }
 
 /// Every item of `chunk` unsent with `e`, and `e` to stop the send.
@@ -188,7 +149,7 @@ impl Client {
             log!(self.config.logger, Level::Warn, "feed data {message_id}: {e}");
             return FeedResult::not_sent(message_id.to_string(), e);
         }
-        if e.kind == ErrorKind::Api && e.code == 4013 {
+        if codes::is_too_large(&e) {
             if self.sizes.refused_413(bytes, 1) == Verdict413::Refusal {
                 return FeedResult::not_sent(message_id.to_string(), self.refusal_413(e, bytes));
             }
@@ -243,7 +204,7 @@ impl Client {
                 }
             }
             Err(e) => {
-                if e.from_realer && e.code != 4013 {
+                if e.from_realer && e.code != codes::TOO_LARGE {
                     self.sizes.carried(body.len());
                 }
                 match batch_refusal(&e) {
