@@ -20,7 +20,6 @@ pub mod catalog;
 pub mod client;
 mod codes;
 pub mod config;
-mod config_file;
 pub mod desired;
 pub mod error;
 pub mod feed;

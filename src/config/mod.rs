@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 use crate::limits::MAX_ID_LEN;
 use crate::log::Logger;
 
+mod keys;
+
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.therealer.com";
 const MAX_CA_BYTES: usize = 4 << 20;
 const MAX_SETTING_LEN: usize = 1024;
@@ -577,64 +579,73 @@ impl Config {
         self.logger = logger;
     }
 
-    /// Applies `REALER_BASE_URL`, `REALER_DEVICE_ID`, `REALER_CLIENT_ID`, `REALER_CLIENT_SECRET`,
-    /// `REALER_CA_FILE`, `REALER_SCOPE` and `REALER_PROXY`, each only when set. `REALER_CLIENT_ID` and
-    /// `REALER_CLIENT_SECRET` go together. The first refused value fails the call, naming the variable.
-    pub fn apply_env(&mut self, mut get: impl FnMut(&str) -> Option<String>) -> Result<()> {
-        let named = |var: &str, r: Result<()>| r.map_err(|e| Error::config(format!("{var}: {}", e.message)));
-        if let Some(v) = get("REALER_BASE_URL") {
-            named("REALER_BASE_URL", self.set_base_url(&v))?;
-        }
-        if let Some(v) = get("REALER_DEVICE_ID") {
-            named("REALER_DEVICE_ID", self.set_device_id(&v))?;
-        }
-        match (get("REALER_CLIENT_ID"), get("REALER_CLIENT_SECRET")) {
-            (Some(id), Some(secret)) => {
-                named("REALER_CLIENT_ID/REALER_CLIENT_SECRET", self.set_credentials(&id, &secret))?
-            }
-            (None, None) => {}
-            _ => return Err(Error::config("REALER_CLIENT_ID and REALER_CLIENT_SECRET must be set together")),
-        }
-        if let Some(v) = get("REALER_CA_FILE") {
-            named("REALER_CA_FILE", self.set_ca_file(&v))?;
-        }
-        if let Some(v) = get("REALER_SCOPE") {
-            named("REALER_SCOPE", self.set_scope(&v))?;
-        }
-        if let Some(v) = get("REALER_PROXY") {
-            named("REALER_PROXY", self.set_proxy(&v))?;
-        }
-        Ok(())
-    }
-
-    /// Applies the process environment (see [`Config::apply_env`]); a variable that is not UTF-8 is refused.
-    pub fn from_env(&mut self) -> Result<()> {
-        let mut bad = None;
-        let r = self.apply_env(|k| match std::env::var(k) {
-            Ok(v) => Some(v),
-            Err(std::env::VarError::NotPresent) => None,
-            Err(std::env::VarError::NotUnicode(_)) => {
-                bad.get_or_insert_with(|| k.to_string());
-                None
-            }
-        });
-        match bad {
-            Some(k) => Err(Error::config(format!("{k} is not valid UTF-8"))),
-            None => r,
-        }
-    }
-
     /// The settings a client cannot work without.
     pub(crate) fn check_complete(&self) -> Result<()> {
         if self.device_id.is_none() {
-            return Err(Error::config("no device id: call realer_config_set_device_id (or set REALER_DEVICE_ID)"));
+            return Err(Error::config(format!(
+                "no device id: call realer_config_set_device_id (or set {})",
+                keys::DEVICE_ID
+            )));
         }
         if self.client_id.is_none() {
-            return Err(Error::config(
-                "no credentials: call realer_config_set_credentials (or set REALER_CLIENT_ID and REALER_CLIENT_SECRET)",
-            ));
+            return Err(Error::config(format!(
+                "no credentials: call realer_config_set_credentials (or set {} and {})",
+                keys::CLIENT_ID,
+                keys::CLIENT_SECRET
+            )));
         }
         Ok(())
+    }
+}
+
+/// The read-only views of a configuration that tools (the `realer` field tool) show.
+impl Config {
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The device id, when set.
+    pub fn device_id(&self) -> Option<&str> {
+        self.device_id.as_deref()
+    }
+
+    /// The OAuth client id, when set (never the secret).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The scope requested, when one is set.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The CA certificates (DER) the client trusts instead of the bundled Mozilla roots, when set.
+    pub fn trusted_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        match &self.trust {
+            Trust::MozillaRoots => None,
+            Trust::Certificates(certs) => Some(certs.iter().map(|c| c.to_vec()).collect()),
+        }
+    }
+
+    /// The connect and request timeouts.
+    pub fn timeouts(&self) -> (std::time::Duration, std::time::Duration) {
+        (self.connect_timeout, self.request_timeout)
+    }
+
+    /// The HTTP proxy connections go through, when one is set.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
+    }
+
+    /// How kept-alive connections are used.
+    pub fn keepalive(&self) -> Keepalive {
+        self.keepalive
+    }
+
+    /// The outbox file, when one is configured.
+    pub fn outbox_path(&self) -> Option<&str> {
+        self.outbox.as_ref().map(|o| o.path.as_str())
     }
 }
 
