@@ -19,7 +19,7 @@ use crate::outbox::Outbox;
 use crate::process::Owner;
 use crate::random::random_u64;
 use crate::retry::backoff;
-use crate::transport::{Answer, AuthHeader, Body, Method, Transport};
+use crate::transport::{basic_credentials, Answer, AuthHeader, Body, Method, Transport};
 
 mod catalog;
 mod desired;
@@ -111,7 +111,7 @@ impl Client {
     pub fn new(config: &Config) -> Result<Client> {
         config.check_complete()?;
         let client_id = config.client_id.as_deref().unwrap_or_default();
-        let basic = auth::basic_credentials(client_id, &config.client_secret);
+        let basic = basic_credentials(client_id, &config.client_secret);
         let basic_auth = AuthHeader::with_scheme("Basic ", &basic)?;
         // Redacted from whatever a server says, in errors and in log lines.
         let mut known = vec![config.client_secret.clone(), basic];
