@@ -49,10 +49,11 @@ typedef struct realer_batch_result realer_batch_result;
  *
  * After fork(), the child may use a client it inherited, provided no other thread was inside a librealer
  * call at the moment of the fork: its first request drops the inherited connections without writing to
- * them (the parent's connections keep working) and opens its own. The inherited outbox is not usable in the
- * child (an SQLite connection does not survive fork): outbox calls there fail with `REALER_ERR_CONFIG`, and
+ * them (the parent's connections keep working) and opens its own. The inherited outbox file is not usable in
+ * the child (an SQLite connection does not survive fork): outbox calls there, and `realer_desired_states_fetch`
+ * (whose memory of what was answered is in that file), fail with `REALER_ERR_CONFIG`, and
  * `realer_client_free` in the child leaves that SQLite connection alone. Make a new client in the child for
- * an outbox.
+ * an outbox: it shares the file with the parent.
  */
 typedef struct realer_client realer_client;
 
@@ -1053,7 +1054,8 @@ realer_status realer_config_from_file(struct realer_config *config,
  * state with `realer_feed_item_init_answer` and `realer_feed_post` (or `realer_outbox_push`).
  * `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: an answer that is
  * not the documented list (the message says what it is: an array, a string, an object without the list);
- * `REALER_ERR_STORAGE`: the outbox file could not be read or written.
+ * `REALER_ERR_STORAGE`: the outbox file could not be read or written. `REALER_ERR_CONFIG`: a client inherited
+ * across fork() whose outbox file is the parent's (make a new client in the child).
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.

@@ -59,7 +59,7 @@ pub fn sensors(body: &[u8]) -> Outcome {
 /// A `/desired-states` answer, read and decided.
 pub fn desired_states(body: &[u8], now_unix_ms: i64) -> Outcome {
     let r = desired::parse_desired_states(body, now_unix_ms, &mut |_, _| {}).and_then(|mut states| {
-        desired::decide(&mut states, &desired::AnsweredLog::memory(), now_unix_ms)?;
+        desired::decide(&mut states, &desired::DesiredMemory::in_memory(), now_unix_ms)?;
         Ok(states)
     });
     status(&r)

@@ -89,7 +89,7 @@ fn catalog_desired_states(body: &[u8]) -> Result<desired::StateList> {
 
 fn desired_states(body: &[u8], now_unix_ms: i64) -> Result<desired::StateList> {
     let mut states = desired::parse_desired_states(body, now_unix_ms, &mut |_, _| {})?;
-    desired::decide(&mut states, &desired::AnsweredLog::memory(), now_unix_ms)?;
+    desired::decide(&mut states, &desired::DesiredMemory::in_memory(), now_unix_ms)?;
     states.shrink();
     Ok(states)
 }

@@ -43,6 +43,9 @@ impl Client {
     /// request timeout before stands in for the catalog read (once). States already answered, or queued in the
     /// outbox to be, are left out. Answer each with [`crate::DesiredState::answer`] and a post or an outbox push.
     pub fn fetch_desired_states(&self) -> Result<DesiredStates> {
+        // What was answered is in the outbox file: a child after fork() cannot decide without it (before any
+        // request).
+        self.memory.check_process()?;
         // The granted scope says whether a finding still holds: a token first (every call needs one anyway).
         self.authenticate()?;
         let scope = self.tokens.info().and_then(|i| i.scope);
@@ -91,7 +94,7 @@ impl Client {
                 Some(_) => {}
                 None => self.keep_fallback(desired::Fallback { catalog: Some(fingerprint), ..fallback }),
             }
-            self.answered.keep_new_catalog_values(&mut states)?;
+            desired::keep_new_catalog_values(&mut states, &self.memory)?;
             states.shrink();
             return Ok(DesiredStates { source: DesiredSource::Catalog, states });
         }
@@ -106,7 +109,7 @@ impl Client {
                 let now = time::now_unix_ms();
                 let mut states = desired::parse_desired_states(&answer.body, now, &mut self.warn_sink())?;
                 drop(answer);
-                desired::decide(&mut states, &self.answered, now)?;
+                desired::decide(&mut states, &self.memory, now)?;
                 states.shrink();
                 if *lock(&self.service) != Service::Newer {
                     self.forget_fallback();
@@ -167,14 +170,14 @@ impl Client {
 
     /// Keeps a finding, in memory and in the outbox file (a failure to write it costs a probe next time).
     fn keep_fallback(&self, fallback: desired::Fallback) {
-        if let Err(e) = self.answered.set_fallback(&self.service_key, Some(&fallback)) {
+        if let Err(e) = self.memory.set_fallback(&self.service_key, Some(&fallback)) {
             log!(self.config.logger, Level::Warn, "desired states: the service's kind not remembered: {e}");
         }
         *lock(&self.service) = Service::Older(fallback);
     }
 
     fn forget_fallback(&self) {
-        if let Err(e) = self.answered.set_fallback(&self.service_key, None) {
+        if let Err(e) = self.memory.set_fallback(&self.service_key, None) {
             log!(self.config.logger, Level::Warn, "desired states: an old finding not forgotten: {e}");
         }
         *lock(&self.service) = Service::Unknown;
@@ -198,7 +201,7 @@ impl Client {
     /// never offered again and no older sequence is applied after it.
     pub(super) fn remember_answer(&self, p: &Prepared) {
         let (Some(command_id), Some(desired_id)) = (&p.command_id, &p.desired_id) else { return };
-        if let Err(e) = self.answered.record(command_id, Some(desired_id), p.sequence_number) {
+        if let Err(e) = self.memory.record(command_id, Some(desired_id), p.sequence_number) {
             log!(self.config.logger, Level::Warn, "desired state {desired_id} answered, but not remembered: {e}");
         }
     }

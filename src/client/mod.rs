@@ -10,13 +10,12 @@ use crate::auth::{self, Grant, KnownSecrets, TokenCache};
 use crate::catalog::Commands;
 use crate::codes::{self, Class};
 use crate::config::Config;
-use crate::desired::AnsweredLog;
+use crate::desired::DesiredMemory;
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::PathSizes;
 use crate::json;
 use crate::log::{log, Level};
 use crate::outbox::Outbox;
-use crate::process::Owner;
 use crate::random::random_u64;
 use crate::retry::backoff;
 use crate::transport::{basic_credentials, Answer, AuthHeader, Body, Method, Transport};
@@ -35,8 +34,9 @@ pub struct Client {
     transport: Transport,
     basic_auth: AuthHeader,
     tokens: TokenCache,
-    /// What this device answered of Realer's desired states (in the outbox file when there is one).
-    answered: AnsweredLog,
+    /// What this device answered of Realer's desired states and the catalog values it acted on (in the outbox
+    /// file when there is one: the outbox module owns it).
+    memory: DesiredMemory,
     /// Which kind of service answers for `/desired-states`, as far as this client knows.
     service: Mutex<Service>,
     /// The key of this client's service in the outbox file's memory (base URL, device, client id).
@@ -53,18 +53,6 @@ pub struct Client {
     outbox: Option<Outbox>,
     feed_data_path: String,
     batches_path: String,
-    /// The process that made the client (and opened its outbox).
-    owner: Owner,
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        if !self.owner.is_this_process() {
-            // A child after fork(): closing the parent's SQLite connection could disturb the parent's locks
-            // and WAL; it is left as it is (its memory and file descriptor go with the process).
-            std::mem::forget(self.outbox.take());
-        }
-    }
 }
 
 impl std::fmt::Debug for Client {
@@ -122,13 +110,10 @@ impl Client {
         let feed_data_path = device_path(config, "/feed-data");
         let batches_path = device_path(config, "/feed-data/batches");
         let outbox = config.outbox.as_ref().map(|o| Outbox::open(o, config)).transpose()?;
-        let answered = match &config.outbox {
-            Some(o) => AnsweredLog::open(&o.path, config.request_timeout)?,
-            None => AnsweredLog::memory(),
-        };
+        let memory = outbox.as_ref().map_or_else(DesiredMemory::in_memory, Outbox::desired_memory);
         let service_key =
             format!("{} {} {}", config.base_url, config.device_id.as_deref().unwrap_or_default(), client_id);
-        let service = match answered.fallback(&service_key)? {
+        let service = match memory.fallback(&service_key)? {
             Some(f) => Service::Older(f),
             None => Service::Unknown,
         };
@@ -138,7 +123,7 @@ impl Client {
             transport,
             basic_auth,
             tokens: TokenCache::new(secrets),
-            answered,
+            memory,
             service: Mutex::new(service),
             service_key,
             last_commands: Mutex::new(None),
@@ -147,7 +132,6 @@ impl Client {
             outbox,
             feed_data_path,
             batches_path,
-            owner: Owner::by_pid(),
         })
     }
 

@@ -11,12 +11,6 @@ use crate::time;
 
 impl Client {
     fn outbox(&self) -> Result<&Outbox> {
-        if !self.owner.is_this_process() {
-            // SQLite: a database connection must not be used across fork() (its locks belong to the parent).
-            return Err(Error::config(
-                "this client's outbox was opened by the parent process: after fork(), make a new client in the child",
-            ));
-        }
         self.outbox.as_ref().ok_or_else(|| Error::config("no outbox is configured: call realer_config_set_outbox"))
     }
 
@@ -59,7 +53,10 @@ impl Client {
         let mut after = 0i64;
         let mut error = None;
         // Claims the rows it sends, so that other flushes of the same file send others; ends when dropped.
-        let flush = outbox.begin_flush();
+        let flush = match outbox.begin_flush() {
+            Ok(flush) => flush,
+            Err(e) => return (report, Some(e)),
+        };
         while budget > 0 {
             if let Err(e) = self.transport.cancel_state().check() {
                 error = Some(e);

@@ -10,10 +10,11 @@ use crate::ffi::{call, free_box, guard, into_raw, out_arg, ref_arg};
 ///
 /// After fork(), the child may use a client it inherited, provided no other thread was inside a librealer
 /// call at the moment of the fork: its first request drops the inherited connections without writing to
-/// them (the parent's connections keep working) and opens its own. The inherited outbox is not usable in the
-/// child (an SQLite connection does not survive fork): outbox calls there fail with `REALER_ERR_CONFIG`, and
+/// them (the parent's connections keep working) and opens its own. The inherited outbox file is not usable in
+/// the child (an SQLite connection does not survive fork): outbox calls there, and `realer_desired_states_fetch`
+/// (whose memory of what was answered is in that file), fail with `REALER_ERR_CONFIG`, and
 /// `realer_client_free` in the child leaves that SQLite connection alone. Make a new client in the child for
-/// an outbox.
+/// an outbox: it shares the file with the parent.
 pub struct realer_client {
     pub(crate) inner: Client,
 }

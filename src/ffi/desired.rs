@@ -102,7 +102,8 @@ fn c_state(r: Record<'_>) -> realer_desired_state {
 /// state with `realer_feed_item_init_answer` and `realer_feed_post` (or `realer_outbox_push`).
 /// `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: an answer that is
 /// not the documented list (the message says what it is: an array, a string, an object without the list);
-/// `REALER_ERR_STORAGE`: the outbox file could not be read or written.
+/// `REALER_ERR_STORAGE`: the outbox file could not be read or written. `REALER_ERR_CONFIG`: a client inherited
+/// across fork() whose outbox file is the parent's (make a new client in the child).
 ///
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.

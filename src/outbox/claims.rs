@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::schema::WAL_CHECKPOINT_PAGES;
+use super::file::WAL_CHECKPOINT_PAGES;
 use super::space::{FREE_PAGES_KEPT, RESERVE_BYTES};
 use super::{storage, unsynced, Outbox};
 use crate::config::Config;
@@ -25,16 +25,19 @@ fn value_received_at_of(body: &str) -> String {
 impl Outbox {
     /// Starts a flush: claims made through it are its own, and end when it is dropped. When no other flush
     /// is running (in any process), claims left in the file belong to flushers that died: they are cleared.
-    pub(crate) fn begin_flush(&self) -> Flush<'_> {
+    /// Refused in a child after `fork()`.
+    pub(crate) fn begin_flush(&self) -> Result<Flush<'_>> {
+        self.file.check_process()?;
         let owner = (random_u64() >> 1) as i64;
         let lock = OpenOptions::new().write(true).create(true).truncate(false).open(&self.flush_lock_path).ok();
         if let Some(file) = &lock {
             if file.try_lock().is_ok() {
-                let mut conn = self.lock();
                 // Best effort: a claim that stays only waits for its time to run out.
-                let _ = self.write_freeing(&mut conn, |c| {
-                    unsynced(c, |c| c.execute("DELETE FROM claims", []).map_err(storage))
-                });
+                if let Ok(mut conn) = self.lock() {
+                    let _ = self.write_freeing(&mut conn, |c| {
+                        unsynced(c, |c| c.execute("DELETE FROM claims", []).map_err(storage))
+                    });
+                }
                 let _ = file.unlock();
             }
         }
@@ -51,13 +54,13 @@ impl Outbox {
                 Err(_) => break false,
             }
         });
-        Flush { outbox: self, owner, settled: Cell::new(false), _lock: lock }
+        Ok(Flush { outbox: self, owner, settled: Cell::new(false), _lock: lock })
     }
 
     /// After a flush: gives back what it still claims, returns free pages to the file system, checkpoints,
     /// and remakes the reserve if a full disk took it. Nothing here may fail the flush.
     fn end_flush(&self, owner: i64, settled: bool) {
-        let mut conn = self.lock();
+        let Ok(mut conn) = self.lock() else { return };
         let _ = self.write_freeing(&mut conn, |c| {
             unsynced(c, |c| c.execute("DELETE FROM claims WHERE owner = ?1", [owner]).map_err(storage))
         });
@@ -98,7 +101,7 @@ impl Outbox {
     /// Claims up to `limit` pending items after `after_seq`, oldest first, with their place in the queue:
     /// rows another live flush claimed are skipped.
     fn claim_batch(&self, owner: i64, after_seq: i64, limit: usize) -> Result<(Vec<i64>, Vec<Prepared>)> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let lease_ms = self.lease.as_millis().min(i64::MAX as u128 / 4) as i64;
         let mut pairs = self.write_freeing(&mut conn, |c| {
             unsynced(c, |c| {
@@ -166,7 +169,7 @@ impl Outbox {
     /// (within the limits: the oldest dead letters give way), the rest stay pending with one more attempt
     /// counted and their claim given back.
     fn settle(&self, owner: i64, seqs: &[i64], items: &[Prepared], results: &[FeedResult]) -> Result<()> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         self.write_freeing(&mut conn, |c| self.settle_once(c, owner, seqs, items, results))
     }
 

@@ -12,13 +12,15 @@
 //! kept beside the database: when the disk is full, deleting what a flush sent frees it first, so a full disk
 //! refuses pushes but never stops a flush from draining.
 //!
-//! Rooms: `schema` opens the file and makes its tables; `space` keeps the disk-full reserve and the size
-//! limits; `claims` is the flush's hold on the rows it sends.
+//! One owner of the file: this module opens it (`file`: one connection for every table, and the fork guard),
+//! knows its schema, and keeps in it, besides the queue, what the desired-state logic asks it to remember
+//! (`memory`). Rooms: `file`, `memory`, `space` (the disk-full reserve and the size limits) and `claims` (a
+//! flush's hold on the rows it sends).
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
@@ -32,10 +34,13 @@ pub use crate::config::{FullPolicy, OutboxSettings};
 use crate::time;
 
 mod claims;
-mod schema;
+mod file;
+mod memory;
 mod space;
 
 use claims::lease_for;
+use file::OutboxFile;
+pub(crate) use memory::{DesiredMemory, Fallback};
 pub(crate) use space::RESERVE_BYTES;
 use space::{may_be_disk_full, remove_stale_reserve_copies, write_filler, PROBE_ABOVE_BYTES};
 
@@ -91,7 +96,8 @@ pub struct PendingItem {
 }
 
 pub(crate) struct Outbox {
-    conn: Mutex<Connection>,
+    /// The file and its one connection, shared with the desired-state memory kept in it.
+    file: Arc<OutboxFile>,
     settings: OutboxSettings,
     /// How long rows claimed by a flush stay claimed when their flusher may still be alive.
     lease: Duration,
@@ -140,16 +146,16 @@ impl Outbox {
     pub(crate) fn open(settings: &OutboxSettings, config: &Config) -> Result<Outbox> {
         let path = &settings.path;
         let reserve_path = beside(path, "-reserve");
-        let connect = || Outbox::connect(path, config.request_timeout);
+        let connect = || OutboxFile::open(path, config.request_timeout);
         // On a disk full to the last byte SQLite cannot even make its shared-memory index: the reserve is
         // there for that too.
-        let conn = match connect() {
+        let file = match connect() {
             Err(e) if may_be_disk_full(&e) && std::fs::remove_file(&reserve_path).is_ok() => connect()?,
             other => other?,
         };
         remove_stale_reserve_copies(path);
         let outbox = Outbox {
-            conn: Mutex::new(conn),
+            file: Arc::new(file),
             settings: settings.clone(),
             lease: lease_for(config),
             busy: config.request_timeout,
@@ -162,9 +168,14 @@ impl Outbox {
         Ok(outbox)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // SQLite keeps the file consistent whatever a panicking thread left; the connection is usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The file's connection; refused in a child after `fork()` (see `file`).
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.file.lock()
+    }
+
+    /// The desired-state memory, kept in this file.
+    pub(crate) fn desired_memory(&self) -> DesiredMemory {
+        DesiredMemory::File(self.file.clone())
     }
 
     /// Stores the items in one transaction, synced before it returns. An item whose source and
@@ -172,7 +183,7 @@ impl Outbox {
     /// different payload the whole push fails. Returns how many old items the drop-oldest policy removed.
     /// A disk too full to keep the reserve refuses the push (`ErrorKind::Storage`): that space is a flush's.
     pub(crate) fn push(&self, items: &[Prepared]) -> Result<u64> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         if let Err(e) = self.ensure_reserve() {
             return Err(Error::new(
                 ErrorKind::Storage,
@@ -266,7 +277,7 @@ impl Outbox {
     }
 
     pub(crate) fn stats(&self) -> Result<OutboxStats> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let (pending, bytes, oldest): (i64, i64, Option<i64>) = conn
             .query_row(
                 "SELECT COUNT(*), COALESCE(SUM(length(CAST(body AS BLOB))), 0), MIN(pushed_at_ms) FROM pending",
@@ -291,7 +302,7 @@ impl Outbox {
     }
 
     pub(crate) fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn
             .prepare(
                 "SELECT message_id, body, code, error_type, message, details_json, failed_at_ms FROM dead ORDER BY seq",
@@ -315,7 +326,7 @@ impl Outbox {
 
     /// SQLite's own check of the file (`PRAGMA quick_check`): empty when it is sound, else what it found.
     pub(crate) fn check(&self) -> Result<Vec<String>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn.prepare("PRAGMA quick_check").map_err(storage)?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(storage)?;
         let found = rows.collect::<std::result::Result<Vec<_>, _>>().map_err(storage)?;
@@ -324,7 +335,7 @@ impl Outbox {
 
     /// The pending items, oldest first, at most `limit`.
     pub(crate) fn pending(&self, limit: usize) -> Result<Vec<PendingItem>> {
-        let conn = self.lock();
+        let conn = self.lock()?;
         let mut stmt = conn
             .prepare("SELECT message_id, body, pushed_at_ms FROM pending ORDER BY seq LIMIT ?1")
             .map_err(storage)?;
@@ -340,7 +351,7 @@ impl Outbox {
     /// own `message_id` and payload; returns how many. One already pending again is just dropped from the
     /// dead letters.
     pub(crate) fn retry_dead(&self) -> Result<u64> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
         let dead: Vec<(i64, String, String)> = {
             let mut stmt = tx.prepare("SELECT seq, message_id, body FROM dead ORDER BY seq").map_err(storage)?;
@@ -377,7 +388,7 @@ impl Outbox {
 
     /// Deletes every dead letter; returns how many there were. Works on a full disk (see `write_freeing`).
     pub(crate) fn clear_dead(&self) -> Result<u64> {
-        let mut conn = self.lock();
+        let mut conn = self.lock()?;
         self.write_freeing(&mut conn, |c| c.execute("DELETE FROM dead", []).map(|n| n as u64).map_err(storage))
     }
 }
@@ -426,18 +437,18 @@ mod tests {
         let db = d.join("o.db");
         let (a, b) = (open(&db, Duration::from_secs(60)), open(&db, Duration::from_secs(60)));
         push(&a, 250);
-        let fa = a.begin_flush();
-        let fb = b.begin_flush();
+        let fa = a.begin_flush().unwrap();
+        let fb = b.begin_flush().unwrap();
         assert_eq!(seqs(fa.next_batch(0, 100).unwrap()), (1..=100).collect::<Vec<_>>());
         // Claims commit unsynced; the connection is back to synced commits (2 = FULL) for the pushes.
-        let synchronous: i64 = a.lock().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let synchronous: i64 = a.lock().unwrap().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         assert_eq!(synchronous, 2);
         assert_eq!(seqs(fb.next_batch(0, 100).unwrap()), (101..=200).collect::<Vec<_>>());
         assert_eq!(seqs(fa.next_batch(100, 100).unwrap()), (201..=250).collect::<Vec<_>>());
         assert!(fb.next_batch(200, 100).unwrap().0.is_empty(), "everything is claimed");
         // A flush's claims end with it, even while another flush runs.
         drop(fa);
-        let fa = a.begin_flush();
+        let fa = a.begin_flush().unwrap();
         assert_eq!(
             seqs(fa.next_batch(0, 300).unwrap()),
             [(1..=100).collect::<Vec<_>>(), (201..=250).collect()].concat()
@@ -452,10 +463,10 @@ mod tests {
         let db = d.join("o.db");
         let (a, b) = (open(&db, Duration::from_millis(300)), open(&db, Duration::from_millis(300)));
         push(&a, 100);
-        let fa = a.begin_flush();
+        let fa = a.begin_flush().unwrap();
         assert_eq!(fa.next_batch(0, 100).unwrap().0.len(), 100);
         // `a` still holds its lock (its flush is stuck, not dead): `b` waits for the lease to run out.
-        let fb = b.begin_flush();
+        let fb = b.begin_flush().unwrap();
         assert!(fb.next_batch(0, 100).unwrap().0.is_empty());
         std::thread::sleep(Duration::from_millis(350));
         assert_eq!(fb.next_batch(0, 100).unwrap().0.len(), 100);
@@ -471,23 +482,27 @@ mod tests {
         push(&a, 150);
         let b = open(&db, Duration::from_secs(3600));
         // While another flush runs, nobody can tell whose claims those are: they wait.
-        let running = b.begin_flush();
+        let running = b.begin_flush().unwrap();
         // What a SIGKILLed flush leaves: claims for an hour, and no lock held.
         let now = time::now_unix_ms();
         a.lock()
+            .unwrap()
             .execute("INSERT INTO claims SELECT seq, 42, ?1 FROM pending WHERE seq <= 100", [now + 3_600_000])
             .unwrap();
-        let fa = a.begin_flush();
+        let fa = a.begin_flush().unwrap();
         assert_eq!(seqs(fa.next_batch(0, 200).unwrap()), (101..=150).collect::<Vec<_>>());
         drop((fa, running));
         // Alone, a flush knows every claim left is a dead flusher's.
-        let fa = a.begin_flush();
+        let fa = a.begin_flush().unwrap();
         assert_eq!(seqs(fa.next_batch(0, 100).unwrap()), (1..=100).collect::<Vec<_>>());
         drop(fa);
         // A claim whose end is further ahead than a lease can be (the clock went back) has ended.
-        let running = b.begin_flush();
-        a.lock().execute("INSERT OR REPLACE INTO claims SELECT seq, 42, ?1 FROM pending", [now + 7_200_000]).unwrap();
-        assert_eq!(a.begin_flush().next_batch(0, 200).unwrap().0.len(), 150);
+        let running = b.begin_flush().unwrap();
+        a.lock()
+            .unwrap()
+            .execute("INSERT OR REPLACE INTO claims SELECT seq, 42, ?1 FROM pending", [now + 7_200_000])
+            .unwrap();
+        assert_eq!(a.begin_flush().unwrap().next_batch(0, 200).unwrap().0.len(), 150);
         drop(running);
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -511,7 +526,7 @@ mod tests {
         }
         let outbox = open(&db, Duration::from_secs(60));
         push(&outbox, 1);
-        let flush = outbox.begin_flush();
+        let flush = outbox.begin_flush().unwrap();
         let (_, items) = flush.next_batch(0, 10).unwrap();
         assert_eq!(items.iter().map(|p| p.message_id.as_str()).collect::<Vec<_>>(), ["old", "m-0"]);
         // From the column in an old row, from the item's JSON in a new one.

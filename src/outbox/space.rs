@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::schema::WAL_SIZE_LIMIT;
+use super::file::WAL_SIZE_LIMIT;
 use super::{beside, storage, Outbox, DISK_FULL, DISK_IO};
 use crate::error::{Error, ErrorKind, Result};
 use crate::outbox::FullPolicy;
