@@ -5,20 +5,21 @@
 //! of what was answered and of the catalog values already acted on, kept in the outbox file when there is one
 //! so that a restart never applies an old sequence again, nor undoes a local change.
 
+use std::ffi::CStr;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use std::borrow::Cow;
 
-use crate::catalog::{CommandRef, CommandSink};
+use crate::catalog::{Command, CommandRef, ItemSink};
 use crate::error::{Error, Result};
 use crate::feed::{ItemRef, ReportStatus};
 use crate::json::{self, Int, Text};
 use crate::log::Level;
 // The memory lives in the outbox file (or in memory without one): the outbox module owns the file.
 pub(crate) use crate::outbox::{DesiredMemory, Fallback};
-use crate::records::{Record, Records};
+use crate::records::{Record, Records, MAX_INTS};
 use crate::time;
 
 /// Which kind of service said what it wants.
@@ -102,14 +103,31 @@ impl DesiredStateRef<'_> {
     }
 }
 
-// A state in a list: strings command_id, value, value_type, desired_id, expires_at; integers sequence_number,
-// expires_at_unix_ms; the tag is the action.
-const S_COMMAND: usize = 0;
-const S_DESIRED: usize = 3;
-const I_SEQUENCE: usize = 0;
-const I_EXPIRES: usize = 1;
+// The slots of a state in its record: its strings, its integers, and its action as the tag. Written by
+// `StateList::push`, read by `state_of` and `view`: the only place these numbers stand.
+const S_COMMAND_ID: usize = 0;
+const S_VALUE: usize = 1;
+const S_VALUE_TYPE: usize = 2;
+const S_DESIRED_ID: usize = 3;
+const S_EXPIRES_AT: usize = 4;
+const STRINGS: usize = 5;
+const I_SEQUENCE_NUMBER: usize = 0;
+const I_EXPIRES_AT_UNIX_MS: usize = 1;
 const TAG_APPLY: u8 = 1;
 const TAG_STALE: u8 = 2;
+
+/// A stored state as the C ABI hands it over: its strings as C strings of the list (absent ones `None`), each
+/// field by name.
+pub(crate) struct StateView<'a> {
+    pub command_id: &'a CStr,
+    pub value: Option<&'a CStr>,
+    pub value_type: Option<&'a CStr>,
+    pub desired_id: Option<&'a CStr>,
+    pub sequence_number: Option<i64>,
+    pub expires_at: Option<&'a CStr>,
+    pub expires_at_unix_ms: Option<i64>,
+    pub action: DesiredAction,
+}
 
 /// Desired states, stored compactly (see the crate's README, "Bounded memory"): a state costs about its
 /// JSON text. Read it with `get`, `iter`, or `to_vec` for owned states.
@@ -119,7 +137,7 @@ pub struct StateList {
 }
 
 /// A stored state's action.
-pub(crate) fn action_of(r: &Record<'_>) -> DesiredAction {
+fn action_of(r: &Record<'_>) -> DesiredAction {
     if r.tag == TAG_STALE {
         DesiredAction::Stale
     } else {
@@ -129,13 +147,26 @@ pub(crate) fn action_of(r: &Record<'_>) -> DesiredAction {
 
 fn state_of(r: Record<'_>) -> DesiredStateRef<'_> {
     DesiredStateRef {
-        command_id: r.str(S_COMMAND).unwrap_or_default(),
-        value: r.str(1),
-        value_type: r.str(2),
-        desired_id: r.str(S_DESIRED),
-        sequence_number: r.ints[I_SEQUENCE],
-        expires_at: r.str(4),
-        expires_at_unix_ms: r.ints[I_EXPIRES],
+        command_id: r.str(S_COMMAND_ID).unwrap_or_default(),
+        value: r.str(S_VALUE),
+        value_type: r.str(S_VALUE_TYPE),
+        desired_id: r.str(S_DESIRED_ID),
+        sequence_number: r.ints[I_SEQUENCE_NUMBER],
+        expires_at: r.str(S_EXPIRES_AT),
+        expires_at_unix_ms: r.ints[I_EXPIRES_AT_UNIX_MS],
+        action: action_of(&r),
+    }
+}
+
+fn view(r: Record<'_>) -> StateView<'_> {
+    StateView {
+        command_id: r.strings[S_COMMAND_ID].unwrap_or(c""),
+        value: r.strings[S_VALUE],
+        value_type: r.strings[S_VALUE_TYPE],
+        desired_id: r.strings[S_DESIRED_ID],
+        sequence_number: r.ints[I_SEQUENCE_NUMBER],
+        expires_at: r.strings[S_EXPIRES_AT],
+        expires_at_unix_ms: r.ints[I_EXPIRES_AT_UNIX_MS],
         action: action_of(&r),
     }
 }
@@ -172,17 +203,22 @@ impl StateList {
     pub fn to_vec(&self) -> Vec<DesiredState> {
         self.iter().map(|s| s.to_owned()).collect()
     }
-    /// State `index` as stored, for the C ABI.
-    pub(crate) fn record(&self, index: usize) -> Option<Record<'_>> {
-        self.records.get(index)
+    /// State `index` as C strings, each field by name (for the C ABI).
+    pub(crate) fn view(&self, index: usize) -> Option<StateView<'_>> {
+        self.records.get(index).map(view)
     }
     pub(crate) fn push(&mut self, s: &DesiredStateRef<'_>) {
         let tag = if s.action == DesiredAction::Stale { TAG_STALE } else { TAG_APPLY };
-        self.records.push(
-            tag,
-            [s.sequence_number, s.expires_at_unix_ms],
-            &[Some(s.command_id), s.value, s.value_type, s.desired_id, s.expires_at],
-        );
+        let mut strings = [None; STRINGS];
+        strings[S_COMMAND_ID] = Some(s.command_id);
+        strings[S_VALUE] = s.value;
+        strings[S_VALUE_TYPE] = s.value_type;
+        strings[S_DESIRED_ID] = s.desired_id;
+        strings[S_EXPIRES_AT] = s.expires_at;
+        let mut ints = [None; MAX_INTS];
+        ints[I_SEQUENCE_NUMBER] = s.sequence_number;
+        ints[I_EXPIRES_AT_UNIX_MS] = s.expires_at_unix_ms;
+        self.records.push(tag, ints, &strings);
     }
     pub(crate) fn shrink(&mut self) {
         self.records.shrink();
@@ -330,7 +366,7 @@ pub(crate) fn from_catalog<'a>(c: &'a CommandRef<'_>) -> Option<DesiredStateRef<
 #[derive(Default)]
 pub(crate) struct FromCatalog(pub StateList);
 
-impl CommandSink for FromCatalog {
+impl ItemSink<Command> for FromCatalog {
     fn reserve(&mut self, items: usize, answer_bytes: usize) {
         self.0 = StateList::with_capacity(items, answer_bytes);
     }
@@ -352,7 +388,7 @@ impl CommandSink for FromCatalog {
 /// place: what it adds is 4 bytes a state (the states with a sequence number, sorted by command).
 pub(crate) fn decide(states: &mut StateList, seen: &DesiredMemory, now_unix_ms: i64) -> Result<()> {
     let mut failed = None;
-    states.records.retain(|r| match seen.answered(r.str(S_DESIRED).unwrap_or_default()) {
+    states.records.retain(|r| match seen.answered(r.str(S_DESIRED_ID).unwrap_or_default()) {
         Ok(answered) => !answered,
         Err(e) => {
             failed.get_or_insert(e);
@@ -476,18 +512,18 @@ pub(crate) fn keep_new_catalog_values(states: &mut StateList, memory: &DesiredMe
             if failed.is_some() {
                 return true;
             }
-            let id = r.str(S_COMMAND).unwrap_or_default();
-            let (value_type, value) = (r.str(2), r.str(1).unwrap_or_default());
-            let new = match seen.get(id) {
-                Ok(Some((t, v))) => r.str(1).is_none() || !same_catalog_value((t.as_deref(), &v), value_type, value),
-                Ok(None) => true,
-                Err(e) => {
+            let id = r.str(S_COMMAND_ID).unwrap_or_default();
+            let (value_type, value) = (r.str(S_VALUE_TYPE), r.str(S_VALUE));
+            let new = match (seen.get(id), value) {
+                (Ok(Some((t, v))), Some(value)) => !same_catalog_value((t.as_deref(), &v), value_type, value),
+                (Ok(_), _) => true,
+                (Err(e), _) => {
                     failed = Some(e);
                     return true;
                 }
             };
             if new {
-                if let Err(e) = seen.set(id, value_type, value) {
+                if let Err(e) = seen.set(id, value_type, value.unwrap_or_default()) {
                     failed = Some(e);
                 }
             }

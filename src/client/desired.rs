@@ -2,7 +2,7 @@
 //! the fallback to the catalog's values and what the client remembers of both.
 
 use super::{lock, Client};
-use crate::catalog::CommandSink;
+use crate::catalog::ItemSink;
 use crate::desired::{self, DesiredSource, DesiredStates};
 use crate::error::{ErrorKind, Result};
 use crate::feed::Prepared;
@@ -163,7 +163,7 @@ impl Client {
                 drop(commands);
                 states.finish();
             }
-            None => self.fetch_commands_with(None, &mut states)?,
+            None => self.fetch_with(None, &mut states)?,
         }
         Ok(states.0)
     }

@@ -2,13 +2,12 @@
 
 use std::ffi::c_char;
 
-use crate::desired::{self, DesiredAction, DesiredSource, DesiredStates, StateList};
+use crate::desired::{self, DesiredAction, DesiredSource, DesiredStates, StateList, StateView};
 use crate::error::Error;
 use crate::ffi::client::realer_client;
 use crate::ffi::error::realer_status;
 use crate::ffi::feed::{read_report_status, realer_feed_item, realer_report_status};
 use crate::ffi::{c_ptr, call, free_box, guard, into_raw, opt_str_arg, out_arg, past_the_end, ref_arg, str_arg};
-use crate::records::Record;
 
 /// What to do about one desired state (`realer_desired_state.action`).
 pub type realer_desired_action = i32;
@@ -64,17 +63,16 @@ fn states_list(d: DesiredStates) -> realer_desired_states {
     realer_desired_states { source, list: d.states }
 }
 
-fn c_state(r: Record<'_>) -> realer_desired_state {
-    let ptr = |i: usize| c_ptr(r.strings[i]);
+fn c_state(s: StateView<'_>) -> realer_desired_state {
     realer_desired_state {
-        command_id: ptr(0),
-        value: ptr(1),
-        value_type: ptr(2),
-        desired_id: ptr(3),
-        sequence_number: r.ints[0].unwrap_or(-1),
-        expires_at: ptr(4),
-        expires_at_unix_ms: r.ints[1].unwrap_or(-1),
-        action: match crate::desired::action_of(&r) {
+        command_id: s.command_id.as_ptr(),
+        value: c_ptr(s.value),
+        value_type: c_ptr(s.value_type),
+        desired_id: c_ptr(s.desired_id),
+        sequence_number: s.sequence_number.unwrap_or(-1),
+        expires_at: c_ptr(s.expires_at),
+        expires_at_unix_ms: s.expires_at_unix_ms.unwrap_or(-1),
+        action: match s.action {
             DesiredAction::Apply => REALER_DESIRED_ACTION_APPLY,
             DesiredAction::Stale => REALER_DESIRED_ACTION_STALE,
         },
@@ -156,8 +154,8 @@ pub unsafe extern "C" fn realer_desired_states_get(
     call(|| {
         // SAFETY: the caller passes NULL or live pointers.
         let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
-        let r = list.list.record(index).ok_or_else(|| past_the_end(index, list.list.len(), "desired states"))?;
-        out.write(c_state(r));
+        let state = list.list.view(index).ok_or_else(|| past_the_end(index, list.list.len(), "desired states"))?;
+        out.write(c_state(state));
         Ok(())
     })
 }
