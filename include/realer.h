@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 #define REALER_VERSION_MAJOR 0
-#define REALER_VERSION_MINOR 1
+#define REALER_VERSION_MINOR 2
 #define REALER_VERSION_PATCH 0
-#define REALER_VERSION_STRING "0.1.0"
+#define REALER_VERSION_STRING "0.2.0"
 
 /**
  * The longest `message_id`, in bytes.
@@ -1349,21 +1349,25 @@ realer_status realer_outbox_stats_read(const struct realer_client *client,
                                        struct realer_outbox_stats *out);
 
 /**
- * Reads every dead letter, oldest first, into `*out`; free it with `realer_dead_letters_free`.
+ * Reads every dead letter of the client's outbox (the items Realer refused for good), oldest first, into
+ * `*out`; free it with `realer_dead_letters_free`. `REALER_ERR_CONFIG`: the client has no outbox (or it is
+ * the parent's, after fork()); `REALER_ERR_STORAGE`: the outbox file could not be read.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
  */
-realer_status realer_outbox_dead_letters(const struct realer_client *client,
-                                         struct realer_dead_letters **out);
+realer_status realer_dead_letters_fetch(const struct realer_client *client,
+                                        struct realer_dead_letters **out);
 
 /**
- * Deletes every dead letter. When `cleared` is not NULL, it receives how many there were.
+ * Deletes every dead letter of the client's outbox, also on a full disk. When `cleared` is not NULL, it
+ * receives how many there were. Errors as `realer_dead_letters_fetch`.
  *
  * # Safety
  * `client` is NULL or live; `cleared` is NULL or writable.
  */
-realer_status realer_outbox_clear_dead(const struct realer_client *client, uint64_t *cleared);
+realer_status realer_dead_letters_clear(const struct realer_client *client,
+                                        uint64_t *cleared);
 
 /**
  * The number of dead letters in the list; 0 for NULL.
@@ -1388,12 +1392,12 @@ realer_status realer_dead_letters_get(const struct realer_dead_letters *list,
  * Frees a dead-letter list. NULL is accepted.
  *
  * # Safety
- * `list` is NULL or from `realer_outbox_dead_letters`, and is not used afterwards.
+ * `list` is NULL or from `realer_dead_letters_fetch`, and is not used afterwards.
  */
 void realer_dead_letters_free(struct realer_dead_letters *list);
 
 /**
- * The library version as a static NUL-terminated string, such as "0.1.0". Compare with the
+ * The library version as a static NUL-terminated string, such as "0.2.0". Compare with the
  * `REALER_VERSION_*` macros of the header the program was built with. Never NULL; never free it.
  */
 const char *realer_version(void);

@@ -268,12 +268,14 @@ fn dead_list(letters: Vec<DeadLetter>) -> realer_dead_letters {
     realer_dead_letters { items, _strings: s }
 }
 
-/// Reads every dead letter, oldest first, into `*out`; free it with `realer_dead_letters_free`.
+/// Reads every dead letter of the client's outbox (the items Realer refused for good), oldest first, into
+/// `*out`; free it with `realer_dead_letters_free`. `REALER_ERR_CONFIG`: the client has no outbox (or it is
+/// the parent's, after fork()); `REALER_ERR_STORAGE`: the outbox file could not be read.
 ///
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_outbox_dead_letters(
+pub unsafe extern "C" fn realer_dead_letters_fetch(
     client: *const realer_client,
     out: *mut *mut realer_dead_letters,
 ) -> realer_status {
@@ -285,12 +287,13 @@ pub unsafe extern "C" fn realer_outbox_dead_letters(
     })
 }
 
-/// Deletes every dead letter. When `cleared` is not NULL, it receives how many there were.
+/// Deletes every dead letter of the client's outbox, also on a full disk. When `cleared` is not NULL, it
+/// receives how many there were. Errors as `realer_dead_letters_fetch`.
 ///
 /// # Safety
 /// `client` is NULL or live; `cleared` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_outbox_clear_dead(client: *const realer_client, cleared: *mut u64) -> realer_status {
+pub unsafe extern "C" fn realer_dead_letters_clear(client: *const realer_client, cleared: *mut u64) -> realer_status {
     call(|| {
         // SAFETY: the caller passes NULL or live pointers.
         let (client, cleared) = unsafe { (ref_arg(client, "client")?, opt_out_arg(cleared)) };
@@ -335,7 +338,7 @@ pub unsafe extern "C" fn realer_dead_letters_get(
 /// Frees a dead-letter list. NULL is accepted.
 ///
 /// # Safety
-/// `list` is NULL or from `realer_outbox_dead_letters`, and is not used afterwards.
+/// `list` is NULL or from `realer_dead_letters_fetch`, and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn realer_dead_letters_free(list: *mut realer_dead_letters) {
     // SAFETY: the caller hands back a list from this library, once.
