@@ -1,4 +1,4 @@
-//! Property tests over every parser of what a server sends (issue 12): the token answer, the catalog, desired
+//! Property tests over every parser of what a server sends (untrusted input): the token answer, the catalog, desired
 //! states, single and batch answers, error bodies, `Retry-After`, timestamps and CA PEM. For arbitrary bytes,
 //! arbitrary JSON and JSON shaped like each answer, a parser never panics, gives an answer or an error with a
 //! status, and stays within the memory rule (peak heap at most 4x the answer's size plus 1 MiB, counting the
