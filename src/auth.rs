@@ -170,7 +170,9 @@ pub(crate) struct Grant {
 pub struct TokenInfo {
     /// The scopes granted (space separated), when the answer said.
     pub scope: Option<String>,
+    /// How long the token is valid from its arrival, when the answer said.
     pub expires_in: Option<Duration>,
+    /// When the client gets a new one, from the token's arrival (Realer's `renew_after`), when the answer said.
     pub renew_after: Option<Duration>,
     /// Since the token arrived.
     pub age: Duration,

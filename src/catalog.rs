@@ -22,39 +22,57 @@ pub(crate) use kind::{CatalogItem, CommandView, SensorView};
 /// Why Realer could not represent an item (or this client could not read it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemError {
+    /// Realer's `error.type` ("unreadable_item" for one this client could not read).
     pub error_type: String,
+    /// Why, for people.
     pub message: String,
 }
 
 /// A command of the catalog. In the older API its `value` is the value Realer wants the actuator at.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Command {
+    /// The command id, as text ("1", or a string id).
     pub id: String,
+    /// The value: on an older service the one Realer wants, on a newer one the value last confirmed.
     pub value: Option<String>,
+    /// How the value reads, such as "NumericRange" (compare values with [`values_equal`]).
     pub value_type: Option<String>,
+    /// What the actuator is, such as "relay".
     pub kind: Option<String>,
+    /// Where it is wired on the device.
     pub pin_port: Option<String>,
+    /// Set only for an item Realer cannot represent (or this client could not read): then only `id` is set besides.
     pub error: Option<ItemError>,
 }
 
+/// A sensor of the catalog: what the device may report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sensor {
+    /// The sensor id, as text.
     pub id: String,
+    /// What the sensor is, such as "thermistor".
     pub kind: Option<String>,
+    /// The quantity, such as "celsius_temperature".
     pub qc: Option<String>,
+    /// The measurement unit, such as "degree_celsius:0".
     pub mu: Option<String>,
+    /// Where it is wired on the device.
     pub pin_port: Option<String>,
+    /// As [`Command::error`].
     pub error: Option<ItemError>,
 }
 
 /// An item's error, borrowed from the answer or from the list that holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemErrorRef<'a> {
+    /// As [`ItemError::error_type`].
     pub error_type: Cow<'a, str>,
+    /// As [`ItemError::message`].
     pub message: Cow<'a, str>,
 }
 
 impl ItemErrorRef<'_> {
+    /// The error with its strings owned.
     pub fn to_owned(&self) -> ItemError {
         ItemError { error_type: self.error_type.to_string(), message: self.message.to_string() }
     }
@@ -64,15 +82,22 @@ impl ItemErrorRef<'_> {
 /// [`Commands`] list afterwards.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommandRef<'a> {
+    /// As [`Command::id`].
     pub id: Cow<'a, str>,
+    /// As [`Command::value`].
     pub value: Option<Cow<'a, str>>,
+    /// As [`Command::value_type`].
     pub value_type: Option<Cow<'a, str>>,
+    /// As [`Command::kind`].
     pub kind: Option<Cow<'a, str>>,
+    /// As [`Command::pin_port`].
     pub pin_port: Option<Cow<'a, str>>,
+    /// As [`Command::error`].
     pub error: Option<ItemErrorRef<'a>>,
 }
 
 impl CommandRef<'_> {
+    /// The command with its strings owned.
     pub fn to_owned(&self) -> Command {
         Command {
             id: self.id.to_string(),
@@ -88,15 +113,22 @@ impl CommandRef<'_> {
 /// A sensor; see [`CommandRef`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SensorRef<'a> {
+    /// As [`Sensor::id`].
     pub id: Cow<'a, str>,
+    /// As [`Sensor::kind`].
     pub kind: Option<Cow<'a, str>>,
+    /// As [`Sensor::qc`].
     pub qc: Option<Cow<'a, str>>,
+    /// As [`Sensor::mu`].
     pub mu: Option<Cow<'a, str>>,
+    /// As [`Sensor::pin_port`].
     pub pin_port: Option<Cow<'a, str>>,
+    /// As [`Sensor::error`].
     pub error: Option<ItemErrorRef<'a>>,
 }
 
 impl SensorRef<'_> {
+    /// The sensor with its strings owned.
     pub fn to_owned(&self) -> Sensor {
         Sensor {
             id: self.id.to_string(),

@@ -47,6 +47,7 @@ pub enum DesiredAction {
 /// One thing Realer wants.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredState {
+    /// The command whose actuator it is about.
     pub command_id: String,
     /// The value Realer wants; `None` only when a desired state came without one (answer it `rejected`).
     pub value: Option<String>,
@@ -55,31 +56,43 @@ pub struct DesiredState {
     pub value_type: Option<String>,
     /// The desired state to answer; `None` for a catalog value.
     pub desired_id: Option<String>,
+    /// Its order among the states of its command (an answer echoes it); `None` when Realer gave none.
     pub sequence_number: Option<i64>,
     /// When it expires, as Realer gave it (or as computed from `expires_in`).
     pub expires_at: Option<String>,
     /// `expires_at` in Unix milliseconds; `None` when absent or unreadable.
     pub expires_at_unix_ms: Option<i64>,
+    /// Apply it, or answer it stale.
     pub action: DesiredAction,
 }
 
 /// What Realer wants, and from which kind of service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredStates {
+    /// Which kind of service answered.
     pub source: DesiredSource,
+    /// What it wants, decided (each state's `action`).
     pub states: StateList,
 }
 
 /// One thing Realer wants, borrowed from the [`StateList`] that holds it; see [`DesiredState`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DesiredStateRef<'a> {
+    /// As [`DesiredState::command_id`].
     pub command_id: &'a str,
+    /// As [`DesiredState::value`].
     pub value: Option<&'a str>,
+    /// As [`DesiredState::value_type`].
     pub value_type: Option<&'a str>,
+    /// As [`DesiredState::desired_id`].
     pub desired_id: Option<&'a str>,
+    /// As [`DesiredState::sequence_number`].
     pub sequence_number: Option<i64>,
+    /// As [`DesiredState::expires_at`].
     pub expires_at: Option<&'a str>,
+    /// As [`DesiredState::expires_at_unix_ms`].
     pub expires_at_unix_ms: Option<i64>,
+    /// As [`DesiredState::action`].
     pub action: DesiredAction,
 }
 
@@ -89,6 +102,7 @@ impl DesiredStateRef<'_> {
         answer_item(self.command_id, self.desired_id, self.sequence_number, value, status).map(ItemRef::to_owned)
     }
 
+    /// The state with its strings owned.
     pub fn to_owned(&self) -> DesiredState {
         DesiredState {
             command_id: self.command_id.to_string(),
@@ -175,9 +189,11 @@ impl StateList {
     pub(crate) fn with_capacity(items: usize, answer_bytes: usize) -> StateList {
         StateList { records: Records::with_capacity(items, answer_bytes) }
     }
+    /// The number of states.
     pub fn len(&self) -> usize {
         self.records.len()
     }
+    /// Whether the list has no state.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -185,6 +201,7 @@ impl StateList {
     pub fn get(&self, index: usize) -> Option<DesiredStateRef<'_>> {
         self.records.get(index).map(state_of)
     }
+    /// Every state in order, borrowed from the list.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = DesiredStateRef<'_>> + '_ {
         // Every index below len() is an item; the fallback is never used.
         const NONE: DesiredStateRef<'static> = DesiredStateRef {

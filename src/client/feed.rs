@@ -17,6 +17,7 @@ use crate::transport::Method;
 /// The results of a batch post, one per item in order, and the first error that stopped a request.
 #[derive(Clone, Debug)]
 pub struct BatchReport {
+    /// One result per item, in the order of the items.
     pub results: Vec<FeedResult>,
     /// `None` when every request was answered (items may still be rejected one by one).
     pub error: Option<Error>,

@@ -29,6 +29,8 @@ pub use desired::DesiredStatesFallback;
 use desired::Service;
 pub use feed::BatchReport;
 
+/// A client for one device, shareable between threads (see the module's comment). Made from a [`Config`] by
+/// [`Client::new`].
 pub struct Client {
     config: Config,
     transport: Transport,

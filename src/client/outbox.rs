@@ -109,10 +109,12 @@ impl Client {
         (report, error)
     }
 
+    /// The outbox's counts: pending items and their bytes, dead letters, the oldest item's age, what was dropped.
     pub fn outbox_stats(&self) -> Result<OutboxStats> {
         self.outbox()?.stats()
     }
 
+    /// Every dead letter (an item Realer refused for good), oldest first.
     pub fn outbox_dead_letters(&self) -> Result<Vec<DeadLetter>> {
         self.outbox()?.dead_letters()
     }

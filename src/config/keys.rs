@@ -56,8 +56,9 @@ pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>> {
 }
 
 impl Config {
-    /// Applies the settings in the file at `path` (see [`parse`]; the same keys and rules as
-    /// [`Config::apply_env`]). A file holding `REALER_CLIENT_SECRET` that its group or others may read is
+    /// Applies the settings in the file at `path`: `KEY=value` lines (blank lines and lines starting with `#`
+    /// skipped; the value is everything after the first `=`, as it is), with the same keys and rules as
+    /// [`Config::apply_env`]. A file holding `REALER_CLIENT_SECRET` that its group or others may read is
     /// refused, as is anything but a regular file. Errors name the file and the line, never a value.
     pub fn apply_file(&mut self, path: &str) -> Result<()> {
         let named = |e: Error| Error::config(format!("config file {path:?}: {}", e.message));

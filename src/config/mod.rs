@@ -36,9 +36,11 @@ impl Drop for Secret {
 impl ZeroizeOnDrop for Secret {}
 
 impl Secret {
+    /// Wraps `s`; it is wiped when the last copy is dropped.
     pub fn new(s: impl Into<String>) -> Secret {
         Secret(s.into())
     }
+    /// The secret itself, for the one place that must send it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -73,9 +75,13 @@ pub enum FullPolicy {
 /// Where the outbox lives and how large it may grow (0 = no limit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxSettings {
+    /// The SQLite file (made when missing; `-wal`, `-shm`, `-reserve` and `-flush` files beside it).
     pub path: String,
+    /// The most items kept, pending and dead letters together (0 = no limit).
     pub max_items: u64,
+    /// The most bytes of item JSON kept, pending and dead letters together (0 = no limit).
     pub max_bytes: u64,
+    /// What a push does when the outbox is full.
     pub when_full: FullPolicy,
 }
 
@@ -84,7 +90,9 @@ pub struct OutboxSettings {
 pub struct RetryPolicy {
     /// Attempts per call, the first included (1 = never retry).
     pub max_attempts: u32,
+    /// The first backoff's upper bound; each retry doubles it (full jitter: a random wait up to the bound).
     pub base_delay: Duration,
+    /// The bound no backoff exceeds; a `Retry-After` longer than this ends the call with the error.
     pub max_delay: Duration,
 }
 
@@ -168,6 +176,7 @@ impl Proxy {
         &self.host
     }
 
+    /// The port the URL names.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -245,6 +254,8 @@ pub(crate) const DEFAULT_STALL: Duration = Duration::from_secs(5);
 /// firewalls a device meets (30 s and up), so a reused connection has rarely been forgotten on the path.
 pub(crate) const DEFAULT_IDLE: Duration = Duration::from_secs(15);
 
+/// Everything a client needs: where Realer is, the device and its credentials, trust, timeouts, retries, the
+/// outbox, the logger. Every setter checks its value; `Client::new` copies it.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub(crate) base_url: String,
@@ -319,6 +330,8 @@ pub(crate) fn check_id(what: &str, id: &str) -> std::result::Result<(), String> 
 }
 
 impl Config {
+    /// The defaults: Realer's production base URL, the bundled Mozilla roots, 10 s to connect and 30 s per call, 5
+    /// attempts, no outbox, no logger.
     pub fn new() -> Config {
         Config::default()
     }
@@ -392,6 +405,7 @@ impl Config {
         Ok(())
     }
 
+    /// The device whose catalog and feed data every call is about (Realer's id: digits, or a string id).
     pub fn set_device_id(&mut self, device_id: &str) -> Result<()> {
         check_id("device id", device_id).map_err(Error::config)?;
         self.device_id = Some(device_id.to_string());
@@ -504,6 +518,8 @@ impl Config {
         Ok(())
     }
 
+    /// The retries of transient failures: `max_attempts` per call (1 to 100, the first included), backoff from
+    /// `base_delay` up to `max_delay` (at most an hour), all within the request timeout.
     pub fn set_retry(&mut self, max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Result<()> {
         if max_attempts == 0 || max_attempts > MAX_ATTEMPTS {
             return Err(Error::config(format!("max_attempts must be between 1 and {MAX_ATTEMPTS}")));
@@ -518,6 +534,7 @@ impl Config {
         Ok(())
     }
 
+    /// The `User-Agent` header: 1 to 256 printable ASCII characters.
     pub fn set_user_agent(&mut self, user_agent: &str) -> Result<()> {
         if user_agent.is_empty() || user_agent.len() > 256 || user_agent.bytes().any(|b| !(0x20..=0x7e).contains(&b)) {
             return Err(Error::config("user agent must be 1 to 256 printable ASCII characters"));
@@ -575,6 +592,7 @@ impl Config {
         Ok(())
     }
 
+    /// Where log lines go (`None`: nowhere). Lines never hold the client secret or a token.
     pub fn set_logger(&mut self, logger: Option<Logger>) {
         self.logger = logger;
     }

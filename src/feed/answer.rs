@@ -28,8 +28,11 @@ pub enum FeedOutcome {
 /// The fate of one item.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeedResult {
+    /// Stored, already stored, refused for good, or not known to be stored.
     pub outcome: FeedOutcome,
+    /// Realer's id of the stored item, when its answer gave one.
     pub feed_data_id: Option<i64>,
+    /// The HTTP status of the answer about this item, 0 when none arrived.
     pub http_status: u16,
     /// Realer's code (2000 on success), 0 when no answer arrived.
     pub code: i32,
@@ -65,6 +68,7 @@ impl FeedResult {
         FeedResult { outcome, ..FeedResult::not_sent(message_id, error) }
     }
 
+    /// Whether Realer has the item (created now, or idempotent: stored before).
     pub fn is_accepted(&self) -> bool {
         matches!(self.outcome, FeedOutcome::Created | FeedOutcome::Idempotent)
     }

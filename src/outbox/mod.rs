@@ -44,6 +44,7 @@ pub(crate) use memory::{DesiredMemory, Fallback};
 pub(crate) use space::RESERVE_BYTES;
 use space::{may_be_disk_full, remove_stale_reserve_copies, write_filler, PROBE_ABOVE_BYTES};
 
+/// The outbox's state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OutboxStats {
     /// Items waiting to be sent.
@@ -76,22 +77,30 @@ pub struct FlushReport {
 /// An item Realer refused for good.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeadLetter {
+    /// The `message_id` the item was sent under.
     pub message_id: String,
     /// The item as it was sent (JSON).
     pub item_json: String,
+    /// Realer's code, such as 4022.
     pub code: i32,
+    /// Realer's `error.type` (its label of `code`).
     pub error_type: String,
+    /// Realer's `error.message`.
     pub message: String,
+    /// Realer's `error.details` as JSON (which fields were wrong, and why).
     pub details_json: String,
+    /// When Realer refused it, in Unix milliseconds.
     pub failed_at_unix_ms: i64,
 }
 
 /// A pending item, as a maintainer looks at it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PendingItem {
+    /// The item's `message_id`.
     pub message_id: String,
     /// The item as it will be sent (JSON).
     pub item_json: String,
+    /// When it was pushed, in Unix milliseconds.
     pub queued_at_unix_ms: i64,
 }
 
