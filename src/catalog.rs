@@ -17,7 +17,7 @@ use crate::json::{self, ErrorField, Text};
 use crate::log::Level;
 use crate::records::{Record, Records};
 
-pub(crate) use kind::{CatalogItem, CommandView, SensorView};
+pub(crate) use kind::CatalogItem;
 
 /// Why Realer could not represent an item (or this client could not read it).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,10 +4,10 @@
 
 use std::ffi::c_char;
 
-use crate::catalog::{CatalogItem, CatalogList, Command, CommandView, Commands, Sensor, SensorView, Sensors};
+use crate::catalog::{CatalogItem, CatalogList, Command, Commands, Sensor, Sensors};
 use crate::ffi::client::realer_client;
 use crate::ffi::error::realer_status;
-use crate::ffi::{c_ptr, call, free_box, guard, into_raw, out_arg, past_the_end, ref_arg, str_arg};
+use crate::ffi::{c_ptr, free_box, guard, list_get, list_len, make_into, str_arg, CList};
 
 /// A command of the catalog, as `realer_commands_get` fills it. Strings live as long as the list it came
 /// from; absent ones are NULL. The
@@ -61,27 +61,15 @@ pub struct realer_sensors {
     list: Sensors,
 }
 
-/// What the C handles of the two catalog lists share (their exports are the same code): the core's list
-/// inside, and the C struct an item is handed over in, filled from the list's named view.
-trait CatalogHandle: Sized {
-    type Item: CatalogItem;
-    type C;
-    fn wrap(list: CatalogList<Self::Item>) -> Self;
-    fn list(&self) -> &CatalogList<Self::Item>;
-    fn to_c(item: <Self::Item as CatalogItem>::View<'_>) -> Self::C;
-}
-
-impl CatalogHandle for realer_commands {
-    type Item = Command;
-    type C = realer_command;
-    fn wrap(list: Commands) -> Self {
-        realer_commands { list }
+impl CList for realer_commands {
+    type Item = realer_command;
+    const WHAT: &'static str = "commands";
+    fn len(&self) -> usize {
+        self.list.len()
     }
-    fn list(&self) -> &Commands {
-        &self.list
-    }
-    fn to_c(c: CommandView<'_>) -> realer_command {
-        realer_command {
+    fn item(&self, index: usize) -> Option<realer_command> {
+        let c = self.list.view(index)?;
+        Some(realer_command {
             id: c.id.as_ptr(),
             value: c_ptr(c.value),
             value_type: c_ptr(c.value_type),
@@ -89,21 +77,19 @@ impl CatalogHandle for realer_commands {
             pin_port: c_ptr(c.pin_port),
             error_type: c_ptr(c.error.map(|e| e.0)),
             error_message: c_ptr(c.error.map(|e| e.1)),
-        }
+        })
     }
 }
 
-impl CatalogHandle for realer_sensors {
-    type Item = Sensor;
-    type C = realer_sensor;
-    fn wrap(list: Sensors) -> Self {
-        realer_sensors { list }
+impl CList for realer_sensors {
+    type Item = realer_sensor;
+    const WHAT: &'static str = "sensors";
+    fn len(&self) -> usize {
+        self.list.len()
     }
-    fn list(&self) -> &Sensors {
-        &self.list
-    }
-    fn to_c(s: SensorView<'_>) -> realer_sensor {
-        realer_sensor {
+    fn item(&self, index: usize) -> Option<realer_sensor> {
+        let s = self.list.view(index)?;
+        Some(realer_sensor {
             id: s.id.as_ptr(),
             kind: c_ptr(s.kind),
             qc: c_ptr(s.qc),
@@ -111,7 +97,27 @@ impl CatalogHandle for realer_sensors {
             pin_port: c_ptr(s.pin_port),
             error_type: c_ptr(s.error.map(|e| e.0)),
             error_message: c_ptr(s.error.map(|e| e.1)),
-        }
+        })
+    }
+}
+
+/// The C handle of a catalog list (the two are fetched by the same code).
+trait CatalogHandle {
+    type Kind: CatalogItem;
+    fn wrap(list: CatalogList<Self::Kind>) -> Self;
+}
+
+impl CatalogHandle for realer_commands {
+    type Kind = Command;
+    fn wrap(list: Commands) -> Self {
+        realer_commands { list }
+    }
+}
+
+impl CatalogHandle for realer_sensors {
+    type Kind = Sensor;
+    fn wrap(list: Sensors) -> Self {
+        realer_sensors { list }
     }
 }
 
@@ -124,38 +130,13 @@ unsafe fn fetch<H: CatalogHandle>(
     id: Option<*const c_char>,
     out: *mut *mut H,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (client, mut out) = unsafe { (ref_arg(client, "client")?, out_arg(out, "out")?) };
-        // SAFETY: as above.
-        let id = id.map(|id| unsafe { str_arg(id, "id") }).transpose()?;
-        out.write(into_raw(H::wrap(client.inner.fetch_list(id)?)));
-        Ok(())
-    })
-}
-
-/// The number of items of a list; 0 for NULL.
-///
-/// # Safety
-/// `list` is NULL or live.
-unsafe fn len<H: CatalogHandle>(list: *const H) -> usize {
-    // SAFETY: the caller passes NULL or a live list.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.list().len()))
-}
-
-/// Fills `*out` with the item at `index`, its strings pointing into the list.
-///
-/// # Safety
-/// `list` is NULL or live; `out` is NULL or writable.
-unsafe fn get<H: CatalogHandle>(list: *const H, index: usize, out: *mut H::C) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
-        let list = list.list();
-        let item = list.view(index).ok_or_else(|| past_the_end(index, list.len(), H::Item::LIST))?;
-        out.write(H::to_c(item));
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        make_into(client, "client", out, |client| {
+            let id = id.map(|id| str_arg(id, "id")).transpose()?;
+            Ok(H::wrap(client.inner.fetch_list(id)?))
+        })
+    }
 }
 
 /// Reads the device's commands (GET /iot/v1/devices/{device_id}/commands). On success `*out` holds the list;
@@ -227,7 +208,7 @@ pub unsafe extern "C" fn realer_sensor_fetch(
 #[no_mangle]
 pub unsafe extern "C" fn realer_commands_len(list: *const realer_commands) -> usize {
     // SAFETY: forwarded from the caller.
-    unsafe { len(list) }
+    unsafe { list_len(list) }
 }
 
 /// Fills `*out` with the command at `index`: its strings point into the list (valid as long as the list;
@@ -243,7 +224,7 @@ pub unsafe extern "C" fn realer_commands_get(
     out: *mut realer_command,
 ) -> realer_status {
     // SAFETY: forwarded from the caller.
-    unsafe { get(list, index, out) }
+    unsafe { list_get(list, index, out) }
 }
 
 /// Frees a command list and its strings. NULL is accepted.
@@ -263,7 +244,7 @@ pub unsafe extern "C" fn realer_commands_free(list: *mut realer_commands) {
 #[no_mangle]
 pub unsafe extern "C" fn realer_sensors_len(list: *const realer_sensors) -> usize {
     // SAFETY: forwarded from the caller.
-    unsafe { len(list) }
+    unsafe { list_len(list) }
 }
 
 /// Fills `*out` with the sensor at `index`; as `realer_commands_get`.
@@ -277,7 +258,7 @@ pub unsafe extern "C" fn realer_sensors_get(
     out: *mut realer_sensor,
 ) -> realer_status {
     // SAFETY: forwarded from the caller.
-    unsafe { get(list, index, out) }
+    unsafe { list_get(list, index, out) }
 }
 
 /// Frees a sensor list and its strings. NULL is accepted.

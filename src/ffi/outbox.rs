@@ -8,8 +8,8 @@ use crate::ffi::config::realer_config;
 use crate::ffi::error::realer_status;
 use crate::ffi::feed::{read_item, realer_feed_item, REALER_BATCH_MAX_ITEMS, REALER_MESSAGE_ID_MAX};
 use crate::ffi::{
-    call, finish, free_box, guard, into_raw, items_arg, opt_out_arg, out_arg, past_the_end, ref_arg, str_arg,
-    with_config, write_str, Strings,
+    call, finish, free_box, guard, items_arg, list_get, list_len, make_into, opt_out_arg, out_arg, ref_arg, str_arg,
+    with_config, write_str, CList, Strings,
 };
 use crate::outbox::{DeadLetter, FullPolicy};
 
@@ -251,6 +251,17 @@ pub unsafe extern "C" fn realer_outbox_stats_read(
     })
 }
 
+impl CList for realer_dead_letters {
+    type Item = realer_dead_letter;
+    const WHAT: &'static str = "dead letters";
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+    fn item(&self, index: usize) -> Option<realer_dead_letter> {
+        self.items.get(index).copied()
+    }
+}
+
 fn dead_list(letters: Vec<DeadLetter>) -> realer_dead_letters {
     let mut s = Strings::default();
     let items = letters
@@ -279,12 +290,8 @@ pub unsafe extern "C" fn realer_dead_letters_fetch(
     client: *const realer_client,
     out: *mut *mut realer_dead_letters,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (client, mut out) = unsafe { (ref_arg(client, "client")?, out_arg(out, "out")?) };
-        out.write(into_raw(dead_list(client.inner.outbox_dead_letters()?)));
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { make_into(client, "client", out, |c| Ok(dead_list(c.inner.outbox_dead_letters()?))) }
 }
 
 /// Deletes every dead letter of the client's outbox, also on a full disk. When `cleared` is not NULL, it
@@ -311,8 +318,8 @@ pub unsafe extern "C" fn realer_dead_letters_clear(client: *const realer_client,
 /// `list` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_dead_letters_len(list: *const realer_dead_letters) -> usize {
-    // SAFETY: the caller passes NULL or a live list.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
+    // SAFETY: forwarded from the caller.
+    unsafe { list_len(list) }
 }
 
 /// Fills `*out` with the dead letter at `index`; its strings point into the list (valid as long as it).
@@ -326,13 +333,8 @@ pub unsafe extern "C" fn realer_dead_letters_get(
     index: usize,
     out: *mut realer_dead_letter,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
-        let x = list.items.get(index).ok_or_else(|| past_the_end(index, list.items.len(), "dead letters"))?;
-        out.write(*x);
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { list_get(list, index, out) }
 }
 
 /// Frees a dead-letter list. NULL is accepted.

@@ -272,27 +272,27 @@ impl DesiredMemory {
 mod tests {
     use super::*;
 
-    fn scratch(tag: &str) -> std::path::PathBuf {
+    /// A fresh directory, and the path of an outbox file in it.
+    fn scratch(tag: &str) -> (std::path::PathBuf, String) {
         let dir = std::env::temp_dir().join(format!(
             "realer-memory-{tag}-{}-{}",
             std::process::id(),
             crate::random::random_u64()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        let path = dir.join("outbox.db").to_str().unwrap().to_string();
+        (dir, path)
     }
 
     #[test]
     fn the_fallback_is_kept_in_the_file_only() {
-        let dir = scratch("fallback");
-        let path = dir.join("outbox.db");
-        let path = path.to_str().unwrap();
-        let memory = DesiredMemory::open_file(path).unwrap();
+        let (dir, path) = scratch("fallback");
+        let memory = DesiredMemory::open_file(&path).unwrap();
         assert_eq!(memory.fallback("svc").unwrap(), None);
         let found = Fallback { http_status: 404, scope: Some("s".into()), catalog: Some(u64::MAX - 1) };
         memory.set_fallback("svc", Some(&found)).unwrap();
         drop(memory);
-        let memory = DesiredMemory::open_file(path).unwrap();
+        let memory = DesiredMemory::open_file(&path).unwrap();
         assert_eq!(memory.fallback("svc").unwrap(), Some(found.clone()));
         assert_eq!(memory.fallback("other").unwrap(), None);
         memory.set_fallback("svc", None).unwrap();
@@ -306,14 +306,12 @@ mod tests {
 
     #[test]
     fn answers_survive_a_reopen_and_the_oldest_give_way() {
-        let dir = scratch("answers");
-        let path = dir.join("outbox.db");
-        let path = path.to_str().unwrap();
-        let memory = DesiredMemory::open_file(path).unwrap();
+        let (dir, path) = scratch("answers");
+        let memory = DesiredMemory::open_file(&path).unwrap();
         memory.record("1", Some("des_a"), Some(3)).unwrap();
         memory.record("1", Some("des_b"), Some(2)).unwrap();
         drop(memory);
-        for memory in [DesiredMemory::open_file(path).unwrap(), DesiredMemory::in_memory()] {
+        for memory in [DesiredMemory::open_file(&path).unwrap(), DesiredMemory::in_memory()] {
             if matches!(memory, DesiredMemory::Memory(_)) {
                 memory.record("1", Some("des_a"), Some(3)).unwrap();
                 memory.record("1", Some("des_b"), Some(2)).unwrap();
@@ -335,9 +333,8 @@ mod tests {
 
     #[test]
     fn a_pass_over_seen_values_writes_only_what_it_set() {
-        let dir = scratch("seen");
-        let path = dir.join("outbox.db");
-        let memory = DesiredMemory::open_file(path.to_str().unwrap()).unwrap();
+        let (dir, path) = scratch("seen");
+        let memory = DesiredMemory::open_file(&path).unwrap();
         memory.seen_values(|seen| seen.set("1", Some("Enum"), "open")).unwrap();
         let failed = memory.seen_values(|seen| {
             seen.set("1", Some("Enum"), "closed")?;
