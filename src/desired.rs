@@ -1,9 +1,10 @@
 //! What Realer wants the device's actuators at (contract sections 3, 3b and 7), behind one type whichever kind
 //! of service answered: a newer service's pending desired states (`/desired-states`, each with a `desired_id`
 //! to answer), or an older service's catalog values (no `desired_id`: apply, then report the physical value).
-//! Also the decision per state (apply it, or answer it stale), the feed item that answers it, and the memory
-//! of what was answered and of the catalog values already acted on, kept in the outbox file when there is one
-//! so that a restart never applies an old sequence again, nor undoes a local change.
+//! Also the rules: the decision per state (apply it, or answer it stale), which catalog values are new, and
+//! the feed item that answers a state. What they remember (what was answered, the catalog values already
+//! acted on) is the outbox module's to store (`DesiredMemory`: in the outbox file when there is one, so that
+//! a restart never applies an old sequence again nor undoes a local change; else in memory).
 
 use std::ffi::CStr;
 use std::time::Duration;
