@@ -2,7 +2,8 @@
  *
  *   1. authenticate with the device's OAuth client credentials;
  *   then, each pass:
- *   2. read the catalog: commands (the device's actuators) and sensors (what may be reported);
+ *   2. read the catalog: commands (the device's actuators) and sensors (what may be reported); when Realer
+ *      cannot be reached, the loop goes on with the catalog it read last;
  *   3. ask what Realer wants the actuators at, drive the ones that differ, and answer: on a newer service
  *      every pending desired state is answered "applied" or "stale" with its desired_id; on an older one
  *      (the catalog's values) librealer hands over only the values that are new (first seen, or changed in
@@ -17,7 +18,11 @@
  * Usage: firmware_loop [--outbox PATH] [--passes N] [--interval-ms MS]
  *
  * One pass by default; --passes N runs steps 2-7 N times, --interval-ms MS apart (default 1000), as a real
- * firmware does periodically.
+ * firmware does periodically. A loop keeps going while Realer or the network is away: a failed authentication
+ * at the start ends it only when the credentials were refused (every call asks for a token when it needs one),
+ * and a pass that cannot read the catalog goes on with the one it read last, so readings keep going into the
+ * outbox. (A device that starts while Realer is away stores readings once it has read its catalog once; a
+ * firmware that knows its sensors from its own configuration need not wait.)
  *
  * With --outbox PATH, step 5 stores the readings in a durable outbox (an SQLite file at PATH) instead of
  * posting them, and a step 7 sends the outbox. A reading is then never lost: when the network or Realer is
@@ -196,8 +201,8 @@ static int store_item(const realer_client *client, const realer_feed_item *item,
 }
 
 /* Step 1: a client configured from the environment (and with an outbox at `outbox_path` unless it is NULL),
- * with a token already fetched. NULL on failure. */
-static realer_client *connect_from_env(const char *outbox_path)
+ * with a token already fetched, or (`looping`) after a transient failure to fetch one. NULL on failure. */
+static realer_client *connect_from_env(const char *outbox_path, int looping)
 {
     realer_config *config = realer_config_new();
     realer_client *client = NULL;
@@ -236,6 +241,12 @@ static realer_client *connect_from_env(const char *outbox_path)
     }
     /* Optional (every call fetches a token when it needs one), but it tells bad credentials apart early. */
     status = realer_client_authenticate(client);
+    if (status != REALER_OK && looping && realer_last_error()->retryable) {
+        /* Realer or the network is away: the loop stores readings meanwhile and tries again each pass. */
+        printf("1. Not authenticated yet (%s: %s): going on.\n", realer_status_str(status),
+               realer_last_error()->message);
+        return client;
+    }
     if (status != REALER_OK) {
         print_failure("authenticating", status);
         realer_client_free(client);
@@ -554,8 +565,11 @@ static int post_readings_as_batch(const realer_client *client, const realer_sens
         if (status != REALER_OK) {
             print_failure("storing the readings in the outbox", status);
             failures++;
-        } else {
-            printf("  %zu reading(s) at %s stored in the outbox.\n", count, observed_at);
+            goto done;
+        }
+        for (i = 0; i < count; i++) {
+            printf("  sensor %s: reading %s at %s: stored in the outbox\n", items[i].sensor_id, items[i].value,
+                   observed_at);
         }
         goto done;
     }
@@ -674,26 +688,47 @@ static int flush_outbox(const realer_client *client, int *waiting)
     return failures;
 }
 
+/* The catalog the last pass could read: when Realer cannot be reached, the loop goes on with it. */
+static realer_commands *known_commands;
+static realer_sensors *known_sensors;
+
+/* Step 2: reads the catalog. Returns 0 when it was read (and replaces the one kept). */
+static int read_catalog(const realer_client *client)
+{
+    realer_commands *new_commands = NULL;
+    realer_sensors *new_sensors = NULL;
+    realer_status status = realer_commands_fetch(client, &new_commands);
+
+    if (status != REALER_OK) {
+        print_failure("reading the commands", status);
+        return -1;
+    }
+    status = realer_sensors_fetch(client, &new_sensors);
+    if (status != REALER_OK) {
+        print_failure("reading the sensors", status);
+        realer_commands_free(new_commands);
+        return -1;
+    }
+    realer_commands_free(known_commands);
+    realer_sensors_free(known_sensors);
+    known_commands = new_commands;
+    known_sensors = new_sensors;
+    print_catalog(known_commands, known_sensors);
+    return 0;
+}
+
 /* Steps 2-7, once. Returns the number of failures; *waiting is set when readings wait in the outbox. */
 static int run_pass(const realer_client *client, const char *outbox_path, int *waiting)
 {
-    realer_commands *commands = NULL;
-    realer_sensors *sensors = NULL;
-    realer_status status;
     int failures = 0;
 
-    status = realer_commands_fetch(client, &commands);
-    if (status != REALER_OK) {
-        print_failure("reading the commands", status);
-        return 1;
+    if (read_catalog(client) != 0) {
+        if (known_sensors == NULL) {
+            return 1; /* no catalog read yet: nothing is known to report */
+        }
+        printf("2. Going on with the catalog read before.\n");
+        failures++;
     }
-    status = realer_sensors_fetch(client, &sensors);
-    if (status != REALER_OK) {
-        print_failure("reading the sensors", status);
-        realer_commands_free(commands);
-        return 1;
-    }
-    print_catalog(commands, sensors);
 
     /* Each step starts only while nobody asked to stop; one under way is cancelled by the stop thread. */
     if (!stopping()) {
@@ -703,16 +738,14 @@ static int run_pass(const realer_client *client, const char *outbox_path, int *w
         failures += report_local_change(client) != 0;
     }
     if (!stopping()) {
-        failures += post_readings_one_by_one(client, sensors, outbox_path != NULL);
+        failures += post_readings_one_by_one(client, known_sensors, outbox_path != NULL);
     }
     if (!stopping()) {
-        failures += post_readings_as_batch(client, sensors, outbox_path != NULL);
+        failures += post_readings_as_batch(client, known_sensors, outbox_path != NULL);
     }
     if (!stopping() && outbox_path != NULL) {
         failures += flush_outbox(client, waiting);
     }
-    realer_sensors_free(sensors);
-    realer_commands_free(commands);
     return failures;
 }
 
@@ -784,7 +817,7 @@ int main(int argc, char **argv)
     /* The header this program was built with and the library it runs with should agree. */
     printf("librealer %s (built with header %s)\n", realer_version(), REALER_VERSION_STRING);
 
-    client = connect_from_env(outbox_path);
+    client = connect_from_env(outbox_path, passes > 1);
     if (client == NULL) {
         pthread_kill(waiter, SIGUSR1);
         pthread_join(waiter, NULL);
@@ -806,6 +839,8 @@ int main(int argc, char **argv)
     watch_client(NULL);
     pthread_kill(waiter, SIGUSR1); /* ends the stop thread if no signal did */
     pthread_join(waiter, NULL);
+    realer_sensors_free(known_sensors);
+    realer_commands_free(known_commands);
     realer_client_free(client);
     if (stopping()) {
         printf("Stopped by %s: what was not sent %s.\n", stopping() == SIGTERM ? "SIGTERM" : "SIGINT",

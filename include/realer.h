@@ -1183,8 +1183,8 @@ realer_status realer_feed_post(const struct realer_client *client,
 /**
  * Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
  * 100 items per request: more items make several requests, sent one after the other, each with its own
- * request timeout. A request answered 413 is split in halves (by bytes) and resent, at most 8 requests for
- * 100 items; a 413 for a body under 1 KiB, or for one item no larger than a body this client's path
+ * request timeout. A request answered 413 is split in halves (by bytes) down to one item and resent, at most
+ * 8 requests for 100 items; a 413 for one item under 1 KiB, or no larger than a body this client's path
  * carried, refused the request (its items NOT_SENT, the call stops); later batches are sized below the
  * smallest body refused as too large. Where the batch endpoint refuses a request as a whole (400, 404, 405,
  * 415, 422 without per-item results) or answers in a shape librealer cannot read (a 2xx without Realer's
@@ -1331,6 +1331,12 @@ realer_status realer_outbox_push_many(const struct realer_client *client,
  * `REALER_OK`: every request was answered. Otherwise the status of the request that failed as a whole
  * (network, timeout, 5xx after retries, or a refusal of the request itself such as 403 for a token without
  * feed-data scope); the flush stopped there and its items, and the ones after it, are still pending.
+ * After flushes have failed for want of Realer for more than 15 s (an outage), the next flush sends only
+ * after a random wait, in a window as long as the outage has lasted (at most the retry policy's
+ * `max_delay_ms`, or six of the intervals between the caller's flushes when that is longer), and makes one
+ * attempt per request: a flush called during the wait sends nothing and returns `REALER_ERR_NETWORK`
+ * (retryable; `realer_last_error()->retry_after_ms` is the wait). A fleet then comes back from an outage
+ * spread out instead of all at once. The first flush Realer answers ends it.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.

@@ -37,6 +37,7 @@ mod json;
 mod limits;
 pub mod log;
 pub mod outbox;
+mod pacing;
 #[allow(unsafe_code)]
 mod process;
 mod random;

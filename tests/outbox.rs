@@ -713,3 +713,80 @@ fn a_large_push_on_a_full_disk_is_refused_and_the_outbox_still_drains() {
     drop(tmpfs);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A fleet whose Realer was away for long must not come back all at once: once flushes have failed for want
+/// of Realer for more than 15 s, each flush waits a random while (full jitter, in a window as long as the
+/// outage, capped) before it sends again, and one that sends makes one attempt per request instead of retrying
+/// within the call. A flush called during the wait sends nothing and says how long to wait; the first flush
+/// Realer answers ends it and delivers everything. (bench/fleet measures what this does to a thousand devices.)
+#[test]
+fn flushes_after_a_long_outage_are_spread_out_and_probe_once() {
+    let sim = sim();
+    let dir = temp_dir("paced");
+    let db = dir.join("o.db");
+    let mut cfg = outbox_config(&sim, &db);
+    cfg.set_retry(3, Duration::from_millis(10), Duration::from_millis(200)).unwrap();
+    let c = Client::new(&cfg).unwrap();
+    let ids = push(&c, "paced", 5);
+    // Realer away: a load balancer answers 503 to everything.
+    sim.inject(Fault::ServiceUnavailable, Target::Any, 1_000_000);
+    let requests = || sim.stats().total;
+    let flush_every = Duration::from_millis(200);
+    let mut first_failure = None;
+    // A short outage: every flush retries within its call (3 attempts), none is held back.
+    while first_failure.is_none_or(|t: Instant| t.elapsed() < Duration::from_secs(14)) {
+        let before = requests();
+        let (report, err) = c.outbox_flush(0);
+        first_failure.get_or_insert_with(Instant::now);
+        assert_eq!((report.pending, err.as_ref().map(|e| e.http_status)), (5, Some(503)), "{err:?}");
+        assert_eq!(requests() - before, 3, "a flush retries within its call while the outage is short");
+        std::thread::sleep(flush_every);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    // A long one: flushes are held back a random while, and those that send make one attempt.
+    let (mut held, mut probes) = (0, 0);
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(5) {
+        let before = requests();
+        let (report, err) = c.outbox_flush(0);
+        let err = err.expect("Realer is still away");
+        assert_eq!(report.pending, 5);
+        match requests() - before {
+            0 => {
+                held += 1;
+                assert_eq!((err.kind, err.retryable), (ErrorKind::Network, true), "{err:?}");
+                let wait = err.retry_after.expect("a held flush says how long to wait");
+                // The window: 6 of the intervals between flushes (about 250 ms here), the 1.5 s gap smoothed in.
+                assert!(wait <= Duration::from_secs(5), "{wait:?}");
+                assert!(err.message.contains("the next flush sends in"), "{}", err.message);
+            }
+            1 => {
+                probes += 1;
+                assert_eq!(err.http_status, 503);
+            }
+            n => panic!("a flush after a long outage made {n} requests: it should probe once"),
+        }
+        std::thread::sleep(flush_every);
+    }
+    assert!(held > 0 && probes > 0, "held {held}, probes {probes}");
+    // Realer is back: within one window a flush gets through with everything, and pacing ends.
+    sim.clear_faults();
+    let back = Instant::now();
+    loop {
+        let (report, err) = c.outbox_flush(0);
+        if err.is_none() {
+            assert_eq!((report.sent, report.pending), (5, 0));
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(5), "not drained within the window: {err:?}");
+        std::thread::sleep(flush_every);
+    }
+    assert_exactly_once(&sim, &c, &ids);
+    let ids_after = push(&c, "after", 3);
+    sim.inject(Fault::ServiceUnavailable, Target::Batch, 1);
+    let (report, err) = c.outbox_flush(0);
+    assert_eq!((report.sent, err.is_none()), (3, true), "after an answer, a flush retries within its call again");
+    assert_exactly_once(&sim, &c, &[ids, ids_after].concat());
+    drop(c);
+    std::fs::remove_dir_all(dir).unwrap();
+}

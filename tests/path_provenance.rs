@@ -339,6 +339,28 @@ fn a_body_limit_on_the_path_sizes_later_batches() {
 }
 
 #[test]
+fn a_body_limit_under_1_kib_still_lets_batches_through_halved() {
+    let sim = sim();
+    let lines = Lines::default();
+    let db = temp_db("small-limit");
+    let client = c_client(&sim, Some(&db), &lines);
+    // A path that lets bodies of at most 400 bytes through (a reading's body is about 120): a batch of 2 or 3
+    // readings passes, a batch of 10 (under 1 KiB as a whole, too) does not. Halved down to what passes, not
+    // stopped as a refusal (contract section 5); the outbox drains, nothing is dead.
+    sim.inject(Fault::BodyLimit { max_bytes: 400 }, Target::Any, 10_000);
+    let items = readings("small-limit", 10, 0);
+    assert_eq!(unsafe { realer_outbox_push_many(client, items.items.as_ptr(), 10) }, REALER_OK);
+    let before = feed_requests(&sim);
+    let (st, report) = flush(client);
+    let cost = feed_requests(&sim) - before;
+    println!("a 400-byte body limit: an outbox flush of 10 items cost {cost} requests");
+    assert_eq!(st, REALER_OK, "{:?}", lines.lock().unwrap());
+    assert_eq!((report.sent, report.rejected, report.pending), (10, 0, 0));
+    stored_once(&sim, "small-limit", 10);
+    unsafe { realer_client_free(client) };
+}
+
+#[test]
 fn a_2xx_without_realers_body_confirms_nothing() {
     let sim = sim();
     let lines = Lines::default();

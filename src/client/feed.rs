@@ -221,10 +221,10 @@ impl Client {
         self.send_one_by_one(chunk, out)
     }
 
-    /// A batch body of `bytes` answered 413 (contract sections 5 and 7.5): halved while it may be too large
-    /// for the path; one item that may be too large is rejected when the 413 was Realer's; a body that cannot
-    /// be too large (under 1 KiB, or one item no larger than a body the path carried) was a refusal of the
-    /// request, which stops the send.
+    /// A batch body of `bytes` answered 413 (contract sections 5 and 7.5): halved until one item remains; one
+    /// item that may be too large is rejected when the 413 was Realer's; one item that cannot be too large
+    /// (under 1 KiB, or no larger than a body the path carried) was a refusal of the request, which stops the
+    /// send.
     fn batch_too_large(&self, chunk: &[Prepared], bytes: usize, e: Error, out: &mut Vec<FeedResult>) -> Result<()> {
         match self.sizes.refused_413(bytes, chunk.len()) {
             Verdict413::MayBeTooLarge if chunk.len() > 1 => {

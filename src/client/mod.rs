@@ -16,6 +16,7 @@ use crate::feed::PathSizes;
 use crate::json;
 use crate::log::{log, Level};
 use crate::outbox::Outbox;
+use crate::pacing;
 use crate::random::random_u64;
 use crate::retry::backoff;
 use crate::transport::{basic_credentials, Answer, AuthHeader, Body, Method, Transport};
@@ -204,7 +205,7 @@ impl Client {
     fn retrying<T>(&self, what: &str, attempt: impl Fn(Instant) -> std::result::Result<T, AttemptError>) -> Result<T> {
         let started = Instant::now();
         let deadline = started + self.config.request_timeout;
-        let policy = self.config.retry;
+        let policy = pacing::policy_for_call(self.config.retry);
         let mut failed = 0u32;
         let mut reconnected = false;
         let cancel = self.transport.cancel_state();

@@ -1,12 +1,16 @@
 //! The client's side of the outbox: items pushed durably, flushed through the batch sender, and what a
 //! maintainer reads of it.
 
+use std::time::Instant;
+
 use super::Client;
 use crate::error::{Error, Result};
 use crate::feed::{FeedItem, FeedOutcome, Prepared};
 use crate::limits::MAX_BATCH_ITEMS;
 use crate::log::{log, Level};
 use crate::outbox::{DeadLetter, FlushReport, Outbox, OutboxStats};
+use crate::pacing;
+use crate::random::random_u64;
 use crate::time;
 
 impl Client {
@@ -40,7 +44,8 @@ impl Client {
     }
 
     /// Sends pending items, oldest first, in batches of up to 100, until none is left or `max_items` (0 = all)
-    /// were tried. Accepted items leave the outbox; items Realer judged and refused one by one, in its own
+    /// were tried. After a long outage flushes are paced (see `pacing`): one called too early sends nothing
+    /// and returns a retryable network error that says how long to wait. Accepted items leave the outbox; items Realer judged and refused one by one, in its own
     /// JSON, become dead letters; the rest stay for the next flush. Stops at the first request that fails as a whole (transiently, or refused
     /// as a request: its items were never judged), returning its error.
     pub fn outbox_flush(&self, max_items: usize) -> (FlushReport, Option<Error>) {
@@ -49,6 +54,18 @@ impl Client {
             Err(e) => return (FlushReport::default(), Some(e)),
         };
         let mut report = FlushReport::default();
+        let probe = match outbox.pacing.begin(Instant::now()) {
+            pacing::Gate::Send(probe) => probe,
+            pacing::Gate::Wait(e) => {
+                return match outbox.stats() {
+                    Ok(s) => {
+                        report.pending = s.pending;
+                        (report, (s.pending > 0).then_some(e))
+                    }
+                    Err(e) => (report, Some(e)),
+                };
+            }
+        };
         let mut budget = if max_items == 0 { usize::MAX } else { max_items };
         let mut after = 0i64;
         let mut error = None;
@@ -92,6 +109,10 @@ impl Client {
             }
         }
         drop(flush);
+        drop(probe);
+        let settled = report.sent + report.replayed + report.rejected;
+        let outcome = pacing::Outcome::of(settled, error.as_ref());
+        outbox.pacing.end(Instant::now(), outcome, &self.config.retry, random_u64());
         if report.rejected > 0 {
             log!(
                 self.config.logger,

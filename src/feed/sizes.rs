@@ -46,13 +46,16 @@ impl PathSizes {
         });
     }
 
-    /// Judges a 413 for a body of `bytes` holding `items` items, and remembers what it says. A refusal also
-    /// forgets the smallest body refused: while 413s come for bodies that cannot be too large, they say nothing
-    /// about sizes (a proxy answering 413 to everything must not shrink batches for the client's life).
+    /// Judges a 413 for a body of `bytes` holding `items` items, and remembers what it says. A batch may
+    /// always be too large (it is halved until one item remains, contract section 5: a path may limit bodies
+    /// below 1 KiB too); one item cannot be when it is under 1 KiB or no larger than a body the path carried.
+    /// A refusal also forgets the smallest body refused: while 413s come for bodies that cannot be too large,
+    /// they say nothing about sizes (a proxy answering 413 to everything must not shrink batches for the
+    /// client's life).
     pub(crate) fn refused_413(&self, bytes: usize, items: usize) -> Verdict413 {
         self.with(|s| {
             let carried_larger = bytes <= s.largest_carried;
-            if bytes < SMALL_BODY || (items == 1 && carried_larger) {
+            if items == 1 && (bytes < SMALL_BODY || carried_larger) {
                 s.smallest_refused = None;
                 return Verdict413::Refusal;
             }
@@ -89,7 +92,7 @@ mod tests {
     fn small_bodies_and_items_no_larger_than_carried_are_refusals() {
         let p = PathSizes::default();
         assert_eq!(p.refused_413(1023, 1), Verdict413::Refusal);
-        assert_eq!(p.refused_413(1023, 10), Verdict413::Refusal);
+        assert_eq!(p.refused_413(1023, 10), Verdict413::MayBeTooLarge, "a batch is halved to one item");
         assert_eq!(p.refused_413(1024, 1), Verdict413::MayBeTooLarge);
         p.carried(3000);
         assert_eq!(p.refused_413(3000, 1), Verdict413::Refusal);
@@ -116,13 +119,14 @@ mod tests {
     #[test]
     fn a_refusal_forgets_sizes_learned_from_413s() {
         let p = PathSizes::default();
-        for (bytes, items) in [(11_000, 100), (5_500, 50), (2_750, 25), (1_400, 13)] {
+        // 413 to everything: halved down to one item (8 requests for 100 items), which is refused.
+        for (bytes, items) in [(11_000, 100), (5_500, 50), (2_750, 25), (1_400, 13), (770, 7), (440, 4), (220, 2)] {
             assert_eq!(p.refused_413(bytes, items), Verdict413::MayBeTooLarge);
         }
-        assert!(!p.fits(1_400));
-        assert_eq!(p.refused_413(770, 7), Verdict413::Refusal);
+        assert!(!p.fits(220));
+        assert_eq!(p.refused_413(110, 1), Verdict413::Refusal);
         assert!(p.fits(11_000), "413 to everything: nothing learned");
-        assert!(p.why_refusal(770).contains("under 1 KiB"));
+        assert!(p.why_refusal(110).contains("under 1 KiB"));
         p.carried(2_000);
         assert!(p.why_refusal(1_500).contains("2000 bytes"));
     }

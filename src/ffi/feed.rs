@@ -328,8 +328,8 @@ const _: () = assert!(REALER_BATCH_MAX_ITEMS == crate::limits::MAX_ITEMS_PER_CAL
 
 /// Posts `count` items (1 to `REALER_BATCH_MAX_ITEMS`) through POST /iot/v1/devices/{device_id}/feed-data/batches,
 /// 100 items per request: more items make several requests, sent one after the other, each with its own
-/// request timeout. A request answered 413 is split in halves (by bytes) and resent, at most 8 requests for
-/// 100 items; a 413 for a body under 1 KiB, or for one item no larger than a body this client's path
+/// request timeout. A request answered 413 is split in halves (by bytes) down to one item and resent, at most
+/// 8 requests for 100 items; a 413 for one item under 1 KiB, or no larger than a body this client's path
 /// carried, refused the request (its items NOT_SENT, the call stops); later batches are sized below the
 /// smallest body refused as too large. Where the batch endpoint refuses a request as a whole (400, 404, 405,
 /// 415, 422 without per-item results) or answers in a shape librealer cannot read (a 2xx without Realer's

@@ -201,6 +201,12 @@ pub unsafe extern "C" fn realer_outbox_push_many(
 /// `REALER_OK`: every request was answered. Otherwise the status of the request that failed as a whole
 /// (network, timeout, 5xx after retries, or a refusal of the request itself such as 403 for a token without
 /// feed-data scope); the flush stopped there and its items, and the ones after it, are still pending.
+/// After flushes have failed for want of Realer for more than 15 s (an outage), the next flush sends only
+/// after a random wait, in a window as long as the outage has lasted (at most the retry policy's
+/// `max_delay_ms`, or six of the intervals between the caller's flushes when that is longer), and makes one
+/// attempt per request: a flush called during the wait sends nothing and returns `REALER_ERR_NETWORK`
+/// (retryable; `realer_last_error()->retry_after_ms` is the wait). A fleet then comes back from an outage
+/// spread out instead of all at once. The first flush Realer answers ends it.
 ///
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.

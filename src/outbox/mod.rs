@@ -28,6 +28,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{field_error, Prepared};
+use crate::pacing::FlushPacing;
 use crate::random::random_u64;
 // The settings live with the rest of the configuration; named here too, where they are used.
 pub use crate::config::{FullPolicy, OutboxSettings};
@@ -117,6 +118,8 @@ pub(crate) struct Outbox {
     /// `<db>-flush`: each running flush holds a shared lock on it, so a flush that can lock it exclusively
     /// knows every claim in the file belongs to a flusher that died.
     flush_lock_path: PathBuf,
+    /// This client's flushes after a long outage.
+    pub(crate) pacing: FlushPacing,
 }
 
 const DISK_FULL: &str = "outbox: the disk is full";
@@ -170,6 +173,7 @@ impl Outbox {
             busy: config.request_timeout,
             reserve_path,
             flush_lock_path: beside(path, "-flush"),
+            pacing: FlushPacing::default(),
         };
         // Neither may fail an open: a client must be able to start, and drain, on a full disk.
         let _ = outbox.ensure_reserve();
