@@ -28,7 +28,7 @@ fn c_library(crate_dir: &Path) {
     let minor = env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets the version");
     let patch = env::var("CARGO_PKG_VERSION_PATCH").expect("cargo sets the version");
 
-    // Pre-1.0 the ABI may change with the minor version, so the SONAME carries it (librealer.so.0.1), from
+    // Pre-1.0 the ABI may change with the minor version, so the SONAME carries it (librealer.so.0.2), from
     // 1.0 on the major alone: cargo-c's rule, so `cargo build` and `cargo cinstall` make the same library.
     let soname_version = if major == "0" { format!("{major}.{minor}") } else { major.clone() };
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librealer.so.{soname_version}");

@@ -615,7 +615,7 @@ done:
 static void print_and_clear_dead_letters(const realer_client *client)
 {
     realer_dead_letters *dead = NULL;
-    realer_status status = realer_outbox_dead_letters(client, &dead);
+    realer_status status = realer_dead_letters_fetch(client, &dead);
     size_t i;
 
     if (status != REALER_OK) {
@@ -638,7 +638,7 @@ static void print_and_clear_dead_letters(const realer_client *client)
         }
     }
     realer_dead_letters_free(dead);
-    status = realer_outbox_clear_dead(client, NULL);
+    status = realer_dead_letters_clear(client, NULL);
     if (status != REALER_OK) {
         print_failure("clearing the outbox's dead letters", status);
     }

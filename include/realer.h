@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 #define REALER_VERSION_MAJOR 0
-#define REALER_VERSION_MINOR 1
+#define REALER_VERSION_MINOR 2
 #define REALER_VERSION_PATCH 0
-#define REALER_VERSION_STRING "0.1.0"
+#define REALER_VERSION_STRING "0.2.0"
 
 /**
  * The longest `message_id`, in bytes.
@@ -49,10 +49,11 @@ typedef struct realer_batch_result realer_batch_result;
  *
  * After fork(), the child may use a client it inherited, provided no other thread was inside a librealer
  * call at the moment of the fork: its first request drops the inherited connections without writing to
- * them (the parent's connections keep working) and opens its own. The inherited outbox is not usable in the
- * child (an SQLite connection does not survive fork): outbox calls there fail with `REALER_ERR_CONFIG`, and
+ * them (the parent's connections keep working) and opens its own. The inherited outbox file is not usable in
+ * the child (an SQLite connection does not survive fork): outbox calls there, and `realer_desired_states_fetch`
+ * (whose memory of what was answered is in that file), fail with `REALER_ERR_CONFIG`, and
  * `realer_client_free` in the child leaves that SQLite connection alone. Make a new client in the child for
- * an outbox.
+ * an outbox: it shares the file with the parent.
  */
 typedef struct realer_client realer_client;
 
@@ -1053,7 +1054,8 @@ realer_status realer_config_from_file(struct realer_config *config,
  * state with `realer_feed_item_init_answer` and `realer_feed_post` (or `realer_outbox_push`).
  * `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: an answer that is
  * not the documented list (the message says what it is: an array, a string, an object without the list);
- * `REALER_ERR_STORAGE`: the outbox file could not be read or written.
+ * `REALER_ERR_STORAGE`: the outbox file could not be read or written. `REALER_ERR_CONFIG`: a client inherited
+ * across fork() whose outbox file is the parent's (make a new client in the child).
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
@@ -1353,21 +1355,25 @@ realer_status realer_outbox_stats_read(const struct realer_client *client,
                                        struct realer_outbox_stats *out);
 
 /**
- * Reads every dead letter, oldest first, into `*out`; free it with `realer_dead_letters_free`.
+ * Reads every dead letter of the client's outbox (the items Realer refused for good), oldest first, into
+ * `*out`; free it with `realer_dead_letters_free`. `REALER_ERR_CONFIG`: the client has no outbox (or it is
+ * the parent's, after fork()); `REALER_ERR_STORAGE`: the outbox file could not be read.
  *
  * # Safety
  * `client` is NULL or live; `out` is NULL or writable.
  */
-realer_status realer_outbox_dead_letters(const struct realer_client *client,
-                                         struct realer_dead_letters **out);
+realer_status realer_dead_letters_fetch(const struct realer_client *client,
+                                        struct realer_dead_letters **out);
 
 /**
- * Deletes every dead letter. When `cleared` is not NULL, it receives how many there were.
+ * Deletes every dead letter of the client's outbox, also on a full disk. When `cleared` is not NULL, it
+ * receives how many there were. Errors as `realer_dead_letters_fetch`.
  *
  * # Safety
  * `client` is NULL or live; `cleared` is NULL or writable.
  */
-realer_status realer_outbox_clear_dead(const struct realer_client *client, uint64_t *cleared);
+realer_status realer_dead_letters_clear(const struct realer_client *client,
+                                        uint64_t *cleared);
 
 /**
  * The number of dead letters in the list; 0 for NULL.
@@ -1392,12 +1398,12 @@ realer_status realer_dead_letters_get(const struct realer_dead_letters *list,
  * Frees a dead-letter list. NULL is accepted.
  *
  * # Safety
- * `list` is NULL or from `realer_outbox_dead_letters`, and is not used afterwards.
+ * `list` is NULL or from `realer_dead_letters_fetch`, and is not used afterwards.
  */
 void realer_dead_letters_free(struct realer_dead_letters *list);
 
 /**
- * The library version as a static NUL-terminated string, such as "0.1.0". Compare with the
+ * The library version as a static NUL-terminated string, such as "0.2.0". Compare with the
  * `REALER_VERSION_*` macros of the header the program was built with. Never NULL; never free it.
  */
 const char *realer_version(void);

@@ -172,7 +172,7 @@ class DesiredStates : public detail::List<realer_desired_states, realer_desired_
 using DeadLetters = detail::List<realer_dead_letters, realer_dead_letter, realer_dead_letters_len,
                                  realer_dead_letters_get, realer_dead_letters_free>;
 
-/// The library's version ("0.1.0"); compare with REALER_VERSION_STRING, the header's.
+/// The library's version ("0.2.0"); compare with REALER_VERSION_STRING, the header's.
 inline std::string version() { return realer_version(); }
 
 /// A feed item with every field at its default (NULL strings, no report status, no sequence number).
@@ -347,13 +347,13 @@ class Client {
     }
     DeadLetters outbox_dead_letters() const {
         realer_dead_letters *out = nullptr;
-        detail::check(realer_outbox_dead_letters(c(), &out));
+        detail::check(realer_dead_letters_fetch(c(), &out));
         return DeadLetters(out);
     }
     /// Deletes the dead letters; returns how many there were.
     uint64_t outbox_clear_dead() const {
         uint64_t cleared = 0;
-        detail::check(realer_outbox_clear_dead(c(), &cleared));
+        detail::check(realer_dead_letters_clear(c(), &cleared));
         return cleared;
     }
 

@@ -107,31 +107,6 @@ pub(crate) fn guarded_logger(logger: &Logger, secrets: Arc<KnownSecrets>) -> Log
     logger.filtered(move |line| secrets.clean(line))
 }
 
-/// base64(client_id ":" client_secret), the Basic credentials, built in buffers of their final size so that
-/// no copy is left behind by a reallocation.
-pub(crate) fn basic_credentials(client_id: &str, client_secret: &Secret) -> Secret {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let secret = client_secret.expose();
-    let mut input = Vec::with_capacity(client_id.len() + 1 + secret.len());
-    input.extend_from_slice(client_id.as_bytes());
-    input.push(b':');
-    input.extend_from_slice(secret.as_bytes());
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    input.zeroize();
-    Secret::new(out)
-}
-
 /// Where tokens are issued (contract section 2).
 pub(crate) const TOKEN_PATH: &str = "/oauth/token";
 
@@ -195,7 +170,9 @@ pub(crate) struct Grant {
 pub struct TokenInfo {
     /// The scopes granted (space separated), when the answer said.
     pub scope: Option<String>,
+    /// How long the token is valid from its arrival, when the answer said.
     pub expires_in: Option<Duration>,
+    /// When the client gets a new one, from the token's arrival (Realer's `renew_after`), when the answer said.
     pub renew_after: Option<Duration>,
     /// Since the token arrived.
     pub age: Duration,
@@ -489,15 +466,6 @@ mod tests {
         assert!(Grant::parse(&json!({"token":"abc"}), 0).is_err());
         assert!(Grant::parse(&json!({"access_token":"a b"}), 0).is_err());
         assert!(!format!("{:?}", Grant::parse(&json!({"access_token":"sekrit"}), 0).unwrap()).contains("sekrit"));
-    }
-
-    #[test]
-    fn basic_credentials_are_base64() {
-        let b = |id: &str, secret: &str| basic_credentials(id, &Secret::new(secret)).expose().to_string();
-        assert_eq!(b("cdv_x", "demo-secret"), "Y2R2X3g6ZGVtby1zZWNyZXQ=");
-        assert_eq!(b("f", "o"), "Zjpv");
-        assert_eq!(b("fo", "o"), "Zm86bw==");
-        assert_eq!(b("fo", "ob"), "Zm86b2I=");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Realer's response codes (contract section 6): what an answer means for the client, and the error it
-//! becomes. The HTTP status decides transport handling, the body's `code` application behaviour.
+//! becomes. The HTTP status decides transport handling, the body's `code` application behaviour. Every table
+//! of codes the client acts on is here: the classes of an answer, which refusals judged an item, and how a
+//! batch request refused as a whole goes on.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -7,6 +9,23 @@ use serde_json::Value;
 use crate::error::{Error, ErrorKind};
 use crate::json::{ErrorField, Int, Text};
 use crate::transport::Answer;
+
+/// Success, when an answer has no `code` of its own (and the code of a stored item of a batch answer).
+pub(crate) const OK: i32 = 2000;
+/// A refusal without a code of its own (a rejected item of a batch answer that says only "rejected").
+pub(crate) const BAD_REQUEST: i32 = 4000;
+/// The token is not (or no longer) valid: renew it.
+pub(crate) const UNAUTHORIZED: i32 = 4001;
+/// The device's subscription is inactive.
+pub(crate) const SUBSCRIPTION_INACTIVE: i32 = 4002;
+/// Not allowed for this device or token.
+pub(crate) const FORBIDDEN: i32 = 4003;
+/// No such device, command or sensor.
+pub(crate) const NOT_FOUND: i32 = 4004;
+/// The body is too large (contract section 7.5): for an item, or for something on the path.
+pub(crate) const TOO_LARGE: i32 = 4013;
+/// Too many requests: retry after a while.
+pub(crate) const RATE_LIMITED: i32 = 4029;
 
 /// What to do with an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +45,17 @@ pub(crate) fn code_from_http(status: u16) -> i32 {
     (s / 100) * 1000 + s % 100
 }
 
+/// The HTTP status a code stands for (4022 -> 422): how one item of a batch answer is judged, as a single
+/// answer with that code would be. 400 for a code that maps to no status.
+pub(crate) fn http_from_code(code: i32) -> u16 {
+    u16::try_from(code / 1000 * 100 + code % 100).unwrap_or(400)
+}
+
+/// Whether a code says the request succeeded (2xxx).
+pub(crate) fn is_success(code: i32) -> bool {
+    (2000..3000).contains(&code)
+}
+
 pub(crate) fn classify(http_status: u16, code: Option<i32>) -> Class {
     // Transport first: any 5xx is retryable, even an HTML page from a proxy.
     if http_status >= 500 {
@@ -42,8 +72,8 @@ pub(crate) fn classify(http_status: u16, code: Option<i32>) -> Class {
         return Class::Fail;
     }
     match code.unwrap_or_else(|| code_from_http(http_status)) {
-        4001 => Class::RenewToken,
-        4029 => Class::Retry,
+        UNAUTHORIZED => Class::RenewToken,
+        RATE_LIMITED => Class::Retry,
         2000..=2999 if (200..300).contains(&http_status) => Class::Success,
         5000..=5999 => Class::Retry,
         _ => Class::Fail,
@@ -180,7 +210,52 @@ pub(crate) fn judges_the_item(e: &Error) -> bool {
         && e.http_status != 0
         && !e.retryable
         && (4000..5000).contains(&e.code)
-        && !matches!(e.code, 4001 | 4002 | 4003 | 4004 | 4029)
+        && !matches!(e.code, UNAUTHORIZED | SUBSCRIPTION_INACTIVE | FORBIDDEN | NOT_FOUND | RATE_LIMITED)
+}
+
+/// Whether a failure is a 413, Realer's or the path's: too large, or a refusal, by the body's size.
+pub(crate) fn is_too_large(e: &Error) -> bool {
+    e.kind == ErrorKind::Api && e.code == TOO_LARGE
+}
+
+/// How a batch request that failed as a whole goes on (contract section 5).
+pub(crate) enum BatchRefusal {
+    /// 413, from Realer or the path: too large, or a refusal, by the body's size (`Client::batch_too_large`).
+    TooLarge,
+    /// The endpoint refused the request itself (400, 404, 405, 415, 422 without per-item results, another
+    /// 4xxx of Realer's) or answered in a shape this client cannot read (a 2xx without Realer's body): send
+    /// the items one by one.
+    OneByOne,
+    /// A refusal of the request that says nothing of the endpoint or the items (a token refused after
+    /// renewal, 402, 403, 408, 425, 429/5xx after retries, another page of the path's own, network,
+    /// timeout): the items stay unsent.
+    Stop,
+}
+
+/// How a batch request that failed with `e` goes on.
+pub(crate) fn batch_refusal(e: &Error) -> BatchRefusal {
+    if is_unconfirmed_success(e) {
+        return BatchRefusal::OneByOne;
+    }
+    if e.kind != ErrorKind::Api || e.retryable {
+        return BatchRefusal::Stop;
+    }
+    if e.code == TOO_LARGE {
+        return BatchRefusal::TooLarge;
+    }
+    if !e.from_realer {
+        // A page of the path's own: only the statuses by which an endpoint refuses a request itself (a
+        // gateway that does not route the batch path) send the items one by one, judged by their own answers.
+        return match e.http_status {
+            400 | 404 | 405 | 415 | 422 => BatchRefusal::OneByOne,
+            _ => BatchRefusal::Stop,
+        };
+    }
+    match e.code {
+        UNAUTHORIZED | SUBSCRIPTION_INACTIVE | FORBIDDEN | RATE_LIMITED => BatchRefusal::Stop,
+        4000..=4999 => BatchRefusal::OneByOne,
+        _ => BatchRefusal::Stop,
+    }
 }
 
 #[cfg(test)]

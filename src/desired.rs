@@ -1,26 +1,26 @@
 //! What Realer wants the device's actuators at (contract sections 3, 3b and 7), behind one type whichever kind
 //! of service answered: a newer service's pending desired states (`/desired-states`, each with a `desired_id`
 //! to answer), or an older service's catalog values (no `desired_id`: apply, then report the physical value).
-//! Also the decision per state (apply it, or answer it stale), the feed item that answers it, and the memory
-//! of what was answered and of the catalog values already acted on, kept in the outbox file when there is one
-//! so that a restart never applies an old sequence again, nor undoes a local change.
+//! Also the rules: the decision per state (apply it, or answer it stale), which catalog values are new, and
+//! the feed item that answers a state. What they remember (what was answered, the catalog values already
+//! acted on) is the outbox module's to store (`DesiredMemory`: in the outbox file when there is one, so that
+//! a restart never applies an old sequence again nor undoes a local change; else in memory).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::ffi::CStr;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 
 use std::borrow::Cow;
 
-use crate::catalog::{CommandRef, CommandSink};
-use crate::error::{Error, ErrorKind, Result};
+use crate::catalog::{Command, CommandRef, ItemSink};
+use crate::error::{Error, Result};
 use crate::feed::{ItemRef, ReportStatus};
 use crate::json::{self, Int, Text};
 use crate::log::Level;
-use crate::records::{Record, Records};
+// The memory lives in the outbox file (or in memory without one): the outbox module owns the file.
+pub(crate) use crate::outbox::{DesiredMemory, Fallback};
+use crate::records::{Record, Records, MAX_INTS};
 use crate::time;
 
 /// Which kind of service said what it wants.
@@ -48,6 +48,7 @@ pub enum DesiredAction {
 /// One thing Realer wants.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredState {
+    /// The command whose actuator it is about.
     pub command_id: String,
     /// The value Realer wants; `None` only when a desired state came without one (answer it `rejected`).
     pub value: Option<String>,
@@ -56,31 +57,43 @@ pub struct DesiredState {
     pub value_type: Option<String>,
     /// The desired state to answer; `None` for a catalog value.
     pub desired_id: Option<String>,
+    /// Its order among the states of its command (an answer echoes it); `None` when Realer gave none.
     pub sequence_number: Option<i64>,
     /// When it expires, as Realer gave it (or as computed from `expires_in`).
     pub expires_at: Option<String>,
     /// `expires_at` in Unix milliseconds; `None` when absent or unreadable.
     pub expires_at_unix_ms: Option<i64>,
+    /// Apply it, or answer it stale.
     pub action: DesiredAction,
 }
 
 /// What Realer wants, and from which kind of service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredStates {
+    /// Which kind of service answered.
     pub source: DesiredSource,
+    /// What it wants, decided (each state's `action`).
     pub states: StateList,
 }
 
 /// One thing Realer wants, borrowed from the [`StateList`] that holds it; see [`DesiredState`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DesiredStateRef<'a> {
+    /// As [`DesiredState::command_id`].
     pub command_id: &'a str,
+    /// As [`DesiredState::value`].
     pub value: Option<&'a str>,
+    /// As [`DesiredState::value_type`].
     pub value_type: Option<&'a str>,
+    /// As [`DesiredState::desired_id`].
     pub desired_id: Option<&'a str>,
+    /// As [`DesiredState::sequence_number`].
     pub sequence_number: Option<i64>,
+    /// As [`DesiredState::expires_at`].
     pub expires_at: Option<&'a str>,
+    /// As [`DesiredState::expires_at_unix_ms`].
     pub expires_at_unix_ms: Option<i64>,
+    /// As [`DesiredState::action`].
     pub action: DesiredAction,
 }
 
@@ -90,6 +103,7 @@ impl DesiredStateRef<'_> {
         answer_item(self.command_id, self.desired_id, self.sequence_number, value, status).map(ItemRef::to_owned)
     }
 
+    /// The state with its strings owned.
     pub fn to_owned(&self) -> DesiredState {
         DesiredState {
             command_id: self.command_id.to_string(),
@@ -104,14 +118,31 @@ impl DesiredStateRef<'_> {
     }
 }
 
-// A state in a list: strings command_id, value, value_type, desired_id, expires_at; integers sequence_number,
-// expires_at_unix_ms; the tag is the action.
-const S_COMMAND: usize = 0;
-const S_DESIRED: usize = 3;
-const I_SEQUENCE: usize = 0;
-const I_EXPIRES: usize = 1;
+// The slots of a state in its record: its strings, its integers, and its action as the tag. Written by
+// `StateList::push`, read by `state_of` and `view`: the only place these numbers stand.
+const S_COMMAND_ID: usize = 0;
+const S_VALUE: usize = 1;
+const S_VALUE_TYPE: usize = 2;
+const S_DESIRED_ID: usize = 3;
+const S_EXPIRES_AT: usize = 4;
+const STRINGS: usize = 5;
+const I_SEQUENCE_NUMBER: usize = 0;
+const I_EXPIRES_AT_UNIX_MS: usize = 1;
 const TAG_APPLY: u8 = 1;
 const TAG_STALE: u8 = 2;
+
+/// A stored state as the C ABI hands it over: its strings as C strings of the list (absent ones `None`), each
+/// field by name.
+pub(crate) struct StateView<'a> {
+    pub command_id: &'a CStr,
+    pub value: Option<&'a CStr>,
+    pub value_type: Option<&'a CStr>,
+    pub desired_id: Option<&'a CStr>,
+    pub sequence_number: Option<i64>,
+    pub expires_at: Option<&'a CStr>,
+    pub expires_at_unix_ms: Option<i64>,
+    pub action: DesiredAction,
+}
 
 /// Desired states, stored compactly (see the crate's README, "Bounded memory"): a state costs about its
 /// JSON text. Read it with `get`, `iter`, or `to_vec` for owned states.
@@ -121,7 +152,7 @@ pub struct StateList {
 }
 
 /// A stored state's action.
-pub(crate) fn action_of(r: &Record<'_>) -> DesiredAction {
+fn action_of(r: &Record<'_>) -> DesiredAction {
     if r.tag == TAG_STALE {
         DesiredAction::Stale
     } else {
@@ -131,13 +162,26 @@ pub(crate) fn action_of(r: &Record<'_>) -> DesiredAction {
 
 fn state_of(r: Record<'_>) -> DesiredStateRef<'_> {
     DesiredStateRef {
-        command_id: r.str(S_COMMAND).unwrap_or_default(),
-        value: r.str(1),
-        value_type: r.str(2),
-        desired_id: r.str(S_DESIRED),
-        sequence_number: r.ints[I_SEQUENCE],
-        expires_at: r.str(4),
-        expires_at_unix_ms: r.ints[I_EXPIRES],
+        command_id: r.str(S_COMMAND_ID).unwrap_or_default(),
+        value: r.str(S_VALUE),
+        value_type: r.str(S_VALUE_TYPE),
+        desired_id: r.str(S_DESIRED_ID),
+        sequence_number: r.ints[I_SEQUENCE_NUMBER],
+        expires_at: r.str(S_EXPIRES_AT),
+        expires_at_unix_ms: r.ints[I_EXPIRES_AT_UNIX_MS],
+        action: action_of(&r),
+    }
+}
+
+fn view(r: Record<'_>) -> StateView<'_> {
+    StateView {
+        command_id: r.strings[S_COMMAND_ID].unwrap_or(c""),
+        value: r.strings[S_VALUE],
+        value_type: r.strings[S_VALUE_TYPE],
+        desired_id: r.strings[S_DESIRED_ID],
+        sequence_number: r.ints[I_SEQUENCE_NUMBER],
+        expires_at: r.strings[S_EXPIRES_AT],
+        expires_at_unix_ms: r.ints[I_EXPIRES_AT_UNIX_MS],
         action: action_of(&r),
     }
 }
@@ -146,9 +190,11 @@ impl StateList {
     pub(crate) fn with_capacity(items: usize, answer_bytes: usize) -> StateList {
         StateList { records: Records::with_capacity(items, answer_bytes) }
     }
+    /// The number of states.
     pub fn len(&self) -> usize {
         self.records.len()
     }
+    /// Whether the list has no state.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -156,6 +202,7 @@ impl StateList {
     pub fn get(&self, index: usize) -> Option<DesiredStateRef<'_>> {
         self.records.get(index).map(state_of)
     }
+    /// Every state in order, borrowed from the list.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = DesiredStateRef<'_>> + '_ {
         // Every index below len() is an item; the fallback is never used.
         const NONE: DesiredStateRef<'static> = DesiredStateRef {
@@ -174,17 +221,22 @@ impl StateList {
     pub fn to_vec(&self) -> Vec<DesiredState> {
         self.iter().map(|s| s.to_owned()).collect()
     }
-    /// State `index` as stored, for the C ABI.
-    pub(crate) fn record(&self, index: usize) -> Option<Record<'_>> {
-        self.records.get(index)
+    /// State `index` as C strings, each field by name (for the C ABI).
+    pub(crate) fn view(&self, index: usize) -> Option<StateView<'_>> {
+        self.records.get(index).map(view)
     }
     pub(crate) fn push(&mut self, s: &DesiredStateRef<'_>) {
         let tag = if s.action == DesiredAction::Stale { TAG_STALE } else { TAG_APPLY };
-        self.records.push(
-            tag,
-            [s.sequence_number, s.expires_at_unix_ms],
-            &[Some(s.command_id), s.value, s.value_type, s.desired_id, s.expires_at],
-        );
+        let mut strings = [None; STRINGS];
+        strings[S_COMMAND_ID] = Some(s.command_id);
+        strings[S_VALUE] = s.value;
+        strings[S_VALUE_TYPE] = s.value_type;
+        strings[S_DESIRED_ID] = s.desired_id;
+        strings[S_EXPIRES_AT] = s.expires_at;
+        let mut ints = [None; MAX_INTS];
+        ints[I_SEQUENCE_NUMBER] = s.sequence_number;
+        ints[I_EXPIRES_AT_UNIX_MS] = s.expires_at_unix_ms;
+        self.records.push(tag, ints, &strings);
     }
     pub(crate) fn shrink(&mut self) {
         self.records.shrink();
@@ -212,18 +264,6 @@ impl<'a> IntoIterator for &'a StateList {
 /// batch again).
 pub(crate) const REPROBE_AFTER: Duration = Duration::from_secs(3600);
 
-/// What a service answered when asked for `/desired-states` and found not to offer them (contract section 3b:
-/// 400, 403, 404 or 405), and under which token scope and catalog: the client keeps to the catalog's values
-/// while both stay the same.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Fallback {
-    pub http_status: u16,
-    /// The scopes the token of the finding was granted, as the token answer listed them.
-    pub scope: Option<String>,
-    /// [`catalog_fingerprint`] of the catalog read with it; `None` until one was read.
-    pub catalog: Option<u64>,
-}
-
 /// The scope that gives access to `/desired-states` (contract sections 2 and 3b).
 pub(crate) const DESIRED_STATE_SCOPE: &str = "iot:desired-state:read";
 
@@ -248,9 +288,6 @@ pub(crate) fn catalog_fingerprint(states: &StateList) -> u64 {
         sum.wrapping_add(h)
     })
 }
-
-/// How many answered `desired_id`s are remembered (per client, and per outbox file).
-const ANSWERED_KEPT: usize = 4096;
 
 #[derive(Deserialize)]
 struct StateItem<'a> {
@@ -326,7 +363,7 @@ pub(crate) fn parse_desired_states(
 }
 
 /// The older service's wants: every representable command with a value (then kept only where the value is new:
-/// [`AnsweredLog::keep_new_catalog_values`]).
+/// [`keep_new_catalog_values`]).
 pub(crate) fn from_catalog<'a>(c: &'a CommandRef<'_>) -> Option<DesiredStateRef<'a>> {
     if c.error.is_some() {
         return None;
@@ -347,7 +384,7 @@ pub(crate) fn from_catalog<'a>(c: &'a CommandRef<'_>) -> Option<DesiredStateRef<
 #[derive(Default)]
 pub(crate) struct FromCatalog(pub StateList);
 
-impl CommandSink for FromCatalog {
+impl ItemSink<Command> for FromCatalog {
     fn reserve(&mut self, items: usize, answer_bytes: usize) {
         self.0 = StateList::with_capacity(items, answer_bytes);
     }
@@ -367,9 +404,9 @@ impl CommandSink for FromCatalog {
 /// state of that command, and every expired one, is `Stale`. A state without `sequence_number` has no order:
 /// it is applied unless expired. An expiry that cannot be read cannot be shown to lie ahead: stale. Works in
 /// place: what it adds is 4 bytes a state (the states with a sequence number, sorted by command).
-pub(crate) fn decide(states: &mut StateList, seen: &AnsweredLog, now_unix_ms: i64) -> Result<()> {
+pub(crate) fn decide(states: &mut StateList, seen: &DesiredMemory, now_unix_ms: i64) -> Result<()> {
     let mut failed = None;
-    states.records.retain(|r| match seen.answered(r.str(S_DESIRED).unwrap_or_default()) {
+    states.records.retain(|r| match seen.answered(r.str(S_DESIRED_ID).unwrap_or_default()) {
         Ok(answered) => !answered,
         Err(e) => {
             failed.get_or_insert(e);
@@ -471,22 +508,6 @@ pub(crate) fn answer_item<'a>(
     }
 }
 
-/// What this device answered: the highest `sequence_number` per command and the last `desired_id`s, in
-/// memory, or in the outbox file (shared by every process that opens it, kept across restarts).
-pub(crate) enum AnsweredLog {
-    Memory(Mutex<Memory>),
-    File(Mutex<Connection>),
-}
-
-#[derive(Default)]
-pub(crate) struct Memory {
-    latest: HashMap<String, i64>,
-    answered: HashSet<String>,
-    order: VecDeque<String>,
-    /// The last catalog value seen per command: its value type and value.
-    catalog: HashMap<String, (Option<String>, String)>,
-}
-
 /// Whether a catalog value is the one last seen for its command (contract section 3: by `value_type`,
 /// numerically for NumericRange and Binary); a changed `value_type` is a new value.
 fn same_catalog_value(seen: (Option<&str>, &str), value_type: Option<&str>, value: &str) -> bool {
@@ -497,250 +518,37 @@ fn same_catalog_value(seen: (Option<&str>, &str), value_type: Option<&str>, valu
     same_type && crate::catalog::values_equal(value_type, seen.1, value)
 }
 
-fn storage(path: &str, e: rusqlite::Error) -> Error {
-    Error::new(ErrorKind::Storage, format!("outbox file {path}: desired-state memory: {e}"))
-}
-
-impl AnsweredLog {
-    pub(crate) fn memory() -> AnsweredLog {
-        AnsweredLog::Memory(Mutex::new(Memory::default()))
-    }
-
-    /// Opens the tables in the outbox file at `path` (created when missing).
-    pub(crate) fn open(path: &str, busy: Duration) -> Result<AnsweredLog> {
-        let conn = Connection::open(Path::new(path)).map_err(|e| storage(path, e))?;
-        conn.busy_timeout(busy).map_err(|e| storage(path, e))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS desired_sequence (
-                 command_id TEXT PRIMARY KEY, sequence_number INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS desired_answered (
-                 seq INTEGER PRIMARY KEY AUTOINCREMENT, desired_id TEXT NOT NULL UNIQUE);
-             CREATE TABLE IF NOT EXISTS catalog_seen (
-                 command_id TEXT PRIMARY KEY, value_type TEXT, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS desired_fallback (
-                 service TEXT PRIMARY KEY, http_status INTEGER NOT NULL, scope TEXT, catalog INTEGER);",
-        )
-        .map_err(|e| storage(path, e))?;
-        Ok(AnsweredLog::File(Mutex::new(conn)))
-    }
-
-    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn file_error(e: rusqlite::Error) -> Error {
-        Error::new(ErrorKind::Storage, format!("outbox file: desired-state memory: {e}"))
-    }
-
-    /// The highest `sequence_number` answered for `command_id`.
-    pub(crate) fn latest(&self, command_id: &str) -> Result<Option<i64>> {
-        match self {
-            AnsweredLog::Memory(m) => Ok(Self::lock(m).latest.get(command_id).copied()),
-            AnsweredLog::File(c) => Self::lock(c)
-                .query_row(
-                    "SELECT sequence_number FROM desired_sequence WHERE command_id = ?1",
-                    params![command_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(Self::file_error),
-        }
-    }
-
-    /// Whether `desired_id` was answered (or queued to be).
-    pub(crate) fn answered(&self, desired_id: &str) -> Result<bool> {
-        if desired_id.is_empty() {
-            return Ok(false);
-        }
-        match self {
-            AnsweredLog::Memory(m) => Ok(Self::lock(m).answered.contains(desired_id)),
-            AnsweredLog::File(c) => Self::lock(c)
-                .query_row("SELECT 1 FROM desired_answered WHERE desired_id = ?1", params![desired_id], |_| Ok(()))
-                .optional()
-                .map(|r| r.is_some())
-                .map_err(Self::file_error),
-        }
-    }
-
-    /// Remembers an answer accepted by Realer or queued in the outbox.
-    pub(crate) fn record(
-        &self,
-        command_id: &str,
-        desired_id: Option<&str>,
-        sequence_number: Option<i64>,
-    ) -> Result<()> {
-        match self {
-            AnsweredLog::Memory(m) => {
-                let mut m = Self::lock(m);
-                if let Some(seq) = sequence_number {
-                    let e = m.latest.entry(command_id.to_string()).or_insert(seq);
-                    *e = (*e).max(seq);
-                }
-                if let Some(d) = desired_id {
-                    if m.answered.insert(d.to_string()) {
-                        m.order.push_back(d.to_string());
-                        while m.order.len() > ANSWERED_KEPT {
-                            if let Some(old) = m.order.pop_front() {
-                                m.answered.remove(&old);
-                            }
-                        }
-                    }
-                }
-                Ok(())
+/// Keeps in `states` (catalog values, read from an older service) only the values that are new for their
+/// command (contract section 3): seen for the first time, or different from the last value seen. Each one
+/// kept becomes the last value seen; a value already acted on is never handed over again, so a local
+/// physical change is not undone by the next poll, nor (with the outbox file) by a restart. One pass of the
+/// memory, written only when something is new.
+pub(crate) fn keep_new_catalog_values(states: &mut StateList, memory: &DesiredMemory) -> Result<()> {
+    memory.seen_values(|seen| {
+        let mut failed = None;
+        states.records.retain(|r| {
+            if failed.is_some() {
+                return true;
             }
-            AnsweredLog::File(c) => {
-                let mut conn = Self::lock(c);
-                let tx = conn.transaction().map_err(Self::file_error)?;
-                if let Some(seq) = sequence_number {
-                    tx.execute(
-                        "INSERT INTO desired_sequence (command_id, sequence_number) VALUES (?1, ?2)
-                         ON CONFLICT(command_id) DO UPDATE SET sequence_number = MAX(sequence_number, excluded.sequence_number)",
-                        params![command_id, seq],
-                    )
-                    .map_err(Self::file_error)?;
+            let id = r.str(S_COMMAND_ID).unwrap_or_default();
+            let (value_type, value) = (r.str(S_VALUE_TYPE), r.str(S_VALUE));
+            let new = match (seen.get(id), value) {
+                (Ok(Some((t, v))), Some(value)) => !same_catalog_value((t.as_deref(), &v), value_type, value),
+                (Ok(_), _) => true,
+                (Err(e), _) => {
+                    failed = Some(e);
+                    return true;
                 }
-                if let Some(d) = desired_id {
-                    tx.execute("INSERT OR IGNORE INTO desired_answered (desired_id) VALUES (?1)", params![d])
-                        .map_err(Self::file_error)?;
-                    tx.execute(
-                        "DELETE FROM desired_answered WHERE seq <= (SELECT MAX(seq) FROM desired_answered) - ?1",
-                        params![ANSWERED_KEPT as i64],
-                    )
-                    .map_err(Self::file_error)?;
+            };
+            if new {
+                if let Err(e) = seen.set(id, value_type, value.unwrap_or_default()) {
+                    failed = Some(e);
                 }
-                tx.commit().map_err(Self::file_error)
             }
-        }
-    }
-}
-
-impl AnsweredLog {
-    /// Keeps in `states` (catalog values, read from an older service) only the values that are new for their
-    /// command (contract section 3): seen for the first time, or different from the last value seen. Each one
-    /// kept becomes the last value seen; a value already acted on is never handed over again, so a local
-    /// physical change is not undone by the next poll, nor (with the outbox file) by a restart. One
-    /// transaction, written only when something is new.
-    pub(crate) fn keep_new_catalog_values(&self, states: &mut StateList) -> Result<()> {
-        let new_value = |s: &Record<'_>, seen: Option<(Option<&str>, &str)>| match (seen, s.str(1)) {
-            (Some(seen), Some(value)) => !same_catalog_value(seen, s.str(2), value),
-            _ => true,
-        };
-        match self {
-            AnsweredLog::Memory(m) => {
-                let mut m = Self::lock(m);
-                states.records.retain(|r| {
-                    let id = r.str(S_COMMAND).unwrap_or_default();
-                    let seen = m.catalog.get(id).map(|(t, v)| (t.as_deref(), v.as_str()));
-                    let new = new_value(&r, seen);
-                    if new {
-                        let entry = (r.str(2).map(str::to_string), r.str(1).unwrap_or_default().to_string());
-                        m.catalog.insert(id.to_string(), entry);
-                    }
-                    new
-                });
-                Ok(())
-            }
-            AnsweredLog::File(c) => {
-                let mut conn = Self::lock(c);
-                // IMMEDIATE: another process sharing the file decides after this one, not at the same time.
-                let tx = conn
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .map_err(Self::file_error)?;
-                let mut failed = None;
-                let mut changed = 0usize;
-                {
-                    let mut read = tx
-                        .prepare_cached("SELECT value_type, value FROM catalog_seen WHERE command_id = ?1")
-                        .map_err(Self::file_error)?;
-                    let mut write = tx
-                        .prepare_cached(
-                            "INSERT INTO catalog_seen (command_id, value_type, value) VALUES (?1, ?2, ?3)
-                             ON CONFLICT(command_id) DO UPDATE SET value_type = excluded.value_type,
-                                                                   value = excluded.value",
-                        )
-                        .map_err(Self::file_error)?;
-                    states.records.retain(|r| {
-                        if failed.is_some() {
-                            return true;
-                        }
-                        let id = r.str(S_COMMAND).unwrap_or_default();
-                        let seen = read
-                            .query_row(params![id], |row| {
-                                Ok((row.get::<_, Option<String>>(0)?, row.get::<_, String>(1)?))
-                            })
-                            .optional();
-                        let new = match seen {
-                            Ok(seen) => new_value(&r, seen.as_ref().map(|(t, v)| (t.as_deref(), v.as_str()))),
-                            Err(e) => {
-                                failed = Some(e);
-                                return true;
-                            }
-                        };
-                        if new {
-                            match write.execute(params![id, r.str(2), r.str(1).unwrap_or_default()]) {
-                                Ok(_) => changed += 1,
-                                Err(e) => failed = Some(e),
-                            }
-                        }
-                        new
-                    });
-                }
-                if let Some(e) = failed {
-                    return Err(Self::file_error(e));
-                }
-                if changed == 0 {
-                    // Nothing to write: no commit, no fsync (a poll that finds nothing new costs no disk write).
-                    return tx.rollback().map_err(Self::file_error);
-                }
-                tx.commit().map_err(Self::file_error)
-            }
-        }
-    }
-
-    /// The fallback found earlier for `service` (base URL, device and client), in the outbox file; `None` in
-    /// memory (a new client without an outbox file asks the service again).
-    pub(crate) fn fallback(&self, service: &str) -> Result<Option<Fallback>> {
-        let AnsweredLog::File(c) = self else { return Ok(None) };
-        Self::lock(c)
-            .query_row(
-                "SELECT http_status, scope, catalog FROM desired_fallback WHERE service = ?1",
-                params![service],
-                |r| {
-                    Ok(Fallback {
-                        http_status: r.get::<_, i64>(0)?.clamp(0, 999) as u16,
-                        scope: r.get(1)?,
-                        catalog: r.get::<_, Option<i64>>(2)?.map(|n| n as u64),
-                    })
-                },
-            )
-            .optional()
-            .map_err(Self::file_error)
-    }
-
-    /// Keeps (or, with `None`, forgets) the fallback found for `service`, in the outbox file.
-    pub(crate) fn set_fallback(&self, service: &str, fallback: Option<&Fallback>) -> Result<()> {
-        let AnsweredLog::File(c) = self else { return Ok(()) };
-        let conn = Self::lock(c);
-        match fallback {
-            Some(f) => conn.execute(
-                "INSERT OR REPLACE INTO desired_fallback (service, http_status, scope, catalog) VALUES (?1, ?2, ?3, ?4)",
-                params![service, i64::from(f.http_status), f.scope, f.catalog.map(|n| n as i64)],
-            ),
-            None => conn.execute("DELETE FROM desired_fallback WHERE service = ?1", params![service]),
-        }
-        .map(drop)
-        .map_err(Self::file_error)
-    }
-}
-
-impl std::fmt::Debug for AnsweredLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            AnsweredLog::Memory(_) => "AnsweredLog::Memory",
-            AnsweredLog::File(_) => "AnsweredLog::File",
-        })
-    }
+            new
+        });
+        failed.map_or(Ok(()), Err)
+    })
 }
 
 #[cfg(test)]
@@ -798,7 +606,7 @@ mod tests {
 
     #[test]
     fn decides_apply_and_stale_as_the_contract_says() {
-        let log = AnsweredLog::memory();
+        let log = DesiredMemory::in_memory();
         let mut s = parse(&format!(
             r#"{{"desired_states":[
                 {{"desired_id":"low","command_id":1,"value":"1","sequence_number":2}},
@@ -869,9 +677,9 @@ mod tests {
         list
     }
 
-    fn new_values(log: &AnsweredLog, values: &[(&str, &str, &str)]) -> Vec<(String, String)> {
+    fn new_values(log: &DesiredMemory, values: &[(&str, &str, &str)]) -> Vec<(String, String)> {
         let mut list = catalog(values);
-        log.keep_new_catalog_values(&mut list).unwrap();
+        keep_new_catalog_values(&mut list, log).unwrap();
         list.iter().map(|s| (s.command_id.to_string(), s.value.unwrap().to_string())).collect()
     }
 
@@ -885,7 +693,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("outbox.db");
         let path = path.to_str().unwrap();
-        for log in [AnsweredLog::memory(), AnsweredLog::open(path, Duration::from_secs(5)).unwrap()] {
+        for log in [DesiredMemory::in_memory(), DesiredMemory::open_file(path).unwrap()] {
             let first = [("1", "NumericRange", "1.0"), ("2", "Enum", "open"), ("3", "Binary", "0")];
             assert_eq!(new_values(&log, &first), pairs(&[("1", "1.0"), ("2", "open"), ("3", "0")]), "first seen");
             assert!(new_values(&log, &first).is_empty(), "already acted on: never again");
@@ -900,7 +708,7 @@ mod tests {
             assert_eq!(new_values(&log, &retyped), pairs(&[("3", "0"), ("4", "x")]));
         }
         // The file remembers across a reopen (a restart).
-        let log = AnsweredLog::open(path, Duration::from_secs(5)).unwrap();
+        let log = DesiredMemory::open_file(path).unwrap();
         assert!(new_values(&log, &[("1", "NumericRange", "2.50"), ("4", "Enum", "x")]).is_empty());
         assert_eq!(new_values(&log, &[("1", "NumericRange", "1.0")]), pairs(&[("1", "1.0")]));
         drop(log);
@@ -924,40 +732,5 @@ mod tests {
         assert!(!f(403, Some("iot:catalog:read iot:desired-state:read")).scope_lacks_desired_states());
         assert!(!f(403, None).scope_lacks_desired_states(), "a scope not said is not known to lack it");
         assert!(!f(404, Some("iot:catalog:read")).scope_lacks_desired_states());
-
-        let dir = std::env::temp_dir().join(format!("realer-fallback-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("outbox.db");
-        let log = AnsweredLog::open(path.to_str().unwrap(), Duration::from_secs(5)).unwrap();
-        assert_eq!(log.fallback("svc").unwrap(), None);
-        let found = Fallback { catalog: Some(u64::MAX - 1), ..f(404, Some("s")) };
-        log.set_fallback("svc", Some(&found)).unwrap();
-        drop(log);
-        let log = AnsweredLog::open(path.to_str().unwrap(), Duration::from_secs(5)).unwrap();
-        assert_eq!(log.fallback("svc").unwrap(), Some(found));
-        assert_eq!(log.fallback("other").unwrap(), None);
-        log.set_fallback("svc", None).unwrap();
-        assert_eq!(log.fallback("svc").unwrap(), None);
-        assert_eq!(AnsweredLog::memory().fallback("svc").unwrap(), None, "in memory: a new client asks again");
-        drop(log);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_file_log_survives_a_reopen() {
-        let dir = std::env::temp_dir().join(format!("realer-desired-{}-{}", std::process::id(), NOW));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("outbox.db");
-        let path = path.to_str().unwrap();
-        let log = AnsweredLog::open(path, Duration::from_secs(5)).unwrap();
-        log.record("1", Some("des_a"), Some(3)).unwrap();
-        log.record("1", Some("des_b"), Some(2)).unwrap();
-        drop(log);
-        let log = AnsweredLog::open(path, Duration::from_secs(5)).unwrap();
-        assert_eq!(log.latest("1").unwrap(), Some(3));
-        assert!(log.answered("des_a").unwrap() && log.answered("des_b").unwrap() && !log.answered("des_c").unwrap());
-        assert_eq!(log.latest("2").unwrap(), None);
-        drop(log);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

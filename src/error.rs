@@ -1,6 +1,6 @@
 //! The one error type of the core: a kind that maps to a C status, plus what Realer said about it.
 //! Messages never carry a secret: the client secret and tokens are not formatted anywhere in this crate, and
-//! what a server said passes through [`Error::map_server_text`] (secrets it echoed are redacted, control
+//! what a server said passes through `Error::map_server_text` (secrets it echoed are redacted, control
 //! characters dropped) before a caller or a log line sees it.
 
 use std::fmt;
@@ -42,7 +42,9 @@ pub enum ErrorKind {
 /// A failure, with everything Realer said about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Error {
+    /// What kind of failure it is (the C status it maps to).
     pub kind: ErrorKind,
+    /// What happened, for people (secrets redacted, control characters removed).
     pub message: String,
     /// HTTP status of the answer, 0 when none arrived.
     pub http_status: u16,
@@ -64,6 +66,8 @@ pub struct Error {
 }
 
 impl Error {
+    /// An error of `kind` with `message` and nothing from a server; retryable when it is a network error or a
+    /// timeout.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
             kind,
@@ -79,18 +83,22 @@ impl Error {
         }
     }
 
+    /// A bad argument (`ErrorKind::InvalidArgument`).
     pub fn invalid(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidArgument, message)
     }
 
+    /// A bad or missing setting (`ErrorKind::Config`).
     pub fn config(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Config, message)
     }
 
+    /// An answer this client cannot read as the contract says (`ErrorKind::Protocol`).
     pub fn protocol(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Protocol, message)
     }
 
+    /// A bug inside the library (`ErrorKind::Internal`).
     pub fn internal(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Internal, message)
     }
@@ -176,6 +184,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The result of every fallible call of the library.
 pub type Result<T> = std::result::Result<T, Error>;
 
 #[cfg(test)]

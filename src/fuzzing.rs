@@ -2,7 +2,7 @@
 //! client runs it, and returns the kind of error a caller would get. Not part of the API: compiled only with
 //! the `test-hooks` feature, hidden from the documentation.
 
-use crate::catalog::{self, CommandSink, Commands, SensorSink, Sensors};
+use crate::catalog::{self, Command, Commands, ItemSink, Sensor, Sensors};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::SingleAnswer;
 use crate::transport::Answer;
@@ -39,19 +39,19 @@ pub fn token(is_json: bool, body: &[u8], now_unix_ms: i64) -> Outcome {
 /// A commands answer into the Rust API's list (sized first, as the client does).
 pub fn commands(body: &[u8]) -> Outcome {
     let mut list = Commands::default();
-    list.reserve(catalog::count(body, "commands", "command"), body.len());
-    let r = catalog::parse_commands(body, &mut |c| list.push(c), &mut |_, _| {});
+    list.reserve(catalog::count::<Command>(body), body.len());
+    let r = catalog::parse::<Command>(body, &mut |c| list.push(c), &mut |_, _| {});
     list.finish();
     for (i, c) in list.iter().enumerate() {
-        assert!(list.get(i).is_some_and(|x| x == c) && list.c_item(i).is_some());
+        assert!(list.get(i).is_some_and(|x| x == c) && list.view(i).is_some());
     }
     status(&r)
 }
 
 pub fn sensors(body: &[u8]) -> Outcome {
     let mut list = Sensors::default();
-    list.reserve(catalog::count(body, "sensors", "sensor"), body.len());
-    let r = catalog::parse_sensors(body, &mut |s| list.push(s), &mut |_, _| {});
+    list.reserve(catalog::count::<Sensor>(body), body.len());
+    let r = catalog::parse::<Sensor>(body, &mut |s| list.push(s), &mut |_, _| {});
     list.finish();
     status(&r)
 }
@@ -59,7 +59,7 @@ pub fn sensors(body: &[u8]) -> Outcome {
 /// A `/desired-states` answer, read and decided.
 pub fn desired_states(body: &[u8], now_unix_ms: i64) -> Outcome {
     let r = desired::parse_desired_states(body, now_unix_ms, &mut |_, _| {}).and_then(|mut states| {
-        desired::decide(&mut states, &desired::AnsweredLog::memory(), now_unix_ms)?;
+        desired::decide(&mut states, &desired::DesiredMemory::in_memory(), now_unix_ms)?;
         Ok(states)
     });
     status(&r)

@@ -9,6 +9,8 @@
 // Only the C boundary and the process-wide machinery may hold code the compiler cannot check (`unsafe_code`
 // denied, allowed on `ffi` and `process`).
 #![deny(unsafe_code)]
+// Every public item of the core is documented (the C ABI's are, for the header: `deny` on `ffi`).
+#![warn(missing_docs)]
 // Some of the core's crate-private helpers serve only the C boundary (views of the compact lists, batches of
 // items as C hands them over): a build without `capi` leaves them unused. Dead code is still found in the
 // builds with `capi`, which `cargo clippy --workspace --all-targets` checks.
@@ -20,7 +22,6 @@ pub mod catalog;
 pub mod client;
 mod codes;
 pub mod config;
-mod config_file;
 pub mod desired;
 pub mod error;
 pub mod feed;

@@ -7,13 +7,18 @@ use std::sync::Arc;
 /// Severity of a log line; a logger receives lines at or below its `max_level`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Something failed.
     Error = 1,
+    /// Something went wrong and was handled (a retry, a fallback, a dropped item).
     Warn = 2,
+    /// What the client did (a token fetched, a fallback chosen).
     Info = 3,
+    /// Details for debugging.
     Debug = 4,
 }
 
 impl Level {
+    /// The level of a C `realer_log_level` value (1 to 4); `None` for another.
     pub fn from_i32(v: i32) -> Option<Level> {
         match v {
             1 => Some(Level::Error),
@@ -35,10 +40,12 @@ pub struct Logger {
 }
 
 impl Logger {
+    /// A logger that hands `sink` every line at `max_level` or more severe.
     pub fn new(max_level: Level, sink: impl Fn(Level, &str) + Send + Sync + 'static) -> Logger {
         Logger { sink: Arc::new(sink), max_level }
     }
 
+    /// Whether a line at `level` would reach the sink (checked before anything is formatted).
     pub fn enabled(&self, level: Level) -> bool {
         level <= self.max_level
     }
@@ -50,6 +57,7 @@ impl Logger {
         Logger { sink: Arc::new(move |level, line: &str| sink(level, &filter(line))), max_level: self.max_level }
     }
 
+    /// Hands the line to the sink when its level is enabled.
     pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
         if self.enabled(level) {
             (self.sink)(level, &args.to_string());

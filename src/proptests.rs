@@ -1,4 +1,4 @@
-//! Property tests over every parser of what a server sends (issue 12): the token answer, the catalog, desired
+//! Property tests over every parser of what a server sends (untrusted input): the token answer, the catalog, desired
 //! states, single and batch answers, error bodies, `Retry-After`, timestamps and CA PEM. For arbitrary bytes,
 //! arbitrary JSON and JSON shaped like each answer, a parser never panics, gives an answer or an error with a
 //! status, and stays within the memory rule (peak heap at most 4x the answer's size plus 1 MiB, counting the
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use crate::catalog::{self, CommandSink, Commands, SensorSink, Sensors};
+use crate::catalog::{self, Command, Commands, ItemSink, Sensor, Sensors};
 use crate::config::{Config, Secret};
 use crate::error::{Error, ErrorKind, Result};
 use crate::feed::{FeedOutcome, FeedResult, SingleAnswer};
@@ -63,8 +63,8 @@ fn token(answer: &Answer, now_unix_ms: i64) -> Result<auth::Grant> {
 fn commands(body: &[u8]) -> (Result<Commands>, usize) {
     let mut list = Commands::default();
     let mut warnings = 0;
-    list.reserve(catalog::count(body, "commands", "command"), body.len());
-    let r = catalog::parse_commands(body, &mut |c| list.push(c), &mut |_, _| warnings += 1);
+    list.reserve(catalog::count::<Command>(body), body.len());
+    let r = catalog::parse::<Command>(body, &mut |c| list.push(c), &mut |_, _| warnings += 1);
     list.finish();
     (r.map(|()| list), warnings)
 }
@@ -72,8 +72,8 @@ fn commands(body: &[u8]) -> (Result<Commands>, usize) {
 fn sensors(body: &[u8]) -> (Result<Sensors>, usize) {
     let mut list = Sensors::default();
     let mut warnings = 0;
-    list.reserve(catalog::count(body, "sensors", "sensor"), body.len());
-    let r = catalog::parse_sensors(body, &mut |s| list.push(s), &mut |_, _| warnings += 1);
+    list.reserve(catalog::count::<Sensor>(body), body.len());
+    let r = catalog::parse::<Sensor>(body, &mut |s| list.push(s), &mut |_, _| warnings += 1);
     list.finish();
     (r.map(|()| list), warnings)
 }
@@ -81,15 +81,15 @@ fn sensors(body: &[u8]) -> (Result<Sensors>, usize) {
 /// A commands answer read as an older service's desired states (the catalog's values).
 fn catalog_desired_states(body: &[u8]) -> Result<desired::StateList> {
     let mut sink = desired::FromCatalog::default();
-    sink.reserve(catalog::count(body, "commands", "command"), body.len());
-    catalog::parse_commands(body, &mut |c| sink.push(c), &mut |_, _| {})?;
+    sink.reserve(catalog::count::<Command>(body), body.len());
+    catalog::parse::<Command>(body, &mut |c| sink.push(c), &mut |_, _| {})?;
     sink.finish();
     Ok(sink.0)
 }
 
 fn desired_states(body: &[u8], now_unix_ms: i64) -> Result<desired::StateList> {
     let mut states = desired::parse_desired_states(body, now_unix_ms, &mut |_, _| {})?;
-    desired::decide(&mut states, &desired::AnsweredLog::memory(), now_unix_ms)?;
+    desired::decide(&mut states, &desired::DesiredMemory::in_memory(), now_unix_ms)?;
     states.shrink();
     Ok(states)
 }
@@ -371,7 +371,7 @@ proptest! {
         match list {
             // Every command has an id; one with an error carries nothing else.
             Ok(list) => {
-                prop_assert!(list.len() <= catalog::count(&body, "commands", "command"));
+                prop_assert!(list.len() <= catalog::count::<Command>(&body));
                 // Only the documented shape is a catalog, and an empty one only when its list is empty.
                 let found = json::for_each_item(&body, "commands", Some("command"), json::BareArray::Refuse, &mut |_| ())
                     .unwrap();

@@ -27,8 +27,9 @@ pub(crate) struct Records {
 }
 
 /// One item as stored: its tag, its integers and its strings (absent ones `None`), borrowed from the list.
+/// (`pub` only for the sealed trait of the catalog's lists, whose methods read it; the module is private.)
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Record<'a> {
+pub struct Record<'a> {
     pub tag: u8,
     pub ints: [Option<i64>; MAX_INTS],
     pub strings: [Option<&'a CStr>; MAX_STRINGS],

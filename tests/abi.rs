@@ -1,4 +1,4 @@
-//! The shared library's surface: only `realer_` symbols are exported, the SONAME is librealer.so.0.1
+//! The shared library's surface: only `realer_` symbols are exported, the SONAME is librealer.so.0.2
 //! (cargo-c's rule for 0.x: the ABI may change with the minor version), and the checked-in header declares
 //! every exported function. Needs the C library's build (`--features capi`) to have made target/*/librealer.so:
 //! scripts/test makes it.

@@ -1,4 +1,4 @@
-//! Cancel (issue 16): a firmware shutdown never waits on the network. Calls blocked on a server that never
+//! Cancel: a firmware shutdown never waits on the network. Calls blocked on a server that never
 //! answers, or one that drips its answer a byte at a time, return `Cancelled` promptly after
 //! `Client::cancel`; later calls return it at once until `resume`; nothing is lost or stored twice. The
 //! measured delays are printed (the target is 100 ms on loopback; the asserts allow 1 s for a loaded

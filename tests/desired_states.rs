@@ -1,4 +1,4 @@
-//! Realer as documented (issue 11): what Realer wants comes from `/desired-states` (v2) or from the catalog's
+//! Realer as documented (contract sections 3, 3b, 5 and 7): what Realer wants comes from `/desired-states` (v2) or from the catalog's
 //! values (v1) behind one call; answers echo the sequence; refusals of a request are never rejections; and
 //! the batch endpoint's guessed shape never holds data back. Each test runs against realer-sim.
 

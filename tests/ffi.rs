@@ -477,7 +477,7 @@ fn timestamps_format_into_caller_buffers() {
 }
 
 /// Through the C ABI: with the batch endpoint missing (404), `realer_feed_post_batch` still stores every
-/// item exactly once, one by one (issue 11).
+/// item exactly once, one by one (a path that does not route the batch endpoint holds no data back).
 #[test]
 fn a_batch_post_without_the_batch_endpoint_stores_each_item_once() {
     let sim = sim();

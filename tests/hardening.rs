@@ -1,4 +1,4 @@
-//! Issue 12's transport and configuration defects, each shown from outside: a read that may wait until the
+//! Transport and configuration edges a device meets, each shown from outside: a read that may wait until the
 //! call's deadline, files that are not regular files, secrets and control characters a server sends back,
 //! and Retry-After as an HTTP date. (Fork is tests/fork.rs; wiping freed buffers is tests/zeroize.rs.)
 

@@ -1,4 +1,4 @@
-//! What every fuzz target shares: the memory rule of issue 12 (peak heap while reading an answer at most 4x
+//! What every fuzz target shares: the memory rule (peak heap while reading an answer at most 4x
 //! its size plus 1 MiB, the answer included), checked on every input by a counting allocator, and the way an
 //! input's first bytes choose an HTTP status and flags.
 

@@ -31,7 +31,7 @@ the same names as KEY=value lines. Every failure raises `realer.RealerError` (a 
 Ctrl-C, ends a blocked call (`realer.CancelledError`).
 
 The library is found through REALER_LIB (a path), else the one inside the installed package (the wheel), else
-in the source tree the workspace's target/release or target/debug build (the newer), else librealer.so.0.1 on
+in the source tree the workspace's target/release or target/debug build (the newer), else librealer.so.0.2 on
 the system's library path.
 """
 

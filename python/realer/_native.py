@@ -24,7 +24,7 @@ from ctypes import (
 
 # The ABI this binding mirrors (include/realer.h, REALER_VERSION_MAJOR/MINOR). Pre-1.0 every minor release
 # may change it, so a library of another major.minor is refused rather than misread.
-ABI_VERSION = (0, 1)
+ABI_VERSION = (0, 2)
 
 # Constants of realer.h.
 REALER_MESSAGE_ID_MAX = 128
@@ -309,8 +309,8 @@ PROTOTYPES = {
     "realer_outbox_push_many": (realer_status, [POINTER(realer_client), POINTER(realer_feed_item), c_size_t]),
     "realer_outbox_flush": (realer_status, [POINTER(realer_client), c_size_t, POINTER(realer_flush_report)]),
     "realer_outbox_stats_read": (realer_status, [POINTER(realer_client), POINTER(realer_outbox_stats)]),
-    "realer_outbox_dead_letters": (realer_status, [POINTER(realer_client), POINTER(POINTER(realer_dead_letters))]),
-    "realer_outbox_clear_dead": (realer_status, [POINTER(realer_client), POINTER(c_uint64)]),
+    "realer_dead_letters_fetch": (realer_status, [POINTER(realer_client), POINTER(POINTER(realer_dead_letters))]),
+    "realer_dead_letters_clear": (realer_status, [POINTER(realer_client), POINTER(c_uint64)]),
     "realer_dead_letters_len": (c_size_t, [POINTER(realer_dead_letters)]),
     "realer_dead_letters_get": (realer_status, [POINTER(realer_dead_letters), c_size_t, POINTER(realer_dead_letter)]),
     "realer_dead_letters_free": (None, [POINTER(realer_dead_letters)]),
@@ -346,8 +346,8 @@ def _candidates():
     system = ctypes.util.find_library("realer")
     if system:
         found.append(("ctypes.util.find_library", system))
-    # The SONAME carries the minor version before 1.0 (librealer.so.0.1): the ABI this binding was written for.
-    found.append(("system library path", "librealer.so.0.1"))
+    # The SONAME carries the minor version before 1.0 (librealer.so.0.2): the ABI this binding was written for.
+    found.append(("system library path", "librealer.so.0.2"))
     return found
 
 

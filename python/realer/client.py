@@ -453,7 +453,7 @@ def _batch_results(ptr):
 
 
 def version():
-    """The loaded library's version, such as "0.1.0"."""
+    """The loaded library's version, such as "0.2.0"."""
     return n.lib.realer_version().decode("ascii", "replace")
 
 
@@ -1124,7 +1124,7 @@ class Outbox:
         """Every dead letter, oldest first (a list of `DeadLetter`)."""
         ptr = ctypes.POINTER(n.realer_dead_letters)()
         with self._client._handle_in_use() as h:
-            check(n.lib.realer_outbox_dead_letters(h, ctypes.byref(ptr)))
+            check(n.lib.realer_dead_letters_fetch(h, ctypes.byref(ptr)))
         try:
             out = []
             for i in range(n.lib.realer_dead_letters_len(ptr)):
@@ -1148,5 +1148,5 @@ class Outbox:
         """Deletes every dead letter; returns how many there were."""
         cleared = ctypes.c_uint64()
         with self._client._handle_in_use() as h:
-            check(n.lib.realer_outbox_clear_dead(h, ctypes.byref(cleared)))
+            check(n.lib.realer_dead_letters_clear(h, ctypes.byref(cleared)))
         return cleared.value

@@ -28,8 +28,11 @@ pub enum FeedOutcome {
 /// The fate of one item.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeedResult {
+    /// Stored, already stored, refused for good, or not known to be stored.
     pub outcome: FeedOutcome,
+    /// Realer's id of the stored item, when its answer gave one.
     pub feed_data_id: Option<i64>,
+    /// The HTTP status of the answer about this item, 0 when none arrived.
     pub http_status: u16,
     /// Realer's code (2000 on success), 0 when no answer arrived.
     pub code: i32,
@@ -65,6 +68,7 @@ impl FeedResult {
         FeedResult { outcome, ..FeedResult::not_sent(message_id, error) }
     }
 
+    /// Whether Realer has the item (created now, or idempotent: stored before).
     pub fn is_accepted(&self) -> bool {
         matches!(self.outcome, FeedOutcome::Created | FeedOutcome::Idempotent)
     }
@@ -183,7 +187,7 @@ pub(crate) fn parse_single(http_status: u16, body: &SingleAnswer, message_id: St
         outcome,
         feed_data_id: body.feed_data_id.as_ref().and_then(id_value),
         http_status,
-        code: body.code.as_ref().and_then(codes::code_value).unwrap_or(2000),
+        code: body.code.as_ref().and_then(codes::code_value).unwrap_or(codes::OK),
         message_id,
         value_received_at: String::new(),
         error: None,
@@ -252,13 +256,13 @@ fn batch_result(http_status: u16, r: &BatchResult<'_>, raw: &RawValue, message_i
     let feed_data_id = r.feed_data_id.as_str().and_then(|s| s.parse().ok());
     // Tolerated: a result without a status that carries a 2xxx code or a feed_data_id was stored.
     let stored = matches!(status, Some("created" | "idempotent"))
-        || (status.is_none() && (code.is_some_and(|c| (2000..3000).contains(&c)) || feed_data_id.is_some()));
+        || (status.is_none() && (code.is_some_and(codes::is_success) || feed_data_id.is_some()));
     if stored {
         return Some(FeedResult {
             outcome: if status == Some("idempotent") { FeedOutcome::Idempotent } else { FeedOutcome::Created },
             feed_data_id,
             http_status,
-            code: 2000,
+            code: codes::OK,
             message_id,
             value_received_at: String::new(),
             error: None,
@@ -271,8 +275,8 @@ fn batch_result(http_status: u16, r: &BatchResult<'_>, raw: &RawValue, message_i
     }
     // Judged by its own code, as a single answer with that code would be.
     let refusal = json::object::<Refusal<'_>>(raw).unwrap_or_default();
-    let code = code.unwrap_or(4000);
-    let item_status = u16::try_from(code / 1000 * 100 + code % 100).unwrap_or(400);
+    let code = code.unwrap_or(codes::BAD_REQUEST);
+    let item_status = codes::http_from_code(code);
     let mut err = codes::error_from_refusal(item_status, Some(&refusal), ErrorKind::Api);
     err.http_status = http_status;
     // A result in a batch answer's `results` is Realer's word on that item, with or without its own code.

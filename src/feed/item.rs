@@ -37,8 +37,11 @@ pub enum ReportStatus {
     /// Omitted: `applied` is implied with a `desired_id`; nothing without.
     #[default]
     None,
+    /// The desired state was applied (the default with a `desired_id`).
     Applied,
+    /// The device cannot apply the desired state.
     Rejected,
+    /// The desired state was not applied: expired, or superseded by a newer sequence.
     Stale,
     /// Only for a local physical change (no `desired_id`).
     Reported,
@@ -59,7 +62,9 @@ impl ReportStatus {
 /// One command acknowledgement or sensor reading.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FeedItem {
+    /// The sensor a reading is from (or `command_id`: exactly one of the two).
     pub sensor_id: Option<String>,
+    /// The command an acknowledgement is about (or `sensor_id`).
     pub command_id: Option<String>,
     /// The raw value, sent as a JSON string ("21.4").
     pub value: Option<String>,
@@ -67,8 +72,11 @@ pub struct FeedItem {
     pub value_received_at: Option<String>,
     /// `None` = generated.
     pub message_id: Option<String>,
+    /// The desired state this command report answers; `None` for a reading or a local change.
     pub desired_id: Option<String>,
+    /// How a command report answers its desired state.
     pub report_status: ReportStatus,
+    /// The answered desired state's `sequence_number`, echoed.
     pub sequence_number: Option<i64>,
 }
 
@@ -112,10 +120,12 @@ fn id_number(id: &str) -> Option<u64> {
 }
 
 impl FeedItem {
+    /// A reading of `sensor_id`; every other field as `Default` leaves it.
     pub fn sensor(sensor_id: &str, value: &str) -> FeedItem {
         FeedItem { sensor_id: Some(sensor_id.into()), value: Some(value.into()), ..FeedItem::default() }
     }
 
+    /// A report of command `command_id`'s physical value; every other field as `Default` leaves it.
     pub fn command(command_id: &str, value: &str) -> FeedItem {
         FeedItem { command_id: Some(command_id.into()), value: Some(value.into()), ..FeedItem::default() }
     }

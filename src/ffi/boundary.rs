@@ -1,13 +1,17 @@
 //! What every export shares, so that each body reads straight down (as rustls-ffi's do): the panic boundary
 //! ([`call`], [`guard`]), arguments from C ([`ref_arg`], [`mut_arg`], [`out_arg`], [`str_arg`],
-//! [`items_arg`]), results to C ([`Out`], [`write_str`], [`finish`]), and owning boxes handed to C.
+//! [`items_arg`]), results to C ([`Out`], [`write_str`], [`finish`]), owning boxes handed to C, and the
+//! bodies the exports of one shape share ([`with_config`], [`with_client`], [`make_into`], and a list's
+//! [`list_len`] and [`list_get`] through [`CList`]).
 
 use std::ffi::{c_char, CStr, CString};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
+use crate::client::Client;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ffi::client::realer_client;
 use crate::ffi::config::realer_config;
 use crate::ffi::error::{realer_status, set_last_error, status_of, REALER_ERR_INTERNAL, REALER_OK};
 
@@ -50,6 +54,73 @@ pub(crate) unsafe fn with_config(
         // SAFETY: forwarded from the caller.
         let config = unsafe { mut_arg(config, "config") }?;
         f(&mut config.inner)
+    })
+}
+
+/// The body of an export that acts on a client: `client` must not be NULL; `f` is the call.
+///
+/// # Safety
+/// `client` is NULL or a live handle from `realer_client_new`.
+pub(crate) unsafe fn with_client(client: *const realer_client, f: impl FnOnce(&Client) -> Result<()>) -> realer_status {
+    call(|| {
+        // SAFETY: forwarded from the caller.
+        let client = unsafe { ref_arg(client, "client") }?;
+        f(&client.inner)
+    })
+}
+
+/// The body of an export that makes an object from `from` (named `what` in errors: a client, a
+/// configuration) and hands it to C in `*out`, written only on success.
+///
+/// # Safety
+/// `from` is NULL or live; `out` is NULL or writable.
+pub(crate) unsafe fn make_into<F, T>(
+    from: *const F,
+    what: &str,
+    out: *mut *mut T,
+    make: impl FnOnce(&F) -> Result<T>,
+) -> realer_status {
+    call(|| {
+        // SAFETY: forwarded from the caller.
+        let (from, mut out) = unsafe { (ref_arg(from, what)?, out_arg(out, "out")?) };
+        out.write(into_raw(make(from)?));
+        Ok(())
+    })
+}
+
+/// A list handed to C, read with `_len` and `_get`: its length, and item `index` as the C struct `_get`
+/// fills (its strings pointing into the list).
+pub(crate) trait CList {
+    /// The C struct of one item.
+    type Item;
+    /// The list's name in a message ("commands"), and the argument's name in `_get` ("list").
+    const WHAT: &'static str;
+    const ARG: &'static str = "list";
+    fn len(&self) -> usize;
+    fn item(&self, index: usize) -> Option<Self::Item>;
+}
+
+/// The body of a list's `_len`: 0 for NULL.
+///
+/// # Safety
+/// `list` is NULL or live.
+pub(crate) unsafe fn list_len<L: CList>(list: *const L) -> usize {
+    // SAFETY: forwarded from the caller.
+    guard(0, || unsafe { list.as_ref() }.map_or(0, L::len))
+}
+
+/// The body of a list's `_get`: fills `*out` with item `index`. `REALER_ERR_INVALID_ARGUMENT`: `list` or
+/// `out` NULL, or `index` past the end (`*out` unchanged).
+///
+/// # Safety
+/// `list` is NULL or live; `out` is NULL or writable.
+pub(crate) unsafe fn list_get<L: CList>(list: *const L, index: usize, out: *mut L::Item) -> realer_status {
+    call(|| {
+        // SAFETY: forwarded from the caller.
+        let (list, mut out) = unsafe { (ref_arg(list, L::ARG)?, out_arg(out, "out")?) };
+        let item = list.item(index).ok_or_else(|| past_the_end(index, list.len(), L::WHAT))?;
+        out.write(item);
+        Ok(())
     })
 }
 

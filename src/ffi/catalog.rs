@@ -4,11 +4,10 @@
 
 use std::ffi::c_char;
 
-use crate::catalog::{Commands, Sensors};
-use crate::error::Result;
+use crate::catalog::{CatalogItem, CatalogList, Command, Commands, Sensor, Sensors};
 use crate::ffi::client::realer_client;
 use crate::ffi::error::realer_status;
-use crate::ffi::{c_ptr, call, free_box, guard, into_raw, out_arg, past_the_end, ref_arg, str_arg};
+use crate::ffi::{c_ptr, free_box, guard, list_get, list_len, make_into, str_arg, CList};
 
 /// A command of the catalog, as `realer_commands_get` fills it. Strings live as long as the list it came
 /// from; absent ones are NULL. The
@@ -62,28 +61,82 @@ pub struct realer_sensors {
     list: Sensors,
 }
 
-fn commands_list(client: &realer_client, id: Option<&str>) -> Result<realer_commands> {
-    Ok(realer_commands { list: client.inner.fetch_command_list(id)? })
+impl CList for realer_commands {
+    type Item = realer_command;
+    const WHAT: &'static str = "commands";
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+    fn item(&self, index: usize) -> Option<realer_command> {
+        let c = self.list.view(index)?;
+        Some(realer_command {
+            id: c.id.as_ptr(),
+            value: c_ptr(c.value),
+            value_type: c_ptr(c.value_type),
+            kind: c_ptr(c.kind),
+            pin_port: c_ptr(c.pin_port),
+            error_type: c_ptr(c.error.map(|e| e.0)),
+            error_message: c_ptr(c.error.map(|e| e.1)),
+        })
+    }
 }
 
-fn sensors_list(client: &realer_client, id: Option<&str>) -> Result<realer_sensors> {
-    let mut list = Sensors::default();
-    client.inner.fetch_sensors_with(id, &mut list)?;
-    Ok(realer_sensors { list })
+impl CList for realer_sensors {
+    type Item = realer_sensor;
+    const WHAT: &'static str = "sensors";
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+    fn item(&self, index: usize) -> Option<realer_sensor> {
+        let s = self.list.view(index)?;
+        Some(realer_sensor {
+            id: s.id.as_ptr(),
+            kind: c_ptr(s.kind),
+            qc: c_ptr(s.qc),
+            mu: c_ptr(s.mu),
+            pin_port: c_ptr(s.pin_port),
+            error_type: c_ptr(s.error.map(|e| e.0)),
+            error_message: c_ptr(s.error.map(|e| e.1)),
+        })
+    }
 }
 
-/// Runs a fetch and stores its list in `*out` on success.
-unsafe fn fetch_into<T>(
+/// The C handle of a catalog list (the two are fetched by the same code).
+trait CatalogHandle {
+    type Kind: CatalogItem;
+    fn wrap(list: CatalogList<Self::Kind>) -> Self;
+}
+
+impl CatalogHandle for realer_commands {
+    type Kind = Command;
+    fn wrap(list: Commands) -> Self {
+        realer_commands { list }
+    }
+}
+
+impl CatalogHandle for realer_sensors {
+    type Kind = Sensor;
+    fn wrap(list: Sensors) -> Self {
+        realer_sensors { list }
+    }
+}
+
+/// Reads the list (or, with `id`, one item) and stores it in `*out` on success.
+///
+/// # Safety
+/// `client` is NULL or live; `id` is NULL (the whole list) or NUL-terminated; `out` is NULL or writable.
+unsafe fn fetch<H: CatalogHandle>(
     client: *const realer_client,
-    out: *mut *mut T,
-    fetch: impl FnOnce(&realer_client) -> Result<T>,
+    id: Option<*const c_char>,
+    out: *mut *mut H,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (client, mut out) = unsafe { (ref_arg(client, "client")?, out_arg(out, "out")?) };
-        out.write(into_raw(fetch(client)?));
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        make_into(client, "client", out, |client| {
+            let id = id.map(|id| str_arg(id, "id")).transpose()?;
+            Ok(H::wrap(client.inner.fetch_list(id)?))
+        })
+    }
 }
 
 /// Reads the device's commands (GET /iot/v1/devices/{device_id}/commands). On success `*out` holds the list;
@@ -100,7 +153,7 @@ pub unsafe extern "C" fn realer_commands_fetch(
     out: *mut *mut realer_commands,
 ) -> realer_status {
     // SAFETY: forwarded from the caller.
-    unsafe { fetch_into(client, out, |c| commands_list(c, None)) }
+    unsafe { fetch(client, None, out) }
 }
 
 /// Reads one command by id; `*out` holds a list of exactly one command (free it with
@@ -115,12 +168,7 @@ pub unsafe extern "C" fn realer_command_fetch(
     out: *mut *mut realer_commands,
 ) -> realer_status {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        fetch_into(client, out, |c| {
-            let id = str_arg(id, "id")?;
-            commands_list(c, Some(id))
-        })
-    }
+    unsafe { fetch(client, Some(id), out) }
 }
 
 /// Reads the device's sensors (GET /iot/v1/devices/{device_id}/sensors). On success `*out` holds the list;
@@ -136,7 +184,7 @@ pub unsafe extern "C" fn realer_sensors_fetch(
     out: *mut *mut realer_sensors,
 ) -> realer_status {
     // SAFETY: forwarded from the caller.
-    unsafe { fetch_into(client, out, |c| sensors_list(c, None)) }
+    unsafe { fetch(client, None, out) }
 }
 
 /// Reads one sensor by id; `*out` holds a list of exactly one sensor. As `realer_command_fetch`.
@@ -150,12 +198,7 @@ pub unsafe extern "C" fn realer_sensor_fetch(
     out: *mut *mut realer_sensors,
 ) -> realer_status {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        fetch_into(client, out, |c| {
-            let id = str_arg(id, "id")?;
-            sensors_list(c, Some(id))
-        })
-    }
+    unsafe { fetch(client, Some(id), out) }
 }
 
 /// The number of commands in the list; 0 for NULL.
@@ -164,8 +207,8 @@ pub unsafe extern "C" fn realer_sensor_fetch(
 /// `list` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_commands_len(list: *const realer_commands) -> usize {
-    // SAFETY: the caller passes NULL or a live list.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.list.len()))
+    // SAFETY: forwarded from the caller.
+    unsafe { list_len(list) }
 }
 
 /// Fills `*out` with the command at `index`: its strings point into the list (valid as long as the list;
@@ -180,21 +223,8 @@ pub unsafe extern "C" fn realer_commands_get(
     index: usize,
     out: *mut realer_command,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
-        let c = list.list.c_item(index).ok_or_else(|| past_the_end(index, list.list.len(), "commands"))?;
-        out.write(realer_command {
-            id: c_ptr(c[0]),
-            value: c_ptr(c[1]),
-            value_type: c_ptr(c[2]),
-            kind: c_ptr(c[3]),
-            pin_port: c_ptr(c[4]),
-            error_type: c_ptr(c[5]),
-            error_message: c_ptr(c[6]),
-        });
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { list_get(list, index, out) }
 }
 
 /// Frees a command list and its strings. NULL is accepted.
@@ -213,8 +243,8 @@ pub unsafe extern "C" fn realer_commands_free(list: *mut realer_commands) {
 /// `list` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_sensors_len(list: *const realer_sensors) -> usize {
-    // SAFETY: the caller passes NULL or a live list.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.list.len()))
+    // SAFETY: forwarded from the caller.
+    unsafe { list_len(list) }
 }
 
 /// Fills `*out` with the sensor at `index`; as `realer_commands_get`.
@@ -227,21 +257,8 @@ pub unsafe extern "C" fn realer_sensors_get(
     index: usize,
     out: *mut realer_sensor,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
-        let c = list.list.c_item(index).ok_or_else(|| past_the_end(index, list.list.len(), "sensors"))?;
-        out.write(realer_sensor {
-            id: c_ptr(c[0]),
-            kind: c_ptr(c[1]),
-            qc: c_ptr(c[2]),
-            mu: c_ptr(c[3]),
-            pin_port: c_ptr(c[4]),
-            error_type: c_ptr(c[5]),
-            error_message: c_ptr(c[6]),
-        });
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { list_get(list, index, out) }
 }
 
 /// Frees a sensor list and its strings. NULL is accepted.

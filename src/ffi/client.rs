@@ -3,17 +3,18 @@
 use crate::client::Client;
 use crate::ffi::config::realer_config;
 use crate::ffi::error::realer_status;
-use crate::ffi::{call, free_box, guard, into_raw, out_arg, ref_arg};
+use crate::ffi::{free_box, guard, make_into, with_client};
 
 /// A client for one device. Thread-safe: any number of threads may call it at once (it serialises token
 /// requests itself). Freed by `realer_client_free`, which must not race with calls on it.
 ///
 /// After fork(), the child may use a client it inherited, provided no other thread was inside a librealer
 /// call at the moment of the fork: its first request drops the inherited connections without writing to
-/// them (the parent's connections keep working) and opens its own. The inherited outbox is not usable in the
-/// child (an SQLite connection does not survive fork): outbox calls there fail with `REALER_ERR_CONFIG`, and
+/// them (the parent's connections keep working) and opens its own. The inherited outbox file is not usable in
+/// the child (an SQLite connection does not survive fork): outbox calls there, and `realer_desired_states_fetch`
+/// (whose memory of what was answered is in that file), fail with `REALER_ERR_CONFIG`, and
 /// `realer_client_free` in the child leaves that SQLite connection alone. Make a new client in the child for
-/// an outbox.
+/// an outbox: it shares the file with the parent.
 pub struct realer_client {
     pub(crate) inner: Client,
 }
@@ -31,13 +32,8 @@ pub unsafe extern "C" fn realer_client_new(
     config: *const realer_config,
     out: *mut *mut realer_client,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (config, mut out) = unsafe { (ref_arg(config, "config")?, out_arg(out, "out")?) };
-        let client = Client::new(&config.inner)?;
-        out.write(into_raw(realer_client { inner: client }));
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { make_into(config, "config", out, |c| Ok(realer_client { inner: Client::new(&c.inner)? })) }
 }
 
 /// Frees a client and its connections, wiping the memory that held the client secret, tokens and the
@@ -58,11 +54,8 @@ pub unsafe extern "C" fn realer_client_free(client: *mut realer_client) {
 /// `client` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_client_authenticate(client: *const realer_client) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or a live client.
-        let client = unsafe { ref_arg(client, "client") }?;
-        client.inner.authenticate()
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { with_client(client, Client::authenticate) }
 }
 
 /// Cancels every call in progress on `client` and refuses new ones, so that a firmware shutdown never waits
@@ -79,12 +72,13 @@ pub unsafe extern "C" fn realer_client_authenticate(client: *const realer_client
 /// `client` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_client_cancel(client: *const realer_client) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or a live client.
-        let client = unsafe { ref_arg(client, "client") }?;
-        client.inner.cancel();
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_client(client, |c| {
+            c.cancel();
+            Ok(())
+        })
+    }
 }
 
 /// Lets calls on `client` run again after `realer_client_cancel`. `REALER_ERR_INVALID_ARGUMENT`: NULL `client`.
@@ -93,10 +87,11 @@ pub unsafe extern "C" fn realer_client_cancel(client: *const realer_client) -> r
 /// `client` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_client_resume(client: *const realer_client) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or a live client.
-        let client = unsafe { ref_arg(client, "client") }?;
-        client.inner.resume();
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_client(client, |c| {
+            c.resume();
+            Ok(())
+        })
+    }
 }

@@ -7,8 +7,9 @@ use crate::error::Error;
 use crate::ffi::client::realer_client;
 use crate::ffi::error::realer_status;
 use crate::ffi::feed::{read_report_status, realer_feed_item, realer_report_status};
-use crate::ffi::{c_ptr, call, free_box, guard, into_raw, opt_str_arg, out_arg, past_the_end, ref_arg, str_arg};
-use crate::records::Record;
+use crate::ffi::{
+    c_ptr, call, free_box, guard, list_get, list_len, make_into, opt_str_arg, out_arg, ref_arg, str_arg, CList,
+};
 
 /// What to do about one desired state (`realer_desired_state.action`).
 pub type realer_desired_action = i32;
@@ -64,20 +65,27 @@ fn states_list(d: DesiredStates) -> realer_desired_states {
     realer_desired_states { source, list: d.states }
 }
 
-fn c_state(r: Record<'_>) -> realer_desired_state {
-    let ptr = |i: usize| c_ptr(r.strings[i]);
-    realer_desired_state {
-        command_id: ptr(0),
-        value: ptr(1),
-        value_type: ptr(2),
-        desired_id: ptr(3),
-        sequence_number: r.ints[0].unwrap_or(-1),
-        expires_at: ptr(4),
-        expires_at_unix_ms: r.ints[1].unwrap_or(-1),
-        action: match crate::desired::action_of(&r) {
-            DesiredAction::Apply => REALER_DESIRED_ACTION_APPLY,
-            DesiredAction::Stale => REALER_DESIRED_ACTION_STALE,
-        },
+impl CList for realer_desired_states {
+    type Item = realer_desired_state;
+    const WHAT: &'static str = "desired states";
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+    fn item(&self, index: usize) -> Option<realer_desired_state> {
+        let s = self.list.view(index)?;
+        Some(realer_desired_state {
+            command_id: s.command_id.as_ptr(),
+            value: c_ptr(s.value),
+            value_type: c_ptr(s.value_type),
+            desired_id: c_ptr(s.desired_id),
+            sequence_number: s.sequence_number.unwrap_or(-1),
+            expires_at: c_ptr(s.expires_at),
+            expires_at_unix_ms: s.expires_at_unix_ms.unwrap_or(-1),
+            action: match s.action {
+                DesiredAction::Apply => REALER_DESIRED_ACTION_APPLY,
+                DesiredAction::Stale => REALER_DESIRED_ACTION_STALE,
+            },
+        })
     }
 }
 
@@ -102,7 +110,8 @@ fn c_state(r: Record<'_>) -> realer_desired_state {
 /// state with `realer_feed_item_init_answer` and `realer_feed_post` (or `realer_outbox_push`).
 /// `REALER_ERR_API`: the server refused (see `realer_last_error`); `REALER_ERR_PROTOCOL`: an answer that is
 /// not the documented list (the message says what it is: an array, a string, an object without the list);
-/// `REALER_ERR_STORAGE`: the outbox file could not be read or written.
+/// `REALER_ERR_STORAGE`: the outbox file could not be read or written. `REALER_ERR_CONFIG`: a client inherited
+/// across fork() whose outbox file is the parent's (make a new client in the child).
 ///
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.
@@ -111,12 +120,8 @@ pub unsafe extern "C" fn realer_desired_states_fetch(
     client: *const realer_client,
     out: *mut *mut realer_desired_states,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (client, mut out) = unsafe { (ref_arg(client, "client")?, out_arg(out, "out")?) };
-        out.write(into_raw(states_list(client.inner.fetch_desired_states()?)));
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { make_into(client, "client", out, |c| Ok(states_list(c.inner.fetch_desired_states()?))) }
 }
 
 /// Which kind of service the list came from: `REALER_DESIRED_SOURCE_DESIRED_STATES` or
@@ -136,8 +141,8 @@ pub unsafe extern "C" fn realer_desired_states_source(list: *const realer_desire
 /// `list` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_desired_states_len(list: *const realer_desired_states) -> usize {
-    // SAFETY: the caller passes NULL or a live list.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.list.len()))
+    // SAFETY: forwarded from the caller.
+    unsafe { list_len(list) }
 }
 
 /// Fills `*out` with the desired state at `index`: its strings point into the list (valid as long as the
@@ -152,13 +157,8 @@ pub unsafe extern "C" fn realer_desired_states_get(
     index: usize,
     out: *mut realer_desired_state,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
-        let r = list.list.record(index).ok_or_else(|| past_the_end(index, list.list.len(), "desired states"))?;
-        out.write(c_state(r));
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { list_get(list, index, out) }
 }
 
 /// Frees a desired-state list and its strings. NULL is accepted.

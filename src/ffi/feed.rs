@@ -8,8 +8,8 @@ use crate::feed::{field_error, FeedItem, FeedOutcome, FeedResult, ItemRef, Repor
 use crate::ffi::client::realer_client;
 use crate::ffi::error::realer_status;
 use crate::ffi::{
-    c_string, call, finish, free_box, guard, into_raw, items_arg, opt_str_arg, out_arg, past_the_end, ref_arg,
-    write_str, Strings,
+    c_string, call, finish, free_box, guard, into_raw, items_arg, list_get, list_len, opt_str_arg, out_arg, ref_arg,
+    write_str, CList, Strings,
 };
 use crate::time;
 
@@ -288,6 +288,18 @@ pub unsafe extern "C" fn realer_feed_post(
     })
 }
 
+impl CList for realer_batch_result {
+    type Item = realer_item_result;
+    const WHAT: &'static str = "batch result";
+    const ARG: &'static str = "result";
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+    fn item(&self, index: usize) -> Option<realer_item_result> {
+        self.items.get(index).copied()
+    }
+}
+
 fn batch_list(results: &[FeedResult]) -> realer_batch_result {
     let mut s = Strings::default();
     let items = results
@@ -363,8 +375,8 @@ pub unsafe extern "C" fn realer_feed_post_batch(
 /// `result` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_batch_result_len(result: *const realer_batch_result) -> usize {
-    // SAFETY: the caller passes NULL or a live result.
-    guard(0, || unsafe { result.as_ref() }.map_or(0, |r| r.items.len()))
+    // SAFETY: forwarded from the caller.
+    unsafe { list_len(result) }
 }
 
 /// Fills `*out` with the result of the item at `index` (the same index as in the items passed); its strings
@@ -379,13 +391,8 @@ pub unsafe extern "C" fn realer_batch_result_get(
     index: usize,
     out: *mut realer_item_result,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (result, mut out) = unsafe { (ref_arg(result, "result")?, out_arg(out, "out")?) };
-        let x = result.items.get(index).ok_or_else(|| past_the_end(index, result.items.len(), "batch result"))?;
-        out.write(*x);
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { list_get(result, index, out) }
 }
 
 /// Frees a batch result and its strings. NULL is accepted.

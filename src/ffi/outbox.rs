@@ -8,8 +8,8 @@ use crate::ffi::config::realer_config;
 use crate::ffi::error::realer_status;
 use crate::ffi::feed::{read_item, realer_feed_item, REALER_BATCH_MAX_ITEMS, REALER_MESSAGE_ID_MAX};
 use crate::ffi::{
-    call, finish, free_box, guard, into_raw, items_arg, opt_out_arg, out_arg, past_the_end, ref_arg, str_arg,
-    with_config, write_str, Strings,
+    call, finish, free_box, guard, items_arg, list_get, list_len, make_into, opt_out_arg, out_arg, ref_arg, str_arg,
+    with_config, write_str, CList, Strings,
 };
 use crate::outbox::{DeadLetter, FullPolicy};
 
@@ -257,6 +257,17 @@ pub unsafe extern "C" fn realer_outbox_stats_read(
     })
 }
 
+impl CList for realer_dead_letters {
+    type Item = realer_dead_letter;
+    const WHAT: &'static str = "dead letters";
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+    fn item(&self, index: usize) -> Option<realer_dead_letter> {
+        self.items.get(index).copied()
+    }
+}
+
 fn dead_list(letters: Vec<DeadLetter>) -> realer_dead_letters {
     let mut s = Strings::default();
     let items = letters
@@ -274,29 +285,28 @@ fn dead_list(letters: Vec<DeadLetter>) -> realer_dead_letters {
     realer_dead_letters { items, _strings: s }
 }
 
-/// Reads every dead letter, oldest first, into `*out`; free it with `realer_dead_letters_free`.
+/// Reads every dead letter of the client's outbox (the items Realer refused for good), oldest first, into
+/// `*out`; free it with `realer_dead_letters_free`. `REALER_ERR_CONFIG`: the client has no outbox (or it is
+/// the parent's, after fork()); `REALER_ERR_STORAGE`: the outbox file could not be read.
 ///
 /// # Safety
 /// `client` is NULL or live; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_outbox_dead_letters(
+pub unsafe extern "C" fn realer_dead_letters_fetch(
     client: *const realer_client,
     out: *mut *mut realer_dead_letters,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (client, mut out) = unsafe { (ref_arg(client, "client")?, out_arg(out, "out")?) };
-        out.write(into_raw(dead_list(client.inner.outbox_dead_letters()?)));
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { make_into(client, "client", out, |c| Ok(dead_list(c.inner.outbox_dead_letters()?))) }
 }
 
-/// Deletes every dead letter. When `cleared` is not NULL, it receives how many there were.
+/// Deletes every dead letter of the client's outbox, also on a full disk. When `cleared` is not NULL, it
+/// receives how many there were. Errors as `realer_dead_letters_fetch`.
 ///
 /// # Safety
 /// `client` is NULL or live; `cleared` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn realer_outbox_clear_dead(client: *const realer_client, cleared: *mut u64) -> realer_status {
+pub unsafe extern "C" fn realer_dead_letters_clear(client: *const realer_client, cleared: *mut u64) -> realer_status {
     call(|| {
         // SAFETY: the caller passes NULL or live pointers.
         let (client, cleared) = unsafe { (ref_arg(client, "client")?, opt_out_arg(cleared)) };
@@ -314,8 +324,8 @@ pub unsafe extern "C" fn realer_outbox_clear_dead(client: *const realer_client, 
 /// `list` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn realer_dead_letters_len(list: *const realer_dead_letters) -> usize {
-    // SAFETY: the caller passes NULL or a live list.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
+    // SAFETY: forwarded from the caller.
+    unsafe { list_len(list) }
 }
 
 /// Fills `*out` with the dead letter at `index`; its strings point into the list (valid as long as it).
@@ -329,19 +339,14 @@ pub unsafe extern "C" fn realer_dead_letters_get(
     index: usize,
     out: *mut realer_dead_letter,
 ) -> realer_status {
-    call(|| {
-        // SAFETY: the caller passes NULL or live pointers.
-        let (list, mut out) = unsafe { (ref_arg(list, "list")?, out_arg(out, "out")?) };
-        let x = list.items.get(index).ok_or_else(|| past_the_end(index, list.items.len(), "dead letters"))?;
-        out.write(*x);
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { list_get(list, index, out) }
 }
 
 /// Frees a dead-letter list. NULL is accepted.
 ///
 /// # Safety
-/// `list` is NULL or from `realer_outbox_dead_letters`, and is not used afterwards.
+/// `list` is NULL or from `realer_dead_letters_fetch`, and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn realer_dead_letters_free(list: *mut realer_dead_letters) {
     // SAFETY: the caller hands back a list from this library, once.

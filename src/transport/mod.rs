@@ -130,6 +130,31 @@ impl std::fmt::Debug for AuthHeader {
     }
 }
 
+/// base64(user ":" password), the Basic credentials (RFC 7617) of the OAuth client and of a proxy, built in
+/// buffers of their final size so that no copy is left behind by a reallocation.
+pub(crate) fn basic_credentials(user: &str, password: &Secret) -> Secret {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let secret = password.expose();
+    let mut input = Vec::with_capacity(user.len() + 1 + secret.len());
+    input.extend_from_slice(user.as_bytes());
+    input.push(b':');
+    input.extend_from_slice(secret.as_bytes());
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    input.zeroize();
+    Secret::new(out)
+}
+
 pub(crate) struct Transport {
     /// Replaced by a fresh one when the client is cancelled: the old one is shut down, which ends every
     /// request in flight on it at once (a blocked read or write returns; a connect in progress is bounded
@@ -435,6 +460,15 @@ pub(crate) fn map_ureq_error(e: ureq::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_are_base64() {
+        let b = |id: &str, secret: &str| basic_credentials(id, &Secret::new(secret)).expose().to_string();
+        assert_eq!(b("cdv_x", "demo-secret"), "Y2R2X3g6ZGVtby1zZWNyZXQ=");
+        assert_eq!(b("f", "o"), "Zjpv");
+        assert_eq!(b("fo", "o"), "Zm86bw==");
+        assert_eq!(b("fo", "ob"), "Zm86b2I=");
+    }
 
     #[test]
     fn an_auth_header_is_checked_once_and_never_printed() {

@@ -50,7 +50,7 @@ impl ProxyConnector {
 
 fn authorization_line(proxy: &Proxy) -> Option<Secret> {
     let (user, password) = proxy.credentials()?;
-    let basic = crate::auth::basic_credentials(user.expose(), password);
+    let basic = super::basic_credentials(user.expose(), password);
     let mut line = String::with_capacity(basic.expose().len() + 30);
     line.push_str("Proxy-Authorization: Basic ");
     line.push_str(basic.expose());
@@ -62,7 +62,7 @@ fn authorization_line(proxy: &Proxy) -> Option<Secret> {
 /// long enough that redacting it cannot garble ordinary words of a message.
 pub(crate) fn proxy_secrets(proxy: &Proxy) -> Vec<Secret> {
     let Some((user, password)) = proxy.credentials() else { return Vec::new() };
-    let mut out = vec![crate::auth::basic_credentials(user.expose(), password)];
+    let mut out = vec![super::basic_credentials(user.expose(), password)];
     if password.expose().len() >= 8 {
         out.push(password.clone());
     }

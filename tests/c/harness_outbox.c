@@ -156,9 +156,9 @@ void test_outbox_not_configured(const realer_client *client, const struct catalo
     /* The report is written also on failure. */
     CHECK(report.sent == 0 && report.replayed == 0 && report.rejected == 0 && report.pending == 0);
     CHECK_STATUS(realer_outbox_stats_read(client, &stats), REALER_ERR_CONFIG);
-    CHECK_STATUS(realer_outbox_dead_letters(client, &dead), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_dead_letters_fetch(client, &dead), REALER_ERR_CONFIG);
     CHECK(dead == (realer_dead_letters *)&n_passed); /* out-parameters are written only on success */
-    CHECK_STATUS(realer_outbox_clear_dead(client, &cleared), REALER_ERR_CONFIG);
+    CHECK_STATUS(realer_dead_letters_clear(client, &cleared), REALER_ERR_CONFIG);
     CHECK(cleared == 77);
 }
 
@@ -303,7 +303,7 @@ void test_outbox_push_and_flush(const struct catalog_picks *p)
     }
 
     /* The dead letter says what Realer said. */
-    CHECK_STATUS(realer_outbox_dead_letters(client, &dead), REALER_OK);
+    CHECK_STATUS(realer_dead_letters_fetch(client, &dead), REALER_OK);
     CHECK(realer_dead_letters_len(dead) == 1);
     d = dead_letter_at(dead, 0);
     CHECK(d != NULL);
@@ -320,9 +320,9 @@ void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK(dead_letter_at(dead, (size_t)-1) == NULL);
     realer_dead_letters_free(dead);
     dead = NULL;
-    CHECK_STATUS(realer_outbox_dead_letters(NULL, &dead), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_dead_letters_fetch(NULL, &dead), REALER_ERR_INVALID_ARGUMENT);
     CHECK(dead == NULL);
-    CHECK_STATUS(realer_outbox_dead_letters(client, NULL), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_dead_letters_fetch(client, NULL), REALER_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE_HAS("out");
 
     /* An item already sent, pushed again with the same message_id and value_received_at (a device that
@@ -355,15 +355,15 @@ void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK_MESSAGE_HAS("out");
 
     /* Clearing the dead letters, with the count... */
-    CHECK_STATUS(realer_outbox_clear_dead(client, &cleared), REALER_OK);
+    CHECK_STATUS(realer_dead_letters_clear(client, &cleared), REALER_OK);
     CHECK(cleared == 1);
     CHECK(STATS(client).dead == 0);
-    CHECK_STATUS(realer_outbox_dead_letters(client, &dead), REALER_OK);
+    CHECK_STATUS(realer_dead_letters_fetch(client, &dead), REALER_OK);
     CHECK(dead != NULL && realer_dead_letters_len(dead) == 0);
     CHECK(dead_letter_at(dead, 0) == NULL);
     realer_dead_letters_free(dead);
     dead = NULL;
-    CHECK_STATUS(realer_outbox_clear_dead(client, &cleared), REALER_OK);
+    CHECK_STATUS(realer_dead_letters_clear(client, &cleared), REALER_OK);
     CHECK(cleared == 0);
     /* ...and without. */
     make_message_id(unknown_id, sizeof unknown_id, "outbox-unknown-sensor-2");
@@ -375,9 +375,9 @@ void test_outbox_push_and_flush(const struct catalog_picks *p)
     CHECK_STATUS(realer_outbox_flush(client, 0, &report), REALER_OK);
     CHECK(report.rejected == 1 && report.pending == 0);
     CHECK(STATS(client).dead == 1);
-    CHECK_STATUS(realer_outbox_clear_dead(client, NULL), REALER_OK);
+    CHECK_STATUS(realer_dead_letters_clear(client, NULL), REALER_OK);
     CHECK(STATS(client).dead == 0);
-    CHECK_STATUS(realer_outbox_clear_dead(NULL, &cleared), REALER_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(realer_dead_letters_clear(NULL, &cleared), REALER_ERR_INVALID_ARGUMENT);
 
     CHECK(realer_dead_letters_len(NULL) == 0);
     CHECK(realer_dead_letters_get(NULL, 0, NULL) == REALER_ERR_INVALID_ARGUMENT);

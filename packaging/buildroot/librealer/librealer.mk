@@ -6,7 +6,7 @@
 #
 ################################################################################
 
-LIBREALER_VERSION = 0.1.0
+LIBREALER_VERSION = 0.2.0
 LIBREALER_SITE = https://git.example.com/librealer.git
 LIBREALER_SITE_METHOD = git
 LIBREALER_LICENSE = MIT or Apache-2.0

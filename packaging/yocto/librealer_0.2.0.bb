@@ -24,7 +24,7 @@ PACKAGECONFIG[system-sqlite] = "--no-default-features --features system-sqlite,,
 # turns it on by itself; it is named here so that every build of the C library says so.
 CARGO_BUILD_FLAGS += "--features capi ${PACKAGECONFIG_CONFARGS}"
 
-# cargo_c installs the shared library (librealer.so.0.1.0, its SONAME link librealer.so.0.1, librealer.so),
+# cargo_c installs the shared library (librealer.so.0.2.0, its SONAME link librealer.so.0.2, librealer.so),
 # realer.h, realer.hpp and realer.pc. Static users also get librealer.a, localized so that its only global
 # symbols are realer_* (scripts/localize-static, with the target's binutils).
 do_install:append() {

@@ -1,25 +1,31 @@
-//! Configuration from a file of `KEY=value` lines, with the names of the `REALER_*` variables, so that a
-//! device's secret need not sit in its environment (which other processes of the same user can read in
-//! `/proc`). A file that holds the secret must be readable by its owner only. Also the read-only views of a
-//! configuration that tools (the `realer` field tool) show.
+//! The settings a program may give by name, and those names: the `REALER_*` variables of the environment, and
+//! the same keys in a file of `KEY=value` lines, so that a device's secret need not sit in its environment
+//! (which other processes of the same user can read in `/proc`). A file that holds the secret must be readable
+//! by its owner only.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::config::{Config, Keepalive, Proxy, Trust};
+use super::Config;
 use crate::error::{Error, Result};
 
-/// The keys a file may hold: those `Config::apply_env` reads.
-const KEYS: [&str; 7] = [
-    "REALER_BASE_URL",
-    "REALER_DEVICE_ID",
-    "REALER_CLIENT_ID",
-    "REALER_CLIENT_SECRET",
-    "REALER_CA_FILE",
-    "REALER_SCOPE",
-    "REALER_PROXY",
-];
+/// [`Config::set_base_url`].
+pub(crate) const BASE_URL: &str = "REALER_BASE_URL";
+/// [`Config::set_device_id`].
+pub(crate) const DEVICE_ID: &str = "REALER_DEVICE_ID";
+/// [`Config::set_credentials`], with [`CLIENT_SECRET`].
+pub(crate) const CLIENT_ID: &str = "REALER_CLIENT_ID";
+/// [`Config::set_credentials`], with [`CLIENT_ID`].
+pub(crate) const CLIENT_SECRET: &str = "REALER_CLIENT_SECRET";
+/// [`Config::set_ca_file`].
+pub(crate) const CA_FILE: &str = "REALER_CA_FILE";
+/// [`Config::set_scope`].
+pub(crate) const SCOPE: &str = "REALER_SCOPE";
+/// [`Config::set_proxy`].
+pub(crate) const PROXY: &str = "REALER_PROXY";
+/// Every key, in the order they are applied: the environment's variables and a file's keys are the same.
+const KEYS: [&str; 7] = [BASE_URL, DEVICE_ID, CLIENT_ID, CLIENT_SECRET, CA_FILE, SCOPE, PROXY];
 /// Larger files are refused: a configuration is a few lines.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 
@@ -50,8 +56,9 @@ pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>> {
 }
 
 impl Config {
-    /// Applies the settings in the file at `path` (see [`parse`]; the same keys and rules as
-    /// [`Config::apply_env`]). A file holding `REALER_CLIENT_SECRET` that its group or others may read is
+    /// Applies the settings in the file at `path`: `KEY=value` lines (blank lines and lines starting with `#`
+    /// skipped; the value is everything after the first `=`, as it is), with the same keys and rules as
+    /// [`Config::apply_env`]. A file holding `REALER_CLIENT_SECRET` that its group or others may read is
     /// refused, as is anything but a regular file. Errors name the file and the line, never a value.
     pub fn apply_file(&mut self, path: &str) -> Result<()> {
         let named = |e: Error| Error::config(format!("config file {path:?}: {}", e.message));
@@ -69,10 +76,10 @@ impl Config {
         let values = parse(&text).map_err(named)?;
         let mode = meta.permissions().mode() & 0o777;
         // A proxy URL with user info holds the proxy's password.
-        let secret = if values.contains_key("REALER_CLIENT_SECRET") {
-            Some("REALER_CLIENT_SECRET")
+        let secret = if values.contains_key(CLIENT_SECRET) {
+            Some(CLIENT_SECRET.to_string())
         } else {
-            values.get("REALER_PROXY").filter(|v| v.contains('@')).map(|_| "REALER_PROXY with credentials")
+            values.get(PROXY).filter(|v| v.contains('@')).map(|_| format!("{PROXY} with credentials"))
         };
         if let Some(what) = secret.filter(|_| mode & 0o077 != 0) {
             return Err(named(Error::config(format!(
@@ -83,52 +90,51 @@ impl Config {
         self.apply_env(|k| values.get(k).cloned()).map_err(named)
     }
 
-    /// The base URL requests go to.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// The device id, when set.
-    pub fn device_id(&self) -> Option<&str> {
-        self.device_id.as_deref()
-    }
-
-    /// The OAuth client id, when set (never the secret).
-    pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
-    }
-
-    /// The scope requested, when one is set.
-    pub fn scope(&self) -> Option<&str> {
-        self.scope.as_deref()
-    }
-
-    /// The CA certificates (DER) the client trusts instead of the bundled Mozilla roots, when set.
-    pub fn trusted_certificates(&self) -> Option<Vec<Vec<u8>>> {
-        match &self.trust {
-            Trust::MozillaRoots => None,
-            Trust::Certificates(certs) => Some(certs.iter().map(|c| c.to_vec()).collect()),
+    /// Applies `REALER_BASE_URL`, `REALER_DEVICE_ID`, `REALER_CLIENT_ID`, `REALER_CLIENT_SECRET`,
+    /// `REALER_CA_FILE`, `REALER_SCOPE` and `REALER_PROXY`, each only when set. `REALER_CLIENT_ID` and
+    /// `REALER_CLIENT_SECRET` go together. The first refused value fails the call, naming the variable.
+    pub fn apply_env(&mut self, mut get: impl FnMut(&str) -> Option<String>) -> Result<()> {
+        let named = |var: &str, r: Result<()>| r.map_err(|e| Error::config(format!("{var}: {}", e.message)));
+        if let Some(v) = get(BASE_URL) {
+            named(BASE_URL, self.set_base_url(&v))?;
         }
+        if let Some(v) = get(DEVICE_ID) {
+            named(DEVICE_ID, self.set_device_id(&v))?;
+        }
+        match (get(CLIENT_ID), get(CLIENT_SECRET)) {
+            (Some(id), Some(secret)) => {
+                named(&format!("{CLIENT_ID}/{CLIENT_SECRET}"), self.set_credentials(&id, &secret))?
+            }
+            (None, None) => {}
+            _ => return Err(Error::config(format!("{CLIENT_ID} and {CLIENT_SECRET} must be set together"))),
+        }
+        if let Some(v) = get(CA_FILE) {
+            named(CA_FILE, self.set_ca_file(&v))?;
+        }
+        if let Some(v) = get(SCOPE) {
+            named(SCOPE, self.set_scope(&v))?;
+        }
+        if let Some(v) = get(PROXY) {
+            named(PROXY, self.set_proxy(&v))?;
+        }
+        Ok(())
     }
 
-    /// The connect and request timeouts.
-    pub fn timeouts(&self) -> (std::time::Duration, std::time::Duration) {
-        (self.connect_timeout, self.request_timeout)
-    }
-
-    /// The HTTP proxy connections go through, when one is set.
-    pub fn proxy(&self) -> Option<&Proxy> {
-        self.proxy.as_ref()
-    }
-
-    /// How kept-alive connections are used.
-    pub fn keepalive(&self) -> Keepalive {
-        self.keepalive
-    }
-
-    /// The outbox file, when one is configured.
-    pub fn outbox_path(&self) -> Option<&str> {
-        self.outbox.as_ref().map(|o| o.path.as_str())
+    /// Applies the process environment (see [`Config::apply_env`]); a variable that is not UTF-8 is refused.
+    pub fn from_env(&mut self) -> Result<()> {
+        let mut bad = None;
+        let r = self.apply_env(|k| match std::env::var(k) {
+            Ok(v) => Some(v),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                bad.get_or_insert_with(|| k.to_string());
+                None
+            }
+        });
+        match bad {
+            Some(k) => Err(Error::config(format!("{k} is not valid UTF-8"))),
+            None => r,
+        }
     }
 }
 

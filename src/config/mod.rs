@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 use crate::limits::MAX_ID_LEN;
 use crate::log::Logger;
 
+mod keys;
+
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.therealer.com";
 const MAX_CA_BYTES: usize = 4 << 20;
 const MAX_SETTING_LEN: usize = 1024;
@@ -34,9 +36,11 @@ impl Drop for Secret {
 impl ZeroizeOnDrop for Secret {}
 
 impl Secret {
+    /// Wraps `s`; it is wiped when the last copy is dropped.
     pub fn new(s: impl Into<String>) -> Secret {
         Secret(s.into())
     }
+    /// The secret itself, for the one place that must send it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -71,9 +75,13 @@ pub enum FullPolicy {
 /// Where the outbox lives and how large it may grow (0 = no limit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxSettings {
+    /// The SQLite file (made when missing; `-wal`, `-shm`, `-reserve` and `-flush` files beside it).
     pub path: String,
+    /// The most items kept, pending and dead letters together (0 = no limit).
     pub max_items: u64,
+    /// The most bytes of item JSON kept, pending and dead letters together (0 = no limit).
     pub max_bytes: u64,
+    /// What a push does when the outbox is full.
     pub when_full: FullPolicy,
 }
 
@@ -82,7 +90,9 @@ pub struct OutboxSettings {
 pub struct RetryPolicy {
     /// Attempts per call, the first included (1 = never retry).
     pub max_attempts: u32,
+    /// The first backoff's upper bound; each retry doubles it (full jitter: a random wait up to the bound).
     pub base_delay: Duration,
+    /// The bound no backoff exceeds; a `Retry-After` longer than this ends the call with the error.
     pub max_delay: Duration,
 }
 
@@ -166,6 +176,7 @@ impl Proxy {
         &self.host
     }
 
+    /// The port the URL names.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -243,6 +254,8 @@ pub(crate) const DEFAULT_STALL: Duration = Duration::from_secs(5);
 /// firewalls a device meets (30 s and up), so a reused connection has rarely been forgotten on the path.
 pub(crate) const DEFAULT_IDLE: Duration = Duration::from_secs(15);
 
+/// Everything a client needs: where Realer is, the device and its credentials, trust, timeouts, retries, the
+/// outbox, the logger. Every setter checks its value; `Client::new` copies it.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub(crate) base_url: String,
@@ -317,6 +330,8 @@ pub(crate) fn check_id(what: &str, id: &str) -> std::result::Result<(), String> 
 }
 
 impl Config {
+    /// The defaults: Realer's production base URL, the bundled Mozilla roots, 10 s to connect and 30 s per call, 5
+    /// attempts, no outbox, no logger.
     pub fn new() -> Config {
         Config::default()
     }
@@ -390,6 +405,7 @@ impl Config {
         Ok(())
     }
 
+    /// The device whose catalog and feed data every call is about (Realer's id: digits, or a string id).
     pub fn set_device_id(&mut self, device_id: &str) -> Result<()> {
         check_id("device id", device_id).map_err(Error::config)?;
         self.device_id = Some(device_id.to_string());
@@ -502,6 +518,8 @@ impl Config {
         Ok(())
     }
 
+    /// The retries of transient failures: `max_attempts` per call (1 to 100, the first included), backoff from
+    /// `base_delay` up to `max_delay` (at most an hour), all within the request timeout.
     pub fn set_retry(&mut self, max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Result<()> {
         if max_attempts == 0 || max_attempts > MAX_ATTEMPTS {
             return Err(Error::config(format!("max_attempts must be between 1 and {MAX_ATTEMPTS}")));
@@ -516,6 +534,7 @@ impl Config {
         Ok(())
     }
 
+    /// The `User-Agent` header: 1 to 256 printable ASCII characters.
     pub fn set_user_agent(&mut self, user_agent: &str) -> Result<()> {
         if user_agent.is_empty() || user_agent.len() > 256 || user_agent.bytes().any(|b| !(0x20..=0x7e).contains(&b)) {
             return Err(Error::config("user agent must be 1 to 256 printable ASCII characters"));
@@ -573,68 +592,78 @@ impl Config {
         Ok(())
     }
 
+    /// Where log lines go (`None`: nowhere). Lines never hold the client secret or a token.
     pub fn set_logger(&mut self, logger: Option<Logger>) {
         self.logger = logger;
-    }
-
-    /// Applies `REALER_BASE_URL`, `REALER_DEVICE_ID`, `REALER_CLIENT_ID`, `REALER_CLIENT_SECRET`,
-    /// `REALER_CA_FILE`, `REALER_SCOPE` and `REALER_PROXY`, each only when set. `REALER_CLIENT_ID` and
-    /// `REALER_CLIENT_SECRET` go together. The first refused value fails the call, naming the variable.
-    pub fn apply_env(&mut self, mut get: impl FnMut(&str) -> Option<String>) -> Result<()> {
-        let named = |var: &str, r: Result<()>| r.map_err(|e| Error::config(format!("{var}: {}", e.message)));
-        if let Some(v) = get("REALER_BASE_URL") {
-            named("REALER_BASE_URL", self.set_base_url(&v))?;
-        }
-        if let Some(v) = get("REALER_DEVICE_ID") {
-            named("REALER_DEVICE_ID", self.set_device_id(&v))?;
-        }
-        match (get("REALER_CLIENT_ID"), get("REALER_CLIENT_SECRET")) {
-            (Some(id), Some(secret)) => {
-                named("REALER_CLIENT_ID/REALER_CLIENT_SECRET", self.set_credentials(&id, &secret))?
-            }
-            (None, None) => {}
-            _ => return Err(Error::config("REALER_CLIENT_ID and REALER_CLIENT_SECRET must be set together")),
-        }
-        if let Some(v) = get("REALER_CA_FILE") {
-            named("REALER_CA_FILE", self.set_ca_file(&v))?;
-        }
-        if let Some(v) = get("REALER_SCOPE") {
-            named("REALER_SCOPE", self.set_scope(&v))?;
-        }
-        if let Some(v) = get("REALER_PROXY") {
-            named("REALER_PROXY", self.set_proxy(&v))?;
-        }
-        Ok(())
-    }
-
-    /// Applies the process environment (see [`Config::apply_env`]); a variable that is not UTF-8 is refused.
-    pub fn from_env(&mut self) -> Result<()> {
-        let mut bad = None;
-        let r = self.apply_env(|k| match std::env::var(k) {
-            Ok(v) => Some(v),
-            Err(std::env::VarError::NotPresent) => None,
-            Err(std::env::VarError::NotUnicode(_)) => {
-                bad.get_or_insert_with(|| k.to_string());
-                None
-            }
-        });
-        match bad {
-            Some(k) => Err(Error::config(format!("{k} is not valid UTF-8"))),
-            None => r,
-        }
     }
 
     /// The settings a client cannot work without.
     pub(crate) fn check_complete(&self) -> Result<()> {
         if self.device_id.is_none() {
-            return Err(Error::config("no device id: call realer_config_set_device_id (or set REALER_DEVICE_ID)"));
+            return Err(Error::config(format!(
+                "no device id: call realer_config_set_device_id (or set {})",
+                keys::DEVICE_ID
+            )));
         }
         if self.client_id.is_none() {
-            return Err(Error::config(
-                "no credentials: call realer_config_set_credentials (or set REALER_CLIENT_ID and REALER_CLIENT_SECRET)",
-            ));
+            return Err(Error::config(format!(
+                "no credentials: call realer_config_set_credentials (or set {} and {})",
+                keys::CLIENT_ID,
+                keys::CLIENT_SECRET
+            )));
         }
         Ok(())
+    }
+}
+
+/// The read-only views of a configuration that tools (the `realer` field tool) show.
+impl Config {
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The device id, when set.
+    pub fn device_id(&self) -> Option<&str> {
+        self.device_id.as_deref()
+    }
+
+    /// The OAuth client id, when set (never the secret).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The scope requested, when one is set.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The CA certificates (DER) the client trusts instead of the bundled Mozilla roots, when set.
+    pub fn trusted_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        match &self.trust {
+            Trust::MozillaRoots => None,
+            Trust::Certificates(certs) => Some(certs.iter().map(|c| c.to_vec()).collect()),
+        }
+    }
+
+    /// The connect and request timeouts.
+    pub fn timeouts(&self) -> (std::time::Duration, std::time::Duration) {
+        (self.connect_timeout, self.request_timeout)
+    }
+
+    /// The HTTP proxy connections go through, when one is set.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
+    }
+
+    /// How kept-alive connections are used.
+    pub fn keepalive(&self) -> Keepalive {
+        self.keepalive
+    }
+
+    /// The outbox file, when one is configured.
+    pub fn outbox_path(&self) -> Option<&str> {
+        self.outbox.as_ref().map(|o| o.path.as_str())
     }
 }
 
