@@ -1,7 +1,8 @@
 //! The `realer` field tool (cli/) against realer-sim: `doctor` PASSes on a healthy sim, FAILs naming the
 //! cause for a wrong CA, an expired server certificate, a wrong secret and a closed port, WARNs on a sim
 //! whose clock is 10 minutes off; its output, text or JSON, never holds the secret or a token; `catalog`,
-//! `post`, and the configuration file's permission check. (`outbox` commands: tests/firmware_loop.rs.)
+//! `post`, the configuration file's permission check, and `--help` naming the variables the library reads.
+//! (`outbox` commands: tests/firmware_loop.rs.)
 
 #[path = "c/support.rs"]
 mod support;
@@ -287,4 +288,29 @@ fn a_config_file_others_can_read_is_refused() {
     fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
     let run = realer(&["--config", conf.to_str().unwrap(), "doctor"], &[], &dir);
     assert_eq!(run.code, Some(0), "{}", run.stdout);
+}
+
+/// `realer --help` names every variable the library reads, and no other `REALER_*` name: the list to hold it
+/// to is the library's own, as its refusal of an unknown key in a configuration file spells it out.
+#[test]
+fn help_names_every_variable_the_library_reads() {
+    let dir = scratch_dir("cli-help");
+    let conf = dir.join("unknown.conf");
+    fs::write(&conf, "REALER_NO_SUCH_SETTING=1\n").unwrap();
+    let run = realer(&["--config", conf.to_str().unwrap(), "doctor"], &[], &dir);
+    let known = run.stdout.split("(known: ").nth(1).and_then(|rest| rest.split(')').next());
+    let known: Vec<&str> = known.expect("the refusal lists the known keys").split(", ").collect();
+    assert!(known.contains(&"REALER_CLIENT_SECRET") && known.contains(&"REALER_PROXY"), "{known:?}");
+
+    let help = realer(&["--help"], &[], &dir);
+    assert_eq!(help.code, Some(0));
+    let named = |name: &str| help.stdout.lines().any(|l| l.split_whitespace().next() == Some(name));
+    for key in &known {
+        assert!(named(key), "realer --help does not name {key}:\n{}", help.stdout);
+    }
+    // (`REALER_*`, the family's name, is the word "REALER_".)
+    for word in help.stdout.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        let variable = word.starts_with("REALER_") && word != "REALER_";
+        assert!(!variable || known.contains(&word), "--help names {word}, which nothing reads");
+    }
 }

@@ -19,8 +19,26 @@ use serde_json::{json, Value};
 
 use out::Out;
 
+/// The settings the tool reads, as the library reads them (`realer_config_from_env`, `realer_config_from_file`):
+/// a field engineer at a device's shell has `--help` and nothing else.
+const SETTINGS_HELP: &str = "\
+Settings, from the environment (or the same KEY=value lines in --config FILE):
+  REALER_DEVICE_ID      the device's id in Realer (required)
+  REALER_CLIENT_ID      the device's OAuth client id (required)
+  REALER_CLIENT_SECRET  its client secret (required; never printed)
+  REALER_BASE_URL       Realer's address (default https://api.therealer.com)
+  REALER_CA_FILE        a PEM file of CA certificates to trust instead of the bundled Mozilla roots
+  REALER_SCOPE          the scopes to ask for (default: none asked, Realer grants its default scopes)
+  REALER_PROXY          http://[user:password@]host:port: reach Realer through this HTTP proxy (CONNECT)
+NO_COLOR set: no colour (colour is used only on a terminal).";
+
 #[derive(Parser)]
-#[command(name = "realer", version, about = "Field tool for devices that use librealer: doctor, catalog, post, outbox")]
+#[command(
+    name = "realer",
+    version,
+    about = "Field tool for devices that use librealer: doctor, catalog, post, outbox",
+    after_help = SETTINGS_HELP
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,

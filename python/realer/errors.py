@@ -3,8 +3,12 @@ the thread's `realer_last_error` record, read right after the failing call."""
 
 import enum
 import json
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import _native as n
+
+if TYPE_CHECKING:  # only for the annotations: client.py imports this module
+    from .client import FlushReport, ItemResult, Outcome
 
 
 class Status(enum.IntEnum):
@@ -41,20 +45,36 @@ class RealerError(Exception):
     failures `report`, the `FlushReport` so far. Elsewhere these are None.
     """
 
+    status: Union[Status, int]
+    status_name: str
+    http_status: int
+    code: int
+    type: str
+    message: str
+    request_id: str
+    details: Any
+    retryable: bool
+    retry_after_ms: Optional[int]
+    message_id: Optional[str]
+    value_received_at: Optional[str]
+    outcome: Optional["Outcome"]
+    results: Optional[list["ItemResult"]]
+    report: Optional["FlushReport"]
+
     def __init__(
         self,
-        status,
-        message,
+        status: int,
+        message: str,
         *,
-        status_name=None,
-        http_status=0,
-        code=0,
-        type="",
-        request_id="",
-        details=None,
-        retryable=False,
-        retry_after_ms=None,
-    ):
+        status_name: Optional[str] = None,
+        http_status: int = 0,
+        code: int = 0,
+        type: str = "",
+        request_id: str = "",
+        details: Any = None,
+        retryable: bool = False,
+        retry_after_ms: Optional[int] = None,
+    ) -> None:
         super().__init__(message)
         try:
             self.status = Status(status)
@@ -75,7 +95,7 @@ class RealerError(Exception):
         self.results = None
         self.report = None
 
-    def __str__(self):
+    def __str__(self) -> str:
         parts = [self.status_name]
         if self.http_status:
             parts.append(f"HTTP {self.http_status}")
@@ -88,7 +108,7 @@ class RealerError(Exception):
             text += f" [request_id {self.request_id}]"
         return text
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status_name}, code={self.code}, message={self.message!r})"
 
 
@@ -153,7 +173,7 @@ class CancelledError(RealerError):
     `Client.resume()`. Nothing was lost."""
 
 
-_CLASSES = {
+_CLASSES: dict[int, type[RealerError]] = {
     Status.INVALID_ARGUMENT: InvalidArgumentError,
     Status.CONFIG: ConfigError,
     Status.TLS: TLSError,
@@ -171,16 +191,17 @@ _CLASSES = {
 }
 
 
-def _status_name(status):
-    return n.lib.realer_status_str(status).decode("ascii", "replace")
+def _status_name(status: int) -> str:
+    name: bytes = n.lib.realer_status_str(status)
+    return name.decode("ascii", "replace")
 
 
-def decode(raw):
+def decode(raw: Optional[bytes]) -> Optional[str]:
     """A C string from the library as str (None stays None); invalid UTF-8 is replaced, never raised."""
     return None if raw is None else raw.decode("utf-8", "replace")
 
 
-def parse_details(raw):
+def parse_details(raw: Optional[bytes]) -> Any:
     """`details_json` as a dict (or whatever JSON value it holds); None when absent or empty."""
     text = decode(raw)
     if not text:
@@ -191,13 +212,13 @@ def parse_details(raw):
         return {"_raw": text}
 
 
-def last_error(status):
+def last_error(status: int) -> RealerError:
     """The exception for `status`, which the call on this thread just returned. Must be called before any
     other librealer call on this thread, as the next failure overwrites the record."""
     rec = n.lib.realer_last_error()
     if rec:
         e = rec.contents
-        fields = dict(
+        fields: dict[str, Any] = dict(
             http_status=e.http_status,
             code=e.code,
             type=decode(e.type) or "",
@@ -217,7 +238,7 @@ def last_error(status):
     return cls(status, message or _status_name(status), **fields)
 
 
-def check(status):
+def check(status: int) -> None:
     """Raises the exception for a non-OK `status`."""
     if status != n.REALER_OK:
         raise last_error(status)

@@ -7,9 +7,11 @@ SSL_CERT_FILE or REQUESTS_CA_BUNDLE. The catalog test answers the fixture's desi
 expects a fresh sim."""
 
 import base64
+import contextlib
 import datetime
 import gc
 import http.server
+import io
 import json
 import logging
 import os
@@ -19,10 +21,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import unittest
 import uuid
+from unittest import mock
 
 import realer
 
@@ -237,6 +241,30 @@ class AsDocumented(unittest.TestCase):
         catalog["commands"][0]["value"] = "0.5"
         self.server.queue(f"{DEVICE}/commands", (200, json.dumps(catalog)))
         self.assertEqual([(s.command_id, s.value) for s in client.desired_states()], [("1", "0.5")])
+
+    def test_the_examples_of_the_docstring_and_the_readme_run_as_written(self):
+        """The package docstring's example and the README's Python example, as a newcomer copies them: each
+        drives the two catalog values (new to a new client) and answers them, then posts a reading and a batch.
+        `from_env()` is pointed at this scripted service (plain HTTP, which only a client configured in code may
+        use); everything else is the binding."""
+        readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+        with open(readme, encoding="utf-8") as f:
+            blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+        examples = [("realer.__doc__", textwrap.dedent(re.search(r"\n((?:    .*\n|\n)+)", realer.__doc__).group(1)))]
+        examples += [("README.md", b) for b in blocks if "realer.Client.from_env()" in b]
+        self.assertEqual(len(examples), 2, "an example in each")
+        from_env = classmethod(lambda cls, **overrides: self.server.client(**overrides))
+        for where, code in examples:
+            with self.subTest(where):
+                before = len(self.server.stored)
+                printed = io.StringIO()
+                with mock.patch.object(realer.Client, "from_env", from_env), contextlib.redirect_stdout(printed):
+                    exec(compile(code, where, "exec"), {})
+                stored = self.server.stored[before:]
+                answers = [(i["command_id"], i["value"]) for i in stored if "command_id" in i]
+                self.assertEqual(answers, [(1, "1.0"), (4, "20.5")], stored)
+                self.assertEqual([i.get("sensor_id") for i in stored if "sensor_id" in i], [7, 7, 8], stored)
+                self.assertRegex(printed.getvalue(), r"^created \d+ rl-", printed.getvalue())
 
     def test_405_from_desired_states_is_not_offered_here(self):
         self.server.queue(f"{DEVICE}/desired-states", (405, '{"code":4005,"error":{"type":"x","message":"no"}}'))
