@@ -399,6 +399,14 @@ fn a_2xx_without_realers_body_confirms_nothing() {
     assert!(message.contains("not confirmed"), "{message}");
     assert!(lines.lock().unwrap().iter().any(|l| l.contains("gw202-0") && l.contains("not confirmed")), "{lines:?}");
     assert_eq!(post(client, &single, 0).1, REALER_FEED_OUTCOME_CREATED);
+    // A gateway's own JSON with a `status` or a `message_id` of its own (no code, no created or idempotent,
+    // no feed_data_id): it says nothing of the item being stored.
+    for body in [r#"{"status":"queued"}"#, r#"{"status":"error","message_id":"gw202-0"}"#] {
+        sim.inject(Fault::Answer { status: 200, body: body.into() }, Target::FeedData, 1);
+        let (st, outcome, message) = post(client, &single, 0);
+        assert_eq!(outcome, REALER_FEED_OUTCOME_NOT_SENT, "{body}: {message}");
+        assert_ne!(st, REALER_OK);
+    }
     // Stored, then answered with an empty 200 or an HTML 200: not confirmed; the resend is a replay.
     for (i, body) in [(1, PageBody::Empty), (2, PageBody::Html)] {
         sim.inject(Fault::StoreThenPage { status: 200, body }, Target::FeedData, 1);

@@ -163,7 +163,9 @@ impl SingleAnswer {
     /// The answer and its `code`, when the body is Realer's: a JSON object with at least one of Realer's
     /// fields (`code`, `status`, `feed_data_id`, `message_id`; some pages show answers without `code`).
     /// Other JSON (an array, `{}`, a gateway's `{"message":"Accepted"}`) says nothing about the item: `None`,
-    /// as for a body that is not JSON, so a 2xx with it confirms nothing.
+    /// as for a body that is not JSON, so a 2xx with it confirms nothing. A 2xx confirms the item only with a
+    /// readable `code`, a `status` of `created` or `idempotent`, or a `feed_data_id`: a gateway's
+    /// `{"status":"queued"}` or `{"message_id":"…"}` is not Realer saying it stored the item.
     pub(crate) fn read(answer: &Answer) -> Option<(Option<i32>, SingleAnswer)> {
         let bytes = codes::json_bytes(answer)?;
         if bytes.trim_ascii_start().first() != Some(&b'{') {
@@ -173,7 +175,13 @@ impl SingleAnswer {
         if a.code.is_none() && a.status.is_none() && a.feed_data_id.is_none() && !a.message_id {
             return None;
         }
-        Some((a.code.as_ref().and_then(codes::code_value), a))
+        let code = a.code.as_ref().and_then(codes::code_value);
+        let stored = matches!(a.status.as_ref().and_then(Value::as_str), Some("created" | "idempotent"))
+            || a.feed_data_id.as_ref().and_then(id_value).is_some();
+        if (200..300).contains(&answer.status) && code.is_none() && !stored {
+            return None;
+        }
+        Some((code, a))
     }
 }
 
@@ -233,14 +241,17 @@ pub(crate) fn parse_batch(http_status: u16, body: &[u8], message_ids: &[String])
         let at = pos;
         pos += 1;
         let Ok(r) = json::object::<BatchResult<'_>>(raw) else { return };
-        let by_id = r.message_id.as_str().and_then(|id| {
-            // Duplicate ids in one batch: take the first slot not yet filled.
-            (0..message_ids.len()).find(|&i| message_ids[i] == id && out[i].is_none())
-        });
-        let index = r.index.0.and_then(|i| usize::try_from(i).ok()).unwrap_or(at);
-        let Some(slot) = by_id.or((index < message_ids.len() && out[index].is_none()).then_some(index)) else {
-            return;
+        // A result that names its message_id settles only that item (duplicate ids in one batch: the first slot
+        // not yet filled); one naming an id this client did not send, or one already settled, settles nothing.
+        // Only a result without a message_id falls back to its index (or its place in the list).
+        let slot = match r.message_id.as_str() {
+            Some(id) => (0..message_ids.len()).find(|&i| message_ids[i] == id && out[i].is_none()),
+            None => {
+                let index = r.index.0.and_then(|i| usize::try_from(i).ok()).unwrap_or(at);
+                (index < message_ids.len() && out[index].is_none()).then_some(index)
+            }
         };
+        let Some(slot) = slot else { return };
         out[slot] = batch_result(http_status, &r, raw, message_ids[slot].clone());
     })
     .map_err(|e| Error::protocol(format!("the batch answer is not JSON: {e}")))?;
@@ -313,8 +324,13 @@ mod tests {
         // Digit strings for numbers; an unknown status is a creation; any JSON type in any field.
         let (code, r) = read(r#" {"code":"2001","status":"created","feed_data_id":"9"}"#, false).unwrap();
         assert_eq!((code, r.outcome, r.feed_data_id, r.code), (Some(2001), FeedOutcome::Created, Some(9), 2001));
-        let (code, r) = read(r#"{"code":[1],"status":{"a":1},"feed_data_id":null}"#, true).unwrap();
+        let (code, r) = read(r#"{"status":"created","feed_data_id":null}"#, true).unwrap();
         assert_eq!((code, r.outcome, r.feed_data_id, r.code), (None, FeedOutcome::Created, None, 2000));
+        // A 2xx that says nothing of the item being stored confirms nothing: no readable code, no status
+        // created or idempotent, no feed_data_id (a gateway's own JSON).
+        assert!(read(r#"{"code":[1],"status":{"a":1},"feed_data_id":null}"#, true).is_none());
+        assert!(read(r#"{"status":"queued"}"#, true).is_none());
+        assert!(read(r#"{"status":"error","message":"maintenance"}"#, true).is_none());
         // Not JSON.
         assert!(read("<html>502</html>", false).is_none());
         assert!(read("", true).is_none());
@@ -325,8 +341,9 @@ mod tests {
         assert!(read("[1,2]", true).is_none());
         assert!(read("{}", true).is_none());
         assert!(read(r#"{"message":"Accepted"}"#, true).is_none());
-        let (code, r) = read(r#"{"message_id":"m"}"#, true).unwrap();
-        assert_eq!((code, r.outcome, r.code), (None, FeedOutcome::Created, 2000));
+        assert!(read(r#"{"message_id":"m"}"#, true).is_none());
+        let (code, r) = read(r#"{"feed_data_id":7}"#, true).unwrap();
+        assert_eq!((code, r.outcome, r.feed_data_id), (None, FeedOutcome::Created, Some(7)));
     }
 
     #[test]
@@ -361,5 +378,16 @@ mod tests {
         );
         let r = parse(json!({"results":[{"message_id":"a","status":"rejected"}]})).unwrap();
         assert_eq!((r[0].as_ref().unwrap().outcome, r[1].is_none()), (FeedOutcome::Rejected, true));
+        // A result naming a message_id settles only that item: an id never sent, or one already settled, says
+        // nothing of the item at its index.
+        let body = json!({"results":[{"index":1,"message_id":"zz","status":"created"},
+                                     {"index":0,"message_id":"a","status":"created"},
+                                     {"index":2,"message_id":"a","status":"created"}]});
+        let r = parse(body).unwrap();
+        assert!(
+            r[0].is_some() && r[1].is_none() && r[2].is_none(),
+            "{:?}",
+            r.iter().map(Option::is_some).collect::<Vec<_>>()
+        );
     }
 }
