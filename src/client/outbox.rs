@@ -35,8 +35,8 @@ impl Client {
     }
 
     fn outbox_store(&self, prepared: Vec<Prepared>) -> Result<Vec<String>> {
+        // The push remembers the desired states it queues answers to, in its own transaction.
         let dropped = self.outbox()?.push(&prepared)?;
-        prepared.iter().for_each(|p| self.remember_answer(p));
         if dropped > 0 {
             log!(self.config.logger, Level::Warn, "outbox full: dropped the {dropped} oldest unsent items");
         }

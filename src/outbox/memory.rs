@@ -95,6 +95,34 @@ impl SeenValues for SeenInFile<'_> {
     }
 }
 
+/// Remembers an answer in the file, within the caller's transaction: the outbox's push records the answers it
+/// queues in the transaction that queues them, so that no kill between the two can leave an answer queued but
+/// not remembered (and the desired state applied and answered again under another `message_id`).
+pub(super) fn record_in(
+    tx: &rusqlite::Transaction<'_>,
+    command_id: &str,
+    desired_id: Option<&str>,
+    sequence_number: Option<i64>,
+) -> Result<()> {
+    if let Some(seq) = sequence_number {
+        tx.prepare_cached(
+            "INSERT INTO desired_sequence (command_id, sequence_number) VALUES (?1, ?2)
+             ON CONFLICT(command_id) DO UPDATE SET sequence_number = MAX(sequence_number, excluded.sequence_number)",
+        )
+        .and_then(|mut s| s.execute(params![command_id, seq]))
+        .map_err(file_error)?;
+    }
+    if let Some(d) = desired_id {
+        tx.prepare_cached("INSERT OR IGNORE INTO desired_answered (desired_id) VALUES (?1)")
+            .and_then(|mut s| s.execute(params![d]))
+            .map_err(file_error)?;
+        tx.prepare_cached("DELETE FROM desired_answered WHERE seq <= (SELECT MAX(seq) FROM desired_answered) - ?1")
+            .and_then(|mut s| s.execute(params![ANSWERED_KEPT as i64]))
+            .map_err(file_error)?;
+    }
+    Ok(())
+}
+
 impl DesiredMemory {
     /// A memory of this process only (a client without an outbox file).
     pub(crate) fn in_memory() -> DesiredMemory {
@@ -171,23 +199,7 @@ impl DesiredMemory {
             DesiredMemory::File(f) => {
                 let mut conn = f.lock()?;
                 let tx = conn.transaction().map_err(file_error)?;
-                if let Some(seq) = sequence_number {
-                    tx.execute(
-                        "INSERT INTO desired_sequence (command_id, sequence_number) VALUES (?1, ?2)
-                         ON CONFLICT(command_id) DO UPDATE SET sequence_number = MAX(sequence_number, excluded.sequence_number)",
-                        params![command_id, seq],
-                    )
-                    .map_err(file_error)?;
-                }
-                if let Some(d) = desired_id {
-                    tx.execute("INSERT OR IGNORE INTO desired_answered (desired_id) VALUES (?1)", params![d])
-                        .map_err(file_error)?;
-                    tx.execute(
-                        "DELETE FROM desired_answered WHERE seq <= (SELECT MAX(seq) FROM desired_answered) - ?1",
-                        params![ANSWERED_KEPT as i64],
-                    )
-                    .map_err(file_error)?;
-                }
+                record_in(&tx, command_id, desired_id, sequence_number)?;
                 tx.commit().map_err(file_error)
             }
         }

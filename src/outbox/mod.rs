@@ -284,6 +284,11 @@ impl Outbox {
                 added_items += 1;
             }
         }
+        for p in items {
+            if let (Some(command_id), Some(desired_id)) = (&p.command_id, &p.desired_id) {
+                memory::record_in(&tx, command_id, Some(desired_id), p.sequence_number)?;
+            }
+        }
         let dropped = if added_items == 0 { 0 } else { self.make_room(&tx, &protected)? };
         tx.commit().map_err(storage)?;
         Ok(dropped)
@@ -442,6 +447,35 @@ mod tests {
 
     fn seqs(batch: (Vec<i64>, Vec<Prepared>)) -> Vec<i64> {
         batch.0
+    }
+
+    #[test]
+    fn a_push_remembers_the_answers_it_queues_in_its_own_transaction() {
+        let d = dir("answers");
+        let db = d.join("o.db");
+        let outbox = open(&db, Duration::from_secs(60));
+        let answer = FeedItem {
+            message_id: Some("a-1".into()),
+            desired_id: Some("des_1".into()),
+            sequence_number: Some(4),
+            ..FeedItem::command("3", "1")
+        };
+        let reading = FeedItem { message_id: Some("r-1".into()), ..FeedItem::sensor("7", "1.5") };
+        outbox.push(&[answer.prepare(0).unwrap(), reading.prepare(0).unwrap()]).unwrap();
+        // Read through another connection: what the push committed, with nothing else called.
+        let memory = DesiredMemory::open_file(db.to_str().unwrap()).unwrap();
+        assert!(memory.answered("des_1").unwrap());
+        assert_eq!(memory.latest("3").unwrap(), Some(4));
+        // A push refused as a whole remembers nothing.
+        let conflicting = FeedItem { message_id: Some("r-1".into()), desired_id: None, ..FeedItem::sensor("7", "2.5") };
+        let other = FeedItem {
+            message_id: Some("a-2".into()),
+            desired_id: Some("des_2".into()),
+            ..FeedItem::command("3", "0")
+        };
+        assert!(outbox.push(&[other.prepare(0).unwrap(), conflicting.prepare(0).unwrap()]).is_err());
+        assert!(!memory.answered("des_2").unwrap());
+        std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]
