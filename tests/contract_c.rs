@@ -22,6 +22,7 @@ use realer::ffi::desired::*;
 use realer::ffi::error::*;
 use realer::ffi::feed::*;
 use realer::ffi::outbox::*;
+use realer_sim::PageBody;
 use realer_sim::{FixtureDesired, Flavour};
 
 fn cstr(v: &str) -> CString {
@@ -435,6 +436,22 @@ fn one_catalog_read_per_pass_and_the_older_service_remembered() {
         assert_eq!(source, REALER_DESIRED_SOURCE_CATALOG, "HTTP {status}");
         assert_eq!(states.len(), 3, "HTTP {status}: the catalog's values, first seen");
     }
+
+    // A proxy's or firewall's 403 or 400 page (not Realer's JSON) judged nothing: the fetch fails, nothing is
+    // remembered, and the next pass gets the newer service's desired states.
+    let newer = self::v2();
+    let dir = scratch("proxy-page");
+    let outbox = dir.join("outbox.db");
+    let c = c_client(&newer, Opts { outbox: Some(&outbox), ..Opts::default() });
+    for status in [403u16, 400] {
+        newer.inject(Fault::ProxyPage { status, body: PageBody::Html }, Target::DesiredStates, 1);
+        let (st, message) = c.try_desired().expect_err("a proxy's page is no finding");
+        assert_eq!(st, REALER_ERR_API, "HTTP {status}: {message}");
+        assert_eq!(c.desired().0, REALER_DESIRED_SOURCE_DESIRED_STATES, "HTTP {status}");
+    }
+    drop(c);
+    let again = c_client(&newer, Opts { outbox: Some(&outbox), ..Opts::default() });
+    assert_eq!(again.desired().0, REALER_DESIRED_SOURCE_DESIRED_STATES, "nothing kept in the file");
 }
 
 /// Contract sections 2 and 3b: a token whose granted scope lacks iot:desired-state:read gets 403 from a newer

@@ -119,8 +119,15 @@ impl Client {
                 Ok(Some(DesiredStates { source: DesiredSource::DesiredStates, states }))
             }
             // Contract section 3b: not offered here (an older service, or a token without the scope; 400 and
-            // 405 from a service that has no such route), whatever the label.
-            Err(e) if e.kind == ErrorKind::Api && matches!(e.http_status, 400 | 403 | 404 | 405) => {
+            // 405 from a service that has no such route), whatever the label. A 400 or 403 only in Realer's own
+            // JSON (section 6): a proxy's or firewall's page judged nothing, and must not turn a newer service's
+            // desired states into catalog values for good. A 404 or 405 of any shape: an older service's router
+            // may answer its own.
+            Err(e)
+                if e.kind == ErrorKind::Api
+                    && (matches!(e.http_status, 404 | 405)
+                        || (matches!(e.http_status, 400 | 403) && e.from_realer)) =>
+            {
                 let fallback =
                     desired::Fallback { http_status: e.http_status, scope: scope.map(str::to_string), catalog: None };
                 if fallback.scope_lacks_desired_states() {
