@@ -518,14 +518,19 @@ fn same_catalog_value(seen: (Option<&str>, &str), value_type: Option<&str>, valu
     same_type && crate::catalog::values_equal(value_type, seen.1, value)
 }
 
+/// A catalog value handed over to the caller: command id, value type, value.
+pub(crate) type CatalogValue = (String, Option<String>, String);
+
 /// Keeps in `states` (catalog values, read from an older service) only the values that are new for their
-/// command (contract section 3): seen for the first time, or different from the last value seen. Each one
-/// kept becomes the last value seen; a value already acted on is never handed over again, so a local
-/// physical change is not undone by the next poll, nor (with the outbox file) by a restart. One pass of the
-/// memory, written only when something is new.
-pub(crate) fn keep_new_catalog_values(states: &mut StateList, memory: &DesiredMemory) -> Result<()> {
+/// command (contract section 3): seen for the first time, or different from the last value acted on. Returns
+/// them, to be marked acted on ([`catalog_values_acted_on`]) once the device has acted: when it reports that
+/// command, or at its next fetch (which shows the pass that applied them is over). So a value already acted on
+/// is never handed over again, and a local physical change is not undone by the next poll, nor (with the outbox
+/// file) by a restart; a process killed between the fetch and the apply gets the value again. Reads only.
+pub(crate) fn keep_new_catalog_values(states: &mut StateList, memory: &DesiredMemory) -> Result<Vec<CatalogValue>> {
     memory.seen_values(|seen| {
         let mut failed = None;
+        let mut handed = Vec::new();
         states.records.retain(|r| {
             if failed.is_some() {
                 return true;
@@ -541,14 +546,20 @@ pub(crate) fn keep_new_catalog_values(states: &mut StateList, memory: &DesiredMe
                 }
             };
             if new {
-                if let Err(e) = seen.set(id, value_type, value.unwrap_or_default()) {
-                    failed = Some(e);
-                }
+                handed.push((id.to_string(), value_type.map(str::to_string), value.unwrap_or_default().to_string()));
             }
             new
         });
-        failed.map_or(Ok(()), Err)
+        failed.map_or(Ok(handed), Err)
     })
+}
+
+/// Makes `values` the last catalog values acted on for their commands, in one write.
+pub(crate) fn catalog_values_acted_on(values: &[CatalogValue], memory: &DesiredMemory) -> Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    memory.seen_values(|seen| values.iter().try_for_each(|(id, t, v)| seen.set(id, t.as_deref(), v)))
 }
 
 #[cfg(test)]
@@ -677,9 +688,11 @@ mod tests {
         list
     }
 
+    /// The values handed over, then acted on (as a device that applies and reports them).
     fn new_values(log: &DesiredMemory, values: &[(&str, &str, &str)]) -> Vec<(String, String)> {
         let mut list = catalog(values);
-        keep_new_catalog_values(&mut list, log).unwrap();
+        let handed = keep_new_catalog_values(&mut list, log).unwrap();
+        catalog_values_acted_on(&handed, log).unwrap();
         list.iter().map(|s| (s.command_id.to_string(), s.value.unwrap().to_string())).collect()
     }
 
@@ -711,6 +724,11 @@ mod tests {
         let log = DesiredMemory::open_file(path).unwrap();
         assert!(new_values(&log, &[("1", "NumericRange", "2.50"), ("4", "Enum", "x")]).is_empty());
         assert_eq!(new_values(&log, &[("1", "NumericRange", "1.0")]), pairs(&[("1", "1.0")]));
+        // A value handed over but not acted on (the process died before applying it) is handed over again.
+        let mut list = catalog(&[("2", "Enum", "closed")]);
+        assert_eq!(keep_new_catalog_values(&mut list, &log).unwrap().len(), 1);
+        let mut list = catalog(&[("2", "Enum", "closed")]);
+        assert_eq!(keep_new_catalog_values(&mut list, &log).unwrap().len(), 1, "not acted on: handed over again");
         drop(log);
         std::fs::remove_dir_all(&dir).unwrap();
     }

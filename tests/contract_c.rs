@@ -289,6 +289,33 @@ fn a_restart_with_the_outbox_file_does_not_undo_a_local_change() {
     assert_eq!(requests_to(&sim, "/desired-states"), vec![404, 404]);
 }
 
+/// Contract section 3, nothing lost: a catalog value counts as acted on when the device reports that command,
+/// fetches again, or frees its client; a process killed between the fetch and the apply gets it again.
+#[test]
+fn a_catalog_value_handed_over_just_before_a_kill_is_handed_over_again() {
+    let sim = v1();
+    let dir = scratch("kill");
+    let outbox = dir.join("outbox.db");
+    let first = c_client(&sim, Opts { outbox: Some(&outbox), ..Opts::default() });
+    assert_eq!(first.desired().1, builtin_catalog_values());
+    // Killed before it applied anything: no report, no next fetch, no realer_client_free.
+    std::mem::forget(first);
+    let restarted = c_client(&sim, Opts { outbox: Some(&outbox), ..Opts::default() });
+    assert_eq!(restarted.desired().1, builtin_catalog_values(), "not acted on: handed over again");
+    // The next fetch shows that pass is over: acted on, never again, not even after a restart.
+    assert_eq!(restarted.desired().1, vec![]);
+    drop(restarted);
+    let again = c_client(&sim, Opts { outbox: Some(&outbox), ..Opts::default() });
+    assert_eq!(again.desired().1, vec![]);
+    // One report of a command marks its value: a user's new value for command 1, handed over, then reported.
+    user_sets(&sim, "1", "des_user_sets_quarter", 12, "0.25");
+    assert_eq!(again.desired().1, vec![wanted("1", "0.25")]);
+    again.report("1", "0.25");
+    std::mem::forget(again);
+    let after_report = c_client(&sim, Opts { outbox: Some(&outbox), ..Opts::default() });
+    assert_eq!(after_report.desired().1, vec![], "reported: acted on");
+}
+
 /// Contract section 6: a 401 on a token's first use ends the call; a 401 on a token already used for another
 /// answer (an expiry in the middle of retries) renews again, within the deadline, and the item is stored once.
 #[test]

@@ -35,9 +35,10 @@ pub(super) enum Service {
 impl Client {
     /// What Realer wants the device's actuators at (contract section 7.2), whichever kind of service answers:
     /// the pending desired states of `/desired-states`, decided (apply, or answer stale) against what this
-    /// device already answered; or, where that endpoint answers 400, 403, 404 or 405, the catalog's values that
-    /// are new (first seen, or changed since the last value seen: a value already acted on is never handed
-    /// over again, so a local change is not undone). Which kind of service it is, is remembered for the
+    /// device already answered; or, where that endpoint answers 404 or 405 (400 or 403 in Realer's JSON), the
+    /// catalog's values that are new (first seen, or changed since the last value acted on: a value already
+    /// acted on, by a report of its command, the next fetch or the client's end, is never handed over again,
+    /// so a local change is not undone). Which kind of service it is, is remembered for the
     /// client's life (and in the outbox file), and asked again when the token's granted scope or the catalog's
     /// commands change. On an older service, a command list read by [`Client::fetch_commands`] within the
     /// request timeout before stands in for the catalog read (once). States already answered, or queued in the
@@ -94,7 +95,10 @@ impl Client {
                 Some(_) => {}
                 None => self.keep_fallback(desired::Fallback { catalog: Some(fingerprint), ..fallback }),
             }
-            desired::keep_new_catalog_values(&mut states, &self.memory)?;
+            // The values handed over by the previous fetch were acted on: that pass is over.
+            self.catalog_values_acted_on(None)?;
+            let handed = desired::keep_new_catalog_values(&mut states, &self.memory)?;
+            *lock(&self.catalog_handed) = handed;
             states.shrink();
             return Ok(DesiredStates { source: DesiredSource::Catalog, states });
         }
@@ -204,12 +208,38 @@ impl Client {
         }
     }
 
-    /// Remembers that a desired state was answered (accepted by Realer, or queued in the outbox), so it is
-    /// never offered again and no older sequence is applied after it.
+    /// Remembers what a command report accepted by Realer (or queued in the outbox) answered: a desired state,
+    /// never offered again and no older sequence applied after it; or, without `desired_id`, the catalog value
+    /// last handed over for that command, acted on.
     pub(super) fn remember_answer(&self, p: &Prepared) {
-        let (Some(command_id), Some(desired_id)) = (&p.command_id, &p.desired_id) else { return };
+        let Some(command_id) = &p.command_id else { return };
+        let Some(desired_id) = &p.desired_id else {
+            if let Err(e) = self.catalog_values_acted_on(Some(command_id)) {
+                log!(self.config.logger, Level::Warn, "command {command_id} reported, but not remembered: {e}");
+            }
+            return;
+        };
         if let Err(e) = self.memory.record(command_id, Some(desired_id), p.sequence_number) {
             log!(self.config.logger, Level::Warn, "desired state {desired_id} answered, but not remembered: {e}");
         }
+    }
+
+    /// Marks the catalog values handed over and not yet acted on (those of `command_id`, or all) as acted on.
+    /// On a failure they stay handed over, to be marked later (or handed over again by a new process).
+    pub(super) fn catalog_values_acted_on(&self, command_id: Option<&str>) -> Result<()> {
+        let values: Vec<desired::CatalogValue> = {
+            let mut handed = lock(&self.catalog_handed);
+            match command_id {
+                None => std::mem::take(&mut *handed),
+                Some(id) => {
+                    let (mine, rest) = handed.drain(..).partition(|v| v.0 == id);
+                    *handed = rest;
+                    mine
+                }
+            }
+        };
+        desired::catalog_values_acted_on(&values, &self.memory).inspect_err(|_| {
+            lock(&self.catalog_handed).extend(values.iter().cloned());
+        })
     }
 }

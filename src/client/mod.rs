@@ -47,6 +47,9 @@ pub struct Client {
     /// The last full command list read, and when: the next desired-state fetch of an older service uses it
     /// instead of reading the catalog a second time in the same pass.
     last_commands: Mutex<Option<(Instant, Commands)>>,
+    /// The catalog values the last desired-state fetch handed over, not yet acted on (see
+    /// `desired::keep_new_catalog_values`).
+    catalog_handed: Mutex<Vec<crate::desired::CatalogValue>>,
     /// When `/feed-data/batches` refused a request as a whole or answered in a shape this client cannot
     /// read: batches go one item at a time through `/feed-data` until `REPROBE_AFTER` has passed.
     batches_missing: Mutex<Option<Instant>>,
@@ -56,6 +59,16 @@ pub struct Client {
     outbox: Option<Outbox>,
     feed_data_path: String,
     batches_path: String,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // A client freed is a pass ended: the catalog values it handed over were acted on (a process killed
+        // before acting on them gets them again). Not in a child after fork(): the file is the parent's.
+        if self.memory.check_process().is_ok() {
+            let _ = self.catalog_values_acted_on(None);
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -130,6 +143,7 @@ impl Client {
             service: Mutex::new(service),
             service_key,
             last_commands: Mutex::new(None),
+            catalog_handed: Mutex::new(Vec::new()),
             batches_missing: Mutex::new(None),
             sizes: PathSizes::default(),
             outbox,

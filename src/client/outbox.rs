@@ -35,8 +35,10 @@ impl Client {
     }
 
     fn outbox_store(&self, prepared: Vec<Prepared>) -> Result<Vec<String>> {
-        // The push remembers the desired states it queues answers to, in its own transaction.
+        // The push remembers the desired states it queues answers to, in its own transaction; a command report
+        // without desired_id marks the catalog value handed over for it as acted on.
         let dropped = self.outbox()?.push(&prepared)?;
+        prepared.iter().filter(|p| p.desired_id.is_none()).for_each(|p| self.remember_answer(p));
         if dropped > 0 {
             log!(self.config.logger, Level::Warn, "outbox full: dropped the {dropped} oldest unsent items");
         }

@@ -92,12 +92,14 @@ impl CList for realer_desired_states {
 /// Asks Realer what it wants the device's actuators at, whichever kind of service answers: a newer one's
 /// pending desired states (GET …/desired-states), each decided APPLY or STALE against what this device
 /// already answered (kept in the outbox file when one is configured, so a restart never applies an old
-/// sequence again); or, where that endpoint answers 400, 403, 404 or 405, the catalog values (GET
-/// …/commands) that are new: seen for the first time, or changed in Realer since the last value this device
-/// saw (compared by value type: numerically for NumericRange and Binary). A catalog value is handed over
-/// once: after that it is not listed again, whatever the actuator is at, so a local physical change (reported
-/// without desired_id) is never undone by the next fetch, nor, with an outbox file (which keeps the values
-/// seen), by a restart. Apply each before the next fetch.
+/// sequence again); or, where that endpoint answers 404 or 405 (or 400 or 403 in Realer's own JSON), the
+/// catalog values (GET …/commands) that are new: seen for the first time, or changed in Realer since the last
+/// value this device acted on (compared by value type: numerically for NumericRange and Binary). A catalog
+/// value counts as acted on once this client reports that command (a post accepted or an outbox push, without
+/// desired_id), fetches again, or is freed; after that it is not listed again, whatever the actuator is at, so
+/// a local physical change (reported without desired_id) is never undone by the next fetch, nor, with an outbox
+/// file (which keeps the values acted on), by a restart. A process killed between this call and acting on a
+/// value gets it again. Apply each before the next fetch.
 /// Which kind of service it is, is found once and kept for the client's life (and in the outbox file); it
 /// is asked again when a token is granted another scope or the catalog's commands change. A 403 under a
 /// granted scope without `iot:desired-state:read` is logged at REALER_LOG_WARN: leave the scope unset (or
