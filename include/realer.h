@@ -916,8 +916,9 @@ realer_status realer_config_set_ca_pem(struct realer_config *config,
 
 /**
  * Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
- * 3,600,000. The request timeout bounds a whole call, within about 20 ms: its token request, retries and
- * backoff included. There is no shorter timeout per read: a server may use what is left of the call to
+ * 3,600,000. The request timeout bounds each request of a call, within about 20 ms: its token request,
+ * retries and backoff included (a call that makes several requests, such as a batch of more than 100 items,
+ * an outbox flush or a desired-state fetch, gives each its own; see each call). There is no shorter timeout per read: a server may use what is left of the call to
  * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps), except that on a reused
  * connection the answer must begin within the stall time (`realer_config_set_keepalive`), or the request
  * is sent again on a new connection, where it may take what is left.
@@ -1319,8 +1320,8 @@ realer_status realer_outbox_push_many(const struct realer_client *client,
 /**
  * Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items`
  * (0 = all) were tried; each request has its own request timeout. Accepted items (created or idempotent)
- * leave the outbox; items Realer refused one by one in its own JSON (4xxx other than 4001 and 4029 in the
- * batch answer) move to the dead letters; a batch answered 413 is split and resent (at most 8 requests for
+ * leave the outbox; items Realer refused one by one in its own JSON (a 4xxx code in the batch answer
+ * other than those that refuse a request as a whole: 4001, 4002, 4003, 4004, 4029) move to the dead letters; a batch answered 413 is split and resent (at most 8 requests for
  * 100 items; one item of at least 1 KiB, larger than any body the path carried, refused by Realer's 413
  * becomes a dead letter; a 413 for a smaller body stops the flush, its items pending); a batch answered 2xx
  * without Realer's body goes one by one; every other item stays for the next flush, whatever a proxy,

@@ -31,7 +31,7 @@ pub(crate) const RATE_LIMITED: i32 = 4029;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Class {
     Success,
-    /// 401/4001: get a new token, then retry the call once.
+    /// 401/4001: get a new token, then retry the call (a 401 on a token's first use in this call ends it).
     RenewToken,
     /// 408, 425, 429/4029, any 5xx: retry with backoff.
     Retry,

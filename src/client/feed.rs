@@ -49,7 +49,6 @@ impl Client {
         self.post_item(item.borrowed())
     }
 
-    /// [`Client::post_feed_data`] for an item whose strings are borrowed (the C ABI's).
     /// [`Client::post_item`] for an item as a caller handed it over, perhaps unreadable (the C boundary reads
     /// it first): an unreadable item is not sent, as an invalid one.
     pub(crate) fn post_item_read(&self, item: Result<ItemRef<'_>>) -> FeedResult {
@@ -59,6 +58,7 @@ impl Client {
         }
     }
 
+    /// [`Client::post_feed_data`] for an item whose strings are borrowed (the C ABI's).
     pub(crate) fn post_item(&self, item: ItemRef<'_>) -> FeedResult {
         match item.prepare(time::now_unix_ms()) {
             Ok(p) => self.post_prepared(&p),

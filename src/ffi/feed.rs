@@ -241,7 +241,7 @@ fn feed_result(r: &FeedResult) -> realer_feed_result {
 }
 
 /// Copies into a fixed C buffer, always NUL-terminated. Values the library sent always fit (a message_id
-/// is at most 128 bytes, a checked timestamp at most 35); only a refused caller string can be cut short.
+/// is at most 128 bytes, a checked timestamp at most 24); only a refused caller string can be cut short.
 fn copy_truncated(dst: &mut [c_char], src: &str) {
     let room = dst.len() - 1;
     for (d, s) in dst.iter_mut().zip(src.bytes().take(room)) {
