@@ -242,9 +242,9 @@ impl Outbox {
 /// How long a claim lasts while its flusher may be alive: twice every attempt of a request with its connect
 /// and request timeouts and the longest backoff between them, plus 10 s. A request, retries included, ends
 /// within the request timeout, so this covers several requests of a claimed batch: with the defaults (5
-/// attempts, 650 s) the 8 requests of a batch halved for a 413 (240 s at most) fit twice over. Items sent one by one on
-/// a slow server may outlast it; another flusher then sends some of them again under the same message_ids:
-/// replays, nothing lost or duplicated.
+/// attempts, 650 s) the 8 requests of a batch halved for a 413 (240 s at most) fit twice over. Items sent one
+/// by one on a slow server may outlast it; another flusher then sends some of them again under the same
+/// message_ids: replays, nothing lost or duplicated.
 pub(super) fn lease_for(config: &Config) -> Duration {
     let attempts = config.retry.max_attempts.max(1);
     let one = (config.connect_timeout + config.request_timeout).saturating_mul(attempts)
