@@ -39,6 +39,27 @@ thread_local! {
     static PROBING: Cell<bool> = const { Cell::new(false) };
 }
 
+#[cfg(feature = "test-hooks")]
+thread_local! {
+    /// `LONG_OFFLINE` for the flushes of this thread, when a test lowered it.
+    static LONG_OFFLINE_HERE: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Sets (or, with `None`, restores) how long flushes must have failed before they are paced, for the
+/// flushes this thread makes: a test of the pacing then takes seconds, and tests on other threads keep 15 s.
+#[cfg(feature = "test-hooks")]
+pub fn set_long_offline_on_this_thread(duration: Option<Duration>) {
+    LONG_OFFLINE_HERE.with(|d| d.set(duration));
+}
+
+fn long_offline() -> Duration {
+    #[cfg(feature = "test-hooks")]
+    if let Some(d) = LONG_OFFLINE_HERE.with(Cell::get) {
+        return d;
+    }
+    LONG_OFFLINE
+}
+
 /// The retry policy for a call on this thread: the configured one, or one attempt inside a paced flush.
 pub(crate) fn policy_for_call(configured: RetryPolicy) -> RetryPolicy {
     if PROBING.with(Cell::get) {
@@ -143,7 +164,7 @@ impl FlushPacing {
                 e.retry_after = Some(wait);
                 Gate::Wait(e)
             }
-            _ if offline >= LONG_OFFLINE => Gate::Send(Some(Probe::start())),
+            _ if offline >= long_offline() => Gate::Send(Some(Probe::start())),
             _ => Gate::Send(None),
         }
     }
@@ -175,7 +196,7 @@ fn wait(
     retry_after: Option<Duration>,
     random: u64,
 ) -> Option<Duration> {
-    if offline < LONG_OFFLINE {
+    if offline < long_offline() {
         return None;
     }
     let cap = interval.map_or(policy.max_delay, |i| i.saturating_mul(WINDOW_INTERVALS).max(policy.max_delay));
