@@ -10,7 +10,8 @@
 //! retries cpu_ms rss_kib`, where `pending_*` is what each device's last flush left in its outbox, `retries`
 //! the attempts the library retried (its warnings; connection refusals never reach the server's counters)
 //! and `cpu_ms` this process's user + system time. A line `stop` on stdin (or its end) ends every device
-//! after its current tick; the last line is `END devices user_ms sys_ms maxrss_kib push_errors`.
+//! after its current tick; the last line is `END devices user_ms sys_ms maxrss_kib push_errors pushed...`, the
+//! last fields the readings each device pushed (device `--first` first), counted once every device has stopped.
 
 // realer::Error carries what Realer said; here it only travels from a client's setup to a log line.
 #![allow(clippy::result_large_err)]
@@ -139,8 +140,15 @@ fn client_for(args: &Args, i: u64, counters: &Arc<Counters>) -> realer::Result<C
     Client::new(&c)
 }
 
-fn device(args: Arc<Args>, i: u64, pending: Arc<Vec<AtomicU64>>, counters: Arc<Counters>, stop: Arc<Stop>) {
-    let slot = &pending[(i - args.first) as usize];
+/// What each device of this process did: what its last flush left pending, the readings it pushed.
+struct PerDevice {
+    pending: Vec<AtomicU64>,
+    pushed: Vec<AtomicU64>,
+}
+
+fn device(args: Arc<Args>, i: u64, per_device: Arc<PerDevice>, counters: Arc<Counters>, stop: Arc<Stop>) {
+    let slot = &per_device.pending[(i - args.first) as usize];
+    let pushed = &per_device.pushed[(i - args.first) as usize];
     let mut random = mix(args.seed ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let phase = Duration::from_nanos(random % args.period.as_nanos().max(1) as u64);
     let mut next = Instant::now() + phase;
@@ -166,7 +174,10 @@ fn device(args: Arc<Args>, i: u64, pending: Arc<Vec<AtomicU64>>, counters: Arc<C
             })
             .collect();
         match client.outbox_push_many(&items) {
-            Ok(_) => counters.pushed.fetch_add(items.len() as u64, Relaxed),
+            Ok(_) => {
+                pushed.fetch_add(items.len() as u64, Relaxed);
+                counters.pushed.fetch_add(items.len() as u64, Relaxed)
+            }
             Err(e) => {
                 eprintln!("fleet_devices: device {i}: push: {e}");
                 counters.push_errors.fetch_add(1, Relaxed)
@@ -232,7 +243,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let pending: Arc<Vec<AtomicU64>> = Arc::new((0..args.count).map(|_| AtomicU64::new(0)).collect());
+    let zeros = || (0..args.count).map(|_| AtomicU64::new(0)).collect();
+    let per_device = Arc::new(PerDevice { pending: zeros(), pushed: zeros() });
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(Stop { asked: Mutex::new(false), wake: Condvar::new(), flag: AtomicBool::new(false) });
 
@@ -249,14 +261,14 @@ fn main() {
         });
     }
     let reporter = {
-        let (pending, counters, stop) = (pending.clone(), counters.clone(), stop.clone());
+        let (per_device, counters, stop) = (per_device.clone(), counters.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut out = std::io::stdout();
             let mut next = Instant::now();
             loop {
                 let (user, sys, _) = rusage();
                 let (mut devices, mut items) = (0u64, 0u64);
-                for p in pending.iter() {
+                for p in per_device.pending.iter() {
                     let n = p.load(Relaxed);
                     devices += u64::from(n > 0);
                     items += n;
@@ -285,12 +297,13 @@ fn main() {
 
     let threads: Vec<_> = (args.first..args.first + args.count)
         .map(|i| {
-            let (args, pending, counters, stop) = (args.clone(), pending.clone(), counters.clone(), stop.clone());
+            let (args, per_device, counters, stop) =
+                (args.clone(), per_device.clone(), counters.clone(), stop.clone());
             std::thread::Builder::new()
                 // A device thread needs little stack (the library's deepest path is a JSON parse); a thousand
                 // of them at the default 2 MiB would reserve 2 GiB of address space for nothing.
                 .stack_size(512 * 1024)
-                .spawn(move || device(args, i, pending, counters, stop))
+                .spawn(move || device(args, i, per_device, counters, stop))
                 .expect("a device thread")
         })
         .collect();
@@ -300,5 +313,14 @@ fn main() {
     stop.ask();
     let _ = reporter.join();
     let (user, sys, maxrss) = rusage();
-    println!("END {} {} {} {} {}", args.count, user, sys, maxrss, counters.push_errors.load(Relaxed));
+    let pushed: Vec<String> = per_device.pushed.iter().map(|n| n.load(Relaxed).to_string()).collect();
+    println!(
+        "END {} {} {} {} {} {}",
+        args.count,
+        user,
+        sys,
+        maxrss,
+        counters.push_errors.load(Relaxed),
+        pushed.join(" ")
+    );
 }

@@ -145,7 +145,9 @@ fn a_stalled_reused_connection_is_retried_on_a_new_one() {
     let (status, result, took) = post(c, "stall-second");
     println!("the reading on the forgotten connection took {} ms", took.as_millis());
     assert_eq!((status, result.outcome), (REALER_OK, REALER_FEED_OUTCOME_CREATED), "{}", last_message());
-    assert!(took < Duration::from_secs(10), "bounded by the stall time, not the request timeout: {took:?}");
+    // The 1 s stall and a new connection's handshake on loopback, with room for a loaded machine; far below
+    // the 10 s the call may take.
+    assert!(took < Duration::from_secs(4), "bounded by the stall time, not the request timeout: {took:?}");
     assert_eq!(connections(&relay), 2, "one new connection");
     assert_eq!(stored(&sim, "stall-second"), 1);
     let lines = lines.lock().unwrap();

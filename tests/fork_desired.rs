@@ -11,6 +11,7 @@ mod common;
 
 use std::ffi::{CStr, CString};
 use std::ptr::null_mut;
+use std::time::{Duration, Instant};
 
 use common::*;
 use realer::ffi::client::*;
@@ -20,6 +21,15 @@ use realer::ffi::error::*;
 use realer::ffi::feed::*;
 use realer::ffi::outbox::*;
 use realer_sim::Flavour;
+
+/// How long the child may run: it takes a few seconds; one that has not ended by then is deadlocked (what
+/// this test exists to catch), and is killed rather than left to hang CI.
+const CHILD_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The outbox's limit, in items: far above what the parent pushes while a sound child runs, so that a
+/// runaway parent cannot fill the disk. The parent stops pushing short of it.
+const OUTBOX_MAX_ITEMS: u64 = 20_000;
+const MAX_PUSHES: usize = 19_000;
 
 /// A C configuration for the demo device of `sim`, with an outbox at `path`.
 fn c_config(sim: &Sim, path: &str) -> *mut realer_config {
@@ -37,7 +47,7 @@ fn c_config(sim: &Sim, path: &str) -> *mut realer_config {
         assert_eq!(realer_config_set_ca_pem(cfg, ca.as_ptr(), ca.len()), REALER_OK);
         assert_eq!(realer_config_set_device_id(cfg, device.as_ptr()), REALER_OK);
         assert_eq!(realer_config_set_credentials(cfg, id.as_ptr(), secret.as_ptr()), REALER_OK);
-        assert_eq!(realer_config_set_outbox(cfg, path.as_ptr(), 0, 0), REALER_OK);
+        assert_eq!(realer_config_set_outbox(cfg, path.as_ptr(), OUTBOX_MAX_ITEMS, 0), REALER_OK);
         cfg
     }
 }
@@ -116,11 +126,53 @@ fn push_reading(client: *const realer_client, n: usize) -> realer_status {
     }
 }
 
+/// The forked child: killed and reaped when dropped before it was reaped, so that a panic in the parent
+/// (a failed assertion, the deadline) never leaves it running.
+struct Child {
+    pid: libc::pid_t,
+    status: Option<i32>,
+}
+
+impl Child {
+    /// Its wait status once it has ended (reaped once, remembered after).
+    fn try_wait(&mut self) -> Option<i32> {
+        if self.status.is_none() {
+            let mut status = 0;
+            // SAFETY: polls the child this process forked and has not reaped.
+            let done = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            assert!(done == 0 || done == self.pid, "waitpid: {}", std::io::Error::last_os_error());
+            if done == self.pid {
+                self.status = Some(status);
+            }
+        }
+        self.status
+    }
+
+    fn kill(&mut self) {
+        if self.status.is_none() {
+            let mut status = 0;
+            // SAFETY: the child this process forked and has not reaped: killed, then reaped.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                libc::waitpid(self.pid, &mut status, 0);
+            }
+            self.status = Some(status);
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// What the child found, as bits of its exit status.
 const INHERITED_USED: i32 = 1;
 const OWN_CLIENT_FAILED: i32 = 2;
 const PARENTS_ANSWER_OFFERED: i32 = 4;
 const OWN_ANSWERS_MISSING: i32 = 8;
+const CHILD_PANICKED: i32 = 16;
 
 #[test]
 fn a_forked_child_fetches_desired_states_while_the_parent_pushes() {
@@ -147,63 +199,76 @@ fn a_forked_child_fetches_desired_states_while_the_parent_pushes() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        let mut code = 0;
-        for _ in 0..3 {
-            let (status, _) = fetch(client);
-            if status != REALER_ERR_CONFIG {
-                eprintln!("child: the inherited client fetched desired states from the parent's file ({status})");
-                code |= INHERITED_USED;
+        // A panic (a failed assertion) ends the child with its own bit: it never returns into the harness.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut code = 0;
+            for _ in 0..3 {
+                let (status, _) = fetch(client);
+                if status != REALER_ERR_CONFIG {
+                    eprintln!("child: the inherited client fetched desired states from the parent's file ({status})");
+                    code |= INHERITED_USED;
+                }
             }
-        }
-        let mut own = null_mut();
-        // SAFETY: the config is the parent's copy, untouched since; a writable out-pointer.
-        if unsafe { realer_client_new(cfg, &mut own) } != REALER_OK {
-            eprintln!("child: its own client: {}", last_error());
-            // SAFETY: ends the child at once.
-            unsafe { libc::_exit(code | OWN_CLIENT_FAILED) };
-        }
-        match answer_all(own) {
-            Ok(1) => {}
-            other => {
-                eprintln!("child: answering the new state through its own client: {other:?}");
-                code |= OWN_CLIENT_FAILED;
+            let mut own = null_mut();
+            // SAFETY: the config is the parent's copy, untouched since; a writable out-pointer.
+            if unsafe { realer_client_new(cfg, &mut own) } != REALER_OK {
+                eprintln!("child: its own client: {}", last_error());
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(code | OWN_CLIENT_FAILED) };
             }
-        }
-        // Polls while the parent pushes: what either process answered is never offered again.
-        for _ in 0..20 {
-            let (status, states) = fetch(own);
-            if status != REALER_OK {
-                eprintln!("child: fetch through its own client: {}", last_error());
-                code |= OWN_CLIENT_FAILED;
-                break;
+            match answer_all(own) {
+                Ok(1) => {}
+                other => {
+                    eprintln!("child: answering the new state through its own client: {other:?}");
+                    code |= OWN_CLIENT_FAILED;
+                }
             }
-            if states.iter().any(|(id, _)| id == builtin::PENDING_DESIRED_ID) {
-                code |= PARENTS_ANSWER_OFFERED;
+            // Polls while the parent pushes: what either process answered is never offered again.
+            for _ in 0..20 {
+                let (status, states) = fetch(own);
+                if status != REALER_OK {
+                    eprintln!("child: fetch through its own client: {}", last_error());
+                    code |= OWN_CLIENT_FAILED;
+                    break;
+                }
+                if states.iter().any(|(id, _)| id == builtin::PENDING_DESIRED_ID) {
+                    code |= PARENTS_ANSWER_OFFERED;
+                }
+                if states.iter().any(|(id, _)| *id == wanted.desired_id) {
+                    code |= OWN_ANSWERS_MISSING;
+                }
             }
-            if states.iter().any(|(id, _)| *id == wanted.desired_id) {
-                code |= OWN_ANSWERS_MISSING;
+            // SAFETY: both clients are freed once: the child's own, and the inherited one, whose SQLite
+            // connection must be left alone.
+            unsafe {
+                realer_client_free(own);
+                realer_client_free(client);
+                libc::_exit(code);
             }
-        }
-        // SAFETY: both clients are freed once: the child's own, and the inherited one, whose SQLite
-        // connection must be left alone.
-        unsafe {
-            realer_client_free(own);
-            realer_client_free(client);
-            libc::_exit(code);
-        }
+        }));
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(CHILD_PANICKED) };
     }
 
-    // The parent pushes readings, one synced commit each, for as long as the child runs.
+    let mut child = Child { pid, status: None };
+
+    // The parent pushes readings, one synced commit each, for as long as the child runs (at least 20).
+    let deadline = Instant::now() + CHILD_DEADLINE;
     let mut pushed = 0;
     let status = loop {
-        assert_eq!(push_reading(client, pushed), REALER_OK, "the parent's push: {}", last_error());
-        pushed += 1;
-        let mut status = 0;
-        // SAFETY: polls the child made above.
-        let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(done == 0 || done == pid, "waitpid");
-        if done == pid && pushed >= 20 {
-            break status;
+        if pushed < MAX_PUSHES {
+            assert_eq!(push_reading(client, pushed), REALER_OK, "the parent's push: {}", last_error());
+            pushed += 1;
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match child.try_wait() {
+            Some(status) if pushed >= 20 => break status,
+            _ if Instant::now() > deadline => {
+                child.kill();
+                panic!("the child had not ended {CHILD_DEADLINE:?} after the fork: killed (deadlocked?)");
+            }
+            _ => {}
         }
     };
     assert!(libc::WIFEXITED(status), "the child died ({status})");
@@ -211,7 +276,7 @@ fn a_forked_child_fetches_desired_states_while_the_parent_pushes() {
         libc::WEXITSTATUS(status),
         0,
         "the child: 1 = used the inherited file, 2 = its own client failed, 4 = offered the parent's answer, \
-         8 = offered its own answer again"
+         8 = offered its own answer again, 16 = panicked"
     );
 
     // The parent's client works on: the child's answer is in the shared memory, and everything is sent.

@@ -719,8 +719,12 @@ fn a_large_push_on_a_full_disk_is_refused_and_the_outbox_still_drains() {
 /// outage, capped) before it sends again, and one that sends makes one attempt per request instead of retrying
 /// within the call. A flush called during the wait sends nothing and says how long to wait; the first flush
 /// Realer answers ends it and delivers everything. (bench/fleet measures what this does to a thousand devices.)
+/// The 15 s are lowered to 2 s on this test's thread, so that it takes seconds, with a second of margin on
+/// each side of the threshold.
 #[test]
 fn flushes_after_a_long_outage_are_spread_out_and_probe_once() {
+    const LONG_OFFLINE: Duration = Duration::from_secs(2);
+    realer::test_hooks::set_long_offline_on_this_thread(Some(LONG_OFFLINE));
     let sim = sim();
     let dir = temp_dir("paced");
     let db = dir.join("o.db");
@@ -732,9 +736,13 @@ fn flushes_after_a_long_outage_are_spread_out_and_probe_once() {
     sim.inject(Fault::ServiceUnavailable, Target::Any, 1_000_000);
     let requests = || sim.stats().total;
     let flush_every = Duration::from_millis(200);
+    // The library's clock starts when the first failed flush ends: between `started` (before it began) and
+    // `first_failure` (after it returned).
+    let started = Instant::now();
     let mut first_failure = None;
-    // A short outage: every flush retries within its call (3 attempts), none is held back.
-    while first_failure.is_none_or(|t: Instant| t.elapsed() < Duration::from_secs(14)) {
+    // A short outage: every flush retries within its call (3 attempts), none is held back. The last begins
+    // within 1 s of the outage, a second short of the threshold.
+    while started.elapsed() < LONG_OFFLINE / 2 {
         let before = requests();
         let (report, err) = c.outbox_flush(0);
         first_failure.get_or_insert_with(Instant::now);
@@ -742,11 +750,13 @@ fn flushes_after_a_long_outage_are_spread_out_and_probe_once() {
         assert_eq!(requests() - before, 3, "a flush retries within its call while the outage is short");
         std::thread::sleep(flush_every);
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    // A gap (smoothed into the interval between flushes), until the outage is surely long.
+    let first_failure = first_failure.unwrap();
+    std::thread::sleep((LONG_OFFLINE + Duration::from_millis(500)).saturating_sub(first_failure.elapsed()));
     // A long one: flushes are held back a random while, and those that send make one attempt.
     let (mut held, mut probes) = (0, 0);
     let watched = Instant::now();
-    while watched.elapsed() < Duration::from_secs(5) {
+    while watched.elapsed() < Duration::from_millis(2500) {
         let before = requests();
         let (report, err) = c.outbox_flush(0);
         let err = err.expect("Realer is still away");

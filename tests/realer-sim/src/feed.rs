@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::api::{error, ok, Ctx};
 use crate::fixture::Id;
 use crate::http::{Request, Response};
-use crate::state::{Record, Source, State};
+use crate::state::{Flavour, Record, Source, State};
 use crate::time::{self, TimeError};
 use crate::values;
 
@@ -309,16 +309,20 @@ pub(crate) fn process_item(
             }
         }
     }
-    // Local reported-state adoption: a local change becomes what Realer wants (and its confirmed value). A
-    // desired state still pending is older than the change and superseded by it: it leaves the list (its id
-    // stays known, so a late answer naming it is still accepted).
+    // Local reported-state adoption: a local change becomes the command's value. In v1 that is the catalog
+    // value, what Realer wants: the change replaces the desired value the catalog served (v1 lists no desired
+    // state, so nothing is left unanswered). In v2 it is the confirmed value, which the catalog serves; a
+    // desired state still pending stays listed until it is answered (contract section 3b).
     if let (Some(c), false) = (command, has_desired_id) {
         let adopt_all = state.settings.adopt_local_reports;
+        let v1 = state.flavour == Flavour::V1;
         let cmd = &mut state.devices[device].commands[c];
         if adopt_all || cmd.local_adoption {
             if let (Ok(fields), Some(Value::String(v))) = (cmd.fields.as_mut(), item.get("value")) {
                 fields.value = v.clone();
-                cmd.pending.clear();
+                if v1 {
+                    cmd.pending.clear();
+                }
             }
         }
     }
