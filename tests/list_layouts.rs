@@ -74,9 +74,11 @@ fn start(flavour: Flavour) -> (Sim, *mut realer_client) {
     }
 }
 
-type CommandFields = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+type Text = Option<String>;
+/// id, value, value_type, kind, pin_port; then error_type, error_message.
+type CommandFields = ((Text, Text, Text, Text, Text), (Text, Text));
 
-fn commands(client: *mut realer_client) -> Vec<(CommandFields, (Option<String>, Option<String>))> {
+fn commands(client: *mut realer_client) -> Vec<CommandFields> {
     unsafe {
         let mut list = null_mut();
         ok(realer_commands_fetch(client, &mut list));
