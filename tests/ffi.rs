@@ -511,3 +511,30 @@ fn a_batch_post_without_the_batch_endpoint_stores_each_item_once() {
     assert!(records.iter().all(|r| r.times_received == 1));
     assert_eq!(sim.request_log().iter().filter(|e| e.path.ends_with("/batches")).count(), 1);
 }
+
+/// What a server quotes back is cleaned before the last error holds it, also when it is quoted to say why an
+/// answer is not the documented list (its first unusable item): a catalog or desired-states answer that echoes
+/// the client secret shows `<redacted>` in its place.
+#[test]
+fn an_unusable_answer_quoted_in_the_last_error_holds_no_secret() {
+    let sim = sim_with(SimOptions { flavour: realer_sim::Flavour::V2, ..SimOptions::default() });
+    let echoed = format!(r#"{{"note":"you sent {}"}}"#, builtin::CLIENT_SECRET);
+    let sensors = Target::Path(format!("/iot/v1/devices/{}/sensors", builtin::DEVICE_ID));
+    unsafe {
+        let client = c_client(&sim, None);
+        let body = format!(r#"{{"code":2000,"sensors":[{echoed}]}}"#);
+        sim.inject(Fault::Answer { status: 200, body }, sensors, 1);
+        let mut list = null_mut();
+        expect(realer_sensors_fetch(client, &mut list), REALER_ERR_PROTOCOL, "none of them usable");
+        let (_, message) = last();
+        assert!(!message.contains(builtin::CLIENT_SECRET) && message.contains("<redacted>"), "{message}");
+        let body = format!(r#"{{"code":2000,"desired_states":[{echoed}]}}"#);
+        sim.inject(Fault::Answer { status: 200, body }, Target::DesiredStates, 1);
+        let mut states = null_mut();
+        expect(realer_desired_states_fetch(client, &mut states), REALER_ERR_PROTOCOL, "none of them usable");
+        let (_, message) = last();
+        assert!(!message.contains(builtin::CLIENT_SECRET) && message.contains("<redacted>"), "{message}");
+        assert!(list.is_null() && states.is_null());
+        realer_client_free(client);
+    }
+}
