@@ -538,3 +538,36 @@ fn an_unusable_answer_quoted_in_the_last_error_holds_no_secret() {
         realer_client_free(client);
     }
 }
+
+/// A configuration file's line that is not a known setting is named by its line and, when it is a setting's
+/// name, by that name, never by anything that may be a value: a ':' typed for the '=' before a secret that ends
+/// in '=' (base64), or a secret on a line of its own.
+#[test]
+fn a_config_file_line_that_is_not_a_setting_never_shows_a_value() {
+    use std::os::unix::fs::PermissionsExt;
+    const SECRET: &str = "c2VjcmV0LXZhbHVl";
+    let dir = std::env::temp_dir().join(format!("realer-ffi-config-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("realer.conf");
+    let c_path = cstr(path.to_str().unwrap());
+    for (line, named) in [
+        (format!("REALER_CLIENT_SECRET: {SECRET}="), Some("REALER_CLIENT_SECRET")),
+        (format!("REALER_CLIENT_SECRET {SECRET}=="), Some("REALER_CLIENT_SECRET")),
+        (format!("{SECRET}="), None),
+        ("REALER_DEVICEID=12345".to_string(), Some("\"REALER_DEVICEID\"")),
+    ] {
+        std::fs::write(&path, format!("REALER_DEVICE_ID=12345\n{line}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        unsafe {
+            let cfg = realer_config_new();
+            expect(realer_config_from_file(cfg, c_path.as_ptr()), REALER_ERR_CONFIG, "line 2: unknown key");
+            realer_config_free(cfg);
+        }
+        let (_, message) = last();
+        assert!(!message.contains(SECRET), "{line}: {message}");
+        if let Some(name) = named {
+            assert!(message.contains(name), "{line}: {message}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
