@@ -297,8 +297,7 @@ fn main() {
 
     let threads: Vec<_> = (args.first..args.first + args.count)
         .map(|i| {
-            let (args, per_device, counters, stop) =
-                (args.clone(), per_device.clone(), counters.clone(), stop.clone());
+            let (args, per_device, counters, stop) = (args.clone(), per_device.clone(), counters.clone(), stop.clone());
             std::thread::Builder::new()
                 // A device thread needs little stack (the library's deepest path is a JSON parse); a thousand
                 // of them at the default 2 MiB would reserve 2 GiB of address space for nothing.
