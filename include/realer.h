@@ -790,7 +790,9 @@ void realer_client_free(struct realer_client *client);
 
 /**
  * Gets an access token now unless a valid one is cached. Optional: every call gets one when it needs it.
- * `REALER_ERR_AUTH`: the credentials were refused. Network, timeout and TLS statuses as for any call.
+ * `REALER_ERR_AUTH`: the credentials were refused (in OAuth's or Realer's JSON). `REALER_ERR_NETWORK`, not
+ * retryable, with its HTTP status: a page of the path's own on the token endpoint (a firewall's, a gateway's)
+ * refused the request, not the credentials. Network, timeout and TLS statuses as for any call.
  *
  * # Safety
  * `client` is NULL or live.
@@ -915,13 +917,13 @@ realer_status realer_config_set_ca_pem(struct realer_config *config,
                                        size_t len);
 
 /**
- * Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
- * 3,600,000. The request timeout bounds each request of a call, within about 20 ms: its token request,
- * retries and backoff included (a call that makes several requests, such as a batch of more than 100 items,
- * an outbox flush or a desired-state fetch, gives each its own; see each call). There is no shorter timeout per read: a server may use what is left of the call to
- * answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps), except that on a reused
- * connection the answer must begin within the stall time (`realer_config_set_keepalive`), or the request
- * is sent again on a new connection, where it may take what is left.
+ * Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to 3,600,000. The
+ * request timeout bounds each request of a call, within about 20 ms: its token request, retries and backoff included
+ * (a call that makes several requests, such as a batch of more than 100 items, an outbox flush or a desired-state
+ * fetch, gives each its own; see each call). There is no shorter timeout per read: a server may use what is left of
+ * the call to answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps), except that on a reused
+ * connection the answer must begin within the stall time (`realer_config_set_keepalive`), or the request is sent again
+ * on a new connection, where it may take what is left.
  *
  * # Safety
  * `config` is NULL or live.
@@ -1318,14 +1320,14 @@ realer_status realer_outbox_push_many(const struct realer_client *client,
                                       size_t count);
 
 /**
- * Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items`
- * (0 = all) were tried; each request has its own request timeout. Accepted items (created or idempotent)
- * leave the outbox; items Realer refused one by one in its own JSON (a 4xxx code in the batch answer
- * other than those that refuse a request as a whole: 4001, 4002, 4003, 4004, 4029) move to the dead letters; a batch answered 413 is split and resent (at most 8 requests for
- * 100 items; one item of at least 1 KiB, larger than any body the path carried, refused by Realer's 413
- * becomes a dead letter; a 413 for a smaller body stops the flush, its items pending); a batch answered 2xx
- * without Realer's body goes one by one; every other item stays for the next flush, whatever a proxy,
- * gateway or captive portal answered.
+ * Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items` (0 = all) were
+ * tried; each request has its own request timeout. Accepted items (created or idempotent) leave the outbox; items
+ * Realer refused one by one in its own JSON (a 4xxx code in the batch answer other than those that refuse a request as
+ * a whole: 4001, 4002, 4003, 4004, 4029) move to the dead letters; a batch answered 413 is split and resent (at most 8
+ * requests for 100 items; one item of at least 1 KiB, larger than any body the path carried, refused by Realer's 413
+ * becomes a dead letter; a 413 for a smaller body stops the flush, its items pending); a batch answered 2xx without
+ * Realer's body goes one by one; every other item stays for the next flush, whatever a proxy, gateway or captive
+ * portal answered.
  * A flush claims the items it sends, so that flushes of the same file from other clients or processes send
  * other items; a claim ends with the flush or, if its process dies, at the next flush that runs alone (else
  * when it expires, after twice the longest a batch request can take). A full disk does not stop a flush:

@@ -124,7 +124,8 @@ fn form_encode(s: &str) -> String {
 }
 
 /// One token request (contract section 2): client credentials, the client authenticated with HTTP Basic,
-/// `scope` when one is configured. A refusal is an `Auth` error (a 5xx or 429 an `Api` one, retryable).
+/// `scope` when one is configured. A refusal is an `Auth` error (a 5xx or 429 an `Api` one, retryable); an
+/// answer that is neither OAuth's nor Realer's refused nothing of the client's: a `Network` error, not retried.
 pub(crate) fn request_token(
     transport: &Transport,
     basic: &AuthHeader,
@@ -150,8 +151,21 @@ pub(crate) fn request_token(
         return Ok(grant);
     }
     let retryable = codes::classify(answer.status, None) == Class::Retry;
-    let mut err = codes::error_from_answer(&answer, if retryable { ErrorKind::Api } else { ErrorKind::Auth });
+    let kind = match (retryable, codes::is_authorization_refusal(&answer)) {
+        (true, _) => ErrorKind::Api,
+        (false, true) => ErrorKind::Auth,
+        // A page of the path's own (a firewall's, a gateway's) judged no credentials (contract section 6): the
+        // request was refused, as by a proxy, and `Auth` would tell the firmware its credentials are wrong.
+        (false, false) => ErrorKind::Network,
+    };
+    let mut err = codes::error_from_answer(&answer, kind);
     err.message = format!("token request refused: {}", err.message);
+    if kind == ErrorKind::Network {
+        err.message.push_str(
+            " (not Realer's answer: neither OAuth's JSON error nor Realer's; a proxy, gateway or firewall?): it \
+             judged no credentials",
+        );
+    }
     Err(err)
 }
 

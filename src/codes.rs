@@ -176,6 +176,15 @@ pub(crate) fn error_from_refusal(http_status: u16, body: Option<&Refusal<'_>>, k
     err
 }
 
+/// Whether a refusal from the token endpoint is the authorization server's (contract section 2): RFC 6749's
+/// JSON (`{"error":"invalid_client",…}`) or Realer's (a numeric `code`). Another answer there (a firewall's HTML
+/// page, a gateway's empty 400 or 401) came from the path and judged no credentials.
+pub(crate) fn is_authorization_refusal(answer: &Answer) -> bool {
+    json_bytes(answer)
+        .and_then(|b| serde_json::from_slice::<Refusal<'_>>(b).ok())
+        .is_some_and(|r| r.code().is_some() || r.error.present)
+}
+
 /// Said of a 4xx without Realer's JSON code (contract section 6).
 const NOT_REALERS: &str =
     " (not Realer's answer: no JSON with a numeric code; a proxy, gateway or captive portal?): it judged nothing";

@@ -4,7 +4,8 @@
 //! remembered (3b); a 401 on a token already used for another answer renews again (6); an answer that is not
 //! the documented list is a protocol error, not an empty list (3, 3b); a scope without
 //! `iot:desired-state:read` is warned about with its fix (2, 3b); caller timestamps go out in Realer's form
-//! (4); a token endpoint that drips its answer gets about one request per timeout window (2).
+//! (4); batch results for one `message_id` of two sources are told apart by their index (5); a token endpoint
+//! that drips its answer gets about one request per timeout window (2).
 
 mod common;
 
@@ -545,6 +546,59 @@ fn caller_timestamps_go_out_in_realers_form() {
     let (_, msg) = last_error();
     assert_eq!(st, REALER_ERR_INVALID_ARGUMENT);
     assert!(msg.contains("value_received_at"), "{msg}");
+}
+
+/// Contract section 5: results are matched by `message_id`, falling back to `index`. A `message_id` is scoped
+/// to its source, so readings of two sensors may carry the same one in one batch (a per-sensor counter); then
+/// a result's `index` tells which of them it is about, in whatever order the results come. Matched by the id
+/// alone, the stored reading took the other one's rejection (a dead letter in an outbox) and the rejected one
+/// was counted stored (deleted from an outbox: lost).
+#[test]
+fn results_for_one_message_id_of_two_sources_are_told_apart_by_their_index() {
+    let sim = v1();
+    let c = c_client(&sim, Opts::default());
+    let (seven, eight, low, high) = (cstr("7"), cstr("8"), cstr("1.5"), cstr("250.5"));
+    let (id, at) = (cstr("evt-1"), cstr("2026-04-24T10:15:00Z"));
+    let items: Vec<realer_feed_item> = [(&seven, &low), (&eight, &high)]
+        .into_iter()
+        .map(|(sensor, value)| unsafe {
+            let mut item = std::mem::zeroed::<realer_feed_item>();
+            assert_eq!(realer_feed_item_init(&mut item), REALER_OK);
+            item.sensor_id = sensor.as_ptr();
+            item.value = value.as_ptr();
+            item.message_id = id.as_ptr();
+            item.value_received_at = at.as_ptr();
+            item
+        })
+        .collect();
+    // Realer's answer, its results in another order than the items.
+    let answer = r#"{"code":2000,"status":"partial","results":[
+        {"index":1,"message_id":"evt-1","status":"rejected","code":4022,
+         "error":{"type":"validation_failed","message":"out of range","details":{"value":["out of range"]}}},
+        {"index":0,"message_id":"evt-1","status":"created","feed_data_id":41}]}"#;
+    sim.inject(Fault::Answer { status: 200, body: answer.into() }, Target::Batch, 1);
+    unsafe {
+        let mut out = null_mut();
+        assert_eq!(realer_feed_post_batch(c.client, items.as_ptr(), 2, &mut out), REALER_OK, "{:?}", last_error());
+        let results: Vec<realer_item_result> = (0..2)
+            .map(|i| {
+                let mut r = std::mem::zeroed::<realer_item_result>();
+                assert_eq!(realer_batch_result_get(out, i, &mut r), REALER_OK);
+                r
+            })
+            .collect();
+        assert_eq!(
+            (results[0].outcome, results[0].feed_data_id),
+            (REALER_FEED_OUTCOME_CREATED, 41),
+            "sensor 7's reading was stored"
+        );
+        assert_eq!(
+            (results[1].outcome, results[1].code),
+            (REALER_FEED_OUTCOME_REJECTED, 4022),
+            "sensor 8's reading was rejected"
+        );
+        realer_batch_result_free(out);
+    }
 }
 
 /// Contract section 2 with many threads: one token request in flight per client, its callers waiting within

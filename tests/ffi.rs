@@ -511,3 +511,63 @@ fn a_batch_post_without_the_batch_endpoint_stores_each_item_once() {
     assert!(records.iter().all(|r| r.times_received == 1));
     assert_eq!(sim.request_log().iter().filter(|e| e.path.ends_with("/batches")).count(), 1);
 }
+
+/// What a server quotes back is cleaned before the last error holds it, also when it is quoted to say why an
+/// answer is not the documented list (its first unusable item): a catalog or desired-states answer that echoes
+/// the client secret shows `<redacted>` in its place.
+#[test]
+fn an_unusable_answer_quoted_in_the_last_error_holds_no_secret() {
+    let sim = sim_with(SimOptions { flavour: realer_sim::Flavour::V2, ..SimOptions::default() });
+    let echoed = format!(r#"{{"note":"you sent {}"}}"#, builtin::CLIENT_SECRET);
+    let sensors = Target::Path(format!("/iot/v1/devices/{}/sensors", builtin::DEVICE_ID));
+    unsafe {
+        let client = c_client(&sim, None);
+        let body = format!(r#"{{"code":2000,"sensors":[{echoed}]}}"#);
+        sim.inject(Fault::Answer { status: 200, body }, sensors, 1);
+        let mut list = null_mut();
+        expect(realer_sensors_fetch(client, &mut list), REALER_ERR_PROTOCOL, "none of them usable");
+        let (_, message) = last();
+        assert!(!message.contains(builtin::CLIENT_SECRET) && message.contains("<redacted>"), "{message}");
+        let body = format!(r#"{{"code":2000,"desired_states":[{echoed}]}}"#);
+        sim.inject(Fault::Answer { status: 200, body }, Target::DesiredStates, 1);
+        let mut states = null_mut();
+        expect(realer_desired_states_fetch(client, &mut states), REALER_ERR_PROTOCOL, "none of them usable");
+        let (_, message) = last();
+        assert!(!message.contains(builtin::CLIENT_SECRET) && message.contains("<redacted>"), "{message}");
+        assert!(list.is_null() && states.is_null());
+        realer_client_free(client);
+    }
+}
+
+/// A configuration file's line that is not a known setting is named by its line and, when it is a setting's
+/// name, by that name, never by anything that may be a value: a ':' typed for the '=' before a secret that ends
+/// in '=' (base64), or a secret on a line of its own.
+#[test]
+fn a_config_file_line_that_is_not_a_setting_never_shows_a_value() {
+    use std::os::unix::fs::PermissionsExt;
+    const SECRET: &str = "c2VjcmV0LXZhbHVl";
+    let dir = std::env::temp_dir().join(format!("realer-ffi-config-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("realer.conf");
+    let c_path = cstr(path.to_str().unwrap());
+    for (line, named) in [
+        (format!("REALER_CLIENT_SECRET: {SECRET}="), Some("REALER_CLIENT_SECRET")),
+        (format!("REALER_CLIENT_SECRET {SECRET}=="), Some("REALER_CLIENT_SECRET")),
+        (format!("{SECRET}="), None),
+        ("REALER_DEVICEID=12345".to_string(), Some("\"REALER_DEVICEID\"")),
+    ] {
+        std::fs::write(&path, format!("REALER_DEVICE_ID=12345\n{line}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        unsafe {
+            let cfg = realer_config_new();
+            expect(realer_config_from_file(cfg, c_path.as_ptr()), REALER_ERR_CONFIG, "line 2: unknown key");
+            realer_config_free(cfg);
+        }
+        let (_, message) = last();
+        assert!(!message.contains(SECRET), "{line}: {message}");
+        if let Some(name) = named {
+            assert!(message.contains(name), "{line}: {message}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,7 +1,8 @@
 //! Through the C ABI: what stands between a device and Realer (a proxy, a gateway, a captive portal) never
 //! decides a reading's fate. A 4xx page without Realer's JSON judges no item; a 413 that cannot be about the
 //! item is a refusal, bounded in requests; a 2xx without Realer's body confirms nothing. realer-sim plays the
-//! path with its `ProxyPage`, `StoreThenPage` and `BodyLimit` faults; its request log counts the requests.
+//! path with its `ProxyPage`, `StoreThenPage` and `BodyLimit` faults; its request log counts the requests. A
+//! page on the token endpoint refuses no credentials.
 
 mod common;
 
@@ -59,6 +60,13 @@ fn c_client(sim: &Sim, db: Option<&TempDb>, lines: &Lines) -> *mut realer_client
 
 /// As [`c_client`], for a server at `url` (the sim, or something in front of it) whose CA is `pem`.
 fn c_client_at(url: &str, pem: &str, db: Option<&TempDb>, lines: &Lines) -> *mut realer_client {
+    let client = c_client_without_token(url, pem, db, lines);
+    assert_eq!(unsafe { realer_client_authenticate(client) }, REALER_OK);
+    client
+}
+
+/// As [`c_client_at`], before any token request.
+fn c_client_without_token(url: &str, pem: &str, db: Option<&TempDb>, lines: &Lines) -> *mut realer_client {
     unsafe {
         let cfg = realer_config_new();
         assert_eq!(realer_config_set_base_url(cfg, cstr(url).as_ptr()), REALER_OK);
@@ -75,7 +83,6 @@ fn c_client_at(url: &str, pem: &str, db: Option<&TempDb>, lines: &Lines) -> *mut
         let mut client = null_mut();
         assert_eq!(realer_client_new(cfg, &mut client), REALER_OK);
         realer_config_free(cfg);
-        assert_eq!(realer_client_authenticate(client), REALER_OK);
         client
     }
 }
@@ -240,6 +247,40 @@ fn a_page_from_the_path_judges_no_item() {
     let (st, report) = flush(client);
     assert_eq!((st, report.sent, report.rejected, report.pending), (REALER_OK, 5, 0, 0));
     stored_once(&sim, "page-outbox", 5);
+    unsafe { realer_client_free(client) };
+}
+
+/// Contract sections 2 and 6 on the token endpoint: Realer refuses credentials in RFC 6749's JSON (`error`) or
+/// its own (a numeric `code`). A page of the path's own there (a firewall's HTML 403, a gateway's empty 400 or
+/// 401) judged no credentials: `REALER_ERR_NETWORK` naming its status, not `REALER_ERR_AUTH` ("the credentials
+/// or the device's access are wrong"), and a reading meanwhile stays unsent.
+#[test]
+fn a_page_from_the_path_on_the_token_endpoint_refuses_no_credentials() {
+    let sim = sim();
+    let lines = Lines::default();
+    let client = c_client_without_token(&sim.base_url(), &sim.ca_pem(), None, &lines);
+    for (status, body) in [(403, PageBody::Html), (400, PageBody::Empty), (401, PageBody::Empty)] {
+        sim.inject(Fault::ProxyPage { status, body }, Target::Token, 1);
+        let st = unsafe { realer_client_authenticate(client) };
+        let e = unsafe { &*realer_last_error() };
+        let message = last_message();
+        assert_eq!(
+            (st, e.http_status, e.retryable),
+            (REALER_ERR_NETWORK, i32::from(status), false),
+            "HTTP {status}: {message}"
+        );
+        assert!(message.contains("not Realer's"), "HTTP {status}: {message}");
+    }
+    let items = readings("token-page", 1, 0);
+    sim.inject(Fault::ProxyPage { status: 403, body: PageBody::Html }, Target::Token, 1);
+    let (st, outcome, message) = post(client, &items, 0);
+    assert_eq!((st, outcome), (REALER_ERR_NETWORK, REALER_FEED_OUTCOME_NOT_SENT), "{message}");
+    // Realer's own refusal is one of the credentials.
+    let refused = r#"{"error":"invalid_client","error_description":"unknown client"}"#;
+    sim.inject(Fault::Answer { status: 401, body: refused.into() }, Target::Token, 1);
+    assert_eq!(unsafe { realer_client_authenticate(client) }, REALER_ERR_AUTH, "{}", last_message());
+    assert_eq!(post(client, &items, 0).1, REALER_FEED_OUTCOME_CREATED);
+    stored_once(&sim, "token-page", 1);
     unsafe { realer_client_free(client) };
 }
 

@@ -31,7 +31,9 @@ impl Client {
                 sink.push(item)
             },
             &mut self.warn_sink(),
-        )?;
+        )
+        // Its message may quote the answer (the first unusable item).
+        .map_err(|e| self.tokens.secrets().clean_error(e))?;
         drop(answer);
         sink.finish();
         match id {

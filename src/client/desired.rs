@@ -111,7 +111,9 @@ impl Client {
         match self.call(Method::Get, &path, None) {
             Ok(answer) => {
                 let now = time::now_unix_ms();
-                let mut states = desired::parse_desired_states(&answer.body, now, &mut self.warn_sink())?;
+                // Its message may quote the answer (the first unusable state).
+                let mut states = desired::parse_desired_states(&answer.body, now, &mut self.warn_sink())
+                    .map_err(|e| self.tokens.secrets().clean_error(e))?;
                 drop(answer);
                 desired::decide(&mut states, &self.memory, now)?;
                 states.shrink();

@@ -195,8 +195,8 @@ impl Client {
     }
 
     /// One protected call with the contract's handling: a new token and another attempt after a 401 (see
-    /// [`Client::retrying`]), backoff retries of transient failures, all before the request deadline. The answer is a success (2xx with a
-    /// JSON body whose `code`, if any, is 2xxx); its body is the caller's to read.
+    /// [`Client::retrying`]), backoff retries of transient failures, all before the request deadline. The answer is a
+    /// success (2xx with a JSON body whose `code`, if any, is 2xxx); its body is the caller's to read.
     fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Answer> {
         self.call_reading(method, path, body, read_code).map(|(answer, ())| answer)
     }

@@ -45,11 +45,12 @@ impl Client {
         Ok(prepared.into_iter().map(|p| p.message_id).collect())
     }
 
-    /// Sends pending items, oldest first, in batches of up to 100, until none is left or `max_items` (0 = all)
-    /// were tried. After a long outage flushes are paced (see `pacing`): one called too early sends nothing
-    /// and returns a retryable network error that says how long to wait. Accepted items leave the outbox; items Realer judged and refused one by one, in its own
-    /// JSON, become dead letters; the rest stay for the next flush. Stops at the first request that fails as a whole (transiently, or refused
-    /// as a request: its items were never judged), returning its error.
+    /// Sends pending items, oldest first, in batches of up to 100, until none is left or `max_items` (0 = all) were
+    /// tried. After a long outage flushes are paced (see `pacing`): one called too early sends nothing and returns a
+    /// retryable network error that says how long to wait. Accepted items leave the outbox; items Realer judged and
+    /// refused one by one, in its own JSON, become dead letters; the rest stay for the next flush. Stops at the first
+    /// request that fails as a whole (transiently, or refused as a request: its items were never judged), returning its
+    /// error.
     pub fn outbox_flush(&self, max_items: usize) -> (FlushReport, Option<Error>) {
         let outbox = match self.outbox() {
             Ok(o) => o,

@@ -45,14 +45,31 @@ pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>> {
         };
         let key = key.trim();
         if !KEYS.contains(&key) {
-            let shown: String = key.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
-            return Err(at(format!("unknown key {shown:?} (known: {})", KEYS.join(", "))));
+            return Err(at(format!("unknown key {} (known: {})", shown_key(key), KEYS.join(", "))));
         }
         if out.insert(key.to_string(), value.to_string()).is_some() {
             return Err(at(format!("{key} is set twice")));
         }
     }
     Ok(out)
+}
+
+/// What a message may show of an unknown key: what is before the `=` of a line may be a value, not a key (a
+/// secret on a line of its own, or after a `:` typed for the `=` when it ends in `=`, as base64 does). Shown: a
+/// known key the text starts with, or a text that reads as a key name (`REALER_` and upper-case letters,
+/// digits and `_`); nothing else.
+fn shown_key(key: &str) -> String {
+    if let Some(known) = KEYS.iter().find(|k| key.starts_with(**k)) {
+        return format!("{known:?} followed by other characters (not shown)");
+    }
+    let name = key.starts_with("REALER_")
+        && key.len() <= 64
+        && key.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if name {
+        format!("{key:?}")
+    } else {
+        "(not shown: it is not a REALER_ name, and may be a value)".to_string()
+    }
 }
 
 impl Config {
@@ -154,7 +171,18 @@ mod tests {
         let e = parse("REALER_DEVICE_ID 1").unwrap_err();
         assert!(e.message.contains("line 1: expected KEY=value"), "{}", e.message);
         let e = parse("REALER_PASSWORD=hunter2").unwrap_err();
-        assert!(e.message.contains("unknown key") && !e.message.contains("hunter2"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown key \"REALER_PASSWORD\"") && !e.message.contains("hunter2"),
+            "{}",
+            e.message
+        );
+        // What may be a value is never shown: a secret after a ':' (base64 ends in '='), or on its own line.
+        for line in ["REALER_CLIENT_SECRET: aHVudGVyMg==", "aHVudGVyMg==", "export REALER_CLIENT_SECRET=x"] {
+            let e = parse(line).unwrap_err();
+            assert!(e.message.contains("unknown key") && !e.message.contains("aHVudGVyMg"), "{}", e.message);
+        }
+        let e = parse("REALER_CLIENT_SECRET: aHVudGVyMg==").unwrap_err();
+        assert!(e.message.contains("\"REALER_CLIENT_SECRET\" followed by other characters"), "{}", e.message);
     }
 
     #[test]

@@ -236,22 +236,27 @@ struct BatchResult<'a> {
 /// Results beyond the items sent are read and dropped, one at a time.
 pub(crate) fn parse_batch(http_status: u16, body: &[u8], message_ids: &[String]) -> Result<Vec<Option<FeedResult>>> {
     let mut out: Vec<Option<FeedResult>> = vec![None; message_ids.len()];
+    // Items a result was about, readable or not: a second result never takes an item over.
+    let mut taken = vec![false; message_ids.len()];
     let mut pos = 0usize;
     let found = json::for_each_item(body, "results", None, json::BareArray::Accept, &mut |raw| {
         let at = pos;
         pos += 1;
         let Ok(r) = json::object::<BatchResult<'_>>(raw) else { return };
-        // A result that names its message_id settles only that item (duplicate ids in one batch: the first slot
-        // not yet filled); one naming an id this client did not send, or one already settled, settles nothing.
-        // Only a result without a message_id falls back to its index (or its place in the list).
+        let index = r.index.0.and_then(|i| usize::try_from(i).ok());
+        let free = |i: usize| i < message_ids.len() && !taken[i];
+        // A result that names its message_id is about an item sent under it, never another: the one at its
+        // index when that is one (a message_id is scoped to its source, so two items of a batch may share it,
+        // and results may come in any order), else the first such item not taken yet. A result without a
+        // message_id falls back to its index, or its place in the list.
         let slot = match r.message_id.as_str() {
-            Some(id) => (0..message_ids.len()).find(|&i| message_ids[i] == id && out[i].is_none()),
-            None => {
-                let index = r.index.0.and_then(|i| usize::try_from(i).ok()).unwrap_or(at);
-                (index < message_ids.len() && out[index].is_none()).then_some(index)
-            }
+            Some(id) => index
+                .filter(|&i| free(i) && message_ids[i] == id)
+                .or_else(|| (0..message_ids.len()).find(|&i| free(i) && message_ids[i] == id)),
+            None => Some(index.unwrap_or(at)).filter(|&i| free(i)),
         };
         let Some(slot) = slot else { return };
+        taken[slot] = true;
         out[slot] = batch_result(http_status, &r, raw, message_ids[slot].clone());
     })
     .map_err(|e| Error::protocol(format!("the batch answer is not JSON: {e}")))?;
@@ -389,5 +394,17 @@ mod tests {
             "{:?}",
             r.iter().map(Option::is_some).collect::<Vec<_>>()
         );
+        // One message_id for two items (two sources): the index tells them apart, in any order; a result this
+        // client cannot read still takes its item, so a later one for the same id does not land on it.
+        let ids: Vec<String> = ["m", "m", "x"].iter().map(|s| s.to_string()).collect();
+        let body = json!({"results":[{"index":1,"message_id":"m","status":"rejected","code":4022},
+                                     {"index":0,"message_id":"m","status":"created","feed_data_id":8}]});
+        let r = parse_batch(200, body.to_string().as_bytes(), &ids).unwrap();
+        let outcomes: Vec<Option<FeedOutcome>> = r.iter().map(|r| r.as_ref().map(|r| r.outcome)).collect();
+        assert_eq!(outcomes, [Some(FeedOutcome::Created), Some(FeedOutcome::Rejected), None]);
+        let body = json!({"results":[{"message_id":"m","status":"queued"},{"message_id":"m","status":"created"}]});
+        let r = parse_batch(200, body.to_string().as_bytes(), &ids).unwrap();
+        let outcomes: Vec<Option<FeedOutcome>> = r.iter().map(|r| r.as_ref().map(|r| r.outcome)).collect();
+        assert_eq!(outcomes, [None, Some(FeedOutcome::Created), None]);
     }
 }

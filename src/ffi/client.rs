@@ -48,7 +48,9 @@ pub unsafe extern "C" fn realer_client_free(client: *mut realer_client) {
 }
 
 /// Gets an access token now unless a valid one is cached. Optional: every call gets one when it needs it.
-/// `REALER_ERR_AUTH`: the credentials were refused. Network, timeout and TLS statuses as for any call.
+/// `REALER_ERR_AUTH`: the credentials were refused (in OAuth's or Realer's JSON). `REALER_ERR_NETWORK`, not
+/// retryable, with its HTTP status: a page of the path's own on the token endpoint (a firewall's, a gateway's)
+/// refused the request, not the credentials. Network, timeout and TLS statuses as for any call.
 ///
 /// # Safety
 /// `client` is NULL or live.

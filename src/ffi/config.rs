@@ -158,13 +158,13 @@ pub unsafe extern "C" fn realer_config_set_ca_pem(
     unsafe { with_config(config, |c| c.set_ca_pem(bytes_arg(pem, len, "pem")?)) }
 }
 
-/// Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to
-/// 3,600,000. The request timeout bounds each request of a call, within about 20 ms: its token request,
-/// retries and backoff included (a call that makes several requests, such as a batch of more than 100 items,
-/// an outbox flush or a desired-state fetch, gives each its own; see each call). There is no shorter timeout per read: a server may use what is left of the call to
-/// answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps), except that on a reused
-/// connection the answer must begin within the stall time (`realer_config_set_keepalive`), or the request
-/// is sent again on a new connection, where it may take what is left.
+/// Sets the connect timeout (TCP and TLS setup) and the request timeout, in milliseconds, each 1 to 3,600,000. The
+/// request timeout bounds each request of a call, within about 20 ms: its token request, retries and backoff included
+/// (a call that makes several requests, such as a batch of more than 100 items, an outbox flush or a desired-state
+/// fetch, gives each its own; see each call). There is no shorter timeout per read: a server may use what is left of
+/// the call to answer (less at most 100 ms: socket timeouts are rounded down to 100 ms steps), except that on a reused
+/// connection the answer must begin within the stall time (`realer_config_set_keepalive`), or the request is sent again
+/// on a new connection, where it may take what is left.
 ///
 /// # Safety
 /// `config` is NULL or live.

@@ -185,14 +185,14 @@ pub unsafe extern "C" fn realer_outbox_push_many(
     })
 }
 
-/// Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items`
-/// (0 = all) were tried; each request has its own request timeout. Accepted items (created or idempotent)
-/// leave the outbox; items Realer refused one by one in its own JSON (a 4xxx code in the batch answer
-/// other than those that refuse a request as a whole: 4001, 4002, 4003, 4004, 4029) move to the dead letters; a batch answered 413 is split and resent (at most 8 requests for
-/// 100 items; one item of at least 1 KiB, larger than any body the path carried, refused by Realer's 413
-/// becomes a dead letter; a 413 for a smaller body stops the flush, its items pending); a batch answered 2xx
-/// without Realer's body goes one by one; every other item stays for the next flush, whatever a proxy,
-/// gateway or captive portal answered.
+/// Sends pending items, oldest first, in batch requests of up to 100, until none is left or `max_items` (0 = all) were
+/// tried; each request has its own request timeout. Accepted items (created or idempotent) leave the outbox; items
+/// Realer refused one by one in its own JSON (a 4xxx code in the batch answer other than those that refuse a request as
+/// a whole: 4001, 4002, 4003, 4004, 4029) move to the dead letters; a batch answered 413 is split and resent (at most 8
+/// requests for 100 items; one item of at least 1 KiB, larger than any body the path carried, refused by Realer's 413
+/// becomes a dead letter; a 413 for a smaller body stops the flush, its items pending); a batch answered 2xx without
+/// Realer's body goes one by one; every other item stays for the next flush, whatever a proxy, gateway or captive
+/// portal answered.
 /// A flush claims the items it sends, so that flushes of the same file from other clients or processes send
 /// other items; a claim ends with the flush or, if its process dies, at the next flush that runs alone (else
 /// when it expires, after twice the longest a batch request can take). A full disk does not stop a flush:

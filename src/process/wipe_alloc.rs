@@ -10,8 +10,8 @@
 //! `realloc` never lets the C allocator move a block: it allocates the new block, copies, and wipes and frees
 //! the old one (glibc would otherwise free or `mremap` the old block unwiped).
 //!
-//! For the tests (`realer::test_hooks`, with the `test-hooks` feature): an observer that sees every allocation and every block
-//! just before it is wiped and freed (the unit tests' heap measure, the integration tests' scans), and a
+//! For the tests (`realer::test_hooks`, with the `test-hooks` feature): an observer that sees every allocation and
+//! every block just before it is wiped and freed (the unit tests' heap measure, the integration tests' scans), and a
 //! switch that turns the wipe off (the control of the test that searches memory for secrets).
 
 use std::alloc::{GlobalAlloc, Layout, System};
