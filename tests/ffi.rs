@@ -571,3 +571,26 @@ fn a_config_file_line_that_is_not_a_setting_never_shows_a_value() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `realer_last_warnings` speaks of the last `realer_feed_post` on the thread, whatever it ended with: a post
+/// refused for its arguments sent nothing, so it has no warnings, not those of the post before it.
+#[test]
+fn a_post_refused_for_its_arguments_leaves_no_warnings_of_the_one_before() {
+    let sim = sim();
+    unsafe {
+        let client = c_client(&sim, None);
+        let (seven, value) = (cstr("7"), cstr("21.5"));
+        let mut result = std::mem::zeroed::<realer_feed_result>();
+        sim.inject(Fault::Warnings, Target::FeedData, 1);
+        expect(realer_feed_post(client, &item(&seven, &value), &mut result), REALER_OK, "");
+        assert!(CStr::from_ptr(realer_last_warnings()).to_bytes().starts_with(b"["), "the sim's warnings");
+        expect(realer_feed_post(client, null(), &mut result), REALER_ERR_INVALID_ARGUMENT, "item is NULL");
+        assert_eq!(CStr::from_ptr(realer_last_warnings()).to_bytes(), b"");
+        expect(realer_feed_post(client, &item(&seven, &value), &mut result), REALER_OK, "");
+        sim.inject(Fault::Warnings, Target::FeedData, 1);
+        expect(realer_feed_post(client, &item(&seven, &value), &mut result), REALER_OK, "");
+        expect(realer_feed_post(null(), &item(&seven, &value), &mut result), REALER_ERR_INVALID_ARGUMENT, "client");
+        assert_eq!(CStr::from_ptr(realer_last_warnings()).to_bytes(), b"");
+        realer_client_free(client);
+    }
+}

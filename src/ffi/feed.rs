@@ -275,6 +275,8 @@ pub unsafe extern "C" fn realer_feed_post(
     out: *mut realer_feed_result,
 ) -> realer_status {
     call(|| {
+        // The warnings are this post's, whatever it ends with: none until Realer sends some.
+        LAST_WARNINGS.with(|w| *w.borrow_mut() = c_string(""));
         // SAFETY: the caller passes NULL or live pointers.
         let (client, item, mut out) =
             unsafe { (ref_arg(client, "client")?, ref_arg(item, "item")?, out_arg(out, "out")?) };
