@@ -281,6 +281,27 @@ impl Proxy {
     }
 }
 
+/// The proxy's addresses, looked up on a thread of its own so that the lookup counts within `timeout` (the
+/// system's resolver has its own, longer timeouts and retries); a lookup that outlasts it is left to end alone.
+fn lookup_within(name: &str, port: u16, timeout: Duration) -> crate::Result<Vec<std::net::SocketAddr>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = name.to_string();
+    std::thread::Builder::new()
+        .name("realer-proxy-lookup".into())
+        .spawn(move || {
+            let _ = tx.send((owned.as_str(), port).to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+        })
+        .map_err(|e| Error::new(ErrorKind::Network, format!("looking up the proxy's host {name}: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(Error::new(ErrorKind::Network, format!("the proxy's host {name} does not resolve: {e}"))),
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("looking up the proxy's host {name} took longer than {} ms", timeout.as_millis()),
+        )),
+    }
+}
+
 fn open_tunnel(proxy: &Proxy, host: &str, port: u16, timeout: Duration) -> crate::Result<TcpStream> {
     let started = Instant::now();
     let url = proxy.url();
@@ -291,10 +312,7 @@ fn open_tunnel(proxy: &Proxy, host: &str, port: u16, timeout: Duration) -> crate
         user_agent: concat!("librealer/", env!("CARGO_PKG_VERSION")).to_string(),
     };
     let name = proxy.host().trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<_> = (name, proxy.port())
-        .to_socket_addrs()
-        .map_err(|e| Error::new(ErrorKind::Network, format!("the proxy's host {name} does not resolve: {e}")))?
-        .collect();
+    let addrs = lookup_within(name, proxy.port(), timeout)?;
     let mut last = None;
     let mut sock = None;
     for a in &addrs {
@@ -350,6 +368,19 @@ fn open_tunnel(proxy: &Proxy, host: &str, port: u16, timeout: Duration) -> crate
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_proxys_name_is_looked_up_within_the_timeout() {
+        let addrs = lookup_within("127.0.0.1", 3128, Duration::from_secs(5)).unwrap();
+        assert_eq!(addrs, vec![std::net::SocketAddr::from(([127, 0, 0, 1], 3128))]);
+        // A name that never resolves (RFC 6761's .invalid): an error, within the timeout, whether the resolver
+        // answers at once or not at all. (A resolver that hangs is the case the thread is for; not made here.)
+        let started = Instant::now();
+        let e = lookup_within("proxy.example.invalid", 3128, Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::Network | ErrorKind::Timeout), "{e:?}");
+        assert!(e.message.contains("proxy.example.invalid"), "{}", e.message);
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
 
     #[test]
     fn connect_answers_are_read_as_proxies_send_them() {
