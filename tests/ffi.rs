@@ -13,6 +13,7 @@ use realer::ffi::config::*;
 use realer::ffi::desired::*;
 use realer::ffi::error::*;
 use realer::ffi::feed::*;
+use realer::ffi::outbox::*;
 use realer::ffi::version::*;
 
 const BAD_UTF8: &[u8] = b"\xff\xfe\0";
@@ -593,4 +594,61 @@ fn a_post_refused_for_its_arguments_leaves_no_warnings_of_the_one_before() {
         assert_eq!(CStr::from_ptr(realer_last_warnings()).to_bytes(), b"");
         realer_client_free(client);
     }
+}
+
+/// A C client for `device`, with the outbox file `path`; `realer_client_new`'s status and the client.
+unsafe fn outbox_client(sim: &Sim, device: (&str, &str, &str), path: &str) -> (realer_status, *mut realer_client) {
+    unsafe {
+        let cfg = realer_config_new();
+        let pem = sim.ca_pem();
+        assert_eq!(realer_config_set_base_url(cfg, cstr(&sim.base_url()).as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_ca_pem(cfg, pem.as_ptr(), pem.len()), REALER_OK);
+        assert_eq!(realer_config_set_device_id(cfg, cstr(device.0).as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_credentials(cfg, cstr(device.1).as_ptr(), cstr(device.2).as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_outbox(cfg, cstr(path).as_ptr(), 0, 0), REALER_OK);
+        let mut client = null_mut();
+        let status = realer_client_new(cfg, &mut client);
+        realer_config_free(cfg);
+        (status, client)
+    }
+}
+
+/// An outbox file is one device's: its items carry no device (a flush sends them under its own device's path),
+/// so a client of another device is refused it, with a message that says why, and the file is left as it was.
+#[test]
+fn an_outbox_file_is_one_devices() {
+    let sim = sim();
+    let dir = std::env::temp_dir().join(format!("realer-ffi-owner-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("outbox.db").to_str().unwrap().to_string();
+    let first = (builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+    let other = (builtin::OTHER_DEVICE_ID, builtin::OTHER_CLIENT_ID, builtin::OTHER_CLIENT_SECRET);
+    unsafe {
+        let (status, client) = outbox_client(&sim, first, &path);
+        expect(status, REALER_OK, "");
+        let (seven, value) = (cstr("7"), cstr("21.5"));
+        let mut id = [0 as c_char; 129];
+        expect(realer_outbox_push(client, &item(&seven, &value), id.as_mut_ptr(), id.len()), REALER_OK, "");
+        realer_client_free(client);
+
+        let (status, client) = outbox_client(&sim, other, &path);
+        assert!(client.is_null());
+        expect(status, REALER_ERR_CONFIG, "holds the items of device \"12345\", not of device \"12346\"");
+        let (_, message) = last();
+        assert!(message.contains("a file of its own"), "{message}");
+
+        // The file is still the first device's, its reading pending; the other device has a file of its own.
+        let (status, client) = outbox_client(&sim, first, &path);
+        expect(status, REALER_OK, "");
+        let mut stats = std::mem::zeroed::<realer_outbox_stats>();
+        expect(realer_outbox_stats_read(client, &mut stats), REALER_OK, "");
+        assert_eq!(stats.pending, 1);
+        realer_client_free(client);
+        let own = dir.join("other.db").to_str().unwrap().to_string();
+        let (status, client) = outbox_client(&sim, other, &own);
+        expect(status, REALER_OK, "");
+        realer_client_free(client);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -86,7 +86,9 @@ pub struct realer_dead_letters {
 /// `realer_client_new`, which fails with `REALER_ERR_CONFIG` or `REALER_ERR_STORAGE` when it cannot be.
 /// Beside it the library keeps `<path>-wal` and `<path>-shm` (SQLite's), `<path>-reserve` (576 KiB given back
 /// when the disk is full, so that a flush can always delete what it sent) and `<path>-flush` (an empty lock
-/// file). Several clients and processes may share one file; their flushes send different items.
+/// file). Several clients and processes of one device may share one file; their flushes send different items.
+/// A file is the device's that first opened it: `realer_client_new` for another device id refuses it with
+/// `REALER_ERR_CONFIG` (its items would be sent as that device's). Give each device a file of its own.
 ///
 /// # Safety
 /// `config` is NULL or live; `path` is NULL or NUL-terminated.

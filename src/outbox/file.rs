@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS desired_answered (seq INTEGER PRIMARY KEY AUTOINCREME
 -- The catalog value last handed over per command (an older service's wishes), and what a service was found
 -- not to offer (`/desired-states`).
 CREATE TABLE IF NOT EXISTS catalog_seen (command_id TEXT PRIMARY KEY, value_type TEXT, value TEXT NOT NULL);
+-- The device whose items, answers and memory the file holds: the first to open it (one file per device).
+CREATE TABLE IF NOT EXISTS device (one INTEGER PRIMARY KEY CHECK (one = 1), device_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS desired_fallback (
     service TEXT PRIMARY KEY,
     http_status INTEGER NOT NULL,
@@ -75,6 +77,11 @@ CREATE TABLE IF NOT EXISTS desired_fallback (
     catalog INTEGER
 );
 ";
+
+/// A storage error that names the file.
+fn at_file(path: &str) -> impl Fn(rusqlite::Error) -> Error + Copy + '_ {
+    move |e| Error::new(ErrorKind::Storage, format!("{}, file {path:?}", storage(e).message))
+}
 
 /// The outbox file, opened once per client (see the module's comment).
 pub(crate) struct OutboxFile {
@@ -90,8 +97,7 @@ impl OutboxFile {
     /// lasts at most `busy`.
     pub(super) fn open(path: &str, busy: Duration) -> Result<OutboxFile> {
         let conn = Connection::open(path).map_err(|e| Error::config(format!("outbox {path:?}: {e}")))?;
-        let named =
-            |e: rusqlite::Error| Error::new(ErrorKind::Storage, format!("{}, file {path:?}", storage(e).message));
+        let named = at_file(path);
         conn.busy_timeout(busy).map_err(named)?;
         // Only a new, empty file takes it: free pages can then go back to the file system.
         conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL;").map_err(named)?;
@@ -106,6 +112,23 @@ impl OutboxFile {
         .map_err(named)?;
         conn.execute_batch(SCHEMA).map_err(named)?;
         Ok(OutboxFile { conn: Some(Mutex::new(conn)), owner: Owner::by_pid() })
+    }
+
+    /// Makes the file `device_id`'s when it is no device's yet, and refuses it when it is another's: its pending
+    /// items carry no device (a flush sends them all under its own device's path), nor do the desired-state
+    /// memory's rows, so two devices sharing a file would send each other's readings as their own.
+    pub(super) fn claim_for(&self, device_id: &str, path: &str) -> Result<()> {
+        let conn = self.lock()?;
+        let named = at_file(path);
+        conn.execute("INSERT OR IGNORE INTO device (one, device_id) VALUES (1, ?1)", [device_id]).map_err(named)?;
+        let owner: String = conn.query_row("SELECT device_id FROM device", [], |r| r.get(0)).map_err(named)?;
+        if owner == device_id {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "outbox {path:?} holds the items of device {owner:?}, not of device {device_id:?}: give each device a \
+             file of its own (the processes of one device may share one)"
+        )))
     }
 
     /// Refuses a process other than the one that opened the file (a child after `fork()`).

@@ -165,6 +165,9 @@ impl Outbox {
             Err(e) if may_be_disk_full(&e) && std::fs::remove_file(&reserve_path).is_ok() => connect()?,
             other => other?,
         };
+        if let Some(device_id) = &config.device_id {
+            file.claim_for(device_id, path)?;
+        }
         remove_stale_reserve_copies(path);
         let outbox = Outbox {
             file: Arc::new(file),
