@@ -17,7 +17,7 @@ require ${BPN}-crates.inc
 # The distribution's SQLite instead of the one compiled in (a smaller library; needs sqlite3 3.45.3 or newer).
 PACKAGECONFIG ??= ""
 # (PACKAGECONFIG's fields are comma-separated: the features are given one --features each.) For the smallest
-# library (2.19 MiB on x86-64 with system-sqlite, at about twice the CPU per reading), build with the
+# library (2.20 MiB on x86-64 with system-sqlite, at about twice the CPU per reading), build with the
 # release-small profile: BUILD_MODE = "--profile release-small" in a bbappend.
 PACKAGECONFIG[system-sqlite] = "--no-default-features --features system-sqlite,,sqlite3"
 # `capi`: the C library (its exports, the allocator that wipes freed memory, the quiet dependencies). cargo-c

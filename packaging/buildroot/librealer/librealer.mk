@@ -20,7 +20,7 @@ ifeq ($(BR2_PACKAGE_LIBREALER_SYSTEM_SQLITE),y)
 LIBREALER_DEPENDENCIES += sqlite
 LIBREALER_FEATURES = --no-default-features --features capi,system-sqlite
 endif
-# For the smallest library (2.19 MiB on x86-64 with system-sqlite, at about twice the CPU per reading), replace
+# For the smallest library (2.20 MiB on x86-64 with system-sqlite, at about twice the CPU per reading), replace
 # --release below with --profile release-small.
 
 # scripts/install = cargo cinstall, then librealer.a localized with the target's binutils.
