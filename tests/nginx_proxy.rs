@@ -2,6 +2,8 @@
 //! keep-alive limit of 3 requests per connection, and its own 502 page while the sim is down. nginx is
 //! installed with apt-get when missing (CI runs as root).
 
+#[path = "support/apt.rs"]
+mod apt;
 mod common;
 
 use std::collections::HashSet;
@@ -13,19 +15,7 @@ use common::*;
 use realer::{Client, ErrorKind, FeedItem};
 
 fn ensure_nginx() -> String {
-    for p in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
-        if Path::new(p).exists() {
-            return p.to_string();
-        }
-    }
-    let quiet = |args: &[&str]| {
-        let st =
-            Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").stdout(Stdio::null()).status();
-        assert!(st.is_ok_and(|s| s.success()), "apt-get {args:?} failed: nginx is needed by this test");
-    };
-    quiet(&["update", "-qq"]);
-    quiet(&["install", "-y", "-qq", "nginx"]);
-    "/usr/sbin/nginx".to_string()
+    apt::ensure("nginx", &["/usr/sbin/nginx", "/usr/bin/nginx"]).to_string_lossy().into_owned()
 }
 
 struct Nginx(Child);

@@ -1,5 +1,5 @@
-//! Debian's tinyproxy as a real HTTP CONNECT proxy for the tests: installed with apt-get when missing (CI
-//! runs as root), started in the foreground on a free port with a configuration of the test's, stopped when
+//! Debian's tinyproxy as a real HTTP CONNECT proxy for the tests: installed with apt-get when missing
+//! (`apt.rs`), started in the foreground on a free port with a configuration of the test's, stopped when
 //! dropped. Its log (LogLevel Connect) names every request it was asked to relay.
 #![allow(dead_code)]
 
@@ -7,28 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "apt.rs"]
+mod apt;
+
 pub fn ensure_tinyproxy() -> PathBuf {
-    // The tests of one binary run at once: one of them installs, the others wait for it.
-    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
-    for p in ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    let quiet = |args: &[&str]| {
-        // Waits for another apt-get or dpkg on the machine rather than failing at once.
-        let st = Command::new("apt-get")
-            .args(["-o", "DPkg::Lock::Timeout=120"])
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status();
-        assert!(st.is_ok_and(|s| s.success()), "apt-get {args:?} failed: tinyproxy is needed by this test");
-    };
-    quiet(&["update", "-qq"]);
-    quiet(&["install", "-y", "-qq", "--no-install-recommends", "tinyproxy"]);
-    PathBuf::from("/usr/bin/tinyproxy")
+    apt::ensure("tinyproxy", &["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"])
 }
 
 pub struct Tinyproxy {
