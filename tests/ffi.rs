@@ -171,13 +171,7 @@ unsafe extern "C" fn count_lines(user_data: *mut c_void, level: realer_log_level
 /// A client for the sim's demo device, through the C API, logging into `lines`.
 unsafe fn c_client(sim: &Sim, lines: Option<&std::sync::Mutex<Vec<(i32, String)>>>) -> *mut realer_client {
     unsafe {
-        let cfg = realer_config_new();
-        let pem = sim.ca_pem();
-        assert_eq!(realer_config_set_base_url(cfg, cstr(&sim.base_url()).as_ptr()), REALER_OK);
-        assert_eq!(realer_config_set_ca_pem(cfg, pem.as_ptr(), pem.len()), REALER_OK);
-        assert_eq!(realer_config_set_device_id(cfg, cstr(builtin::DEVICE_ID).as_ptr()), REALER_OK);
-        let (id, secret) = (cstr(builtin::CLIENT_ID), cstr(builtin::CLIENT_SECRET));
-        assert_eq!(realer_config_set_credentials(cfg, id.as_ptr(), secret.as_ptr()), REALER_OK);
+        let cfg = c_config(sim, DEMO_DEVICE);
         assert_eq!(realer_config_set_retry(cfg, 3, 10, 100), REALER_OK);
         if let Some(lines) = lines {
             let ud = lines as *const _ as *mut c_void;
@@ -599,12 +593,7 @@ fn a_post_refused_for_its_arguments_leaves_no_warnings_of_the_one_before() {
 /// A C client for `device`, with the outbox file `path`; `realer_client_new`'s status and the client.
 unsafe fn outbox_client(sim: &Sim, device: (&str, &str, &str), path: &str) -> (realer_status, *mut realer_client) {
     unsafe {
-        let cfg = realer_config_new();
-        let pem = sim.ca_pem();
-        assert_eq!(realer_config_set_base_url(cfg, cstr(&sim.base_url()).as_ptr()), REALER_OK);
-        assert_eq!(realer_config_set_ca_pem(cfg, pem.as_ptr(), pem.len()), REALER_OK);
-        assert_eq!(realer_config_set_device_id(cfg, cstr(device.0).as_ptr()), REALER_OK);
-        assert_eq!(realer_config_set_credentials(cfg, cstr(device.1).as_ptr(), cstr(device.2).as_ptr()), REALER_OK);
+        let cfg = c_config(sim, device);
         assert_eq!(realer_config_set_outbox(cfg, cstr(path).as_ptr(), 0, 0), REALER_OK);
         let mut client = null_mut();
         let status = realer_client_new(cfg, &mut client);
@@ -622,7 +611,7 @@ fn an_outbox_file_is_one_devices() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("outbox.db").to_str().unwrap().to_string();
-    let first = (builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+    let first = DEMO_DEVICE;
     let other = (builtin::OTHER_DEVICE_ID, builtin::OTHER_CLIENT_ID, builtin::OTHER_CLIENT_SECRET);
     unsafe {
         let (status, client) = outbox_client(&sim, first, &path);

@@ -32,24 +32,12 @@ const OUTBOX_MAX_ITEMS: u64 = 20_000;
 const MAX_PUSHES: usize = 19_000;
 
 /// A C configuration for the demo device of `sim`, with an outbox at `path`.
-fn c_config(sim: &Sim, path: &str) -> *mut realer_config {
-    let (url, ca) = (CString::new(sim.base_url()).unwrap(), sim.ca_pem());
-    let (device, id, secret) = (
-        CString::new(builtin::DEVICE_ID).unwrap(),
-        CString::new(builtin::CLIENT_ID).unwrap(),
-        CString::new(builtin::CLIENT_SECRET).unwrap(),
-    );
+fn outbox_config(sim: &Sim, path: &str) -> *mut realer_config {
+    let cfg = c_config(sim, DEMO_DEVICE);
     let path = CString::new(path).unwrap();
-    // SAFETY: plain C API calls with live arguments.
-    unsafe {
-        let cfg = realer_config_new();
-        assert_eq!(realer_config_set_base_url(cfg, url.as_ptr()), REALER_OK);
-        assert_eq!(realer_config_set_ca_pem(cfg, ca.as_ptr(), ca.len()), REALER_OK);
-        assert_eq!(realer_config_set_device_id(cfg, device.as_ptr()), REALER_OK);
-        assert_eq!(realer_config_set_credentials(cfg, id.as_ptr(), secret.as_ptr()), REALER_OK);
-        assert_eq!(realer_config_set_outbox(cfg, path.as_ptr(), OUTBOX_MAX_ITEMS, 0), REALER_OK);
-        cfg
-    }
+    // SAFETY: a live configuration and string.
+    assert_eq!(unsafe { realer_config_set_outbox(cfg, path.as_ptr(), OUTBOX_MAX_ITEMS, 0) }, REALER_OK);
+    cfg
 }
 
 fn last_error() -> String {
@@ -181,7 +169,7 @@ fn a_forked_child_fetches_desired_states_while_the_parent_pushes() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("outbox.db");
-    let cfg = c_config(&sim, db.to_str().unwrap());
+    let cfg = outbox_config(&sim, db.to_str().unwrap());
     let mut client = null_mut();
     // SAFETY: a live config and a writable out-pointer.
     assert_eq!(unsafe { realer_client_new(cfg, &mut client) }, REALER_OK);

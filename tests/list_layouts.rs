@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 use std::ptr::null_mut;
 
 use common::*;
@@ -55,18 +55,8 @@ fn ok(status: realer_status) {
 fn start(flavour: Flavour) -> (Sim, *mut realer_client) {
     let fixture = Fixture::from_json(FIXTURE).expect("the layout fixture is valid");
     let sim = sim_with(SimOptions { fixture: Some(fixture), flavour, ..Default::default() });
-    let c = |v: &str| CString::new(v).unwrap();
+    let cfg = c_config(&sim, ("4242", "cdv_layout000000000000000000001", "layout-secret"));
     unsafe {
-        let cfg = realer_config_new();
-        let pem = sim.ca_pem();
-        ok(realer_config_set_base_url(cfg, c(&sim.base_url()).as_ptr()));
-        ok(realer_config_set_ca_pem(cfg, pem.as_ptr(), pem.len()));
-        ok(realer_config_set_device_id(cfg, c("4242").as_ptr()));
-        ok(realer_config_set_credentials(
-            cfg,
-            c("cdv_layout000000000000000000001").as_ptr(),
-            c("layout-secret").as_ptr(),
-        ));
         let mut client = null_mut();
         ok(realer_client_new(cfg, &mut client));
         realer_config_free(cfg);

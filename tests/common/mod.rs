@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use std::ffi::CString;
+
+use realer::ffi::config::*;
+use realer::ffi::error::REALER_OK;
 use realer::{Client, Config};
 pub use realer_sim::{builtin, Fault, Sim, SimOptions, Target};
 
@@ -28,4 +32,23 @@ pub fn config(sim: &Sim) -> Config {
 
 pub fn client(sim: &Sim) -> Client {
     Client::new(&config(sim)).unwrap()
+}
+
+/// The demo device of the built-in fixture: its id, client id and client secret.
+pub const DEMO_DEVICE: (&str, &str, &str) = (builtin::DEVICE_ID, builtin::CLIENT_ID, builtin::CLIENT_SECRET);
+
+/// A C configuration for `device` (id, client id, secret) of `sim`: its URL and CA, nothing else. The caller
+/// frees it, or hands it to `realer_client_new` and then frees it.
+pub fn c_config(sim: &Sim, (device_id, client_id, secret): (&str, &str, &str)) -> *mut realer_config {
+    let c = |v: &str| CString::new(v).unwrap();
+    let pem = sim.ca_pem();
+    // SAFETY: plain C API calls with live arguments.
+    unsafe {
+        let cfg = realer_config_new();
+        assert_eq!(realer_config_set_base_url(cfg, c(&sim.base_url()).as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_ca_pem(cfg, pem.as_ptr(), pem.len()), REALER_OK);
+        assert_eq!(realer_config_set_device_id(cfg, c(device_id).as_ptr()), REALER_OK);
+        assert_eq!(realer_config_set_credentials(cfg, c(client_id).as_ptr(), c(secret).as_ptr()), REALER_OK);
+        cfg
+    }
 }
