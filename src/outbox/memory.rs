@@ -208,7 +208,8 @@ impl DesiredMemory {
     /// Runs one pass over the catalog values last seen: `pass` reads and writes them, all at once for another
     /// process sharing the file (an IMMEDIATE transaction: it decides after this one, not at the same time).
     /// Written only when `pass` set something and returned `Ok` (a poll that finds nothing new costs no disk
-    /// write); a failure leaves the memory as it was.
+    /// write); in the file a failure leaves the memory as it was (the transaction is rolled back). In memory a
+    /// pass's writes stand as made: the passes in use fail only on the file's reads and writes.
     pub(crate) fn seen_values<T>(&self, pass: impl FnOnce(&mut dyn SeenValues) -> Result<T>) -> Result<T> {
         match self {
             DesiredMemory::Memory(m) => pass(&mut *lock(m)),
